@@ -1,0 +1,240 @@
+"""The one place that performs I/O: drives provider flows with a sync or an async transport.
+
+Each request goes through the same steps on both drivers: pace, prepare (base URL + credentials),
+send, decode (the provider maps the answer into the error hierarchy), and retry by the RetryPolicy,
+compiled to tenacity. Decisions live in :class:`_Core`; the two drivers only differ in ``await``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pydantic
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from imbridge._clock import Clock
+from imbridge._flow import Flow, HTTPRequest, Instruction, Request, Response, Sleep
+from imbridge._http import AsyncTransport, SyncTransport
+from imbridge._pacing import Pacer
+from imbridge.errors import (
+    AuthenticationError,
+    IMBridgeError,
+    ProviderError,
+    RateLimitError,
+    ServiceUnavailableError,
+    TransportError,
+)
+from imbridge.providers.base import Provider
+from imbridge.retry import RetryPolicy
+
+logger = logging.getLogger("imbridge")
+
+T = TypeVar("T")
+
+#: What a flow may raise while reading a reply whose shape is not what the provider documents.
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, pydantic.ValidationError)
+
+
+class _Core:
+    """The decisions shared by both drivers."""
+
+    def __init__(self, provider: Provider, *, retry: RetryPolicy, timeout: float, clock: Clock, pacer: Pacer) -> None:
+        self.provider = provider
+        self.retry = retry
+        self.timeout = timeout
+        self.clock = clock
+        self.pacer = pacer
+
+    # -- retry decisions ----------------------------------------------------------------------
+
+    def should_retry(self, error: BaseException, request: Request) -> bool:
+        if not isinstance(error, IMBridgeError) or not error.retryable:
+            return False
+        if request.replay_safe or isinstance(error, RateLimitError):
+            return True
+        # An unsafe request (no server-side dedupe) is re-sent only when it cannot have landed;
+        # otherwise the flow decides, typically after looking the effect up.
+        return isinstance(error, TransportError) and not error.may_have_landed
+
+    def wait_seconds(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = (
+            getattr(error, "retry_after", None) if isinstance(error, RateLimitError | ServiceUnavailableError) else None
+        )
+        return self.retry.backoff(state.attempt_number, retry_after)
+
+    def retrying_kwargs(self, request: Request) -> dict[str, Any]:
+        return {
+            "stop": stop_after_attempt(self.retry.max_attempts),
+            "wait": self.wait_seconds,
+            "retry": retry_if_exception(lambda error: self.should_retry(error, request)),
+            "reraise": True,
+        }
+
+    # -- one attempt, before and after the wire -------------------------------------------------
+
+    def pacing_delay(self, request: Request) -> float:
+        rate = self.provider.rate_for(request)
+        return self.pacer.reserve(request.api or request.path, rate, request.cost) if rate else 0.0
+
+    def annotate(self, error: IMBridgeError, operation: str, attempt: int) -> IMBridgeError:
+        error.provider = error.provider or self.provider.name
+        error.operation = error.operation or operation
+        error.attempts = attempt
+        return error
+
+    def decode(self, request: Request, response: Response, operation: str, attempt: int, started: float) -> Any:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s %s -> HTTP %d in %.1f ms (attempt %d)",
+                operation,
+                request.method,
+                request.label(),
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+                attempt,
+            )
+        try:
+            return self.provider.decode(request, response)
+        except IMBridgeError as error:
+            raise self.annotate(error, operation, attempt) from None
+        except _SHAPE_ERRORS as exc:
+            raise self.annotate(
+                ProviderError(
+                    f"malformed response from {request.label()}: {type(exc).__name__}", http_status=response.status_code
+                ),
+                operation,
+                attempt,
+            ) from exc
+
+    def failed(self, error: IMBridgeError, request: Request, operation: str, attempt: int) -> IMBridgeError:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s %s failed (attempt %d): %s", operation, request.method, request.label(), attempt, error)
+        return self.annotate(error, operation, attempt)
+
+    def prepare(self, request: Request) -> HTTPRequest:
+        return self.provider.to_http(request)
+
+    @staticmethod
+    def shape_error(exc: Exception, operation: str, provider: str) -> ProviderError:
+        return ProviderError(
+            f"unexpected response shape: {type(exc).__name__}: {exc}", provider=provider, operation=operation
+        )
+
+
+class SyncExecutor(_Core):
+    """Runs flows with a blocking transport."""
+
+    def __init__(self, provider: Provider, transport: SyncTransport | None, **options: Any) -> None:
+        super().__init__(provider, **options)
+        self.transport = transport
+
+    def run(self, operation: str, flow: Flow[T]) -> T:
+        try:
+            instruction: Instruction = next(flow)
+            while True:
+                if isinstance(instruction, Sleep):
+                    self.clock.sleep(instruction.seconds)
+                    instruction = flow.send(None)
+                    continue
+                try:
+                    reply = self.request(instruction, operation)
+                except IMBridgeError as error:
+                    instruction = flow.throw(error)
+                    continue
+                try:
+                    instruction = flow.send(reply)
+                except _SHAPE_ERRORS as exc:
+                    raise self.shape_error(exc, operation, self.provider.name) from exc
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        finally:
+            flow.close()
+
+    def request(self, request: Request, operation: str) -> Any:
+        """One request with pacing, retries and a single credential renewal."""
+        for renewal in (False, True):
+            try:
+                for attempt in Retrying(sleep=self.clock.sleep, **self.retrying_kwargs(request)):
+                    with attempt:
+                        return self._attempt(request, operation, attempt.retry_state.attempt_number)
+            except AuthenticationError as error:
+                if renewal or not error.credentials_expired:
+                    raise
+                self.provider.renew_credentials()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, request: Request, operation: str, attempt: int) -> Any:
+        self.clock.sleep(self.pacing_delay(request))
+        if self.transport is None:
+            raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
+        started = time.perf_counter()
+        try:
+            response = self.transport.send(self.prepare(request), self.timeout)
+        except TransportError as error:
+            raise self.failed(error, request, operation, attempt) from None
+        return self.decode(request, response, operation, attempt, started)
+
+
+class AsyncExecutor(_Core):
+    """Runs flows on asyncio with an async transport (aiohttp by default)."""
+
+    def __init__(self, provider: Provider, transport: AsyncTransport | None, **options: Any) -> None:
+        super().__init__(provider, **options)
+        self.transport = transport
+
+    async def run(self, operation: str, flow: Flow[T]) -> T:
+        try:
+            instruction: Instruction = next(flow)
+            while True:
+                if isinstance(instruction, Sleep):
+                    await self.clock.asleep(instruction.seconds)
+                    instruction = flow.send(None)
+                    continue
+                try:
+                    reply = await self.request(instruction, operation)
+                except IMBridgeError as error:
+                    instruction = flow.throw(error)
+                    continue
+                try:
+                    instruction = flow.send(reply)
+                except _SHAPE_ERRORS as exc:
+                    raise self.shape_error(exc, operation, self.provider.name) from exc
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        finally:
+            flow.close()
+
+    async def request(self, request: Request, operation: str) -> Any:
+        """One request with pacing, retries and a single credential renewal."""
+        for renewal in (False, True):
+            try:
+                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self.retrying_kwargs(request)):
+                    with attempt:
+                        return await self._attempt(request, operation, attempt.retry_state.attempt_number)
+            except AuthenticationError as error:
+                if renewal or not error.credentials_expired:
+                    raise
+                self.provider.renew_credentials()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, request: Request, operation: str, attempt: int) -> Any:
+        delay = self.pacing_delay(request)
+        if delay > 0:
+            await self.clock.asleep(delay)
+        if self.transport is None:
+            raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
+        started = time.perf_counter()
+        try:
+            response = await self.transport.send(self.prepare(request), self.timeout)
+        except TransportError as error:
+            raise self.failed(error, request, operation, attempt) from None
+        return self.decode(request, response, operation, attempt, started)
+
+
+Runner = Callable[[str, Flow[Any]], Any]

@@ -1,0 +1,85 @@
+"""The sans-IO vocabulary between providers and the executor.
+
+A provider operation is a generator (a *flow*): it yields :class:`Request` (or :class:`Sleep`) and
+receives the decoded reply, or has the typed error thrown into it, and finally returns its result. The
+executor (``_exec.py``) drives the same flow with a sync or an async HTTP client, so multi-step
+operations (paging, lookup-before-retry, emulated features) are written once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request as a provider describes it, before auth and base URL are applied.
+
+    ``api`` names the endpoint for pacing and logs. ``cost`` is what the call spends of that API's
+    rate (Tencent's batchsendmsg counts recipients). ``replay_safe`` is False when re-sending after an
+    unknown outcome could duplicate an effect (WuKongIM sends): the executor then leaves that
+    decision to the flow, which can look the effect up first.
+    """
+
+    method: str
+    path: str
+    json: Any = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    api: str = ""
+    cost: int = 1
+    replay_safe: bool = True
+
+    def label(self) -> str:
+        return self.api or self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Ask the driver to wait (a flow polling for a result it has reason to expect)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRequest:
+    """A request ready for the wire: absolute URL, auth applied, body encoded."""
+
+    method: str
+    url: str
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+    content: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An HTTP response as the drivers hand it to providers."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+Instruction = Request | Sleep
+Flow = Generator[Instruction, Any, T]
+"""A provider operation: yields instructions, receives decoded replies, returns T."""
+
+
+def encode_json(body: Any) -> bytes:
+    """Compact UTF-8 JSON, the encoding every provider accepts."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def immediate(compute: Callable[[], T]) -> Flow[T]:
+    """A flow that needs no I/O (the local provider): it computes its result when first advanced."""
+    return compute()
+    yield  # pragma: no cover - unreachable; makes this function a generator

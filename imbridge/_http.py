@@ -1,0 +1,130 @@
+"""The only module that imports HTTP client libraries.
+
+Sync requests go through ``httpx.Client``. Async requests go through an aiohttp ``ClientSession`` by
+default (plain ``httpx.AsyncClient`` measures many times slower at high concurrency), or through an
+``httpx.AsyncClient`` the user injects. Every transport maps its library's failures to imbridge's
+TransportError/TimeoutError, saying whether the request may have reached the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import aiohttp
+import httpx
+
+from imbridge._flow import HTTPRequest, Response
+from imbridge.errors import TimeoutError, TransportError
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds. Tencent's own backend timeout is 3 s, so anything shorter than that cuts answers off."""
+
+
+class SyncTransport(Protocol):
+    def send(self, request: HTTPRequest, timeout: float) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncTransport(Protocol):
+    async def send(self, request: HTTPRequest, timeout: float) -> Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _httpx_error(exc: httpx.TransportError) -> TransportError:
+    # A connect failure happened before any byte of the request left: it cannot have landed.
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    if isinstance(exc, httpx.TimeoutException):
+        return TimeoutError(f"timed out: {type(exc).__name__}", may_have_landed=not never_sent)
+    return TransportError(f"transport failure: {type(exc).__name__}: {exc}", may_have_landed=not never_sent)
+
+
+class HttpxSyncTransport:
+    """Sync transport over ``httpx.Client``; closes the client only if it created it."""
+
+    def __init__(self, client: httpx.Client | None = None) -> None:
+        self._owned = client is None
+        self._client = client if client is not None else httpx.Client(http2=False)
+
+    def send(self, request: HTTPRequest, timeout: float) -> Response:
+        try:
+            reply = self._client.request(
+                request.method,
+                request.url,
+                params=dict(request.params) or None,
+                headers=dict(request.headers),
+                content=request.content,
+                timeout=timeout,
+            )
+        except httpx.TransportError as exc:
+            raise _httpx_error(exc) from None
+        return Response(reply.status_code, reply.headers, reply.content)
+
+    def close(self) -> None:
+        if self._owned:
+            self._client.close()
+
+
+class HttpxAsyncTransport:
+    """Async transport over an injected ``httpx.AsyncClient`` (never closed here: the caller owns it)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def send(self, request: HTTPRequest, timeout: float) -> Response:
+        try:
+            reply = await self._client.request(
+                request.method,
+                request.url,
+                params=dict(request.params) or None,
+                headers=dict(request.headers),
+                content=request.content,
+                timeout=timeout,
+            )
+        except httpx.TransportError as exc:
+            raise _httpx_error(exc) from None
+        return Response(reply.status_code, reply.headers, reply.content)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class AiohttpTransport:
+    """The default async transport. The session is created on first use, inside the running loop."""
+
+    def __init__(self, session: aiohttp.ClientSession | None = None, *, max_connections: int = 100) -> None:
+        self._owned = session is None
+        self._session = session
+        self._max_connections = max_connections
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        return self._session
+
+    async def send(self, request: HTTPRequest, timeout: float) -> Response:
+        session = self._get_session()
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                params=dict(request.params) or None,
+                headers=dict(request.headers),
+                data=request.content,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as reply:
+                content = await reply.read()
+                return Response(reply.status, dict(reply.headers), content)
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):  # noqa: UP041 - the builtin is shadowed here
+            raise TimeoutError("timed out waiting for the server", may_have_landed=True) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(f"cannot connect: {exc.os_error}", may_have_landed=False) from None
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"transport failure: {type(exc).__name__}: {exc}", may_have_landed=True) from None
+
+    async def aclose(self) -> None:
+        if self._owned and self._session is not None and not self._session.closed:
+            await self._session.close()

@@ -1,0 +1,83 @@
+"""Choosing a provider and its settings from the environment (``IMBRIDGE_PROVIDER`` and friends)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Selection(BaseSettings):
+    """``IMBRIDGE_PROVIDER``: which provider ``IMClient.from_env()`` builds (``.env`` honoured)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMBRIDGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    provider: str = "local"
+
+
+# The flat settings class of each built-in provider. They live here, not in the provider packages,
+# so that `imbridge doctor` and `IMClient.from_env()` can read settings without importing a provider.
+
+from pydantic import Field, SecretStr  # noqa: E402
+
+from imbridge.providers.base import ProviderSettings  # noqa: E402
+
+
+class LocalSettings(ProviderSettings):
+    """``IMBRIDGE_LOCAL_*``: the embedded SQLite provider."""
+
+    model_config = SettingsConfigDict(env_prefix="IMBRIDGE_LOCAL_")
+
+    database: str = "imbridge.db"
+    """A file path, ``sqlite:///path``, or ``:memory:``."""
+    token_secret: SecretStr | None = None
+    """HMAC key for login tokens. When unset, a random key is made once and kept in the database."""
+
+
+class TencentSettings(ProviderSettings):
+    """``IMBRIDGE_TENCENT_*``: Tencent Cloud IM (REST API v4)."""
+
+    model_config = SettingsConfigDict(env_prefix="IMBRIDGE_TENCENT_")
+
+    sdk_app_id: int = Field(gt=0)
+    secret_key: SecretStr
+    admin: str = "administrator"
+    """An App admin account: every REST call is made as this identifier."""
+    region: str = "china"
+    """china, singapore, seoul, tokyo, frankfurt, mumbai, silicon_valley (usa), jakarta."""
+    base_url: str | None = None
+    """Overrides ``region`` (an emulator, a proxy, the backup domain)."""
+    usersig_ttl: int = Field(default=7 * 86400, ge=300)
+    """Seconds the admin UserSig is valid; it is renewed before it expires."""
+    rate_limits: dict[str, float] = Field(default_factory=dict)
+    """Calls per second by command (``sendmsg``) or path, overriding the documented defaults."""
+
+
+class WukongSettings(ProviderSettings):
+    """``IMBRIDGE_WUKONG_*``: a self-hosted WuKongIM v2 server."""
+
+    model_config = SettingsConfigDict(env_prefix="IMBRIDGE_WUKONG_")
+
+    base_url: str = "http://127.0.0.1:5001"
+    manager_token: SecretStr | None = None
+    """The server's ``managerToken``, sent as the ``token`` header."""
+    store: str = "imbridge-wukong.db"
+    """Where imbridge keeps what WuKongIM does not (profiles, group names and roles, timed mutes,
+    revocations): a SQLite path or ``sqlite:///`` URL; empty to run without (those operations are then
+    UNSUPPORTED)."""
+    token_secret: SecretStr | None = None
+    """HMAC key for the login tokens imbridge issues; kept in the store when unset."""
+    device_flag: int = Field(default=0, ge=0, le=255)
+    """Device flag login tokens are registered for: 0 app, 1 web, 2 PC."""
+    confirm_sends: bool = True
+    """Look each sent message up until it is stored, to return its seq and surface silent rejections."""
+    enforce_policy: bool = True
+    """Refuse sends from non-members and muted members, as the other providers do."""
+    policy_cache_seconds: float = Field(default=2.0, ge=0)
+
+
+SETTINGS_CLASSES: dict[str, type[ProviderSettings]] = {
+    "local": LocalSettings,
+    "tencent": TencentSettings,
+    "wukong": WukongSettings,
+}

@@ -1,0 +1,104 @@
+"""Message content elements, one model per kind. A message is a list of them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Element(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Text(_Element):
+    """Plain text."""
+
+    type: Literal["text"] = "text"
+    text: str = Field(min_length=1)
+
+    def __init__(self, text: str | None = None, /, **data: object) -> None:
+        if text is not None:
+            data["text"] = text
+        super().__init__(**data)
+
+
+class Image(_Element):
+    """An image, by URL (imbridge does not upload media)."""
+
+    type: Literal["image"] = "image"
+    url: str = Field(min_length=1)
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    size: int | None = Field(default=None, ge=0, description="bytes")
+    format: str | None = Field(default=None, description="jpg, gif, png, bmp or other")
+    uuid: str | None = None
+    thumbnail_url: str | None = None
+
+
+class File(_Element):
+    """A file, by URL."""
+
+    type: Literal["file"] = "file"
+    url: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    size: int | None = Field(default=None, ge=0, description="bytes")
+    uuid: str | None = None
+
+
+class Sound(_Element):
+    """A voice message, by URL."""
+
+    type: Literal["sound"] = "sound"
+    url: str = Field(min_length=1)
+    duration: int = Field(ge=0, description="seconds")
+    size: int | None = Field(default=None, ge=0, description="bytes")
+    uuid: str | None = None
+
+
+class Video(_Element):
+    """A video with its thumbnail, by URL."""
+
+    type: Literal["video"] = "video"
+    url: str = Field(min_length=1)
+    duration: int = Field(ge=0, description="seconds")
+    size: int | None = Field(default=None, ge=0, description="bytes")
+    format: str | None = None
+    uuid: str | None = None
+    thumbnail_url: str | None = None
+    thumbnail_width: int | None = Field(default=None, ge=0)
+    thumbnail_height: int | None = Field(default=None, ge=0)
+    thumbnail_size: int | None = Field(default=None, ge=0)
+    thumbnail_format: str | None = None
+    thumbnail_uuid: str | None = None
+
+
+class Location(_Element):
+    """A point on the map."""
+
+    type: Literal["location"] = "location"
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    description: str = ""
+
+
+class Face(_Element):
+    """An emoticon: an index into the app's face set, plus optional data."""
+
+    type: Literal["face"] = "face"
+    index: int = Field(ge=0)
+    data: str = ""
+
+
+class Custom(_Element):
+    """App-defined content; ``data`` is opaque to imbridge (often JSON)."""
+
+    type: Literal["custom"] = "custom"
+    data: str
+    description: str = Field(default="", description="push text")
+    ext: str = ""
+    sound: str = ""
+
+
+Element = Annotated[Text | Image | File | Sound | Video | Location | Face | Custom, Field(discriminator="type")]
+"""Any content element; pydantic picks the class from ``type``."""

@@ -1,0 +1,40 @@
+"""Who a message is addressed to: one user, or a group."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from imbridge.models._validation import check_id
+
+
+class ConversationKind(StrEnum):
+    USER = "user"
+    GROUP = "group"
+
+
+class Conversation(BaseModel):
+    """A conversation target. Build it with :meth:`user` or :meth:`group`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ConversationKind
+    id: str
+
+    @classmethod
+    def user(cls, user_id: str) -> Conversation:
+        """A one-to-one conversation with ``user_id``."""
+        return cls(kind=ConversationKind.USER, id=check_id(user_id, "user id"))
+
+    @classmethod
+    def group(cls, group_id: str) -> Conversation:
+        """The conversation of group ``group_id``."""
+        return cls(kind=ConversationKind.GROUP, id=check_id(group_id, "group id"))
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind is ConversationKind.GROUP
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.id}"

@@ -1,0 +1,258 @@
+"""What a provider declares: settings, capabilities, operation flows, error classifier, auth.
+
+A provider never performs I/O, never retries and never imports an HTTP client: each operation returns
+a flow (see ``imbridge._flow``) that the executor drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imbridge._clock import Clock, SystemClock
+from imbridge._flow import Flow, HTTPRequest, Request, Response
+from imbridge._pacing import Rate
+from imbridge.capabilities import CapabilityMap, Operation
+from imbridge.errors import UnsupportedOperationError
+from imbridge.models import (
+    BatchResult,
+    Conversation,
+    Element,
+    Gender,
+    Group,
+    LoginCredentials,
+    Member,
+    Message,
+    MessageRef,
+    Page,
+    Profile,
+    Role,
+    SentMessage,
+)
+
+
+class ProviderSettings(BaseSettings):
+    """Base of the flat per-provider settings classes (``IMBRIDGE_<PROVIDER>_*``; ``.env`` honoured)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="forbid", frozen=True)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings in effect, every secret replaced by ``'**********'`` (for ``doctor`` and logs)."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            shown[name] = (
+                "**********"
+                if isinstance(value, SecretStr) and value.get_secret_value()
+                else ("" if isinstance(value, SecretStr) else value)
+            )
+        return shown
+
+
+class Direction(StrEnum):
+    """Which way history is read. BACKWARD starts at the newest message; FORWARD at the oldest."""
+
+    BACKWARD = "backward"
+    FORWARD = "forward"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A validated send. ``idempotency_key`` is fixed before the first attempt; providers derive their
+    dedupe fields (Tencent MsgRandom/Random, WuKongIM client_msg_no) from it."""
+
+    sender: str
+    to: Conversation
+    elements: tuple[Element, ...]
+    idempotency_key: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    confirm: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDraft:
+    """A validated one-to-one send to many recipients."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    elements: tuple[Element, ...]
+    idempotency_key: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    conversation: Conversation
+    viewer: str
+    limit: int
+    cursor: str | None = None
+    direction: Direction = Direction.BACKWARD
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdate:
+    """Fields to change; None leaves a field as it is. ``custom`` keys are merged in."""
+
+    nickname: str | None = None
+    avatar_url: str | None = None
+    gender: Gender | None = None
+    signature: str | None = None
+    custom: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    name: str
+    owner: str
+    members: tuple[str, ...] = ()
+    admins: tuple[str, ...] = ()
+    group_id: str | None = None
+    introduction: str = ""
+    notification: str = ""
+    face_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUpdate:
+    """Fields to change; None leaves a field as it is."""
+
+    name: str | None = None
+    introduction: str | None = None
+    notification: str | None = None
+    face_url: str | None = None
+
+
+def _unsupported(provider: Provider, operation: Operation) -> UnsupportedOperationError:
+    return UnsupportedOperationError(
+        f"{operation.value} is not supported by {provider.name}", provider=provider.name, operation=operation.value
+    )
+
+
+class Provider:
+    """Base class of providers. Subclasses set ``name``, ``settings_class`` and ``capabilities`` and
+    implement the operations their map does not declare UNSUPPORTED."""
+
+    name: ClassVar[str]
+    settings_class: ClassVar[type[ProviderSettings]]
+    #: False for providers that do no HTTP at all (``local``): the client then builds no HTTP pool.
+    uses_http: ClassVar[bool] = True
+
+    def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+
+    @property
+    def capabilities(self) -> CapabilityMap:
+        raise NotImplementedError
+
+    # -- transport hooks, used by the executor -------------------------------------------------
+
+    def to_http(self, request: Request) -> HTTPRequest:
+        """Apply base URL and credentials. Called for every attempt, so renewed credentials apply."""
+        raise NotImplementedError(f"{self.name} does not speak HTTP")
+
+    def decode(self, request: Request, response: Response) -> Any:
+        """The reply's payload, or the mapped imbridge error raised."""
+        raise NotImplementedError(f"{self.name} does not speak HTTP")
+
+    def rate_for(self, request: Request) -> Rate | None:
+        """The client-side pace for this request's API, or None for no pacing."""
+        return None
+
+    def renew_credentials(self) -> None:
+        """Drop cached credentials so the next request signs anew (after an 'expired' answer)."""
+
+    def close(self) -> None:
+        """Release what the provider holds (database connections)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Settings in effect with secrets masked."""
+        return {"provider": self.name, **self.settings.masked()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.settings!r})"
+
+    # -- operations: each returns a flow. Defaults refuse; the capability map gates calls first. --
+
+    def register_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
+        raise _unsupported(self, Operation.USERS_REGISTER)
+
+    def get_profiles(self, user_ids: Sequence[str]) -> Flow[list[Profile]]:
+        raise _unsupported(self, Operation.USERS_GET_PROFILES)
+
+    def set_profile(self, user_id: str, update: ProfileUpdate) -> Flow[None]:
+        raise _unsupported(self, Operation.USERS_SET_PROFILE)
+
+    def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+        raise _unsupported(self, Operation.USERS_LOGIN_CREDENTIALS)
+
+    def send_message(self, message: OutgoingMessage) -> Flow[SentMessage]:
+        raise _unsupported(self, Operation.MESSAGES_SEND)
+
+    def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
+        raise _unsupported(self, Operation.MESSAGES_SEND_BATCH)
+
+    def history(self, query: HistoryQuery) -> Flow[Page[Message]]:
+        raise _unsupported(self, Operation.MESSAGES_HISTORY)
+
+    def revoke(self, ref: MessageRef) -> Flow[None]:
+        raise _unsupported(self, Operation.MESSAGES_REVOKE)
+
+    def create_group(self, spec: GroupSpec) -> Flow[Group]:
+        raise _unsupported(self, Operation.GROUPS_CREATE)
+
+    def get_group(self, group_id: str) -> Flow[Group]:
+        raise _unsupported(self, Operation.GROUPS_GET)
+
+    def update_group(self, group_id: str, update: GroupUpdate) -> Flow[Group]:
+        raise _unsupported(self, Operation.GROUPS_UPDATE)
+
+    def dismiss_group(self, group_id: str) -> Flow[None]:
+        raise _unsupported(self, Operation.GROUPS_DISMISS)
+
+    def add_members(self, group_id: str, user_ids: Sequence[str], role: Role) -> Flow[BatchResult]:
+        raise _unsupported(self, Operation.GROUPS_ADD_MEMBERS)
+
+    def remove_members(self, group_id: str, user_ids: Sequence[str]) -> Flow[BatchResult]:
+        raise _unsupported(self, Operation.GROUPS_REMOVE_MEMBERS)
+
+    def list_members(self, group_id: str) -> Flow[list[Member]]:
+        raise _unsupported(self, Operation.GROUPS_MEMBERS)
+
+    def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta) -> Flow[None]:
+        raise _unsupported(self, Operation.GROUPS_MUTE)
+
+    def unmute(self, group_id: str, user_ids: Sequence[str]) -> Flow[None]:
+        raise _unsupported(self, Operation.GROUPS_UNMUTE)
+
+    def mute_all(self, group_id: str, enabled: bool) -> Flow[None]:
+        raise _unsupported(self, Operation.GROUPS_MUTE_ALL)
+
+    def muted(self, group_id: str) -> Flow[list[Member]]:
+        raise _unsupported(self, Operation.GROUPS_MUTED)
+
+    def call(self, *args: Any, **kwargs: Any) -> Flow[Any]:
+        """The escape hatch: a raw API call with the provider's auth, pacing and error mapping."""
+        raise UnsupportedOperationError(f"{self.name} has no raw call", provider=self.name, operation="provider.call")
+
+
+__all__ = [
+    "BatchDraft",
+    "Direction",
+    "GroupSpec",
+    "GroupUpdate",
+    "HistoryQuery",
+    "OutgoingMessage",
+    "ProfileUpdate",
+    "Provider",
+    "ProviderSettings",
+    "Rate",
+]
