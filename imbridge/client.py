@@ -345,6 +345,10 @@ class IMClient(_ClientBase[SyncExecutor]):
         client._owns_provider = True
         return client
 
+    def health(self) -> str:
+        """Check that the provider is reachable with these settings; raises the mapped error if not."""
+        return self._executor.run("provider.health", self._provider.health())
+
     @property
     def provider(self) -> BoundProvider:
         return BoundProvider(self._provider, self._executor)
@@ -592,6 +596,10 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         client = cls(provider, **options)
         client._owns_provider = True
         return client
+
+    async def health(self) -> str:
+        """Check that the provider is reachable with these settings; raises the mapped error if not."""
+        return await self._executor.run("provider.health", self._provider.health())
 
     @property
     def provider(self) -> AsyncBoundProvider:

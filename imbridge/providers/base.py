@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imbridge._clock import Clock, SystemClock
-from imbridge._flow import Flow, HTTPRequest, Request, Response
+from imbridge._flow import Flow, HTTPRequest, Request, Response, immediate
 from imbridge._pacing import Rate
 from imbridge.capabilities import CapabilityMap, Operation
 from imbridge.errors import UnsupportedOperationError
@@ -238,6 +238,10 @@ class Provider:
 
     def muted(self, group_id: str) -> Flow[list[Member]]:
         raise _unsupported(self, Operation.GROUPS_MUTED)
+
+    def health(self) -> Flow[str]:
+        """A cheap reachability check, for ``imbridge doctor``: a short description, or an error raised."""
+        return immediate(lambda: "no check available")
 
     def call(self, *args: Any, **kwargs: Any) -> Flow[Any]:
         """The escape hatch: a raw API call with the provider's auth, pacing and error mapping."""

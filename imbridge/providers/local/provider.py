@@ -87,6 +87,11 @@ class LocalProvider(Provider):
     def close(self) -> None:
         self.store.close()
 
+    def health(self) -> Flow[str]:
+        return self._run(
+            lambda: f"SQLite database {self.store.path!r} open, schema {self.store.meta('schema_version')}"
+        )
+
     def _now(self) -> float:
         return self.clock.now().timestamp()
 

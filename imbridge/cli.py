@@ -1,0 +1,250 @@
+"""The ``imbridge`` command.
+
+Settings come from the environment exactly as ``IMClient.from_env()`` reads them (``IMBRIDGE_PROVIDER``
+and ``IMBRIDGE_<PROVIDER>_*``, ``.env`` honoured); ``--provider`` overrides the provider's name.
+Exit codes: 0 success, 1 the provider or the network failed, 2 bad usage, settings or input,
+3 the provider does not support the operation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from imbridge.client import IMClient
+from imbridge.errors import (
+    ConfigurationError,
+    IMBridgeError,
+    InvalidRequestError,
+    UnsupportedOperationError,
+)
+from imbridge.models import Conversation, Message
+from imbridge.providers.base import Direction
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNSUPPORTED = 0, 1, 2, 3
+
+
+def _conversation(text: str) -> Conversation:
+    kind, sep, ident = text.partition(":")
+    if not sep or kind not in ("user", "group"):
+        raise argparse.ArgumentTypeError(f"expected user:<id> or group:<id>, got {text!r}")
+    return Conversation.user(ident) if kind == "user" else Conversation.group(ident)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude={"raw"})
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    return value
+
+
+def _message_line(message: Message) -> str:
+    stamp = message.time.strftime("%Y-%m-%d %H:%M:%S")
+    if message.revoked:
+        body = "(revoked)"
+    else:
+        body = " ".join(getattr(el, "text", None) or f"[{el.type}]" for el in message.elements)
+    seq = f"#{message.seq} " if message.seq is not None else ""
+    return f"{seq}{stamp} {message.sender}: {body}"
+
+
+class Output:
+    """Prints results as text for people or as JSON for programs (``--json``)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, value: Any, text: Callable[[], str]) -> None:
+        print(json.dumps(_jsonable(value), ensure_ascii=False, indent=2) if self.as_json else text())
+
+
+def _client(args: argparse.Namespace) -> IMClient:
+    if args.provider:
+        os.environ["IMBRIDGE_PROVIDER"] = args.provider
+    return IMClient.from_env()
+
+
+def cmd_doctor(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        settings = im.describe()
+        try:
+            reachability = im.health()
+        except IMBridgeError as error:
+            reachability = f"unreachable: {error}"
+        matrix = im.capabilities.as_table()
+        report = {"settings": settings, "reachability": reachability, "capabilities": matrix}
+
+        def text() -> str:
+            lines = ["Settings in effect (secrets masked):"]
+            lines += [f"  {key}: {value}" for key, value in settings.items()]
+            lines += [f"Reachability: {reachability}", "Capabilities:"]
+            lines += [f"  {row['operation']:<26} {row['support']:<12} {row['notes']}" for row in matrix]
+            return "\n".join(lines)
+
+        out.emit(report, text)
+    return EXIT_OK
+
+
+def cmd_send(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        sent = im.messages.send(args.sender, args.to, " ".join(args.text))
+        out.emit(sent, lambda: f"sent {sent.ref} (seq {sent.seq})")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, out: Output) -> int:
+    direction = Direction.FORWARD if args.forward else Direction.BACKWARD
+    with _client(args) as im:
+        page = im.messages.history(
+            args.conversation, args.viewer, limit=args.limit, cursor=args.cursor, direction=direction
+        )
+
+        def text() -> str:
+            lines = [_message_line(message) for message in page.items] or ["(no messages)"]
+            if page.next_cursor:
+                lines.append(f"next page: --cursor {page.next_cursor}")
+            return "\n".join(lines)
+
+        out.emit({"items": page.items, "next_cursor": page.next_cursor}, text)
+    return EXIT_OK
+
+
+def cmd_users_register(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        result = im.users.register(args.user_ids)
+        out.emit(result.items, lambda: "\n".join(f"{i.target}: {'ok' if i.ok else i.detail}" for i in result.items))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_groups_create(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        group = im.groups.create(args.name, args.owner, args.members, group_id=args.group_id)
+        out.emit(group, lambda: f"created group {group.id} ({group.name}), owner {group.owner}")
+    return EXIT_OK
+
+
+def cmd_groups_members(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        members = im.groups.members(args.group_id)
+
+        def text() -> str:
+            rows = []
+            for member in members:
+                muted = f"muted until {member.muted_until.isoformat()}" if member.muted_until else ""
+                rows.append(f"{member.user_id:<24} {member.role.value:<7} {muted}")
+            return "\n".join(rows)
+
+        out.emit(members, text)
+    return EXIT_OK
+
+
+def cmd_groups_mute(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        im.groups.mute(args.group_id, args.user_ids, timedelta(seconds=args.duration))
+        out.emit(
+            {"muted": args.user_ids, "seconds": args.duration},
+            lambda: f"muted {', '.join(args.user_ids)} for {args.duration} s",
+        )
+    return EXIT_OK
+
+
+def cmd_groups_unmute(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        im.groups.unmute(args.group_id, args.user_ids)
+        out.emit({"unmuted": args.user_ids}, lambda: f"unmuted {', '.join(args.user_ids)}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, out: Output) -> int:
+    from imbridge.demo import run_local_tour
+
+    return run_local_tour(database=args.database, as_json=out.as_json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imbridge", description="One interface over Tencent IM, WuKongIM and local SQLite."
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--provider", help="provider name (default: IMBRIDGE_PROVIDER, else local)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    doctor = commands.add_parser("doctor", help="settings in effect (secrets masked), reachability, capabilities")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    send = commands.add_parser("send", help="send a text message")
+    send.add_argument("--from", dest="sender", required=True)
+    send.add_argument("--to", required=True, type=_conversation, help="user:<id> or group:<id>")
+    send.add_argument("text", nargs="+")
+    send.set_defaults(handler=cmd_send)
+
+    history = commands.add_parser("history", help="one page of a conversation's history")
+    history.add_argument("conversation", type=_conversation, help="user:<id> or group:<id>")
+    history.add_argument("--viewer", required=True)
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--cursor")
+    history.add_argument("--forward", action="store_true", help="oldest first")
+    history.set_defaults(handler=cmd_history)
+
+    users = commands.add_parser("users", help="accounts").add_subparsers(dest="users_command", required=True)
+    register = users.add_parser("register")
+    register.add_argument("user_ids", nargs="+")
+    register.set_defaults(handler=cmd_users_register)
+
+    groups = commands.add_parser("groups", help="groups and members").add_subparsers(
+        dest="groups_command", required=True
+    )
+    create = groups.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--owner", required=True)
+    create.add_argument("--member", dest="members", action="append", default=[])
+    create.add_argument("--id", dest="group_id")
+    create.set_defaults(handler=cmd_groups_create)
+    members = groups.add_parser("members")
+    members.add_argument("group_id")
+    members.set_defaults(handler=cmd_groups_members)
+    mute = groups.add_parser("mute")
+    mute.add_argument("group_id")
+    mute.add_argument("user_ids", nargs="+")
+    mute.add_argument("--duration", type=int, default=3600, help="seconds (default 3600)")
+    mute.set_defaults(handler=cmd_groups_mute)
+    unmute = groups.add_parser("unmute")
+    unmute.add_argument("group_id")
+    unmute.add_argument("user_ids", nargs="+")
+    unmute.set_defaults(handler=cmd_groups_unmute)
+
+    demo = commands.add_parser("demo", help="a tour of imbridge on the embedded provider")
+    demo.add_argument("--database", default=":memory:", help="SQLite file to keep the demo's data (default: in memory)")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Output(args.json)
+    handler: Callable[[argparse.Namespace, Output], int] = args.handler
+    try:
+        return handler(args, out)
+    except UnsupportedOperationError as error:
+        print(f"imbridge: unsupported: {error}", file=sys.stderr)
+        return EXIT_UNSUPPORTED
+    except (ConfigurationError, InvalidRequestError) as error:
+        print(f"imbridge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except IMBridgeError as error:
+        print(f"imbridge: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
