@@ -1,0 +1,239 @@
+"""The contract suite's pytest plugin (registered through the ``pytest11`` entry point).
+
+Run the suite against a provider::
+
+    pytest --pyargs imbridge.testing.contract --imbridge-provider wukong --imbridge-mode live
+
+Options:
+
+``--imbridge-provider``  ``local``, ``tencent``, ``wukong`` (repeatable), or ``module:Class`` for a provider of
+                         your own. Default ``local``.
+``--imbridge-mode``      ``live`` (settings from the same environment variables as ``IMClient.from_env()``),
+                         ``record`` (live, and every HTTP exchange saved to the cassette directory, secrets
+                         replaced by placeholders) or ``replay`` (from cassettes, network blocked). ``local``
+                         always runs live on a fresh SQLite file.
+``--imbridge-cassettes`` the cassette directory (default ``cassettes/`` under the pytest rootdir).
+
+Live and record runs create their own users and groups under a per-run prefix and dismiss their groups
+afterwards (accounts cannot be deleted on Tencent's paid editions nor on WuKongIM, so they stay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import secrets
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imbridge.capabilities import Operation, Support
+from imbridge.client import AsyncIMClient, IMClient, build_provider
+from imbridge.errors import IMBridgeError, UnsupportedOperationError
+from imbridge.providers import canonical_name
+from imbridge.providers.base import Provider
+from imbridge.testing import cassettes
+
+MODES = ("live", "record", "replay")
+
+#: Settings used in replay mode: what the recordings were made with, minus every secret.
+REPLAY_SETTINGS: dict[str, dict[str, Any]] = {
+    "wukong": {"base_url": "http://127.0.0.1:5001", "manager_token": cassettes.PLACEHOLDER},
+    "tencent": {
+        "sdk_app_id": 1400000000,
+        # The sample key printed in Tencent's own documentation and libraries: public, not a secret.
+        "secret_key": "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e",
+        "admin": "administrator",
+        "base_url": "http://127.0.0.1:9000",
+    },
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("imbridge", "imbridge contract suite")
+    group.addoption("--imbridge-provider", action="append", default=[], help="provider to test (repeatable)")
+    group.addoption("--imbridge-mode", choices=MODES, default="live", help="live (default), record or replay")
+    group.addoption("--imbridge-cassettes", default=None, help="cassette directory (default: <rootdir>/cassettes)")
+    parser.addini("imbridge_providers", "providers the contract suite runs against by default", type="linelist")
+    parser.addini("imbridge_mode", "default --imbridge-mode for providers that speak HTTP", default="")
+
+
+def _providers(config: pytest.Config) -> list[str]:
+    chosen: list[str] = config.getoption("--imbridge-provider") or list(config.getini("imbridge_providers"))
+    return chosen or ["local"]
+
+
+def _mode(config: pytest.Config) -> str:
+    explicit = config.getoption("--imbridge-mode")
+    configured = str(config.getini("imbridge_mode") or "")
+    if explicit != "live" or not configured:
+        return str(explicit)
+    if configured not in MODES:
+        raise pytest.UsageError(f"imbridge_mode must be one of {MODES}, got {configured!r}")
+    return configured
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "contract" in metafunc.fixturenames:
+        metafunc.parametrize("contract_target", _providers(metafunc.config), indirect=True, scope="session")
+
+
+@dataclass
+class ContractRun:
+    """One provider under test: how to build its clients, the id prefix, and what to clean up."""
+
+    target: str
+    name: str
+    mode: str
+    prefix: str
+    cassette_dir: Path | None
+    workdir: Path
+    provider_class: type[Provider] | None = None
+
+
+@pytest.fixture(scope="session")
+def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ContractRun:
+    target: str = request.param
+    mode = _mode(request.config)
+    provider_class: type[Provider] | None = None
+    if ":" in target:
+        module_name, _, attribute = target.partition(":")
+        provider_class = getattr(importlib.import_module(module_name), attribute)
+        name = provider_class.name
+    else:
+        name = canonical_name(target)
+    if name == "local" or provider_class is not None:
+        mode = "live"  # an embedded or in-process provider has nothing to record
+    root = Path(request.config.getoption("--imbridge-cassettes") or Path(str(request.config.rootpath)) / "cassettes")
+    cassette_dir = root / name if mode != "live" else None
+    run_file = cassette_dir / "contract-run.json" if cassette_dir else None
+    if mode == "replay":
+        if run_file is None or not run_file.exists():
+            pytest.fail(f"no recorded contract run for {name} in {root} (record one with --imbridge-mode record)")
+        prefix = json.loads(run_file.read_text())["prefix"]
+    else:
+        prefix = "c" + secrets.token_hex(3)
+        if run_file is not None:
+            run_file.parent.mkdir(parents=True, exist_ok=True)
+            run_file.write_text(json.dumps({"prefix": prefix}) + "\n")
+    workdir = tmp_path_factory.mktemp(f"contract-{name}")
+    return ContractRun(target, name, mode, prefix, cassette_dir, workdir, provider_class)
+
+
+@dataclass
+class Contract:
+    """What a contract test uses: clients for the provider under test, ids, capability checks."""
+
+    run: ContractRun
+    test_key: str
+    sync_client: IMClient
+    make_async: Callable[[], AsyncIMClient]
+    requests_sent: list[str] = field(default_factory=list)
+    _groups: list[str] = field(default_factory=list)
+
+    @property
+    def im(self) -> IMClient:
+        return self.sync_client
+
+    @property
+    def provider(self) -> str:
+        return self.run.name
+
+    def uid(self, name: str) -> str:
+        """A user id unique to this run and test (short enough for Tencent's 32-byte limit)."""
+        return f"{self.run.prefix}{self.test_key}{name}"[:32]
+
+    def gid(self, name: str) -> str:
+        return f"{self.run.prefix}{self.test_key}{name}"[:40]
+
+    def users(self, *names: str) -> list[str]:
+        """Register users for this test and return their ids."""
+        ids = [self.uid(name) for name in names]
+        result = self.im.users.register(ids)
+        assert result.ok, result.failed
+        return ids
+
+    def track_group(self, group_id: str) -> str:
+        self._groups.append(group_id)
+        return group_id
+
+    def supports(self, operation: Operation) -> bool:
+        return self.im.capabilities[operation].support is not Support.UNSUPPORTED
+
+    def expect_unsupported(self, call: Callable[[], object]) -> None:
+        """For an UNSUPPORTED operation: the call raises UnsupportedOperationError and sends nothing."""
+        before = len(self.requests_sent)
+        with pytest.raises(UnsupportedOperationError):
+            call()
+        assert len(self.requests_sent) == before
+
+    def cleanup(self) -> None:
+        for group_id in self._groups:
+            with contextlib.suppress(IMBridgeError):  # already dismissed by the test, or never created
+                self.im.groups.dismiss(group_id)
+
+
+def _settings(run: ContractRun) -> dict[str, Any] | None:
+    if run.name == "local":
+        return {"database": str(run.workdir / "contract.db")}
+    if run.mode == "replay":
+        base = dict(REPLAY_SETTINGS.get(run.name, {}))
+        if run.name == "wukong":
+            base["store"] = str(run.workdir / "wukong-store.db")
+        return base
+    return None  # live and record: from the environment
+
+
+def _provider(run: ContractRun, test_key: str) -> Provider:
+    settings = _settings(run)
+    if run.provider_class is not None:
+        config = run.provider_class.settings_class.model_validate({"database": str(run.workdir / f"{test_key}.db")})
+        return run.provider_class(config)
+    if run.name == "local" and settings is not None:
+        settings["database"] = str(run.workdir / f"{test_key}.db")
+    if settings is None:
+        provider = build_provider(run.name, from_env=True)
+        return provider
+    return build_provider(run.name, settings)
+
+
+@pytest.fixture
+def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> Iterator[Contract]:
+    import httpx
+
+    run = contract_target
+    test_key = format(zlib.crc32(request.node.nodeid.encode()) & 0xFFFFFF, "06x") + "-"
+    sent: list[str] = []
+
+    def count(http_request: httpx.Request) -> None:
+        sent.append(f"{http_request.method} {http_request.url.path}")
+
+    recorder = cassettes.recorder(run.cassette_dir, run.mode) if run.cassette_dir else None
+    cassette_name = f"{request.node.module.__name__.rsplit('.', 1)[-1]}/{request.node.name}.yaml"
+    context = recorder.use_cassette(cassette_name) if recorder else None
+    if context is not None:
+        context.__enter__()
+    provider = _provider(run, test_key.rstrip("-"))
+    http_client = httpx.Client(event_hooks={"request": [count]})
+    client = IMClient(provider, http_client=http_client)
+
+    def make_async() -> AsyncIMClient:
+        return AsyncIMClient(provider)
+
+    contract = Contract(run, test_key, client, make_async, sent)
+    try:
+        yield contract
+    finally:
+        try:
+            contract.cleanup()
+        finally:
+            client.close()
+            http_client.close()
+            provider.close()
+            if context is not None:
+                context.__exit__(None, None, None)
