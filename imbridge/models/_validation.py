@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from imbridge.errors import InvalidRequestError
@@ -10,6 +11,8 @@ from imbridge.errors import InvalidRequestError
 #: providers narrow this further where their API does.
 MAX_ID_BYTES = 64
 
+_WHITESPACE = re.compile(r"\s")
+
 
 def check_id(value: object, what: str, *, max_bytes: int = MAX_ID_BYTES) -> str:
     """Return ``value`` if it is a usable identifier, else raise InvalidRequestError."""
@@ -17,7 +20,8 @@ def check_id(value: object, what: str, *, max_bytes: int = MAX_ID_BYTES) -> str:
         raise InvalidRequestError(f"{what} must be a string, got {type(value).__name__}")
     if not value or value.strip() != value:
         raise InvalidRequestError(f"{what} must be non-empty with no surrounding spaces, got {value!r}")
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
+    # isprintable() is false for control characters; spaces are printable, so they are searched apart.
+    if not value.isprintable() or _WHITESPACE.search(value):
         raise InvalidRequestError(f"{what} must not contain spaces or control characters, got {value!r}")
     if len(value.encode()) > max_bytes:
         raise InvalidRequestError(f"{what} is longer than {max_bytes} bytes: {value!r}")

@@ -13,7 +13,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from imbridge._clock import Clock, SystemClock
 from imbridge._flow import Flow, HTTPRequest, Request, Response, immediate
@@ -37,10 +38,41 @@ from imbridge.models import (
 )
 
 
+class _OwnFieldsOnly(PydanticBaseSettingsSource):
+    """A ``.env`` source reduced to the settings class's own fields.
+
+    One ``.env`` file is shared by ``IMBRIDGE_PROVIDER``, every provider's settings and the app's own
+    variables; with ``extra="forbid"`` pydantic-settings would reject each of those as an extra. Keyword
+    settings (``IMClient("local", bogus=...)``) are still checked strictly.
+    """
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ delegates to the wrapped source
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {name: value for name, value in self._inner().items() if name in fields}
+
+
 class ProviderSettings(BaseSettings):
     """Base of the flat per-provider settings classes (``IMBRIDGE_<PROVIDER>_*``; ``.env`` honoured)."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _OwnFieldsOnly(dotenv_settings), file_secret_settings
 
     def masked(self) -> dict[str, Any]:
         """The settings in effect, every secret replaced by ``'**********'`` (for ``doctor`` and logs)."""

@@ -202,14 +202,21 @@ class LocalProvider(Provider):
     def authenticate(self, token: str) -> str:
         """The user a login token was issued to; AuthenticationError if forged, foreign or expired."""
         try:
+            # Time claims are checked against the provider's clock below, not PyJWT's wall clock, so a
+            # token behaves the same under an injected (test) clock as it does for real.
             claims = jwt.decode(
                 token, self._token_key, algorithms=["HS256"], issuer="imbridge-local",
-                options={"require": ["sub", "exp", "iat"]}, leeway=0,
+                options={"require": ["sub", "exp", "iat"], "verify_exp": False, "verify_iat": False},
             )  # fmt: skip
         except jwt.PyJWTError as exc:
             raise AuthenticationError(f"login token refused: {type(exc).__name__}", provider=NAME) from None
-        if claims["exp"] <= self._now():
+        now = self._now()
+        if not isinstance(claims["exp"], int | float) or not isinstance(claims["iat"], int | float):
+            raise AuthenticationError("login token refused: malformed time claims", provider=NAME)
+        if claims["exp"] <= now:
             raise AuthenticationError("login token expired", provider=NAME)
+        if claims["iat"] > now:
+            raise AuthenticationError("login token refused: issued in the future", provider=NAME)
         return str(claims["sub"])
 
     # -- messages -----------------------------------------------------------------------------
@@ -248,7 +255,9 @@ class LocalProvider(Provider):
             elements=[element.model_dump(mode="json") for element in elements],
             metadata=dict(metadata),
             time=self._now(),
-            dedupe=dedupe,
+            # Scoped to the sender: another sender reusing the key is a different message, not a replay.
+            # (A space cannot occur in a checked id, so the pair is unambiguous.)
+            dedupe=f"{sender} {dedupe}",
         )
         return row
 

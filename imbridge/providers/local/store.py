@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imbridge.errors import ConfigurationError
+from imbridge.errors import ConfigurationError, ServiceUnavailableError
 
 SCHEMA_VERSION = 1
 
@@ -136,7 +136,10 @@ class Store:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken with BEGIN IMMEDIATE, so concurrent writers queue instead of failing."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # still locked after the busy timeout
+                raise ServiceUnavailableError(f"database {self.path!r} is busy: {exc}") from exc
             try:
                 yield self._db
             except BaseException:

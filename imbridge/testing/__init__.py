@@ -1,0 +1,5 @@
+"""Helpers for testing code that uses imbridge (and imbridge itself). Importable without pytest."""
+
+from imbridge.testing.clock import FakeClock
+
+__all__ = ["FakeClock"]
