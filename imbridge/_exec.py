@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pydantic
@@ -59,17 +58,28 @@ class _Core:
         # otherwise the flow decides, typically after looking the effect up.
         return isinstance(error, TransportError) and not error.may_have_landed
 
-    def wait_seconds(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = (
-            getattr(error, "retry_after", None) if isinstance(error, RateLimitError | ServiceUnavailableError) else None
-        )
-        return self.retry.backoff(state.attempt_number, retry_after)
+    def retry_wait(self, retry_number: int, error: BaseException | None) -> float:
+        """Seconds before retry ``retry_number``: the provider's retry_after (capped), else backoff."""
+        retry_after = error.retry_after if isinstance(error, RateLimitError | ServiceUnavailableError) else None
+        return self.retry.backoff(retry_number, retry_after)
+
+    def first_failure(self, error: IMBridgeError, request: Request) -> float | None:
+        """After a failed first attempt: the wait before retrying, or None if it must not be retried."""
+        if self.retry.max_attempts < 2 or not self.should_retry(error, request):
+            return None
+        return self.retry_wait(1, error)
 
     def retrying_kwargs(self, request: Request) -> dict[str, Any]:
+        """Tenacity settings for attempts 2..max_attempts. The first attempt runs outside tenacity:
+        wrapping every call would cost more than the rest of the client's overhead together."""
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            return self.retry_wait(state.attempt_number + 1, error)
+
         return {
-            "stop": stop_after_attempt(self.retry.max_attempts),
-            "wait": self.wait_seconds,
+            "stop": stop_after_attempt(self.retry.max_attempts - 1),
+            "wait": wait,
             "retry": retry_if_exception(lambda error: self.should_retry(error, request)),
             "reraise": True,
         }
@@ -159,9 +169,16 @@ class SyncExecutor(_Core):
         """One request with pacing, retries and a single credential renewal."""
         for renewal in (False, True):
             try:
+                try:
+                    return self._attempt(request, operation, 1)
+                except IMBridgeError as error:
+                    wait = self.first_failure(error, request)
+                    if wait is None:
+                        raise
+                self.clock.sleep(wait)
                 for attempt in Retrying(sleep=self.clock.sleep, **self.retrying_kwargs(request)):
                     with attempt:
-                        return self._attempt(request, operation, attempt.retry_state.attempt_number)
+                        return self._attempt(request, operation, attempt.retry_state.attempt_number + 1)
             except AuthenticationError as error:
                 if renewal or not error.credentials_expired:
                     raise
@@ -214,9 +231,16 @@ class AsyncExecutor(_Core):
         """One request with pacing, retries and a single credential renewal."""
         for renewal in (False, True):
             try:
+                try:
+                    return await self._attempt(request, operation, 1)
+                except IMBridgeError as error:
+                    wait = self.first_failure(error, request)
+                    if wait is None:
+                        raise
+                await self.clock.asleep(wait)
                 async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self.retrying_kwargs(request)):
                     with attempt:
-                        return await self._attempt(request, operation, attempt.retry_state.attempt_number)
+                        return await self._attempt(request, operation, attempt.retry_state.attempt_number + 1)
             except AuthenticationError as error:
                 if renewal or not error.credentials_expired:
                     raise
@@ -235,6 +259,3 @@ class AsyncExecutor(_Core):
         except TransportError as error:
             raise self.failed(error, request, operation, attempt) from None
         return self.decode(request, response, operation, attempt, started)
-
-
-Runner = Callable[[str, Flow[Any]], Any]

@@ -1,0 +1,84 @@
+"""Loopback servers for the benchmarks: nginx with a fixed reply, so the server is never the bottleneck.
+
+nginx comes from the distribution (``apt-get install nginx-light``); the benchmarks refuse to run
+without it rather than measure against a slow server and print misleading ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: What WuKongIM's /message/send answers (HTTP 200, the shape verified on a real v2.2.5 server).
+WUKONG_SEND_REPLY = {"status": 200, "data": {"message_id": 1851234567890123456, "client_msg_no": "bench"}}
+
+_NGINX_CONF = """
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_buffer_size 64k;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type application/json;
+            return 200 '{reply}';
+        }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found is None:
+        raise SystemExit("nginx is needed for a server that is not the bottleneck: apt-get install nginx-light")
+    return found
+
+
+@contextmanager
+def fixed_reply_server(reply: dict[str, object] = WUKONG_SEND_REPLY) -> Iterator[str]:
+    """Start nginx on 127.0.0.1 answering every request with ``reply``; yield its base URL."""
+    binary = nginx_binary()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="imbridge-bench-") as root:
+        conf = Path(root, "nginx.conf")
+        conf.write_text(_NGINX_CONF.format(root=root, port=port, reply=json.dumps(reply, separators=(",", ":"))))
+        process = subprocess.Popen([binary, "-p", root, "-c", str(conf), "-g", "daemon off;"])
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise SystemExit(f"nginx did not start: {Path(root, 'error.log').read_text()}") from None
+                    time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)

@@ -1,0 +1,170 @@
+"""Requests per second of raw HTTP clients and of imbridge doing ``messages.send``, in one run.
+
+    .venv/bin/python -m benchmarks.http_clients [--requests 3000] [--warmup 300]
+
+The server is nginx on 127.0.0.1 answering every POST with WuKongIM's send reply (80 bytes), so the
+client is what is measured. Every client sends the same WuKongIM-shaped body to the same server in the
+same run. imbridge sends with ``confirm=False`` so that it makes exactly the one request the raw clients
+make (by default it would also look the message up to confirm it was stored).
+
+Prints a table, then one JSON line with every figure and the ratios:
+imbridge-async/aiohttp at concurrency 64 and imbridge-sync/httpx-sync median latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import platform
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import httpx
+
+from benchmarks._server import fixed_reply_server
+from imbridge import AsyncIMClient, Conversation, IMClient
+
+CONCURRENCY = (1, 8, 64)
+PAYLOAD = base64.b64encode(json.dumps({"type": 1, "content": "hello"}).encode()).decode()
+
+
+def wukong_body(number: int) -> dict[str, Any]:
+    return {
+        "header": {"red_dot": 1},
+        "from_uid": "alice",
+        "channel_id": "bob",
+        "channel_type": 1,
+        "client_msg_no": f"bench-{number}",
+        "payload": PAYLOAD,
+    }
+
+
+async def _drive(send: Callable[[int], Awaitable[object]], total: int, concurrency: int) -> float:
+    """Run ``total`` sends with ``concurrency`` workers; return requests per second."""
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for number in counter:
+            await send(number)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total / (time.perf_counter() - started)
+
+
+def _drive_sync(send: Callable[[int], object], total: int) -> tuple[float, list[float]]:
+    latencies = []
+    started = time.perf_counter()
+    for number in range(total):
+        begin = time.perf_counter()
+        send(number)
+        latencies.append(time.perf_counter() - begin)
+    return total / (time.perf_counter() - started), latencies
+
+
+def _imbridge_settings(base_url: str) -> dict[str, Any]:
+    return {"base_url": base_url, "store": "", "confirm_sends": False, "enforce_policy": False}
+
+
+async def bench_async(base_url: str, total: int, warmup: int) -> dict[str, dict[int, float]]:
+    url = f"{base_url}/message/send"
+    results: dict[str, dict[int, float]] = {"aiohttp": {}, "httpx-async": {}, "imbridge-async": {}}
+    for concurrency in CONCURRENCY:
+        connector = aiohttp.TCPConnector(limit=100)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def raw_aiohttp(number: int) -> object:
+                async with session.post(url, json=wukong_body(number)) as reply:
+                    return await reply.json()
+
+            await _drive(raw_aiohttp, warmup, concurrency)
+            results["aiohttp"][concurrency] = await _drive(raw_aiohttp, total, concurrency)
+
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100)) as client:
+
+            async def raw_httpx(number: int) -> object:
+                return (await client.post(url, json=wukong_body(number))).json()
+
+            await _drive(raw_httpx, warmup, concurrency)
+            results["httpx-async"][concurrency] = await _drive(raw_httpx, total, concurrency)
+
+        async with AsyncIMClient("wukong", **_imbridge_settings(base_url)) as im:
+            to = Conversation.user("bob")
+
+            async def imbridge_send(number: int) -> object:
+                return await im.messages.send("alice", to, "hello", idempotency_key=f"bench-{number}")
+
+            await _drive(imbridge_send, warmup, concurrency)
+            results["imbridge-async"][concurrency] = await _drive(imbridge_send, total, concurrency)
+    return results
+
+
+def bench_sync(base_url: str, total: int, warmup: int) -> dict[str, dict[str, float]]:
+    url = f"{base_url}/message/send"
+    results: dict[str, dict[str, float]] = {}
+    with httpx.Client() as client:
+
+        def raw(number: int) -> object:
+            return client.post(url, json=wukong_body(number)).json()
+
+        _drive_sync(raw, warmup)
+        rate, latencies = _drive_sync(raw, total)
+        results["httpx-sync"] = _summary(rate, latencies)
+    with IMClient("wukong", **_imbridge_settings(base_url)) as im:
+        to = Conversation.user("bob")
+
+        def send(number: int) -> object:
+            return im.messages.send("alice", to, "hello", idempotency_key=f"bench-{number}")
+
+        _drive_sync(send, warmup)
+        rate, latencies = _drive_sync(send, total)
+        results["imbridge-sync"] = _summary(rate, latencies)
+    return results
+
+
+def _summary(rate: float, latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "rps": rate,
+        "median_us": statistics.median(ordered) * 1e6,
+        "p99_us": ordered[int(len(ordered) * 0.99) - 1] * 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=300)
+    args = parser.parse_args()
+    with fixed_reply_server() as base_url:
+        asynchronous = asyncio.run(bench_async(base_url, args.requests, args.warmup))
+        synchronous = bench_sync(base_url, args.requests, args.warmup)
+
+    print(f"{'client':<16}" + "".join(f"{'c=' + str(c):>12}" for c in CONCURRENCY) + "   (requests/s)")
+    for name, figures in asynchronous.items():
+        print(f"{name:<16}" + "".join(f"{figures[c]:>12,.0f}" for c in CONCURRENCY))
+    for name, summary in synchronous.items():
+        print(f"{name:<16}{summary['rps']:>12,.0f}   median {summary['median_us']:.0f} us, p99 {summary['p99_us']:.0f} us")
+    async_ratio = asynchronous["imbridge-async"][64] / asynchronous["aiohttp"][64]
+    sync_ratio = synchronous["imbridge-sync"]["median_us"] / synchronous["httpx-sync"]["median_us"]
+    print(f"imbridge-async / aiohttp at c=64: {async_ratio:.2f}x throughput (target >= 0.80)")
+    print(f"imbridge-sync / httpx-sync median latency: {sync_ratio:.2f}x (target <= 1.10)")
+    record = {
+        "benchmark": "http_clients",
+        "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "platform": platform.platform()},
+        "requests": args.requests,
+        "async_rps": {name: {str(c): round(v) for c, v in figures.items()} for name, figures in asynchronous.items()},
+        "sync": {name: {k: round(v, 1) for k, v in summary.items()} for name, summary in synchronous.items()},
+        "ratio_imbridge_async_over_aiohttp_c64": round(async_ratio, 3),
+        "ratio_imbridge_sync_over_httpx_sync_median": round(sync_ratio, 3),
+    }
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
