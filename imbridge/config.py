@@ -50,7 +50,12 @@ class TencentSettings(ProviderSettings):
     usersig_ttl: int = Field(default=7 * 86400, ge=300)
     """Seconds the admin UserSig is valid; it is renewed before it expires."""
     rate_limits: dict[str, float] = Field(default_factory=dict)
-    """Calls per second by command (``sendmsg``) or path, overriding the documented defaults."""
+    """Calls per second by command (``sendmsg``), overriding the documented defaults.
+    For ``batchsendmsg`` the unit is recipient-messages per second (the documented 12,000/min = 200/s)."""
+    group_type: str = "Public"
+    """``Type`` of groups imbridge creates. Public supports muting; Private (Work) groups do not."""
+    profile_custom_keys: list[str] = Field(default_factory=list)
+    """Custom profile keys (``Tag_Profile_Custom_<key>``) to read: Tencent returns only the tags asked for."""
 
 
 class WukongSettings(ProviderSettings):
@@ -69,6 +74,8 @@ class WukongSettings(ProviderSettings):
     """HMAC key for the login tokens imbridge issues; kept in the store when unset."""
     device_flag: int = Field(default=0, ge=0, le=255)
     """Device flag login tokens are registered for: 0 app, 1 web, 2 PC."""
+    device_level: int = Field(default=1, ge=0, le=1)
+    """Device level of issued login tokens: 1 master (kicks that device flag's live connections), 0 slave."""
     confirm_sends: bool = True
     """Look each sent message up until it is stored, to return its seq and surface silent rejections."""
     enforce_policy: bool = True

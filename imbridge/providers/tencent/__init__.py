@@ -1,0 +1,1 @@
+"""Tencent Cloud IM (REST API v4) provider."""

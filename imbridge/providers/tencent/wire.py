@@ -1,0 +1,389 @@
+"""Tencent IM REST v4 payloads, shaped exactly as the API documents them (field names are wire names).
+
+Requests are dumped with ``exclude_none`` so optional fields are left out, not sent as ``null``.
+Responses tolerate unknown fields (Tencent adds fields such as ``RequestId`` over time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# -- common --------------------------------------------------------------------------------------
+
+
+class WireRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, by_alias=True)
+
+
+class WireResponse(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    ActionStatus: str = "OK"
+    ErrorCode: int = 0
+    ErrorInfo: str = ""
+
+
+class MsgElement(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    MsgType: str
+    MsgContent: dict[str, Any] = Field(default_factory=dict)
+
+
+class KeyValue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Key: str
+    Value: Any = None
+
+
+# -- accounts and profiles -----------------------------------------------------------------------
+
+
+class MultiAccountImportRequest(WireRequest):
+    Accounts: list[str]
+
+
+class MultiAccountImportResponse(WireResponse):
+    FailAccounts: list[str] = Field(default_factory=list)
+
+
+class TagValue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Tag: str
+    Value: Any = None
+
+
+class PortraitGetRequest(WireRequest):
+    To_Account: list[str]
+    TagList: list[str]
+
+
+class UserProfile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    To_Account: str
+    ProfileItem: list[TagValue] = Field(default_factory=list)
+    ResultCode: int = 0
+    ResultInfo: str = ""
+
+
+class PortraitGetResponse(WireResponse):
+    UserProfileItem: list[UserProfile] = Field(default_factory=list)
+    Fail_Account: list[str] = Field(default_factory=list)
+
+
+class PortraitSetRequest(WireRequest):
+    From_Account: str
+    ProfileItem: list[TagValue]
+
+
+# -- one-to-one messages -------------------------------------------------------------------------
+
+
+class SendMsgRequest(WireRequest):
+    SyncOtherMachine: int | None = None
+    From_Account: str | None = None
+    To_Account: str
+    MsgLifeTime: int | None = None
+    MsgSeq: int | None = None
+    MsgRandom: int
+    MsgBody: list[dict[str, Any]]
+    CloudCustomData: str | None = None
+    OfflinePushInfo: dict[str, Any] | None = None
+    ForbidCallbackControl: list[str] | None = None
+    SendMsgControl: list[str] | None = None
+    SupportMessageExtension: int | None = None
+    IsNeedReadReceipt: int | None = None
+
+
+class SendMsgResponse(WireResponse):
+    MsgTime: int | None = None
+    MsgKey: str = ""
+
+
+class BatchSendMsgRequest(WireRequest):
+    SyncOtherMachine: int | None = None
+    From_Account: str | None = None
+    To_Account: list[str]
+    MsgLifeTime: int | None = None
+    MsgSeq: int | None = None
+    MsgRandom: int
+    MsgBody: list[dict[str, Any]]
+    CloudCustomData: str | None = None
+    OfflinePushInfo: dict[str, Any] | None = None
+    SendMsgControl: list[str] | None = None
+    IsNeedReadReceipt: int | None = None
+
+
+class BatchError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    To_Account: str
+    ErrorCode: int
+
+
+class BatchSendMsgResponse(WireResponse):
+    MsgKey: str = ""
+    ErrorList: list[BatchError] = Field(default_factory=list)
+
+
+class GetRoamMsgRequest(WireRequest):
+    Operator_Account: str
+    Peer_Account: str
+    MaxCnt: int
+    MinTime: int
+    MaxTime: int
+    LastMsgKey: str | None = None
+
+
+class RoamMsg(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    From_Account: str
+    To_Account: str
+    MsgSeq: int = 0
+    MsgRandom: int = 0
+    MsgTimeStamp: int
+    MsgFlagBits: int = 0
+    IsPeerRead: int = 0
+    MsgKey: str
+    MsgBody: list[MsgElement] = Field(default_factory=list)
+    CloudCustomData: str = ""
+
+
+class GetRoamMsgResponse(WireResponse):
+    Complete: int = 1
+    MsgCnt: int = 0
+    LastMsgTime: int = 0
+    LastMsgKey: str = ""
+    MsgList: list[RoamMsg] = Field(default_factory=list)
+
+
+class MsgWithdrawRequest(WireRequest):
+    From_Account: str
+    To_Account: str
+    MsgKey: str
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+class CreateGroupMember(WireRequest):
+    Member_Account: str
+    Role: str | None = None
+
+
+class CreateGroupRequest(WireRequest):
+    Owner_Account: str | None = None
+    Type: str
+    GroupId: str | None = None
+    Name: str
+    Introduction: str | None = None
+    Notification: str | None = None
+    FaceUrl: str | None = None
+    MaxMemberCount: int | None = None
+    ApplyJoinOption: str | None = None
+    MemberList: list[CreateGroupMember] | None = None
+
+
+class CreateGroupResponse(WireResponse):
+    GroupId: str
+
+
+class GroupIdRequest(WireRequest):
+    GroupId: str
+
+
+class GetGroupInfoRequest(WireRequest):
+    GroupIdList: list[str]
+    ResponseFilter: dict[str, list[str]] | None = None
+
+
+class WireMember(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Member_Account: str
+    Role: str = "Member"
+    JoinTime: int | None = None
+    MuteUntil: int | None = None
+
+
+class GroupInfoItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    GroupId: str
+    ErrorCode: int = 0
+    ErrorInfo: str = ""
+    Type: str | None = None
+    Name: str = ""
+    Introduction: str = ""
+    Notification: str = ""
+    FaceUrl: str = ""
+    Owner_Account: str | None = None
+    CreateTime: int | None = None
+    MemberNum: int | None = None
+    NextMsgSeq: int | None = None
+    MuteAllMember: str | None = None
+    MemberList: list[WireMember] = Field(default_factory=list)
+
+
+class GetGroupInfoResponse(WireResponse):
+    GroupInfo: list[GroupInfoItem] = Field(default_factory=list)
+
+
+class ModifyGroupBaseInfoRequest(WireRequest):
+    GroupId: str
+    Name: str | None = None
+    Introduction: str | None = None
+    Notification: str | None = None
+    FaceUrl: str | None = None
+    MuteAllMember: str | None = None
+
+
+class MemberAccount(WireRequest):
+    Member_Account: str
+
+
+class AddGroupMemberRequest(WireRequest):
+    GroupId: str
+    Silence: int | None = None
+    MemberList: list[MemberAccount]
+
+
+class AddGroupMemberResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Member_Account: str
+    Result: int
+
+
+class AddGroupMemberResponse(WireResponse):
+    MemberList: list[AddGroupMemberResult] = Field(default_factory=list)
+
+
+class DeleteGroupMemberRequest(WireRequest):
+    GroupId: str
+    Silence: int | None = None
+    Reason: str | None = None
+    MemberToDel_Account: list[str]
+
+
+class ModifyGroupMemberInfoRequest(WireRequest):
+    GroupId: str
+    Member_Account: str
+    Role: str | None = None
+    MuteTime: int | None = None
+
+
+class GetGroupMemberInfoRequest(WireRequest):
+    GroupId: str
+    MemberInfoFilter: list[str] | None = None
+    Limit: int | None = None
+    Offset: int | None = None
+    Next: str | None = None
+
+
+class GetGroupMemberInfoResponse(WireResponse):
+    MemberNum: int = 0
+    MemberList: list[WireMember] = Field(default_factory=list)
+    Next: str | None = None
+
+
+class ForbidSendMsgRequest(WireRequest):
+    GroupId: str
+    Members_Account: list[str]
+    MuteTime: int
+
+
+class MutedAccount(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Member_Account: str
+    MutedUntil: int
+
+
+class GetGroupMutedAccountResponse(WireResponse):
+    GroupId: str | None = None
+    MutedAccountList: list[MutedAccount] = Field(default_factory=list)
+
+
+class SendGroupMsgRequest(WireRequest):
+    GroupId: str
+    Random: int
+    MsgPriority: str | None = None
+    MsgBody: list[dict[str, Any]]
+    From_Account: str | None = None
+    OfflinePushInfo: dict[str, Any] | None = None
+    ForbidCallbackControl: list[str] | None = None
+    OnlineOnlyFlag: int | None = None
+    SendMsgControl: list[str] | None = None
+    CloudCustomData: str | None = None
+    SupportMessageExtension: int | None = None
+    To_Account: list[str] | None = None
+    GroupAtInfo: list[dict[str, Any]] | None = None
+    NeedReadReceipt: int | None = None
+
+
+class SendGroupMsgResponse(WireResponse):
+    MsgTime: int | None = None
+    MsgSeq: int
+    MsgDropReason: str = ""
+
+
+class MsgSeqItem(WireRequest):
+    MsgSeq: int
+
+
+class GroupMsgRecallRequest(WireRequest):
+    GroupId: str
+    MsgSeqList: list[MsgSeqItem]
+
+
+class RecallRet(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    MsgSeq: int
+    RetCode: int
+
+
+class GroupMsgRecallResponse(WireResponse):
+    RecallRetList: list[RecallRet] = Field(default_factory=list)
+
+
+class GroupMsgGetSimpleRequest(WireRequest):
+    GroupId: str
+    ReqMsgNumber: int
+    ReqMsgSeq: int | None = None
+    WithRecalledMsg: int | None = None
+
+
+class GroupMsg(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    From_Account: str = ""
+    IsPlaceMsg: int = 0
+    IsSystemMsg: int = 0
+    MsgPriority: int | None = None
+    MsgRandom: int = 0
+    MsgSeq: int
+    MsgTimeStamp: int
+    MsgBody: list[MsgElement] = Field(default_factory=list)
+    CloudCustomData: str = ""
+
+
+class GroupMsgGetSimpleResponse(WireResponse):
+    GroupId: str = ""
+    IsFinished: int = 1
+    RspMsgList: list[GroupMsg] = Field(default_factory=list)
+    # The field table calls it MsgList; the samples and every SDK use RspMsgList. Accept both.
+    MsgList: list[GroupMsg] | None = None
+
+    def messages(self) -> list[GroupMsg]:
+        return self.RspMsgList or (self.MsgList or [])
