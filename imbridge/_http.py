@@ -98,6 +98,7 @@ class AiohttpTransport:
         self._owned = session is None
         self._session = session
         self._max_connections = max_connections
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -105,19 +106,26 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         return self._session
 
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        # One ClientTimeout per distinct value: building it per request shows up at high concurrency.
+        cached = self._timeouts.get(seconds)
+        if cached is None:
+            cached = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return cached
+
     async def send(self, request: HTTPRequest, timeout: float) -> Response:
-        session = self._get_session()
+        session = self._session if self._session is not None and not self._session.closed else self._get_session()
         try:
             async with session.request(
                 request.method,
                 request.url,
-                params=dict(request.params) or None,
-                headers=dict(request.headers),
+                params=request.params or None,
+                headers=request.headers,
                 data=request.content,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=self._timeout(timeout),
             ) as reply:
                 content = await reply.read()
-                return Response(reply.status, dict(reply.headers), content)
+                return Response(reply.status, reply.headers, content)
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):  # noqa: UP041 - the builtin is shadowed here
             raise TimeoutError("timed out waiting for the server", may_have_landed=True) from None
         except aiohttp.ClientConnectorError as exc:
