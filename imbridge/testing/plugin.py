@@ -10,7 +10,8 @@ Options:
                          your own. Default ``local``.
 ``--imbridge-mode``      ``live`` (settings from the same environment variables as ``IMClient.from_env()``),
                          ``record`` (live, and every HTTP exchange saved to the cassette directory, secrets
-                         replaced by placeholders) or ``replay`` (from cassettes, network blocked). ``local``
+                         replaced by placeholders), ``replay`` (from cassettes, network blocked) or
+                         ``emulator`` (against imbridge's in-process emulator of the vendor's API). ``local``
                          always runs live on a fresh SQLite file.
 ``--imbridge-cassettes`` the cassette directory (default ``cassettes/`` under the pytest rootdir).
 
@@ -39,7 +40,13 @@ from imbridge.providers import canonical_name
 from imbridge.providers.base import Provider
 from imbridge.testing import cassettes
 
-MODES = ("live", "record", "replay")
+MODES = ("live", "record", "replay", "emulator")
+
+#: In ``emulator`` mode the provider talks, in process, to imbridge's emulator of its vendor's API.
+EMULATORS = {
+    "tencent": "imbridge.emulators.tencent:TencentEmulator",
+    "wukong": "imbridge.emulators.wukong:WukongEmulator",
+}
 
 #: Settings used in replay mode: what the recordings were made with, minus every secret.
 REPLAY_SETTINGS: dict[str, dict[str, Any]] = {
@@ -57,7 +64,7 @@ REPLAY_SETTINGS: dict[str, dict[str, Any]] = {
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("imbridge", "imbridge contract suite")
     group.addoption("--imbridge-provider", action="append", default=[], help="provider to test (repeatable)")
-    group.addoption("--imbridge-mode", choices=MODES, default="live", help="live (default), record or replay")
+    group.addoption("--imbridge-mode", choices=MODES, default="live", help="live (default), record, replay, emulator")
     group.addoption("--imbridge-cassettes", default=None, help="cassette directory (default: <rootdir>/cassettes)")
     parser.addini("imbridge_providers", "providers the contract suite runs against by default", type="linelist")
     parser.addini("imbridge_mode", "default --imbridge-mode for providers that speak HTTP", default="")
@@ -110,7 +117,7 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     if name == "local" or provider_class is not None:
         mode = "live"  # an embedded or in-process provider has nothing to record
     root = Path(request.config.getoption("--imbridge-cassettes") or Path(str(request.config.rootpath)) / "cassettes")
-    cassette_dir = root / name if mode != "live" else None
+    cassette_dir = root / name if mode in ("record", "replay") else None
     run_file = cassette_dir / "contract-run.json" if cassette_dir else None
     if mode == "replay":
         if run_file is None or not run_file.exists():
@@ -181,12 +188,22 @@ class Contract:
 def _settings(run: ContractRun) -> dict[str, Any] | None:
     if run.name == "local":
         return {"database": str(run.workdir / "contract.db")}
-    if run.mode == "replay":
+    if run.mode in ("replay", "emulator"):
         base = dict(REPLAY_SETTINGS.get(run.name, {}))
         if run.name == "wukong":
             base["store"] = str(run.workdir / "wukong-store.db")
         return base
     return None  # live and record: from the environment
+
+
+def _emulator(run: ContractRun) -> Any:
+    if run.mode != "emulator":
+        return None
+    if run.name not in EMULATORS:
+        raise pytest.UsageError(f"there is no emulator of {run.name}")
+    module_name, _, attribute = EMULATORS[run.name].partition(":")
+    emulator_class = getattr(importlib.import_module(module_name), attribute)
+    return emulator_class.for_client(_settings(run) or {})
 
 
 def _provider(run: ContractRun, test_key: str) -> Provider:
@@ -219,11 +236,15 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     if context is not None:
         context.__enter__()
     provider = _provider(run, test_key.rstrip("-"))
-    http_client = httpx.Client(event_hooks={"request": [count]})
+    emulator = _emulator(run)
+    transport = emulator.transport() if emulator is not None else None
+    http_client = httpx.Client(transport=transport, event_hooks={"request": [count]})
     client = IMClient(provider, http_client=http_client)
 
     def make_async() -> AsyncIMClient:
-        return AsyncIMClient(provider)
+        if transport is None:
+            return AsyncIMClient(provider)
+        return AsyncIMClient(provider, http_client=httpx.AsyncClient(transport=transport))
 
     contract = Contract(run, test_key, client, make_async, sent)
     try:

@@ -1,0 +1,1 @@
+"""WuKongIM v2 (self-hosted): provider, wire shapes, mapping, webhook parsing."""

@@ -1,0 +1,331 @@
+"""WuKongIM wire <-> imbridge: the response envelopes and their error table, and the payload convention.
+
+Envelopes (``pkg/wkhttp/http.go``, all four confirmed on a real v2.2.5 server):
+
+* a bare JSON object or array (most reads);
+* ``{"status":200}`` (writes);
+* ``{"status":200,"data":…}`` (``/message/send``);
+* ``{"status":N}`` with HTTP **200** for logical results: 404 = not found, other values are WuKongIM
+  reason codes (``/user/token`` answers ``{"status":19}`` for a banned user).
+
+Errors: HTTP 400 ``{"msg":…,"status":N}``; HTTP 401 with an empty body (wrong ``token`` header);
+HTTP 404 ``404 page not found`` as text (unknown route *or* wrong method); HTTP 500 with an empty body
+(a recovered panic).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from imbridge.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from imbridge.models.content import Custom, Element, Face, File, Image, Location, Sound, Text, Video
+from imbridge.providers.wukong import wire
+
+NAME = "wukong"
+
+# -- envelopes and errors ------------------------------------------------------------------------
+
+#: Reason code -> (error class, what it means). Codes from WuKongIMGoProto ``ReasonCode``.
+REASON_ERRORS: dict[int, tuple[type[ProviderError], str]] = {
+    wire.REASON_AUTH_FAIL: (AuthenticationError, "authentication failed"),
+    wire.REASON_SUBSCRIBER_NOT_EXIST: (PermissionDeniedError, "not a subscriber of the channel"),
+    wire.REASON_IN_BLACKLIST: (PermissionDeniedError, "on the channel's denylist"),
+    wire.REASON_CHANNEL_NOT_EXIST: (NotFoundError, "channel does not exist"),
+    wire.REASON_NOT_ALLOW_SEND: (PermissionDeniedError, "not allowed to send"),
+    wire.REASON_NOT_IN_WHITELIST: (PermissionDeniedError, "not on the channel's allowlist"),
+    wire.REASON_SYSTEM_ERROR: (ServiceUnavailableError, "server system error"),
+    wire.REASON_CHANNEL_ID_ERROR: (InvalidRequestError, "invalid channel id"),
+    wire.REASON_BAN: (PermissionDeniedError, "banned"),
+    wire.REASON_RATE_LIMIT: (RateLimitError, "rate limited"),
+    wire.REASON_NOT_SUPPORT_CHANNEL_TYPE: (InvalidRequestError, "channel type not supported"),
+    wire.REASON_DISBAND: (NotFoundError, "disbanded"),
+    wire.REASON_SEND_BAN: (PermissionDeniedError, "sending is banned"),
+}
+
+#: ``status`` inside an HTTP 400 body -> error class (plugin routes use 403/404/503 there).
+_BODY_STATUS_ERRORS: dict[int, type[ProviderError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+}
+
+
+def _json(content: bytes) -> Any:
+    if not content.strip():
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
+def _is_status_object(body: Any) -> bool:
+    # ``/health`` answers {"status":"ok"}: only an integer status is an envelope.
+    status = body.get("status") if isinstance(body, dict) else None
+    return isinstance(status, int) and not isinstance(status, bool)
+
+
+def error_for(status_code: int, content: bytes, *, where: str) -> ProviderError | None:
+    """The imbridge error an HTTP answer stands for, or None when it is a success."""
+    body = _json(content)
+    if status_code == 401:
+        return AuthenticationError(
+            f"WuKongIM refused the manager token on {where} (check manager_token)", http_status=401, native_code=401
+        )
+    if status_code == 404 and not isinstance(body, dict):
+        # gin's text 404: no such route, or the right route with the wrong method.
+        return InvalidRequestError(
+            f"WuKongIM has no route {where} (unknown path or wrong method)", http_status=404, native_code="404 page"
+        )
+    if status_code == 429:
+        return RateLimitError(f"WuKongIM rate-limited {where}", http_status=429, native_code=429)
+    if status_code >= 500:
+        detail = body.get("message") or body.get("msg") if isinstance(body, dict) else None
+        return ServiceUnavailableError(
+            f"WuKongIM failed on {where} (HTTP {status_code}{': ' + str(detail) if detail else ''})",
+            http_status=status_code,
+            native_code=status_code,
+        )
+    if status_code != 200:
+        msg = body.get("msg") or body.get("error") or body.get("message") if isinstance(body, dict) else None
+        inner = body.get("status") if _is_status_object(body) else None
+        error_class = _BODY_STATUS_ERRORS.get(inner if isinstance(inner, int) and inner != 400 else status_code)
+        if error_class is None:
+            error_class = PermissionDeniedError if status_code == 403 else InvalidRequestError
+        return error_class(
+            f"WuKongIM rejected {where}: {msg or f'HTTP {status_code}'}",
+            http_status=status_code,
+            native_code=msg if isinstance(msg, str) else (inner if inner is not None else status_code),
+        )
+    if body is _NOT_JSON:
+        return ProviderError(f"WuKongIM answered {where} with a body that is not JSON", http_status=200)
+    if _is_status_object(body) and body["status"] != 200:
+        code = int(body["status"])
+        if code == 404:
+            return NotFoundError(f"not found ({where})", http_status=200, native_code=404)
+        error_class, meaning = REASON_ERRORS.get(code, (ProviderError, "unexpected reason code"))
+        return error_class(
+            f"WuKongIM answered {where} with reason {code}: {meaning}", http_status=200, native_code=code
+        )
+    return None
+
+
+def unwrap(status_code: int, content: bytes, *, where: str) -> Any:
+    """The payload of a successful answer (``data`` unwrapped); raises the mapped error otherwise."""
+    error = error_for(status_code, content, where=where)
+    if error is not None:
+        raise error
+    body = _json(content)
+    if _is_status_object(body):
+        return body.get("data")
+    return body
+
+
+def is_missing_channel(error: ProviderError) -> bool:
+    """``/channel/max_message_seq`` and ``/channel/last_message`` answer HTTP 400 for a channel that
+    was never used (FACTS §9): that means "no messages", not a bad request."""
+    return isinstance(error, InvalidRequestError) and error.http_status == 400
+
+
+# -- the payload convention ----------------------------------------------------------------------
+#
+# WuKongIM never reads ``payload``; its documented convention (docs/design/protocol.md) is a JSON object
+# with ``type``: 1 text {content}, 2 image {url,width,height}, 3 GIF, 4 voice {url,timeTrad}, 8 file
+# {url,name,size}, 99 command, 1001-1010 group notices, 1006 revoke. WuKongIM's SDKs also use 5 video
+# and 6 location. imbridge's own numbers (outside the reserved 1000-2000 system range):
+# 101 face, 102 custom. The first element is written in this convention so WuKongIM clients render it;
+# a message of several elements, or with metadata, also carries them all under ``imbridge``.
+
+TYPE_TEXT = 1
+TYPE_IMAGE = 2
+TYPE_GIF = 3
+TYPE_VOICE = 4
+TYPE_VIDEO = 5
+TYPE_LOCATION = 6
+TYPE_FILE = 8
+TYPE_COMMAND = 99
+TYPE_REVOKE = 1006
+TYPE_FACE = 101
+TYPE_CUSTOM = 102
+
+IMBRIDGE_KEY = "imbridge"
+"""The payload key under which imbridge keeps what the convention has no field for."""
+
+_ELEMENTS = TypeAdapter(list[Element])
+
+
+def _drop_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def element_to_payload(element: Element) -> dict[str, Any]:
+    """One element in WuKongIM's payload convention."""
+    if isinstance(element, Text):
+        return {"type": TYPE_TEXT, "content": element.text}
+    if isinstance(element, Image):
+        return _drop_none(
+            {"type": TYPE_GIF if (element.format or "").lower() == "gif" else TYPE_IMAGE, "url": element.url,
+             "width": element.width, "height": element.height, "size": element.size, "format": element.format,
+             "uuid": element.uuid, "thumbnail_url": element.thumbnail_url}
+        )  # fmt: skip
+    if isinstance(element, Sound):
+        return _drop_none(
+            {"type": TYPE_VOICE, "url": element.url, "timeTrad": element.duration, "size": element.size,
+             "uuid": element.uuid}
+        )  # fmt: skip
+    if isinstance(element, File):
+        return _drop_none(
+            {"type": TYPE_FILE, "url": element.url, "name": element.name, "size": element.size, "uuid": element.uuid}
+        )
+    if isinstance(element, Video):
+        fields = element.model_dump(exclude={"type"}, exclude_none=True)
+        fields["second"] = fields.pop("duration")
+        fields["cover"] = fields.get("thumbnail_url")
+        return _drop_none({"type": TYPE_VIDEO, **fields})
+    if isinstance(element, Location):
+        return {"type": TYPE_LOCATION, "lat": element.latitude, "lng": element.longitude, "title": element.description}
+    if isinstance(element, Face):
+        return {"type": TYPE_FACE, "index": element.index, "data": element.data}
+    if isinstance(element, Custom):
+        return {"type": TYPE_CUSTOM, **element.model_dump(exclude={"type"})}
+    raise InvalidRequestError(f"{NAME} cannot send a {type(element).__name__} element")  # pragma: no cover
+
+
+def encode_payload(elements: Sequence[Element], metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON payload of a message: the first element in the convention, the rest under ``imbridge``."""
+    payload = element_to_payload(elements[0])
+    extra: dict[str, Any] = {}
+    if len(elements) > 1:
+        extra["elements"] = [element.model_dump(mode="json", exclude_none=True) for element in elements]
+    if metadata:
+        extra["metadata"] = dict(metadata)
+    if extra:
+        payload[IMBRIDGE_KEY] = {"v": 1, **extra}
+    return payload
+
+
+def to_base64(payload: dict[str, Any]) -> str:
+    """Standard, padded base64 of compact JSON (the server refuses unpadded base64, FACTS §6)."""
+    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.b64encode(raw).decode()
+
+
+def decode_payload(b64: str) -> dict[str, Any] | None:
+    """The payload as JSON, or None when it is not a JSON object (WuKongIM accepts any bytes)."""
+    try:
+        value = json.loads(base64.b64decode(b64, validate=False))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _opt_int(value: Any) -> int | None:
+    return _int(value) if isinstance(value, int | float | str) and str(value).lstrip("-").isdigit() else None
+
+
+def payload_to_elements(payload: dict[str, Any] | None, raw_b64: str = "") -> list[Element]:
+    """Elements of a stored payload. Anything outside the convention becomes a Custom element carrying
+    the raw payload, so nothing is dropped."""
+    if payload is None:
+        return [Custom(data=raw_b64, description="non-JSON payload (base64)")]
+    extra = payload.get(IMBRIDGE_KEY)
+    if isinstance(extra, dict) and isinstance(extra.get("elements"), list):
+        try:
+            return _ELEMENTS.validate_python(extra["elements"])
+        except ValidationError:
+            pass
+    kind = payload.get("type")
+    try:
+        if kind == TYPE_TEXT and isinstance(payload.get("content"), str) and payload["content"]:
+            return [Text(payload["content"])]
+        if kind in (TYPE_IMAGE, TYPE_GIF):
+            return [Image(url=payload["url"], width=_opt_int(payload.get("width")),
+                          height=_opt_int(payload.get("height")), size=_opt_int(payload.get("size")),
+                          format=payload.get("format") or ("gif" if kind == TYPE_GIF else None),
+                          uuid=payload.get("uuid"), thumbnail_url=payload.get("thumbnail_url"))]  # fmt: skip
+        if kind == TYPE_VOICE:
+            return [Sound(url=payload["url"], duration=_int(payload.get("timeTrad")),
+                          size=_opt_int(payload.get("size")), uuid=payload.get("uuid"))]  # fmt: skip
+        if kind == TYPE_FILE:
+            return [File(url=payload["url"], name=payload.get("name") or payload["url"].rsplit("/", 1)[-1],
+                         size=_opt_int(payload.get("size")), uuid=payload.get("uuid"))]  # fmt: skip
+        if kind == TYPE_VIDEO:
+            fields = {k: v for k, v in payload.items() if k in Video.model_fields and k not in ("type", "duration")}
+            fields.setdefault("thumbnail_url", payload.get("cover"))
+            return [Video(duration=_int(payload.get("second")), **fields)]
+        if kind == TYPE_LOCATION:
+            return [Location(latitude=float(payload["lat"]), longitude=float(payload["lng"]),
+                             description=str(payload.get("title") or ""))]  # fmt: skip
+        if kind == TYPE_FACE:
+            return [Face(index=_int(payload.get("index")), data=str(payload.get("data") or ""))]
+        if kind == TYPE_CUSTOM:
+            return [Custom(**{k: v for k, v in payload.items() if k in Custom.model_fields and k != "type"})]
+    except (KeyError, TypeError, ValueError, ValidationError):
+        pass
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    content = payload.get("content")
+    return [Custom(data=data, description=content if isinstance(content, str) else "")]
+
+
+def payload_metadata(payload: dict[str, Any] | None) -> dict[str, Any]:
+    extra = payload.get(IMBRIDGE_KEY) if payload else None
+    metadata = extra.get("metadata") if isinstance(extra, dict) else None
+    return dict(metadata) if isinstance(metadata, dict) else {}
+
+
+def revoke_payload(target: wire.MessageResp | None, message_id: int, revoker: str) -> dict[str, Any]:
+    """The revoke notice of WuKongIM's convention (type 1006), with imbridge's exact target."""
+    return {
+        "type": TYPE_REVOKE,
+        "message_id": str(message_id),
+        "content": "{0}撤回了一条消息",
+        "extra": [{"uid": revoker, "name": revoker}],
+        IMBRIDGE_KEY: {
+            "v": 1,
+            "revoke": {
+                "message_id": str(message_id),
+                "client_msg_no": target.client_msg_no if target else "",
+                "message_seq": target.message_seq if target else 0,
+            },
+        },
+    }
+
+
+def revoked_target(payload: dict[str, Any] | None) -> str | None:
+    """The message id a revoke notice names, or None when the payload is not one."""
+    if not payload or payload.get("type") != TYPE_REVOKE:
+        return None
+    target = payload.get("message_id")
+    return str(target) if isinstance(target, str | int) and str(target).isdigit() else None
+
+
+def timestamp(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

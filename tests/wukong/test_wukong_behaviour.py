@@ -1,0 +1,325 @@
+"""WuKongIM provider behaviour over httpx.MockTransport (the in-memory fake in wukong_fake.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from wukong_fake import TOKEN, FakeWukong, payload_of
+
+from imbridge import AsyncIMClient, Conversation, IMClient, Text
+from imbridge.capabilities import Operation, Support
+from imbridge.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+    TimeoutError,
+    TransportError,
+)
+from imbridge.retry import RetryPolicy
+
+MakeClient = Callable[..., IMClient]
+GROUP = Conversation.group("g1")
+
+
+def _group(im: IMClient, server: FakeWukong) -> None:
+    im.users.register(["alice", "bob", "carol"])
+    im.groups.create(name="Team", owner="alice", members=["bob", "carol"], group_id="g1")
+    server.requests.clear()
+
+
+def test_token_header_on_every_request(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    im.users.register(["alice", "bob"])
+    im.users.login_credentials("alice", ttl=3600)
+    im.groups.create(name="Team", owner="alice", members=["bob"], group_id="g1")
+    im.groups.add_members("g1", ["carol"])
+    sent = im.messages.send(sender="bob", to=GROUP, content="hi", idempotency_key="k1")
+    im.messages.history(GROUP, viewer="alice", limit=10)
+    im.groups.mute("g1", ["carol"], duration=60)
+    im.groups.muted("g1")
+    im.groups.unmute("g1", ["carol"])
+    im.groups.mute_all("g1", True)
+    im.groups.mute_all("g1", False)
+    im.messages.revoke(sent.ref)
+    im.groups.remove_members("g1", ["carol"])
+    im.messages.send_batch(sender="alice", recipients=["bob"], content="b")
+    assert im.provider.call("GET", "/cluster/channels/g1/2/subscribers") == ["alice", "bob"]
+    im.groups.dismiss("g1")
+    assert len(server.requests) > 25
+    assert {request.headers.get("token") for request in server.requests} == {TOKEN}
+
+
+def test_wrong_manager_token_is_an_authentication_error(make_client: MakeClient) -> None:
+    im = make_client(manager_token="not-the-token")
+    with pytest.raises(AuthenticationError) as caught:
+        im.groups.get("g1")
+    assert caught.value.http_status == 401
+    assert "not-the-token" not in str(caught.value)
+
+
+def test_confirmed_send_returns_the_stored_seq(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    _group(im, server)
+    sent = im.messages.send(sender="bob", to=GROUP, content=[Text("one")], idempotency_key="k1")
+    assert sent.confirmed and sent.seq == 1
+    assert sent.ref.extra["client_msg_no"] == "k1"
+    assert server.bodies("/message/send")[0]["client_msg_no"] == "k1"
+    assert payload_of(server.bodies("/message/send")[0]) == {"type": 1, "content": "one"}
+    unconfirmed = im.messages.send(sender="bob", to=GROUP, content="two", confirm=False)
+    assert not unconfirmed.confirmed and unconfirmed.seq is None
+
+
+def test_person_send_is_looked_up_under_the_fake_channel_id(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    sent = im.messages.send(sender="pa", to=Conversation.user("pb"), content="hi", idempotency_key="p-1")
+    assert sent.seq == 1
+    lookup = next(r for r in server.requests if r.url.path == "/message/byclientmsgno")
+    assert lookup.url.params["channel_id"] == "pb@pa"  # crc32(pb) > crc32(pa), FACTS §8
+
+
+def _timeout_on_first_send(server: FakeWukong, *, landed: bool) -> None:
+    state = {"sends": 0}
+
+    def intercept(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/message/send":
+            state["sends"] += 1
+            if state["sends"] == 1:
+                if landed:  # the server stored it; only the answer was lost
+                    server.next_id += 1
+                    server.store_message(payload_body(request), server.next_id)
+                raise httpx.ReadTimeout("timed out", request=request)
+        return None
+
+    server.intercept = intercept
+
+
+def payload_body(request: httpx.Request) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(request.content)
+    return body
+
+
+def test_no_duplicate_after_a_timeout_when_the_send_landed(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    _group(im, server)
+    _timeout_on_first_send(server, landed=True)
+    sent = im.messages.send(sender="bob", to=GROUP, content="once", idempotency_key="k-landed")
+    assert server.paths("POST").count("/message/send") == 1  # the lookup found it: not re-sent
+    assert [m["client_msg_no"] for m in server.messages["g1"]] == ["k-landed"]
+    assert sent.seq == 1 and sent.confirmed
+    first_lookup = server.paths().index("/message/byclientmsgno")
+    assert first_lookup > server.paths().index("/message/send")
+
+
+def test_resent_with_the_same_client_msg_no_when_the_lookup_finds_nothing(
+    make_client: MakeClient, server: FakeWukong
+) -> None:
+    im = make_client()
+    _group(im, server)
+    _timeout_on_first_send(server, landed=False)
+    sent = im.messages.send(sender="bob", to=GROUP, content="once", idempotency_key="k-lost")
+    sends = server.bodies("/message/send")
+    assert [body["client_msg_no"] for body in sends] == ["k-lost", "k-lost"]
+    assert len(server.messages["g1"]) == 1 and sent.seq == 1
+    # between the two sends, the lookup said "absent"
+    paths = [p for p in server.paths() if p in ("/message/send", "/message/byclientmsgno")]
+    assert paths[:3] == ["/message/send", "/message/byclientmsgno", "/message/byclientmsgno"]
+
+
+def test_unknown_outcome_says_it_may_have_landed(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client(enforce_policy=False)
+
+    def intercept(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/message/send":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if request.url.path == "/message/byclientmsgno":
+            return httpx.Response(503)
+        return None
+
+    server.intercept = intercept
+    with pytest.raises(TimeoutError, match="MAY HAVE LANDED"):
+        im.messages.send(sender="bob", to=Conversation.user("alice"), content="x", idempotency_key="k-unknown")
+    assert server.paths().count("/message/send") == 1
+
+
+def test_5xx_on_send_is_decided_by_the_lookup(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    calls = {"n": 0}
+
+    def intercept(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/message/send":
+            calls["n"] += 1
+            return httpx.Response(500)
+        return None
+
+    server.intercept = intercept
+    with pytest.raises(ServiceUnavailableError, match="not stored after 3 attempts"):
+        im.messages.send(sender="a", to=Conversation.user("b"), content="x", idempotency_key="k5")
+    assert calls["n"] == 3  # the first try and two re-sends, each after a lookup
+
+
+def test_refused_send_from_a_muted_member_issues_no_send(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    _group(im, server)
+    im.groups.mute("g1", ["carol"], duration=timedelta(hours=1))
+    assert server.channels["g1"].denylist == ["carol"]
+    with pytest.raises(PermissionDeniedError, match="muted"):
+        im.messages.send(sender="carol", to=GROUP, content="hi")
+    with pytest.raises(PermissionDeniedError, match="not a member"):
+        im.messages.send(sender="mallory", to=GROUP, content="hi")
+    assert "/message/send" not in server.paths()
+
+
+def test_denylisted_outside_imbridge_is_also_refused(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    _group(im, server)
+    server.channels["g1"].denylist.append("bob")
+    with pytest.raises(PermissionDeniedError):
+        im.messages.send(sender="bob", to=GROUP, content="hi")
+    assert "/message/send" not in server.paths()
+
+
+def test_policy_off_lets_the_server_decide_and_a_silent_drop_surfaces(
+    make_client: MakeClient, server: FakeWukong
+) -> None:
+    im = make_client(enforce_policy=False)
+    _group(im, server)
+    im.groups.mute_all("g1", True)
+    with pytest.raises(PermissionDeniedError, match="did not store it"):
+        im.messages.send(sender="alice", to=GROUP, content="dropped")
+    assert server.paths().count("/message/send") == 1
+    im.groups.dismiss("g1")
+    with pytest.raises(NotFoundError, match="dismissed"):
+        im.messages.send(sender="alice", to=GROUP, content="dropped")
+
+
+def test_mute_all_preserves_every_other_flag(make_client: MakeClient, server: FakeWukong, tmp_path: Any) -> None:
+    im = make_client()
+    _group(im, server)
+    # Flags WuKongIM cannot read back, written through the escape hatch: imbridge remembers them.
+    flags = {"large": 1, "send_ban": 1, "allow_stranger": 1}
+    im.provider.call("POST", "/channel/info", {"channel_id": "g1", "channel_type": 2, **flags})
+    im.groups.mute_all("g1", True)
+    assert server.channels["g1"].flags == {"large": 1, "ban": 1, "disband": 0, "send_ban": 1, "allow_stranger": 1}
+    assert im.groups.get("g1").mute_all
+    # a new client on the same store still knows them
+    im2 = make_client()
+    im2.groups.mute_all("g1", False)
+    assert server.channels["g1"].flags == {"large": 1, "ban": 0, "disband": 0, "send_ban": 1, "allow_stranger": 1}
+    writes = server.bodies("/channel/info")
+    assert [w.get("ban", 0) for w in writes] == [0, 1, 0]
+    assert all(w["large"] == 1 for w in writes)
+
+
+def test_mute_all_reads_ban_set_outside_imbridge(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    _group(im, server)
+    server.channels["g1"].flags["ban"] = 1  # someone banned it directly
+    with pytest.raises(PermissionDeniedError, match="muted as a whole"):
+        im.messages.send(sender="alice", to=GROUP, content="hi")
+    assert im.groups.get("g1").mute_all
+
+
+def test_timed_mute_is_lifted_when_due(make_client: MakeClient, server: FakeWukong, clock: Any) -> None:
+    im = make_client()
+    _group(im, server)
+    im.groups.mute("g1", ["carol"], duration=60)
+    [muted] = im.groups.muted("g1")
+    assert muted.user_id == "carol" and muted.muted_until == clock.now() + timedelta(seconds=60)
+    clock.advance(59)
+    with pytest.raises(PermissionDeniedError):
+        im.messages.send(sender="carol", to=GROUP, content="too early")
+    clock.advance(2)
+    server.requests.clear()
+    sent = im.messages.send(sender="carol", to=GROUP, content="free again")
+    assert sent.confirmed
+    paths = server.paths()
+    assert paths.index("/channel/blacklist_remove") < paths.index("/message/send")
+    assert server.bodies("/channel/blacklist_remove") == [{"channel_id": "g1", "channel_type": 2, "uids": ["carol"]}]
+    assert server.channels["g1"].denylist == []
+    assert im.groups.muted("g1") == []
+
+
+def test_muted_read_lifts_due_mutes(make_client: MakeClient, server: FakeWukong, clock: Any) -> None:
+    im = make_client()
+    _group(im, server)
+    im.groups.mute("g1", ["bob", "carol"], duration=10)
+    im.groups.mute("g1", ["carol"], duration=100)
+    clock.advance(11)
+    assert [m.user_id for m in im.groups.muted("g1")] == ["carol"]
+    assert server.channels["g1"].denylist == ["carol"]
+
+
+def test_history_pages_both_directions(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    _group(im, server)
+    for i in range(7):
+        im.messages.send(sender="bob", to=GROUP, content=f"m{i}", idempotency_key=f"h{i}")
+    seen, cursor = [], None
+    while True:
+        page = im.messages.history(GROUP, viewer="alice", limit=3, cursor=cursor)
+        seen += [m.seq for m in page]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [7, 6, 5, 4, 3, 2, 1]
+    forward = [m.seq for m in im.messages.iter_history(GROUP, viewer="alice", direction="forward", page_size=2)]
+    assert forward == [1, 2, 3, 4, 5, 6, 7]
+    assert im.messages.history(GROUP, viewer="alice", limit=7).next_cursor is None
+
+
+def test_revoke_sends_a_notice_and_history_shows_it_revoked(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    _group(im, server)
+    sent = im.messages.send(sender="bob", to=GROUP, content="oops")
+    im.messages.send(sender="bob", to=GROUP, content="kept")
+    im.messages.revoke(sent.ref)
+    notice = payload_of(server.bodies("/message/send")[-1])
+    assert notice["type"] == 1006 and notice["message_id"] == sent.ref.key
+    items = im.messages.history(GROUP, viewer="alice", limit=10).items
+    assert [(m.seq, m.revoked, m.elements) for m in items] == [(2, False, [Text("kept")]), (1, True, [])]
+    im.messages.revoke(sent.ref)  # idempotent: no second notice
+    assert len(server.bodies("/message/send")) == 3
+
+
+def test_capabilities_without_a_store(server: FakeWukong) -> None:
+    im = IMClient("wukong", base_url="http://wk.test", manager_token=TOKEN, store="",
+                  http_client=httpx.Client(transport=httpx.MockTransport(server)))  # fmt: skip
+    caps = im.capabilities
+    assert caps[Operation.USERS_GET_PROFILES].support is Support.UNSUPPORTED
+    assert caps[Operation.MESSAGES_REVOKE].support is Support.UNSUPPORTED
+    assert caps[Operation.MESSAGES_SEND].support is Support.EMULATED
+    from imbridge.errors import UnsupportedOperationError
+
+    with pytest.raises(UnsupportedOperationError):
+        im.users.get_profiles(["alice"])
+    assert server.requests == []
+    im.close()
+
+
+async def test_async_client_recovers_a_timed_out_send(server: FakeWukong, clock: Any, tmp_path: Any) -> None:
+    _timeout_on_first_send(server, landed=True)
+    async with AsyncIMClient(
+        "wukong", base_url="http://wk.test", manager_token=TOKEN, store=str(tmp_path / "a.db"), clock=clock,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)), retry=RetryPolicy(initial_backoff=0),
+    ) as im:  # fmt: skip
+        sent = await im.messages.send(sender="a", to=Conversation.user("b"), content="x", idempotency_key="ak")
+    assert sent.seq == 1
+    assert server.paths().count("/message/send") == 1
+
+
+def test_transport_error_class_is_kept(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+
+    def refuse(request: httpx.Request) -> httpx.Response | None:
+        raise httpx.ConnectError("refused", request=request)
+
+    server.intercept = refuse
+    with pytest.raises(TransportError) as caught:
+        im.messages.send(sender="a", to=Conversation.user("b"), content="x")
+    assert not caught.value.may_have_landed
