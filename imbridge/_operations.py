@@ -165,6 +165,7 @@ class Operations:
             metadata=dict(metadata or {}),
             options=dict(options or {}),
             confirm=confirm,
+            key_from_caller=idempotency_key is not None,
         )
         return operation, self.provider.send_message(message)
 

@@ -6,6 +6,7 @@ a flow (see ``imbridge._flow``) that the executor drives.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -106,6 +107,9 @@ class OutgoingMessage:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     confirm: bool | None = None
+    #: True when the caller chose ``idempotency_key`` (a retry of its own): providers whose server does not
+    #: deduplicate look it up before sending.
+    key_from_caller: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +274,15 @@ class Provider:
 
     def muted(self, group_id: str) -> Flow[list[Member]]:
         raise _unsupported(self, Operation.GROUPS_MUTED)
+
+    def new_group_id(self) -> str:
+        """The id of a group created without one, where the provider (not its server) picks ids."""
+        return f"grp_{secrets.token_hex(8)}"
+
+    def authenticate(self, token: str) -> str:
+        """The user that login credentials issued by this provider belong to; AuthenticationError if they
+        are forged, foreign or expired. Lets an app (and the contract suite) check a login token."""
+        raise UnsupportedOperationError(f"{self.name} cannot check login tokens", provider=self.name)
 
     def health(self) -> Flow[str]:
         """A cheap reachability check, for ``imbridge doctor``: a short description, or an error raised."""

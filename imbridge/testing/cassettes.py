@@ -84,7 +84,6 @@ def recorder(directory: Path, mode: str) -> vcr.VCR:
         before_record_request=_before_record_request,
         before_record_response=_before_record_response,
         decode_compressed_response=True,
-        allow_playback_repeats=False,
     )
     machine.register_matcher("stable_query", _match_stable_query)
     return machine

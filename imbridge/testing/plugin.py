@@ -7,7 +7,7 @@ Run the suite against a provider::
 Options:
 
 ``--imbridge-provider``  ``local``, ``tencent``, ``wukong`` (repeatable), or ``module:Class`` for a provider of
-                         your own. Default ``local``.
+                         your own; ``name@mode`` gives that target its own mode. Default ``local``.
 ``--imbridge-mode``      ``live`` (settings from the same environment variables as ``IMClient.from_env()``),
                          ``record`` (live, and every HTTP exchange saved to the cassette directory, secrets
                          replaced by placeholders), ``replay`` (from cassettes, network blocked) or
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import json
 import secrets
 import zlib
@@ -101,12 +102,20 @@ class ContractRun:
     cassette_dir: Path | None
     workdir: Path
     provider_class: type[Provider] | None = None
+    param: str = ""
+    """The target as given (``wukong@replay``); test names are keyed with ``name`` in its place."""
+
+    def test_name(self, node_name: str) -> str:
+        return node_name.replace(self.param, self.name) if self.param else node_name
 
 
 @pytest.fixture(scope="session")
 def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ContractRun:
     target: str = request.param
-    mode = _mode(request.config)
+    target, _, chosen_mode = target.partition("@")  # "wukong@replay": a mode for this target alone
+    if chosen_mode and chosen_mode not in MODES:
+        raise pytest.UsageError(f"unknown mode {chosen_mode!r} in {request.param!r}; modes: {', '.join(MODES)}")
+    mode = chosen_mode or _mode(request.config)
     provider_class: type[Provider] | None = None
     if ":" in target:
         module_name, _, attribute = target.partition(":")
@@ -129,7 +138,7 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
             run_file.parent.mkdir(parents=True, exist_ok=True)
             run_file.write_text(json.dumps({"prefix": prefix}) + "\n")
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
-    return ContractRun(target, name, mode, prefix, cassette_dir, workdir, provider_class)
+    return ContractRun(target, name, mode, prefix, cassette_dir, workdir, provider_class, param=request.param)
 
 
 @dataclass
@@ -224,18 +233,26 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     import httpx
 
     run = contract_target
-    test_key = format(zlib.crc32(request.node.nodeid.encode()) & 0xFFFFFF, "06x") + "-"
+    # From the module and test names (not the node id, which depends on where pytest runs), so that a
+    # replay anywhere uses the ids of the recording.
+    module = request.node.module.__name__.rsplit(".", 1)[-1]
+    test_name = run.test_name(request.node.name)
+    test_key = format(zlib.crc32(f"{module}::{test_name}".encode()) & 0xFFFFFF, "06x") + "-"
     sent: list[str] = []
 
     def count(http_request: httpx.Request) -> None:
         sent.append(f"{http_request.method} {http_request.url.path}")
 
     recorder = cassettes.recorder(run.cassette_dir, run.mode) if run.cassette_dir else None
-    cassette_name = f"{request.node.module.__name__.rsplit('.', 1)[-1]}/{request.node.name}.yaml"
+    cassette_name = f"{module}/{test_name}.yaml"
     context = recorder.use_cassette(cassette_name) if recorder else None
     if context is not None:
         context.__enter__()
     provider = _provider(run, test_key.rstrip("-"))
+    if run.mode in ("record", "replay"):
+        # Ids the client picks must be the same when replayed as when recorded.
+        generated = itertools.count(1)
+        provider.new_group_id = lambda: f"{run.prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
     emulator = _emulator(run)
     transport = emulator.transport() if emulator is not None else None
     http_client = httpx.Client(transport=transport, event_hooks={"request": [count]})

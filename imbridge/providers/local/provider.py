@@ -363,7 +363,7 @@ class LocalProvider(Provider):
         def compute() -> Group:
             operation = Operation.GROUPS_CREATE.value
             self._require_users([spec.owner, *spec.members, *spec.admins], operation)
-            group_id = spec.group_id or f"grp_{uuid.uuid4().hex[:16]}"
+            group_id = spec.group_id or self.new_group_id()
             roles = {uid: Role.MEMBER.value for uid in spec.members}
             roles.update({uid: Role.ADMIN.value for uid in spec.admins})
             roles[spec.owner] = Role.OWNER.value

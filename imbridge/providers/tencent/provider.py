@@ -56,7 +56,7 @@ from imbridge.providers.base import (
 )
 from imbridge.providers.tencent import mapping, wire
 from imbridge.providers.tencent.mapping import NAME
-from imbridge.providers.tencent.usersig import UserSigCache, generate_usersig
+from imbridge.providers.tencent.usersig import UserSigCache, generate_usersig, verify_usersig
 
 T = TypeVar("T")
 
@@ -363,6 +363,14 @@ class TencentProvider(Provider):
             extra={"sdk_app_id": self.tencent.sdk_app_id}, provider=NAME,
         )  # fmt: skip
         yield  # pragma: no cover - makes this a generator: signing needs no I/O
+
+    def authenticate(self, token: str) -> str:
+        """The user a UserSig was issued to, verified as Tencent's server verifies it (signature with this
+        app's key, this SDKAppID, not expired); AuthenticationError otherwise."""
+        document = verify_usersig(
+            token, self.tencent.sdk_app_id, self.tencent.secret_key.get_secret_value(), now=self.clock.now().timestamp()
+        )
+        return str(document["TLS.identifier"])
 
     # -- messages ---------------------------------------------------------------------------------
 

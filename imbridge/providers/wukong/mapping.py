@@ -88,7 +88,12 @@ def _is_status_object(body: Any) -> bool:
 
 def error_for(status_code: int, content: bytes, *, where: str) -> ProviderError | None:
     """The imbridge error an HTTP answer stands for, or None when it is a success."""
-    body = _json(content)
+    return _error_for_body(status_code, _json(content), where=where)
+
+
+def _error_for_body(status_code: int, body: Any, *, where: str) -> ProviderError | None:
+    if status_code == 200 and type(body) is dict and body.get("status", 200) == 200:
+        return None  # the common case first: a success, in any of the four shapes
     if status_code == 401:
         return AuthenticationError(
             f"WuKongIM refused the manager token on {where} (check manager_token)", http_status=401, native_code=401
@@ -133,10 +138,10 @@ def error_for(status_code: int, content: bytes, *, where: str) -> ProviderError 
 
 def unwrap(status_code: int, content: bytes, *, where: str) -> Any:
     """The payload of a successful answer (``data`` unwrapped); raises the mapped error otherwise."""
-    error = error_for(status_code, content, where=where)
+    body = _json(content)  # parsed once: this runs for every answer
+    error = _error_for_body(status_code, body, where=where)
     if error is not None:
         raise error
-    body = _json(content)
     if _is_status_object(body):
         return body.get("data")
     return body

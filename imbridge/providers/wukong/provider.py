@@ -16,7 +16,6 @@ What WuKongIM does not do, and what imbridge does instead (each stated in the ca
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from imbridge._flow import Flow, HTTPRequest, Request, Response, Sleep, encode_j
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.config import WukongSettings
 from imbridge.errors import (
+    AuthenticationError,
     ConflictError,
     InvalidRequestError,
     NotFoundError,
@@ -255,6 +255,10 @@ class WukongProvider(Provider):
         return HTTPRequest(request.method, self._base_url + request.path, dict(request.params), headers, content)
 
     def decode(self, request: Request, response: Response) -> Any:
+        if request.path == "/cluster/users" and response.status_code == 500 and not response.content:
+            # Verified on v2.2.5: the user search answers HTTP 500 with an empty body for an unknown uid
+            # (its store lookup fails with "not found"), and 200 with the user for a known one.
+            raise NotFoundError(f"WuKongIM knows no user {request.params.get('uid')!r}", http_status=500)
         return mapping.unwrap(response.status_code, response.content, where=f"{request.method} {request.path}")
 
     def close(self) -> None:
@@ -386,7 +390,11 @@ class WukongProvider(Provider):
         missing = [uid for uid in user_ids if uid not in store.existing_users(user_ids)]
         unknown = []
         for uid in missing:
-            reply = yield self._get("/cluster/users", {"uid": uid})
+            try:
+                reply = yield self._get("/cluster/users", {"uid": uid})
+            except NotFoundError:
+                unknown.append(uid)
+                continue
             rows = reply.get("data") if isinstance(reply, dict) else None
             if any(isinstance(row, dict) and row.get("uid") == uid for row in rows or []):
                 store.add_users([uid], self._now())
@@ -468,10 +476,21 @@ class WukongProvider(Provider):
             provider=NAME,
         )  # fmt: skip
 
-    def verify_token(self, token: str) -> str:
-        """The user a login token was issued to (for an app's own checks; WuKongIM compares verbatim)."""
-        claims = jwt.decode(token, self._token_key, algorithms=["HS256"], issuer=_ISSUER)
+    def authenticate(self, token: str) -> str:
+        """The user a login token was issued to, checked as imbridge issued it (signature, issuer, expiry);
+        AuthenticationError otherwise. WuKongIM itself only compares the token verbatim on connect."""
+        try:
+            claims = jwt.decode(
+                token, self._token_key, algorithms=["HS256"], issuer=_ISSUER,
+                options={"require": ["sub", "exp", "iat"], "verify_exp": False, "verify_iat": False},
+            )  # fmt: skip
+        except jwt.PyJWTError as exc:
+            raise AuthenticationError(f"login token refused: {type(exc).__name__}", provider=NAME) from None
+        if not isinstance(claims["exp"], int | float) or claims["exp"] <= self._now():
+            raise AuthenticationError("login token expired", provider=NAME)
         return str(claims["sub"])
+
+    verify_token = authenticate
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -500,6 +519,17 @@ class WukongProvider(Provider):
                 "client_msg_nos": [client_msg_no]}  # fmt: skip
         latest = wire.SyncResult.model_validate((yield self._post("/messages", body)))
         return next((m for m in latest.messages if m.message_id == message_id), None)
+
+    def _lookup_own(self, sender: str, to: Conversation, client_msg_no: str) -> Flow[wire.MessageResp | None]:
+        """The sender's own message with this client_msg_no: another sender in the same channel may have used
+        the key too, and byclientmsgno returns the FIRST such message, /messages the LAST (FACTS §9)."""
+        found = yield from self._lookup(sender, to, client_msg_no, None)
+        if found is None or found.from_uid == sender:
+            return found
+        body = {"login_uid": sender, "channel_id": to.id, "channel_type": self._target(sender, to)[0],
+                "client_msg_nos": [client_msg_no]}  # fmt: skip
+        latest = wire.SyncResult.model_validate((yield self._post("/messages", body)))
+        return next((m for m in latest.messages if m.from_uid == sender), None)
 
     def _poll(
         self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None, delays: Sequence[float]
@@ -570,6 +600,20 @@ class WukongProvider(Provider):
 
     def _send(self, message: OutgoingMessage) -> Flow[SentMessage]:
         to, sender = message.to, message.sender
+        if self.store is not None:
+            # WuKongIM accepts any uid; with a store, users are checked once and then remembered.
+            yield from self._require_users([sender] if to.is_group else [sender, to.id], Operation.MESSAGES_SEND)
+        if message.key_from_caller:
+            # The server never deduplicates client_msg_no: a caller-chosen key is looked up first, so
+            # sending it again returns the stored message instead of storing a second one.
+            earlier = yield from self._lookup_own(sender, to, message.idempotency_key)
+            if earlier is not None:
+                return self._sent(
+                    to,
+                    sender,
+                    wire.SendResult(message_id=earlier.message_id, client_msg_no=earlier.client_msg_no),
+                    earlier,
+                )
         if to.is_group:
             yield from self._sweep_mutes(to.id)
             if self.config.enforce_policy:
@@ -590,6 +634,10 @@ class WukongProvider(Provider):
             found = yield from self._poll(sender, to, result.client_msg_no, result.message_id, CONFIRM_DELAYS)
             if found is None:
                 yield from self._explain_drop(to, result)
+        return self._sent(to, sender, result, found)
+
+    @staticmethod
+    def _sent(to: Conversation, sender: str, result: wire.SendResult, found: wire.MessageResp | None) -> SentMessage:
         ref = MessageRef(
             provider=NAME, conversation=to, sender=sender, key=str(result.message_id),
             seq=found.message_seq if found else None, extra={"client_msg_no": result.client_msg_no},
@@ -623,11 +671,24 @@ class WukongProvider(Provider):
 
     def _send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
         op = Operation.MESSAGES_SEND_BATCH.value
+        unknown: set[str] = set()
+        if self.store is not None:
+            yield from self._require_users([batch.sender], Operation.MESSAGES_SEND_BATCH)
+            for uid in batch.recipients:
+                if any(ch in uid for ch in wire.FORBIDDEN_ID_CHARS):
+                    continue  # never a registered user: WuKongIM refuses it per item below (FACTS §7)
+                try:
+                    yield from self._require_users([uid], Operation.MESSAGES_SEND_BATCH)
+                except NotFoundError:
+                    unknown.add(uid)
+        recipients = [uid for uid in batch.recipients if uid not in unknown]
         payload = mapping.encode_payload(batch.elements, dict(batch.metadata))
-        body = {"header": {"red_dot": 1}, "from_uid": batch.sender, "subscribers": list(batch.recipients),
+        body = {"header": {"red_dot": 1}, "from_uid": batch.sender, "subscribers": recipients,
                 "payload": mapping.to_base64(payload)}  # fmt: skip
+        reply: Any = {"fail_uids": [], "reason": []}
         try:
-            reply = yield self._post("/message/sendbatch", body, replay_safe=False)
+            if recipients:  # none left: nothing to send (WuKongIM answers 400 to an empty list, FACTS §7)
+                reply = yield self._post("/message/sendbatch", body, replay_safe=False)
         except (TransportError, ServiceUnavailableError) as error:
             if isinstance(error, TransportError) and not error.may_have_landed:
                 raise
@@ -639,7 +700,10 @@ class WukongProvider(Provider):
         reasons = dict(zip(result.fail_uids, result.reason, strict=False))
         items = []
         for uid in batch.recipients:
-            if uid in reasons:
+            if uid in unknown:
+                missing = NotFoundError(f"unknown user {uid!r}", provider=NAME, operation=op)
+                items.append(BatchItem(target=uid, ok=False, error=missing, detail=missing.message))
+            elif uid in reasons:
                 refusal = InvalidRequestError(f"WuKongIM refused {uid!r}: {reasons[uid]}", provider=NAME, operation=op)
                 items.append(BatchItem(target=uid, ok=False, error=refusal, native_code=reasons[uid],
                                        detail=refusal.message))  # fmt: skip
@@ -797,7 +861,7 @@ class WukongProvider(Provider):
         return row
 
     def create_group(self, spec: GroupSpec) -> Flow[Group]:
-        group_id = spec.group_id or f"grp_{uuid.uuid4().hex[:16]}"
+        group_id = spec.group_id or self.new_group_id()
         self._check_ids([group_id, spec.owner, *spec.members, *spec.admins], Operation.GROUPS_CREATE)
         return self._create_group(group_id, spec)
 

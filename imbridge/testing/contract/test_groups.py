@@ -10,8 +10,10 @@ from imbridge import (
     Conversation,
     InvalidRequestError,
     NotFoundError,
+    Operation,
     PermissionDeniedError,
     Role,
+    Support,
 )
 from imbridge.testing.contract._support import eventually
 from imbridge.testing.plugin import Contract
@@ -144,8 +146,10 @@ def test_mute_all(contract: Contract) -> None:
     assert contract.im.groups.get(group_id).mute_all is True
     with pytest.raises(PermissionDeniedError):
         contract.im.messages.send(member, Conversation.group(group_id), "hello?")
-    contract.im.messages.send(owner, Conversation.group(group_id), "announcement")
-    contract.im.messages.send(admin, Conversation.group(group_id), "seconded")
+    if contract.im.capabilities[Operation.GROUPS_MUTE_ALL].support is not Support.PARTIAL:
+        # Owner and admins keep speaking; a PARTIAL mute_all says in its notes whom it silences too.
+        contract.im.messages.send(owner, Conversation.group(group_id), "announcement")
+        contract.im.messages.send(admin, Conversation.group(group_id), "seconded")
     contract.im.groups.mute_all(group_id, False)
     assert contract.im.groups.get(group_id).mute_all is False
     contract.im.messages.send(member, Conversation.group(group_id), "finally")

@@ -13,7 +13,7 @@ from imbridge import (
     PermissionDeniedError,
     Text,
 )
-from imbridge.testing.contract._support import SAMPLE_ELEMENTS, essentials, texts
+from imbridge.testing.contract._support import SAMPLE_ELEMENTS, essentials, eventually, texts
 from imbridge.testing.plugin import Contract
 
 
@@ -52,8 +52,13 @@ def test_batch_with_unknown_recipient(contract: Contract) -> None:
     assert outcome == {bob: True, ghost: False, carol: True}
     assert not result.ok and [item.target for item in result.failed] == [ghost]
     for recipient in (bob, carol):
-        page = contract.im.messages.history(Conversation.user(system), viewer=recipient, limit=5)
-        assert texts(page.items) == ["notice"]
+
+        def delivered(recipient: str = recipient) -> None:
+            # A batch send may be stored after the call returns (WuKongIM stores asynchronously).
+            page = contract.im.messages.history(Conversation.user(system), viewer=recipient, limit=5)
+            assert texts(page.items) == ["notice"]
+
+        eventually(delivered, timeout=5.0, interval=0.05)
 
 
 def _conversation_of_five(contract: Contract) -> tuple[str, str, Conversation]:
@@ -164,7 +169,9 @@ def test_revoke_unknown_message_not_found(contract: Contract) -> None:
     if not contract.supports(Operation.MESSAGES_REVOKE):
         contract.expect_unsupported(lambda: contract.im.messages.revoke(real.ref))
         return
-    bogus = real.ref.model_copy(update={"key": real.ref.key + "0", "seq": (real.ref.seq or 0) + 1000})
+    # A reference of the right shape that names no message: a numeric key moves to an unused number.
+    key = str(int(real.ref.key) + 987_654) if real.ref.key.isdigit() else real.ref.key + "0"
+    bogus = real.ref.model_copy(update={"key": key, "seq": (real.ref.seq or 0) + 1000})
     with pytest.raises(NotFoundError):
         contract.im.messages.revoke(bogus)
 
