@@ -15,12 +15,14 @@ from imbridge import AsyncIMClient, Conversation, IMClient, Text
 from imbridge.capabilities import Operation, Support
 from imbridge.errors import (
     AuthenticationError,
+    InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
     TimeoutError,
     TransportError,
 )
+from imbridge.providers.wukong.wire import fake_channel_id
 from imbridge.retry import RetryPolicy
 
 MakeClient = Callable[..., IMClient]
@@ -77,10 +79,12 @@ def test_confirmed_send_returns_the_stored_seq(make_client: MakeClient, server: 
 
 def test_person_send_is_looked_up_under_the_fake_channel_id(make_client: MakeClient, server: FakeWukong) -> None:
     im = make_client()
+    im.users.register(["pa", "pb"])
     sent = im.messages.send(sender="pa", to=Conversation.user("pb"), content="hi", idempotency_key="p-1")
     assert sent.seq == 1
-    lookup = next(r for r in server.requests if r.url.path == "/message/byclientmsgno")
-    assert lookup.url.params["channel_id"] == "pb@pa"  # crc32(pb) > crc32(pa), FACTS §8
+    lookups = [r for r in server.requests if r.url.path == "/message/byclientmsgno"]
+    assert len(lookups) == 2  # the caller's key before sending, then the confirmation
+    assert {r.url.params["channel_id"] for r in lookups} == {"pb@pa"}  # crc32(pb) > crc32(pa), FACTS §8
 
 
 def _timeout_on_first_send(server: FakeWukong, *, landed: bool) -> None:
@@ -112,8 +116,9 @@ def test_no_duplicate_after_a_timeout_when_the_send_landed(make_client: MakeClie
     assert server.paths("POST").count("/message/send") == 1  # the lookup found it: not re-sent
     assert [m["client_msg_no"] for m in server.messages["g1"]] == ["k-landed"]
     assert sent.seq == 1 and sent.confirmed
-    first_lookup = server.paths().index("/message/byclientmsgno")
-    assert first_lookup > server.paths().index("/message/send")
+    # the caller's key is looked up (absent), sent once (answer lost), then found by the recovery lookup
+    paths = [p for p in server.paths() if p in ("/message/send", "/message/byclientmsgno")]
+    assert paths == ["/message/byclientmsgno", "/message/send", "/message/byclientmsgno"]
 
 
 def test_resent_with_the_same_client_msg_no_when_the_lookup_finds_nothing(
@@ -126,13 +131,15 @@ def test_resent_with_the_same_client_msg_no_when_the_lookup_finds_nothing(
     sends = server.bodies("/message/send")
     assert [body["client_msg_no"] for body in sends] == ["k-lost", "k-lost"]
     assert len(server.messages["g1"]) == 1 and sent.seq == 1
-    # between the two sends, the lookup said "absent"
+    # the caller's key first (absent), then between the two sends the recovery lookups said "absent"
     paths = [p for p in server.paths() if p in ("/message/send", "/message/byclientmsgno")]
-    assert paths[:3] == ["/message/send", "/message/byclientmsgno", "/message/byclientmsgno"]
+    assert paths[:4] == ["/message/byclientmsgno", "/message/send", "/message/byclientmsgno", "/message/byclientmsgno"]
+    assert paths.index("/message/send", 2) > 3
 
 
 def test_unknown_outcome_says_it_may_have_landed(make_client: MakeClient, server: FakeWukong) -> None:
     im = make_client(enforce_policy=False)
+    im.users.register(["alice", "bob"])
 
     def intercept(request: httpx.Request) -> httpx.Response | None:
         if request.url.path == "/message/send":
@@ -143,12 +150,13 @@ def test_unknown_outcome_says_it_may_have_landed(make_client: MakeClient, server
 
     server.intercept = intercept
     with pytest.raises(TimeoutError, match="MAY HAVE LANDED"):
-        im.messages.send(sender="bob", to=Conversation.user("alice"), content="x", idempotency_key="k-unknown")
+        im.messages.send(sender="bob", to=Conversation.user("alice"), content="x")  # imbridge's own key
     assert server.paths().count("/message/send") == 1
 
 
 def test_5xx_on_send_is_decided_by_the_lookup(make_client: MakeClient, server: FakeWukong) -> None:
     im = make_client()
+    im.users.register(["a", "b"])
     calls = {"n": 0}
 
     def intercept(request: httpx.Request) -> httpx.Response | None:
@@ -166,6 +174,7 @@ def test_5xx_on_send_is_decided_by_the_lookup(make_client: MakeClient, server: F
 def test_refused_send_from_a_muted_member_issues_no_send(make_client: MakeClient, server: FakeWukong) -> None:
     im = make_client()
     _group(im, server)
+    im.users.register(["mallory"])  # a user, but not a member
     im.groups.mute("g1", ["carol"], duration=timedelta(hours=1))
     assert server.channels["g1"].denylist == ["carol"]
     with pytest.raises(PermissionDeniedError, match="muted"):
@@ -308,6 +317,7 @@ async def test_async_client_recovers_a_timed_out_send(server: FakeWukong, clock:
         "wukong", base_url="http://wk.test", manager_token=TOKEN, store=str(tmp_path / "a.db"), clock=clock,
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)), retry=RetryPolicy(initial_backoff=0),
     ) as im:  # fmt: skip
+        await im.users.register(["a", "b"])
         sent = await im.messages.send(sender="a", to=Conversation.user("b"), content="x", idempotency_key="ak")
     assert sent.seq == 1
     assert server.paths().count("/message/send") == 1
@@ -315,6 +325,8 @@ async def test_async_client_recovers_a_timed_out_send(server: FakeWukong, clock:
 
 def test_transport_error_class_is_kept(make_client: MakeClient, server: FakeWukong) -> None:
     im = make_client()
+    im.users.register(["a", "b"])
+    server.requests.clear()
 
     def refuse(request: httpx.Request) -> httpx.Response | None:
         raise httpx.ConnectError("refused", request=request)
@@ -323,3 +335,94 @@ def test_transport_error_class_is_kept(make_client: MakeClient, server: FakeWuko
     with pytest.raises(TransportError) as caught:
         im.messages.send(sender="a", to=Conversation.user("b"), content="x")
     assert not caught.value.may_have_landed
+    assert set(server.paths()) == {"/message/send"}  # the send itself failed to connect (and was retried)
+
+
+# -- users are checked before sending ------------------------------------------------------------
+
+
+def test_send_to_an_unknown_recipient_is_not_found_and_not_sent(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    im.users.register(["alice"])
+    server.requests.clear()
+    with pytest.raises(NotFoundError, match="ghost"):
+        im.messages.send(sender="alice", to=Conversation.user("ghost"), content="hi", idempotency_key="k-ghost")
+    assert server.paths() == ["/cluster/users"]  # asked once about the unregistered uid; nothing sent
+    assert server.requests[0].url.params["uid"] == "ghost"
+    with pytest.raises(NotFoundError, match="ghost"):
+        im.messages.send(sender="ghost", to=Conversation.user("alice"), content="hi")
+    assert "/message/send" not in server.paths() and server.messages == {}
+
+
+def test_user_registered_outside_imbridge_is_looked_up_once(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    im.users.register(["alice"])
+    server.tokens[("outsider", 0)] = "registered-directly"  # known to WuKongIM, not to imbridge's store
+    server.requests.clear()
+    im.messages.send(sender="alice", to=Conversation.user("outsider"), content="one")
+    im.messages.send(sender="outsider", to=Conversation.user("alice"), content="two")
+    assert server.paths().count("/cluster/users") == 1  # then remembered in the store
+    assert server.paths().count("/message/send") == 2
+
+
+def test_batch_with_unknown_recipients_fails_only_those(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    im.users.register(["alice", "bob", "carol"])
+    result = im.messages.send_batch(sender="alice", recipients=["bob", "ghost", "carol", "b@d"], content="notice")
+    assert result.succeeded == ["bob", "carol"]
+    failed = {item.target: item.error for item in result.failed}
+    assert set(failed) == {"ghost", "b@d"}
+    assert isinstance(failed["ghost"], NotFoundError)
+    assert isinstance(failed["b@d"], InvalidRequestError)  # refused by WuKongIM itself, as before
+    assert server.bodies("/message/sendbatch")[0]["subscribers"] == ["bob", "carol", "b@d"]
+    delivered = {peer for peer, rows in server.messages.items() if rows}
+    assert delivered == {fake_channel_id("alice", "bob"), fake_channel_id("alice", "carol")}
+    with pytest.raises(NotFoundError):  # an unknown sender fails the whole batch
+        im.messages.send_batch(sender="ghost", recipients=["bob"], content="x")
+
+
+def test_batch_with_only_unknown_recipients_sends_nothing(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    im.users.register(["alice"])
+    result = im.messages.send_batch(sender="alice", recipients=["ghost1", "ghost2"], content="notice")
+    assert [(item.target, type(item.error)) for item in result.items] == [
+        ("ghost1", NotFoundError), ("ghost2", NotFoundError)
+    ]  # fmt: skip
+    assert "/message/sendbatch" not in server.paths()  # WuKongIM would answer 400 to an empty list
+
+
+# -- a caller's idempotency key is looked up before sending --------------------------------------
+
+
+@pytest.mark.parametrize("to", [GROUP, Conversation.user("alice")], ids=["group", "person"])
+def test_same_caller_key_twice_sends_once(make_client: MakeClient, server: FakeWukong, to: Conversation) -> None:
+    im = make_client()
+    _group(im, server)
+    first = im.messages.send(sender="bob", to=to, content="once", idempotency_key="k-twice")
+    again = im.messages.send(sender="bob", to=to, content="once", idempotency_key="k-twice")
+    assert server.paths().count("/message/send") == 1
+    assert again.ref == first.ref and again.seq == first.seq == 1 and again.confirmed
+    assert sum(len(rows) for rows in server.messages.values()) == 1
+
+
+def test_generated_keys_are_not_looked_up_before_sending(make_client: MakeClient, server: FakeWukong) -> None:
+    im = make_client()
+    _group(im, server)
+    im.messages.send(sender="bob", to=GROUP, content="x")
+    assert server.paths()[-2:] == ["/message/send", "/message/byclientmsgno"]  # only the confirmation
+    assert server.paths().count("/message/byclientmsgno") == 1
+
+
+@pytest.mark.parametrize("to_bob", [GROUP, Conversation.user("bob")], ids=["group", "person"])
+def test_another_senders_message_with_the_same_key_is_not_a_replay(
+    make_client: MakeClient, server: FakeWukong, to_bob: Conversation
+) -> None:
+    im = make_client()
+    _group(im, server)
+    to_alice = GROUP if to_bob.is_group else Conversation.user("alice")
+    by_alice = im.messages.send(sender="alice", to=to_bob, content="mine", idempotency_key="shared")
+    by_bob = im.messages.send(sender="bob", to=to_alice, content="yours", idempotency_key="shared")
+    assert server.paths().count("/message/send") == 2  # both stored: same channel, same key, different senders
+    assert by_bob.ref.key != by_alice.ref.key and by_bob.seq == 2 and by_bob.confirmed
+    again = im.messages.send(sender="bob", to=to_alice, content="yours", idempotency_key="shared")
+    assert again.ref == by_bob.ref and server.paths().count("/message/send") == 2

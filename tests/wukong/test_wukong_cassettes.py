@@ -1,11 +1,13 @@
 """Every WuKongIM operation against cassettes recorded from a real WuKongIM v2.2.5 server.
 
 Replay (default): the network is blocked and vcrpy answers from ``cassettes/wukong/`` (record_mode
-"none": an unrecorded request fails the test). Record: ``/work/wk/reset.sh`` (a clean server), then
+"none": an unrecorded request fails the test). Record (any running server, wiped or not):
 ``IMBRIDGE_WUKONG_RECORD=1 IMBRIDGE_WUKONG_MANAGER_TOKEN=… .venv/bin/pytest tests/wukong -k cassette``
 (see cassettes/wukong/PROVENANCE.md). Requests match on method, path, query and body (not host).
-Ids are fixed (``cst-``), every send has a fixed idempotency key, and the only generated values in
-bodies (tokens sent to /user/token) are replaced by a placeholder before matching and recording.
+Every id and idempotency key starts with a per-recording prefix, saved in ``cassettes/wukong/cassette-run.json``
+and read back on replay, so a recording never meets the data of an earlier one; message seqs are asserted
+relative to the first one sent. The only generated values in bodies (tokens sent to /user/token) are
+replaced by a placeholder before matching and recording.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -44,6 +47,7 @@ BASE_URL = os.environ.get("IMBRIDGE_WUKONG_BASE_URL", "http://127.0.0.1:5001")
 TOKEN_PLACEHOLDER = "<MANAGER_TOKEN>"
 ISSUED_PLACEHOLDER = "<ISSUED_TOKEN>"
 _JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+RUN_FILE = CASSETTES / "cassette-run.json"
 
 
 def _scrub_json(value: Any) -> Any:
@@ -80,6 +84,7 @@ def _before_record_response(response: dict[str, Any]) -> dict[str, Any]:
 RECORDER = vcr.VCR(
     cassette_library_dir=str(CASSETTES),
     record_mode="all" if RECORD else "none",
+    drop_unused_requests=RECORD,  # a recording replaces a cassette's old interactions instead of adding to them
     match_on=("method", "path", "query", "body"),
     filter_headers=[("token", TOKEN_PLACEHOLDER)],
     before_record_request=_before_record_request,
@@ -130,6 +135,17 @@ def _settings(tmp_path: Path, **extra: Any) -> WukongSettings:
     )  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def p() -> str:
+    """This recording's id prefix: new (and saved) when recording, read back on replay."""
+    if not RECORD:
+        prefix: str = json.loads(RUN_FILE.read_text())["prefix"]
+        return prefix
+    prefix = "cst" + secrets.token_hex(3)
+    RUN_FILE.write_text(json.dumps({"prefix": prefix}) + "\n")
+    return prefix
+
+
 @pytest.fixture
 def clock() -> CassetteClock:
     return CassetteClock()
@@ -152,79 +168,95 @@ def cassette(name: str) -> Any:
 # -- the recordings ------------------------------------------------------------------------------
 
 
-def test_cassette_users(im: IMClient) -> None:
+def test_cassette_users(im: IMClient, p: str) -> None:
+    alice, bob = f"{p}-u-alice", f"{p}-u-bob"
     with cassette("users"):
-        result = im.users.register(["cst-u-alice", "cst-u-bob"])
-        assert result.ok and result.succeeded == ["cst-u-alice", "cst-u-bob"]
-        again = im.users.register(["cst-u-alice"])
+        result = im.users.register([alice, bob])
+        assert result.ok and result.succeeded == [alice, bob]
+        again = im.users.register([alice])
         assert again.items[0].detail == "already registered"
-        creds = im.users.login_credentials("cst-u-alice", ttl=3600)
+        creds = im.users.login_credentials(alice, ttl=3600)
         assert creds.extra["device_flag"] == 0 and creds.expires_at > datetime.now(UTC)
-        assert im.provider.verify_token(creds.token.get_secret_value()) == "cst-u-alice"
-        im.users.set_profile("cst-u-alice", nickname="Alice", custom={"team": "blue"})
-        [profile] = im.users.get_profiles(["cst-u-alice"])
+        assert im.provider.verify_token(creds.token.get_secret_value()) == alice
+        im.users.set_profile(alice, nickname="Alice", custom={"team": "blue"})
+        [profile] = im.users.get_profiles([alice])
         assert profile.nickname == "Alice" and profile.custom == {"team": "blue"}
+        with pytest.raises(NotFoundError):  # GET /cluster/users: HTTP 500, empty body, for an unknown uid
+            im.users.get_profiles([f"{p}-u-nobody"])
         with pytest.raises(InvalidRequestError):  # WuKongIM refuses the system uid (FACTS §2)
             im.provider.call("POST", "/user/token", {"uid": "____system", "token": "x"})
 
 
-def test_cassette_person_messages(im: IMClient) -> None:
-    a, b = "cst-pa", "cst-pb"
+def test_cassette_person_messages(im: IMClient, p: str) -> None:
+    a, b = f"{p}-pa", f"{p}-pb"
     with cassette("person_messages"):
-        first = im.messages.send(sender=a, to=Conversation.user(b), content=[Text("hi b")], idempotency_key="cst-p-1")
-        assert first.confirmed and first.seq == 1
+        im.users.register([a, b])
+        first = im.messages.send(sender=a, to=Conversation.user(b), content=[Text("hi b")], idempotency_key=f"{p}-p-1")
+        assert first.confirmed and first.seq is not None and first.seq >= 1
+        base = first.seq
         im.messages.send(sender=b, to=Conversation.user(a), content=[Image(url="https://example.com/i.png", width=4,
-                         height=3)], idempotency_key="cst-p-2")  # fmt: skip
+                         height=3)], idempotency_key=f"{p}-p-2")  # fmt: skip
         im.messages.send(sender=a, to=Conversation.user(b), content=[Sound(url="https://example.com/s.amr",
                          duration=3), File(url="https://example.com/f.pdf", name="f.pdf")],
-                         metadata={"order": 1}, idempotency_key="cst-p-3")  # fmt: skip
+                         metadata={"order": 1}, idempotency_key=f"{p}-p-3")  # fmt: skip
         im.messages.send(sender=b, to=Conversation.user(a), content=Location(latitude=1.0, longitude=2.0),
-                         idempotency_key="cst-p-4")  # fmt: skip
+                         idempotency_key=f"{p}-p-4")  # fmt: skip
         unconfirmed = im.messages.send(sender=a, to=Conversation.user(b), content="fire and forget",
-                                       idempotency_key="cst-p-5", confirm=False)  # fmt: skip
+                                       idempotency_key=f"{p}-p-5", confirm=False)  # fmt: skip
         assert not unconfirmed.confirmed and unconfirmed.seq is None
+        # the caller's key again: found by GET /message/byclientmsgno, not sent a second time
+        again = im.messages.send(sender=a, to=Conversation.user(b), content=[Text("hi b")], idempotency_key=f"{p}-p-1")
+        assert again.ref == first.ref and again.seq == base
         for viewer, peer in ((a, b), (b, a)):
             page = im.messages.history(Conversation.user(peer), viewer=viewer, limit=50)
-            assert [m.seq for m in page] == [5, 4, 3, 2, 1]
+            assert [m.seq - base for m in page] == [4, 3, 2, 1, 0]  # (seq values are relative to the first)
         newest = im.messages.history(Conversation.user(b), viewer=a, limit=2)
-        assert [m.seq for m in newest] == [5, 4] and newest.next_cursor
+        assert [m.seq - base for m in newest] == [4, 3] and newest.next_cursor
         older = im.messages.history(Conversation.user(b), viewer=a, limit=2, cursor=newest.next_cursor)
-        assert [m.seq for m in older] == [3, 2]
+        assert [m.seq - base for m in older] == [2, 1]
         third = im.messages.history(Conversation.user(b), viewer=a, limit=2, cursor=older.next_cursor)
-        assert [m.seq for m in third] == [1] and third.next_cursor is None
+        assert [m.seq - base for m in third] == [0] and third.next_cursor is None
         forward = im.messages.history(Conversation.user(b), viewer=a, limit=3, direction="forward")
-        assert [m.seq for m in forward] == [1, 2, 3]
+        assert [m.seq - base for m in forward] == [0, 1, 2]
         msg3 = forward.items[2]
         assert msg3.elements == [Sound(url="https://example.com/s.amr", duration=3),
                                  File(url="https://example.com/f.pdf", name="f.pdf")]  # fmt: skip
         assert msg3.metadata == {"order": 1} and msg3.sender == a
         rest = im.messages.history(Conversation.user(b), viewer=a, limit=3, direction="forward",
                                    cursor=forward.next_cursor)  # fmt: skip
-        assert [m.seq for m in rest] == [4, 5] and rest.next_cursor is None
+        assert [m.seq - base for m in rest] == [3, 4] and rest.next_cursor is None
         assert rest.items[0].elements == [Location(latitude=1.0, longitude=2.0)]
         im.messages.revoke(first.ref)
         after = im.messages.history(Conversation.user(a), viewer=b, limit=50)
-        assert [(m.seq, m.revoked) for m in after][-1] == (1, True)
-        assert len(after) == 5  # the revoke notice (seq 6) is not shown as a message
+        assert [(m.seq, m.revoked) for m in after][-1] == (base, True)
+        assert len(after) == 5  # the revoke notice (the sixth message) is not shown as a message
+        # users are checked first: an unknown recipient is refused without a send
+        with pytest.raises(NotFoundError, match="nobody"):
+            im.messages.send(sender=a, to=Conversation.user(f"{p}-nobody"), content="x", idempotency_key=f"{p}-p-x")
+        # a user registered on WuKongIM directly (not through imbridge) is found by GET /cluster/users
+        outsider = f"{p}-outsider"
+        im.provider.call("POST", "/user/token", {"uid": outsider, "token": "direct", "device_flag": 0})
+        hello = im.messages.send(sender=a, to=Conversation.user(outsider), content="hi", idempotency_key=f"{p}-p-6")
+        assert hello.confirmed
 
 
-def test_cassette_group_lifecycle(im: IMClient) -> None:
-    gid = "cst-g-life"
+def test_cassette_group_lifecycle(im: IMClient, p: str) -> None:
+    gid, owner, m1, m2, m3, admin = (f"{p}-{n}" for n in ("g-life", "o", "m1", "m2", "m3", "ad"))
     with cassette("group_lifecycle"):
-        group = im.groups.create(name="Life", owner="cst-o", members=["cst-m1"], admins=["cst-ad"], group_id=gid,
+        group = im.groups.create(name="Life", owner=owner, members=[m1], admins=[admin], group_id=gid,
                                  introduction="intro")  # fmt: skip
-        assert group.member_count == 3 and group.owner == "cst-o" and not group.mute_all
+        assert group.member_count == 3 and group.owner == owner and not group.mute_all
         with pytest.raises(ConflictError):
-            im.groups.create(name="Again", owner="cst-o", group_id=gid)
+            im.groups.create(name="Again", owner=owner, group_id=gid)
         assert im.groups.get(gid).name == "Life"
         assert im.groups.update(gid, name="Renamed", notification="n").name == "Renamed"
-        added = im.groups.add_members(gid, ["cst-m2", "cst-m1"])
-        assert [(i.target, i.ok, i.detail) for i in added.items] == [("cst-m2", True, ""),
-                                                                     ("cst-m1", True, "already a member")]  # fmt: skip
+        added = im.groups.add_members(gid, [m2, m1])
+        assert [(i.target, i.ok, i.detail) for i in added.items] == [(m2, True, ""), (m1, True, "already a member")]
         roles = {m.user_id: m.role for m in im.groups.members(gid)}
-        assert roles == {"cst-o": Role.OWNER, "cst-ad": Role.ADMIN, "cst-m1": Role.MEMBER, "cst-m2": Role.MEMBER}
-        removed = im.groups.remove_members(gid, ["cst-m2", "cst-o", "cst-nobody"])
-        assert [(i.target, i.ok) for i in removed.items] == [("cst-m2", True), ("cst-o", False), ("cst-nobody", False)]
+        assert roles == {owner: Role.OWNER, admin: Role.ADMIN, m1: Role.MEMBER, m2: Role.MEMBER}
+        nobody = f"{p}-nobody"
+        removed = im.groups.remove_members(gid, [m2, owner, nobody])
+        assert [(i.target, i.ok) for i in removed.items] == [(m2, True), (owner, False), (nobody, False)]
         assert isinstance(removed.items[1].error, PermissionDeniedError)
         assert isinstance(removed.items[2].error, NotFoundError)
         im.groups.dismiss(gid)
@@ -233,123 +265,137 @@ def test_cassette_group_lifecycle(im: IMClient) -> None:
         with pytest.raises(NotFoundError):
             im.groups.dismiss(gid)
         with pytest.raises(NotFoundError):
-            im.groups.get("cst-g-never")
-        revived = im.groups.create(name="Second life", owner="cst-o2", members=["cst-m3"], group_id=gid)
+            im.groups.get(f"{p}-g-never")
+        owner2 = f"{p}-o2"
+        revived = im.groups.create(name="Second life", owner=owner2, members=[m3], group_id=gid)
         assert revived.name == "Second life"
-        assert sorted(m.user_id for m in im.groups.members(gid)) == ["cst-m3", "cst-o2"]  # reset=1
+        assert sorted(m.user_id for m in im.groups.members(gid)) == sorted([m3, owner2])  # reset=1
 
 
-def test_cassette_group_policy_and_mutes(im: IMClient, tmp_path: Path, clock: CassetteClock) -> None:
-    gid, group = "cst-g-pol", Conversation.group("cst-g-pol")
+def test_cassette_group_policy_and_mutes(im: IMClient, tmp_path: Path, clock: CassetteClock, p: str) -> None:
+    gid = f"{p}-g-pol"
+    group = Conversation.group(gid)
+    own, m, n, stranger = (f"{p}-{x}" for x in ("own", "m", "n", "stranger"))
     with cassette("group_policy_mutes"):
-        im.groups.create(name="Policy", owner="cst-own", members=["cst-m", "cst-n"], group_id=gid)
-        sent = im.messages.send(sender="cst-m", to=group, content="hello", idempotency_key="cst-gp-1")
-        assert sent.confirmed and sent.seq == 1
+        im.users.register([own, m, n, stranger])
+        im.groups.create(name="Policy", owner=own, members=[m, n], group_id=gid)
+        sent = im.messages.send(sender=m, to=group, content="hello", idempotency_key=f"{p}-gp-1")
+        assert sent.confirmed and sent.seq is not None
+        base = sent.seq
         with pytest.raises(PermissionDeniedError, match="not a member"):
-            im.messages.send(sender="cst-stranger", to=group, content="x", idempotency_key="cst-gp-x")
-        im.groups.mute(gid, ["cst-m"], duration=60)
+            im.messages.send(sender=stranger, to=group, content="x", idempotency_key=f"{p}-gp-x")
+        im.groups.mute(gid, [m], duration=60)
         [muted] = im.groups.muted(gid)
-        assert muted.user_id == "cst-m" and muted.muted_until is not None
+        assert muted.user_id == m and muted.muted_until is not None
         with pytest.raises(PermissionDeniedError, match="muted"):
-            im.messages.send(sender="cst-m", to=group, content="x", idempotency_key="cst-gp-x")
+            im.messages.send(sender=m, to=group, content="x", idempotency_key=f"{p}-gp-x")
         clock.offset = 61  # the mute falls due: the next send lifts it on WuKongIM first
-        assert im.messages.send(sender="cst-m", to=group, content="free", idempotency_key="cst-gp-2").seq == 2
+        assert im.messages.send(sender=m, to=group, content="free", idempotency_key=f"{p}-gp-2").seq == base + 1
         assert im.groups.muted(gid) == []
-        im.groups.mute(gid, ["cst-n"], duration=3600)
-        im.groups.unmute(gid, ["cst-n"])
+        im.groups.mute(gid, [n], duration=3600)
+        im.groups.unmute(gid, [n])
         assert im.groups.muted(gid) == []
         with pytest.raises(NotFoundError):
-            im.groups.mute(gid, ["cst-stranger"], duration=60)
+            im.groups.mute(gid, [stranger], duration=60)
         # a denylist entry made outside imbridge has no expiry: reported as muted indefinitely
-        im.provider.call("POST", "/channel/blacklist_add", {"channel_id": gid, "channel_type": 2, "uids": ["cst-n"]})
+        im.provider.call("POST", "/channel/blacklist_add", {"channel_id": gid, "channel_type": 2, "uids": [n]})
         [outside] = im.groups.muted(gid)
-        assert outside.user_id == "cst-n" and outside.muted_until == MUTED_INDEFINITELY
-        im.provider.call("POST", "/channel/blacklist_remove", {"channel_id": gid, "channel_type": 2, "uids": ["cst-n"]})
+        assert outside.user_id == n and outside.muted_until == MUTED_INDEFINITELY
+        im.provider.call("POST", "/channel/blacklist_remove", {"channel_id": gid, "channel_type": 2, "uids": [n]})
         im.provider.call("POST", "/channel/info",
                          {"channel_id": gid, "channel_type": 2, "large": 1, "allow_stranger": 1})  # fmt: skip
         im.groups.mute_all(gid, True)
         assert im.groups.get(gid).mute_all
         with pytest.raises(PermissionDeniedError, match="muted as a whole"):
-            im.messages.send(sender="cst-own", to=group, content="x", idempotency_key="cst-gp-x")
+            im.messages.send(sender=own, to=group, content="x", idempotency_key=f"{p}-gp-x")
         # without imbridge's policy the server takes the send and silently drops it: surfaced as an error
         loose = IMClient(WukongProvider(_settings(tmp_path, enforce_policy=False), clock=clock),
                          http_client=httpx.Client(), clock=clock)  # fmt: skip
         with pytest.raises(PermissionDeniedError, match="did not store it"):
-            loose.messages.send(sender="cst-own", to=group, content="dropped", idempotency_key="cst-gp-drop")
+            loose.messages.send(sender=own, to=group, content="dropped", idempotency_key=f"{p}-gp-drop")
         loose.close()
         im.groups.mute_all(gid, False)
         assert not im.groups.get(gid).mute_all
-        assert im.messages.send(sender="cst-own", to=group, content="back", idempotency_key="cst-gp-3").seq == 3
+        assert im.messages.send(sender=own, to=group, content="back", idempotency_key=f"{p}-gp-3").seq == base + 2
         channel = im.provider.call("GET", "/cluster/channels", params={"channel_id": gid, "channel_type": 2})
         assert channel["data"][0]["ban"] == 0 and channel["data"][0]["disband"] == 0
 
 
-def test_cassette_group_history_and_revoke(im: IMClient) -> None:
-    gid, group = "cst-g-hist", Conversation.group("cst-g-hist")
+def test_cassette_group_history_and_revoke(im: IMClient, p: str) -> None:
+    gid, own, member = f"{p}-g-hist", f"{p}-h-own", f"{p}-h-m"
+    group = Conversation.group(gid)
     with cassette("group_history_revoke"):
-        im.groups.create(name="History", owner="cst-h-own", members=["cst-h-m"], group_id=gid)
+        im.users.register([own, member])
+        im.groups.create(name="History", owner=own, members=[member], group_id=gid)
         refs = [
-            im.messages.send(sender="cst-h-m", to=group, content=f"m{i}", idempotency_key=f"cst-gh-{i}").ref
+            im.messages.send(sender=member, to=group, content=f"m{i}", idempotency_key=f"{p}-gh-{i}").ref
             for i in range(1, 8)
         ]
-        backward = [m.seq for m in im.messages.iter_history(group, viewer="cst-h-own", page_size=3)]
-        assert backward == [7, 6, 5, 4, 3, 2, 1]
-        forward = [m.seq for m in im.messages.iter_history(group, viewer="cst-h-own", page_size=3,
+        seqs = [ref.seq for ref in refs]
+        assert seqs[0] is not None and seqs == list(range(seqs[0], seqs[0] + 7))
+        backward = [m.seq for m in im.messages.iter_history(group, viewer=own, page_size=3)]
+        assert backward == seqs[::-1]
+        forward = [m.seq for m in im.messages.iter_history(group, viewer=own, page_size=3,
                                                            direction="forward")]  # fmt: skip
-        assert forward == [1, 2, 3, 4, 5, 6, 7]
+        assert forward == seqs
         im.messages.revoke(refs[2])
         im.messages.revoke(refs[2])  # already revoked: no second notice
-        page = im.messages.history(group, viewer="cst-h-m", limit=50)
-        assert [(m.seq, m.revoked) for m in page] == [(7, False), (6, False), (5, False), (4, False), (3, True),
-                                                      (2, False), (1, False)]  # fmt: skip
+        page = im.messages.history(group, viewer=member, limit=50)
+        assert [(m.seq, m.revoked) for m in page] == [(seq, seq == seqs[2]) for seq in seqs[::-1]]
         assert page.items[4].elements == []
         raw = im.provider.call("POST", "/channel/messagesync",
-                               {"login_uid": "cst-h-m", "channel_id": gid, "channel_type": 2, "limit": 20})  # fmt: skip
+                               {"login_uid": member, "channel_id": gid, "channel_type": 2, "limit": 20})  # fmt: skip
         assert len(raw["messages"]) == 8  # WuKongIM keeps the content; the notice is message 8
         with pytest.raises(NotFoundError):
-            im.messages.history(Conversation.group("cst-g-none"), viewer="cst-h-m", limit=5)
+            im.messages.history(Conversation.group(f"{p}-g-none"), viewer=member, limit=5)
 
 
-def test_cassette_send_batch(im: IMClient) -> None:
+def test_cassette_send_batch(im: IMClient, p: str) -> None:
+    sender, one, two, ghost, bad = (f"{p}-{x}" for x in ("b-from", "b-1", "b-2", "b-ghost", "b@bad"))
     with cassette("send_batch"):
-        result = im.messages.send_batch(sender="cst-b-from", recipients=["cst-b-1", "cst-b-2", "cst-b@bad"],
-                                        content="notice", idempotency_key="cst-batch-1")  # fmt: skip
-        assert result.succeeded == ["cst-b-1", "cst-b-2"]
-        [failed] = result.failed
-        assert failed.target == "cst-b@bad" and isinstance(failed.error, InvalidRequestError)
-        page = im.messages.history(Conversation.user("cst-b-from"), viewer="cst-b-1", limit=5)
+        im.users.register([sender, one, two])
+        result = im.messages.send_batch(sender=sender, recipients=[one, two, ghost, bad], content="notice",
+                                        idempotency_key=f"{p}-batch-1")  # fmt: skip
+        assert result.succeeded == [one, two]
+        failed = {item.target: item.error for item in result.failed}
+        assert isinstance(failed[ghost], NotFoundError)  # not registered: looked up, never sent
+        assert isinstance(failed[bad], InvalidRequestError)  # refused by WuKongIM in its answer
+        page = im.messages.history(Conversation.user(sender), viewer=one, limit=5)
         assert [m.elements for m in page] == [[Text("notice")]]
 
 
-def test_cassette_errors(im: IMClient, tmp_path: Path, clock: CassetteClock) -> None:
+def test_cassette_errors(im: IMClient, tmp_path: Path, clock: CassetteClock, p: str) -> None:
     with cassette("errors"):
         with pytest.raises(InvalidRequestError, match="no route") as route:
             im.provider.call("GET", "/cst/nosuch")
         assert route.value.http_status == 404
         with pytest.raises(InvalidRequestError) as empty:
-            im.provider.call("POST", "/message/send", {"channel_id": "cst-x", "channel_type": 2})
+            im.provider.call("POST", "/message/send", {"channel_id": f"{p}-x", "channel_type": 2})
         assert empty.value.http_status == 400
         with pytest.raises(NotFoundError):
             im.provider.call("GET", "/message/byclientmsgno",
-                             params={"channel_id": "cst-x", "channel_type": 2, "client_msg_no": "none"})  # fmt: skip
+                             params={"channel_id": f"{p}-x", "channel_type": 2, "client_msg_no": "none"})  # fmt: skip
         assert im.provider.call("GET", "/health") == {"status": "ok"}
         wrong = WukongProvider(_settings(tmp_path).model_copy(update={"manager_token": SecretStr("wrong-on-purpose")}))
         bad = IMClient(wrong, http_client=httpx.Client(), clock=clock)
         with pytest.raises(AuthenticationError):
-            bad.groups.get("cst-x")
+            bad.groups.get(f"{p}-x")
         bad.close()
         wrong.close()
 
 
-async def test_cassette_async_send(tmp_path: Path, clock: CassetteClock) -> None:
+async def test_cassette_async_send(tmp_path: Path, clock: CassetteClock, p: str) -> None:
     provider = WukongProvider(_settings(tmp_path), clock=clock)
+    provider.registration_token = lambda uid: f"cst-registration-{uid}"
+    a, b = f"{p}-as-a", f"{p}-as-b"
     with cassette("async_send"):
         async with AsyncIMClient(provider, http_client=httpx.AsyncClient(), clock=clock) as im:
-            sent = await im.messages.send(sender="cst-as-a", to=Conversation.user("cst-as-b"), content="async",
-                                          idempotency_key="cst-as-1")  # fmt: skip
-            assert sent.confirmed and sent.seq == 1
-            page = await im.messages.history(Conversation.user("cst-as-a"), viewer="cst-as-b", limit=5)
-            assert [m.elements for m in page] == [[Text("async")]]
+            await im.users.register([a, b])
+            sent = await im.messages.send(sender=a, to=Conversation.user(b), content="async",
+                                          idempotency_key=f"{p}-as-1")  # fmt: skip
+            assert sent.confirmed and sent.seq is not None
+            page = await im.messages.history(Conversation.user(a), viewer=b, limit=5)
+            assert [(m.seq, m.elements) for m in page] == [(sent.seq, [Text("async")])]
     provider.close()
 
 

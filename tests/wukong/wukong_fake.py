@@ -84,6 +84,11 @@ class FakeWukong:
         if request.method == "POST" and path == "/user/token":
             self.tokens[(body["uid"], body.get("device_flag", 0))] = body["token"]
             return ok
+        if request.method == "GET" and path == "/cluster/users":
+            # Verified on v2.2.5: a known uid comes back in `data`; an unknown one is HTTP 500, empty body.
+            if not any(uid == q.get("uid") for uid, _ in self.tokens):
+                return httpx.Response(500)
+            return httpx.Response(200, json={"total": 0, "more": 0, "data": [{"uid": q["uid"], "device_count": 0}]})
         if request.method == "POST" and path in ("/channel", "/channel/info"):
             ch = self.channel(body["channel_id"])
             ch.exists = True
@@ -135,6 +140,14 @@ class FakeWukong:
                 if message["client_msg_no"] == q["client_msg_no"]:
                     return httpx.Response(200, json=message)  # the FIRST match
             return httpx.Response(200, json={"status": 404})
+        if request.method == "POST" and path == "/messages":  # client_msg_nos: the LAST match of each (FACTS §9)
+            if body["channel_type"] == 2:
+                rows = self.messages.get(body["channel_id"], [])
+            else:
+                rows = self.messages.get(fake_channel_id(body.get("login_uid", ""), body["channel_id"]), [])
+            found = [[m for m in rows if m["client_msg_no"] == no][-1:] for no in body.get("client_msg_nos", [])]
+            return httpx.Response(200, json={"start_message_seq": 0, "end_message_seq": 0, "more": 0,
+                                             "messages": [m for hit in found for m in hit]})  # fmt: skip
         if request.method == "POST" and path == "/message":  # global lookup by id (FACTS §9)
             for rows in self.messages.values():
                 for message in rows:
@@ -142,6 +155,8 @@ class FakeWukong:
                         return httpx.Response(200, json=message)
             return httpx.Response(200, json={"status": 404})
         if request.method == "POST" and path == "/message/sendbatch":
+            if not body["subscribers"]:
+                return httpx.Response(400, json={"msg": "subscribers不能为空\uff01", "status": 400})
             failed = [uid for uid in body["subscribers"] if any(ch in uid for ch in "@#&")]
             for uid in body["subscribers"]:
                 if uid and uid not in failed:

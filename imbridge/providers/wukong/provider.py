@@ -169,7 +169,8 @@ class WukongProvider(Provider):
                 Support.PARTIAL,
                 "POST /message/sendbatch: no per-recipient message ids or refs, client_msg_no is ignored by the "
                 "server, so a batch that failed with an unknown outcome is not re-sent (the error says it may "
-                "have landed); only ids WuKongIM rejects synchronously are reported as failed items.",
+                "have landed); failed items are the ids WuKongIM rejects synchronously and, with a store, unknown "
+                "users (never sent).",
             ),
             Operation.MESSAGES_HISTORY: (
                 Support.NATIVE,
