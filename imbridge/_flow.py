@@ -8,15 +8,16 @@ operations (paging, lookup-before-retry, emulated features) are written once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
+
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """One HTTP request as a provider describes it, before auth and base URL are applied.
 
@@ -39,14 +40,14 @@ class Request:
         return self.api or self.path
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sleep:
     """Ask the driver to wait (a flow polling for a result it has reason to expect)."""
 
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HTTPRequest:
     """A request ready for the wire: absolute URL, auth applied, body encoded."""
 
@@ -57,7 +58,7 @@ class HTTPRequest:
     content: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     """An HTTP response as the drivers hand it to providers."""
 
@@ -66,7 +67,7 @@ class Response:
     content: bytes
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return decode_json(self.content)
 
 
 Instruction = Request | Sleep
@@ -75,8 +76,17 @@ Flow = Generator[Instruction, Any, T]
 
 
 def encode_json(body: Any) -> bytes:
-    """Compact UTF-8 JSON, the encoding every provider accepts."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON, the encoding every provider accepts.
+
+    orjson: on a send it does the work of ``json.dumps`` in a twentieth of the time, and JSON is done
+    twice per send (payload, then body) on the hot path the async-speed benchmark measures.
+    """
+    return orjson.dumps(body)
+
+
+def decode_json(content: bytes | str) -> Any:
+    """Parse JSON (orjson, for the same reason); raises ValueError on anything that is not JSON."""
+    return orjson.loads(content)
 
 
 def immediate(compute: Callable[[], T]) -> Flow[T]:

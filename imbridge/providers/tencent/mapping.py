@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from imbridge._flow import encode_json
 from imbridge.errors import (
     AuthenticationError,
     ConflictError,
@@ -396,7 +397,7 @@ def cloud_custom_data(metadata: Mapping[str, Any], options: Mapping[str, Any]) -
         if not isinstance(explicit, str):
             raise InvalidRequestError("options['CloudCustomData'] must be a string", provider=NAME)
         return explicit
-    return json.dumps(dict(metadata), ensure_ascii=False, separators=(",", ":")) if metadata else None
+    return encode_json(dict(metadata)).decode() if metadata else None
 
 
 def metadata_from(cloud: str) -> dict[str, Any]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from imbridge._flow import decode_json, encode_json
 from imbridge.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -72,7 +72,7 @@ def _json(content: bytes) -> Any:
     if not content.strip():
         return None
     try:
-        return json.loads(content)
+        return decode_json(content)
     except (ValueError, UnicodeDecodeError):
         return _NOT_JSON
 
@@ -232,14 +232,14 @@ def encode_payload(elements: Sequence[Element], metadata: dict[str, Any] | None 
 
 def to_base64(payload: dict[str, Any]) -> str:
     """Standard, padded base64 of compact JSON (the server refuses unpadded base64, FACTS §6)."""
-    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    raw = encode_json(payload)
     return base64.b64encode(raw).decode()
 
 
 def decode_payload(b64: str) -> dict[str, Any] | None:
     """The payload as JSON, or None when it is not a JSON object (WuKongIM accepts any bytes)."""
     try:
-        value = json.loads(base64.b64decode(b64, validate=False))
+        value = decode_json(base64.b64decode(b64, validate=False))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
@@ -295,7 +295,7 @@ def payload_to_elements(payload: dict[str, Any] | None, raw_b64: str = "") -> li
             return [Custom(**{k: v for k, v in payload.items() if k in Custom.model_fields and k != "type"})]
     except (KeyError, TypeError, ValueError, ValidationError):
         pass
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    data = encode_json(payload).decode()
     content = payload.get("content")
     return [Custom(data=data, description=content if isinstance(content, str) else "")]
 
