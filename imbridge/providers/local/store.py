@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,20 @@ class MessageRow:
     revoked: bool
 
 
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store with :meth:`Store.append_messages` (its seq is assigned on insert)."""
+
+    conversation: str
+    key: str
+    sender: str
+    elements: list[dict[str, Any]]
+    time: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    dedupe: str | None = None
+    revoked: bool = False
+
+
 def database_path(url: str) -> str:
     """``sqlite:///path``, ``sqlite:///:memory:``, a bare path or ``:memory:`` -> what sqlite3 opens."""
     if url.startswith("sqlite:///"):
@@ -157,6 +171,13 @@ class Store:
         rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0]["value"]) if rows else None
 
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
     def meta_setdefault(self, key: str, value: str) -> str:
         """Store ``value`` under ``key`` unless one is there; return the stored one."""
         with self.write() as db:
@@ -188,11 +209,15 @@ class Store:
         return {row["field"]: row["value"] for row in rows}
 
     def set_profile_fields(self, user_id: str, fields: dict[str, str]) -> None:
+        self.set_profiles({user_id: fields})
+
+    def set_profiles(self, profiles: Mapping[str, Mapping[str, str]]) -> None:
+        """Set profile fields of many users in one transaction (other fields are kept)."""
         with self.write() as db:
             db.executemany(
                 "INSERT INTO profiles (user_id, field, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (user_id, field) DO UPDATE SET value = excluded.value",
-                [(user_id, name, value) for name, value in fields.items()],
+                [(user_id, name, value) for user_id, fields in profiles.items() for name, value in fields.items()],
             )
 
     # -- groups -------------------------------------------------------------------------------
@@ -288,6 +313,15 @@ class Store:
         )
         return MemberRow(rows[0]["user_id"], rows[0]["role"], rows[0]["joined_at"], rows[0]["until"]) if rows else None
 
+    def groups_of(self, user_id: str) -> list[str]:
+        """Ids of the live groups ``user_id`` is a member of."""
+        rows = self._read(
+            "SELECT m.group_id FROM members m JOIN groups g ON g.id = m.group_id "
+            "WHERE m.user_id = ? AND g.dismissed_at IS NULL ORDER BY m.group_id",
+            (user_id,),
+        )
+        return [row["group_id"] for row in rows]
+
     def add_members(self, group_id: str, members: Sequence[tuple[str, str]], now: float) -> dict[str, bool]:
         """Add members; the value says whether each was new (an existing member keeps its role)."""
         added: dict[str, bool] = {}
@@ -340,17 +374,26 @@ class Store:
 
     def append_message(
         self, conversation: str, *, key: str, sender: str, elements: list[dict[str, Any]],
-        metadata: dict[str, Any], time: float, dedupe: str | None,
+        metadata: dict[str, Any], time: float, dedupe: str | None, dedupe_window: float | None = None,
     ) -> tuple[MessageRow, bool]:  # fmt: skip
         """Store a message at the conversation's next seq. With a ``dedupe`` key already stored in the
-        conversation, nothing is written and the stored message is returned; the flag says 'new'."""
+        conversation, nothing is written and the stored message is returned; the flag says 'new'.
+
+        With ``dedupe_window`` (seconds) a key only holds that long, as servers that dedupe within a
+        window do: a stored message older than ``time - dedupe_window`` releases its key and the new
+        message is stored."""
         with self.write() as db:
             if dedupe is not None:
                 row = db.execute(
                     "SELECT * FROM messages WHERE conversation = ? AND dedupe = ?", (conversation, dedupe)
                 ).fetchone()
-                if row is not None:
+                if row is not None and (dedupe_window is None or row["time"] >= time - dedupe_window):
                     return _message_row(row), False
+                if row is not None:
+                    db.execute(
+                        "UPDATE messages SET dedupe = NULL WHERE conversation = ? AND seq = ?",
+                        (conversation, row["seq"]),
+                    )
             seq = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation = ?", (conversation,)
             ).fetchone()[0]
@@ -360,6 +403,42 @@ class Store:
                 (conversation, seq, key, sender, json.dumps(elements), json.dumps(metadata), time, dedupe),
             )
         return MessageRow(conversation, seq, key, sender, elements, metadata, time, dedupe, False), True
+
+    def append_messages(self, messages: Iterable[NewMessage]) -> int:
+        """Store many messages with the times given (an import, a seed) in one transaction. Each takes
+        its conversation's next seq, in the order given; dedupe keys are stored, not checked. Returns
+        how many were written."""
+        next_seq: dict[str, int] = {}
+        rows: list[tuple[Any, ...]] = []
+        with self.write() as db:
+            for message in messages:
+                conversation = message.conversation
+                if conversation not in next_seq:
+                    next_seq[conversation] = db.execute(
+                        "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation = ?", (conversation,)
+                    ).fetchone()[0]
+                seq = next_seq[conversation]
+                next_seq[conversation] = seq + 1
+                rows.append((
+                    conversation, seq, message.key, message.sender,
+                    "[]" if message.revoked else json.dumps(message.elements), json.dumps(message.metadata),
+                    message.time, message.dedupe, int(message.revoked),
+                ))  # fmt: skip
+            db.executemany(
+                "INSERT INTO messages (conversation, seq, key, sender, elements, metadata, time, dedupe, revoked) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def conversations(self, prefix: str = "") -> dict[str, float]:
+        """Conversation keys starting with ``prefix`` and the time of each one's newest message."""
+        rows = self._read(
+            "SELECT conversation, MAX(time) AS newest FROM messages WHERE substr(conversation, 1, ?) = ? "
+            "GROUP BY conversation",
+            (len(prefix), prefix),
+        )
+        return {row["conversation"]: row["newest"] for row in rows}
 
     def message_by_key(self, key: str) -> MessageRow | None:
         rows = self._read("SELECT * FROM messages WHERE key = ?", (key,))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -145,6 +146,10 @@ class TencentProvider(Provider):
             settings.usersig_ttl,
             clock=lambda: self.clock.now().timestamp(),
         )
+        self._seq_lock = threading.Lock()
+        self._last_seq = 0
+        # Custom profile keys this client has written: read back along with the configured ones.
+        self._custom_keys: set[str] = set()
 
     @staticmethod
     def _base_url(settings: TencentSettings) -> str:
@@ -170,7 +175,8 @@ class TencentProvider(Provider):
                 Operation.USERS_REGISTER: (n, "multiaccount_import, 100 per request; an existing account is not "
                                               "reported as such (Tencent does not say)"),
                 Operation.USERS_GET_PROFILES: (p, "portrait_get; custom keys are read only for the keys listed in "
-                                                  "settings.profile_custom_keys (Tencent returns only tags asked for)"),
+                                                  "settings.profile_custom_keys and those this client has set (Tencent "
+                                                  "returns only tags asked for)"),
                 Operation.USERS_SET_PROFILE: (n, "portrait_set; custom keys must first be created in the console"),
                 Operation.USERS_LOGIN_CREDENTIALS: (n, "a UserSig signed locally; the account is not checked"),
                 Operation.MESSAGES_SEND: (n, "sendmsg / send_group_msg; MsgRandom/Random derived from the "
@@ -317,7 +323,8 @@ class TencentProvider(Provider):
         return BatchResult(items=items, provider=NAME, raw={"responses": raws})
 
     def get_profiles(self, user_ids: Sequence[str]) -> Flow[list[Profile]]:
-        tags = mapping.STANDARD_TAGS + [mapping.CUSTOM_PREFIX + key for key in self.tencent.profile_custom_keys]
+        keys = [*self.tencent.profile_custom_keys, *sorted(self._custom_keys - set(self.tencent.profile_custom_keys))]
+        tags = mapping.STANDARD_TAGS + [mapping.CUSTOM_PREFIX + key for key in keys]
         found: dict[str, Profile] = {}
         for chunk in _chunks(user_ids, 100):
             reply = yield self._req(
@@ -348,6 +355,7 @@ class TencentProvider(Provider):
         yield self._req(
             "profile", "portrait_set", wire.PortraitSetRequest(From_Account=user_id, ProfileItem=items).body()
         )
+        self._custom_keys.update(update.custom)
         return None
 
     def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
@@ -389,8 +397,20 @@ class TencentProvider(Provider):
         options.pop("CloudCustomData", None)
         return options
 
+    def _ordered_seq(self) -> int:
+        """A C2C MsgSeq that grows with every send: Tencent orders one second's messages by MsgSeq.
+        Milliseconds since the epoch (kept strictly increasing), so sends of several clients order by
+        time too; modulo 2**32 it wraps once every 49.7 days."""
+        with self._seq_lock:
+            self._last_seq = max(int(self.clock.now().timestamp() * 1000), self._last_seq + 1)
+            return self._last_seq % 2**32
+
     def send_message(self, message: OutgoingMessage) -> Flow[SentMessage]:
         msg_random, msg_seq = mapping.dedupe_numbers(message.idempotency_key)
+        if not message.key_from_caller:
+            # A generated key is never re-sent by the caller, only retried by the executor with this
+            # very body, so MsgSeq can keep send order instead of being derived from the key.
+            msg_seq = self._ordered_seq()
         body = self._body(message.elements)
         options = dict(message.options)
         cloud = mapping.cloud_custom_data(message.metadata, options)
@@ -597,8 +617,11 @@ class TencentProvider(Provider):
             body = wire.GroupMsgRecallRequest(GroupId=ref.conversation.id, MsgSeqList=[wire.MsgSeqItem(MsgSeq=seq)])
             reply = yield self._req("group_open_http_svc", "group_msg_recall", body.body())
             for result in wire.GroupMsgRecallResponse.model_validate(reply).RecallRetList:
-                if result.MsgSeq == seq and result.RetCode not in (0, 20023):
-                    raise mapping.error_for(result.RetCode, f"seq {seq}")
+                if result.MsgSeq != seq or result.RetCode in (0, 20023):
+                    continue
+                if result.RetCode == 10032 and (yield from self._group_recalled(ref.conversation.id, seq)):
+                    continue  # "cannot be recalled" because it already was: the goal is reached
+                raise mapping.error_for(result.RetCode, f"seq {seq}")
             return None
         body_c2c = wire.MsgWithdrawRequest(
             From_Account=ref.extra.get("From_Account", ref.sender),
@@ -611,6 +634,11 @@ class TencentProvider(Provider):
             if error.native_code != 20023:  # already recalled: the goal is reached
                 raise
         return None
+
+    def _group_recalled(self, group_id: str, seq: int) -> Flow[bool]:
+        reply = yield self._simple(group_id, 1, seq)
+        found = wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
+        return any(m.MsgSeq == seq and m.IsPlaceMsg == mapping.PLACEHOLDER_RECALLED for m in found)
 
     # -- groups -----------------------------------------------------------------------------------
 

@@ -1,0 +1,1046 @@
+"""An emulator of Tencent Cloud IM's server REST API v4, stateful, on the local provider's SQLite store.
+
+What it checks, as the real service does (reference: ``tencent-im-api.md``): the admin UserSig in the
+query of every request, the App admin ``identifier``, documented batch sizes, page sizes, per-command
+frequency limits, the C2C (120 s) and group (5 min) dedupe windows, and the history retention window.
+It answers HTTP 200 with the ``{ActionStatus, ErrorCode, ErrorInfo, ...}`` envelope and the documented
+error codes. ``docs/emulators.md`` lists what it covers and what it does not.
+
+State: users, profiles (stored under their Tencent tag names), groups, members and roles, mutes and
+messages live in :class:`imbridge.providers.local.store.Store`. Message bodies are stored as Tencent
+``MsgBody`` arrays; the Tencent-only fields (MsgSeq, MsgRandom, MsgKey, Random, CloudCustomData, ...)
+ride in each message's metadata, and a group's ``Type`` in the store's meta table.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import string
+import threading
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from imbridge._clock import Clock, SystemClock
+from imbridge.emulators._base import EmulatorReply, EmulatorRequest, EmulatorTransport
+from imbridge.errors import AuthenticationError
+from imbridge.providers.local.store import MessageRow, Store, conversation_key
+from imbridge.providers.tencent import mapping
+from imbridge.providers.tencent.usersig import verify_usersig
+
+__all__ = ["DEFAULT_RATE_LIMITS", "TencentEmulator"]
+
+#: Documented default frequency limits, calls per second by command (reference §0.3, §8); 200/s otherwise.
+DEFAULT_RATE_LIMITS: dict[str, float] = {
+    "*": 200.0,
+    "multiaccount_import": 100.0,
+    "account_delete": 100.0,
+    "account_check": 100.0,
+    "get_appid_group_list": 1.0,
+    "get_history": 10.0,
+}
+BATCH_RECIPIENTS_PER_SECOND = 200.0
+"""batchsendmsg: 12,000 recipient-messages per minute (a bucket holding one minute's worth)."""
+GROUP_MSGS_PER_SECOND = 40.0
+"""send_group_msg: 40 messages per second per group; beyond it the answer is OK with MsgDropReason."""
+
+C2C_DEDUPE_SECONDS = 120.0
+GROUP_DEDUPE_SECONDS = 300.0
+ROAM_PAGE_BYTES = 13 * 1024
+GROUP_PAGE = 20
+MAX_MESSAGE_BYTES = 12 * 1024
+MUTE_PERMANENT = 4_294_967_295
+
+# Batch sizes. Where two official pages disagree the smaller one is enforced, so code that passes here
+# passes against the real service.
+IMPORT_MAX = 100
+BATCH_SEND_MAX = 500
+CREATE_MEMBERS_MAX = 100
+ADD_MEMBERS_MAX = 100
+DELETE_MEMBERS_MAX = 100
+FORBID_MAX = 500
+RECALL_MAX = 10
+GROUP_INFO_MAX = 50
+MEMBER_LIMIT_MAX = 6000
+GROUP_LIST_MAX = 10_000
+
+GROUP_TYPES = ("Public", "Private", "ChatRoom", "AVChatRoom", "Community", "BChatRoom")
+_CREATABLE = ("Public", "Private", "ChatRoom", "AVChatRoom")
+_ELEMENT_TYPES = {
+    "TIMTextElem", "TIMLocationElem", "TIMFaceElem", "TIMCustomElem", "TIMSoundElem", "TIMImageElem",
+    "TIMFileElem", "TIMVideoFileElem", "TIMRelayElem",
+}  # fmt: skip
+_PRIORITIES = {"High": 1, "Normal": 2, "Low": 3, "Lowest": 4}
+_STANDARD_TAGS = {
+    "Tag_Profile_IM_Nick", "Tag_Profile_IM_Gender", "Tag_Profile_IM_BirthDay", "Tag_Profile_IM_Location",
+    "Tag_Profile_IM_SelfSignature", "Tag_Profile_IM_AllowType", "Tag_Profile_IM_Language", "Tag_Profile_IM_Image",
+    "Tag_Profile_IM_MsgSettings", "Tag_Profile_IM_AdminForbidType", "Tag_Profile_IM_Level", "Tag_Profile_IM_Role",
+}  # fmt: skip
+_INT_TAGS = {"Tag_Profile_IM_BirthDay", "Tag_Profile_IM_Language", "Tag_Profile_IM_Level", "Tag_Profile_IM_Role",
+             "Tag_Profile_IM_MsgSettings"}  # fmt: skip
+_TAG_VALUES = {
+    "Tag_Profile_IM_Gender": {"Gender_Type_Unknown", "Gender_Type_Female", "Gender_Type_Male"},
+    "Tag_Profile_IM_AllowType": {"AllowType_Type_NeedConfirm", "AllowType_Type_AllowAny", "AllowType_Type_DenyAny"},
+    "Tag_Profile_IM_AdminForbidType": {"AdminForbid_Type_None", "AdminForbid_Type_SendOut"},
+}
+_GROUP_SERVICE = "group_open_http_svc"
+_TYPE_META = "tencent.group_type."
+
+
+class _Fail(Exception):
+    """A FAIL answer: the documented code and its text."""
+
+    def __init__(self, code: int, info: str) -> None:
+        super().__init__(info)
+        self.code = code
+        self.info = info
+
+
+def _ok(**fields: Any) -> dict[str, Any]:
+    return {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, **fields}
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+@dataclass
+class _Bucket:
+    """A token bucket: ``rate`` per second, holding at most ``capacity``."""
+
+    rate: float
+    capacity: float
+    tokens: float
+    at: float
+
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        self.tokens = min(self.capacity, self.tokens + max(now - self.at, 0.0) * self.rate)
+        self.at = now
+        # A tenth of one call's interval of slack: a client pacing at exactly the limit is not refused
+        # because its requests arrived a few milliseconds closer together than they were sent.
+        if self.tokens + 0.1 < cost:
+            return False
+        self.tokens -= cost
+        return True
+
+
+class _Args:
+    """Typed access to a request body, failing with the command family's parameter error code."""
+
+    def __init__(self, body: dict[str, Any], code: int) -> None:
+        self.body = body
+        self.code = code
+
+    def fail(self, info: str, code: int | None = None) -> _Fail:
+        return _Fail(code or self.code, info)
+
+    def has(self, name: str) -> bool:
+        return self.body.get(name) is not None
+
+    def text(self, name: str, default: str | None = None, *, code: int | None = None) -> str:
+        value = self.body.get(name, default)
+        if not isinstance(value, str) or (default is None and value == ""):
+            raise self.fail(f"{name} is missing or not a string", code)
+        return value
+
+    def opt_str(self, name: str) -> str | None:
+        value = self.body.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(f"{name} is not a string")
+        return value
+
+    def integer(self, name: str, default: int | None = None, *, code: int | None = None, low: int = 0) -> int:
+        value = self.body.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise self.fail(f"{name} is missing or not an integer >= {low}", code)
+        return value
+
+    def array(self, name: str, *, code: int | None = None, required: bool = True) -> list[Any]:
+        value = self.body.get(name)
+        if value is None and not required:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(f"{name} is missing or not an array", code)
+        return value
+
+    def accounts(self, name: str, *, code: int | None = None) -> list[str]:
+        values = self.array(name, code=code)
+        if not all(isinstance(v, str) and v for v in values):
+            raise self.fail(f"{name} must hold non-empty strings", code)
+        return values
+
+
+class TencentEmulator:
+    """Tencent IM REST v4, in process (:meth:`transport`) or on 127.0.0.1 (``imbridge.emulators.serve``)."""
+
+    def __init__(
+        self,
+        *,
+        sdk_app_id: int = 1400000000,
+        secret_key: str,
+        admin: str = "administrator",
+        store: str = ":memory:",
+        clock: Clock | None = None,
+        rate_limits: dict[str, float] | None = None,
+        retention: timedelta = timedelta(days=7),
+        recent_contacts_limit: int = 100,
+    ) -> None:
+        if not secret_key:
+            raise ValueError("secret_key is empty")
+        self.sdk_app_id = int(sdk_app_id)
+        self._key = secret_key
+        self.admin = admin
+        self.store = Store(store)
+        self.clock: Clock = clock or SystemClock()
+        self.rate_limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
+        for command, rate in self.rate_limits.items():
+            if rate <= 0:
+                raise ValueError(f"rate limit for {command!r} must be positive")
+        self.retention = retention
+        self.recent_contacts_limit = recent_contacts_limit
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.RLock()
+        self.store.add_users([admin], self._now())  # the App admin is an account like any other
+        self._commands: dict[str, Callable[[_Args], dict[str, Any]]] = {
+            "im_open_login_svc/account_import": self._account_import,
+            "im_open_login_svc/multiaccount_import": self._multiaccount_import,
+            "im_open_login_svc/account_check": self._account_check,
+            "im_open_login_svc/kick": self._kick,
+            "profile/portrait_get": self._portrait_get,
+            "profile/portrait_set": self._portrait_set,
+            "openim/sendmsg": self._sendmsg,
+            "openim/batchsendmsg": self._batchsendmsg,
+            "openim/admin_getroammsg": self._getroammsg,
+            "openim/admin_msgwithdraw": self._msgwithdraw,
+            "recentcontact/get_list": self._recent_contacts,
+            **{
+                f"{_GROUP_SERVICE}/{name}": handler
+                for name, handler in (
+                    ("get_appid_group_list", self._group_list),
+                    ("create_group", self._create_group),
+                    ("get_group_info", self._group_info),
+                    ("modify_group_base_info", self._modify_group),
+                    ("destroy_group", self._destroy_group),
+                    ("add_group_member", self._add_members),
+                    ("delete_group_member", self._delete_members),
+                    ("modify_group_member_info", self._modify_member),
+                    ("get_group_member_info", self._member_info),
+                    ("forbid_send_msg", self._forbid),
+                    ("get_group_muted_account", self._muted),
+                    ("send_group_msg", self._send_group_msg),
+                    ("group_msg_recall", self._recall),
+                    ("group_msg_get_simple", self._get_simple),
+                )
+            },
+        }
+
+    # -- construction and plumbing ----------------------------------------------------------------
+
+    @classmethod
+    def for_client(cls, settings: Mapping[str, Any]) -> TencentEmulator:
+        """An emulator that accepts a client built with these TencentSettings-style keys."""
+        key = settings["secret_key"]
+        key = key.get_secret_value() if hasattr(key, "get_secret_value") else str(key)
+        return cls(
+            sdk_app_id=int(settings.get("sdk_app_id", 1400000000)),
+            secret_key=key,
+            admin=str(settings.get("admin", "administrator")),
+        )
+
+    def transport(self) -> EmulatorTransport:
+        """An httpx transport (sync and async) answering from this emulator, in process."""
+        return EmulatorTransport(self)
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def commands(self) -> list[str]:
+        """The ``service/command`` paths this emulator answers."""
+        return sorted(self._commands)
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _cutoff(self) -> float:
+        """Messages older than this are beyond the roaming retention."""
+        return self._now() - self.retention.total_seconds()
+
+    def handle(self, request: EmulatorRequest) -> EmulatorReply:
+        with self._lock:
+            try:
+                payload = self._dispatch(request)
+            except _Fail as failure:
+                payload = {"ActionStatus": "FAIL", "ErrorInfo": failure.info, "ErrorCode": failure.code}
+            return EmulatorReply.json(payload)
+
+    def _dispatch(self, request: EmulatorRequest) -> dict[str, Any]:
+        parts = request.path.strip("/").split("/")
+        if request.method != "POST":
+            raise _Fail(60002, "only POST is supported")
+        if len(parts) != 3 or parts[0] != "v4":
+            raise _Fail(60009, f"bad resource {request.path!r}")
+        route = f"{parts[1]}/{parts[2]}"
+        handler = self._commands.get(route)
+        self._authenticate(request.query)
+        if handler is None:
+            raise _Fail(10003 if parts[1] == _GROUP_SERVICE else 60009, f"invalid command {route!r}")
+        try:
+            body = json.loads(request.body) if request.body else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise _Fail(60003, "request body is not a JSON object (send {} at least)")
+        self._throttle(parts[1], parts[2])
+        return handler(_Args(body, 10004 if parts[1] == _GROUP_SERVICE else 90001))
+
+    def _authenticate(self, query: Mapping[str, str]) -> None:
+        app = query.get("sdkappid", "")
+        if not app:
+            raise _Fail(60012, "sdkappid is missing")
+        identifier = query.get("identifier", "")
+        if not identifier:
+            raise _Fail(60004, "identifier is missing")
+        usersig = query.get("usersig", "")
+        if not usersig:
+            raise _Fail(70002, "usersig is empty")
+        if not app.isdigit() or int(app) != self.sdk_app_id:
+            # This emulator hosts one app: a request for another one fails the app check of the sig.
+            raise _Fail(70014, f"sdkappid {app} does not match the UserSig's app")
+        try:
+            verify_usersig(usersig, self.sdk_app_id, self._key, now=self._now(), identifier=identifier)
+        except AuthenticationError as error:
+            code = error.native_code if isinstance(error.native_code, int) else 70003
+            raise _Fail(code, error.message) from None
+        if identifier != self.admin:
+            raise _Fail(60010, f"{identifier!r} is not an App admin")
+
+    def _limit(self, name: str) -> float:
+        return self.rate_limits.get(name, self.rate_limits["*"])
+
+    def _bucket(self, name: str, rate: float, capacity: float) -> _Bucket:
+        bucket = self._buckets.get(name)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[name] = _Bucket(rate, capacity, capacity, self._now())
+        return bucket
+
+    def _throttle(self, service: str, command: str) -> None:
+        rate = self._limit(command)
+        if not self._bucket(command, rate, max(rate, 1.0)).take(self._now()):
+            # Group commands answer with the group family's code, the others with the REST-wide one.
+            if service == _GROUP_SERVICE:
+                raise _Fail(10006, f"{command}: operation frequency limit ({rate:g}/s)")
+            raise _Fail(60007, f"{command}: REST call frequency limit exceeded ({rate:g}/s)")
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _exists(self, user_ids: list[str]) -> set[str]:
+        return self.store.existing_users(user_ids)
+
+    def _group_type(self, group_id: str) -> str:
+        return self.store.meta(_TYPE_META + group_id) or "Public"
+
+    def _group(self, args: _Args, name: str = "GroupId") -> tuple[str, Any]:
+        group_id = args.text(name)
+        if len(group_id.encode()) >= 48 or not group_id.isprintable():
+            raise _Fail(10015, f"invalid group id {group_id!r}")
+        group = self.store.group(group_id)
+        if group is None:
+            raise _Fail(10010, f"group {group_id!r} does not exist or was dismissed")
+        return group_id, group
+
+    def _body(self, args: _Args, *, too_long: int, bad: int) -> list[dict[str, Any]]:
+        body = args.body.get("MsgBody")
+        if not isinstance(body, list) or not body:
+            raise _Fail(bad, "MsgBody is missing or not a non-empty array")
+        customs = 0
+        for element in body:
+            if not isinstance(element, dict) or element.get("MsgType") not in _ELEMENT_TYPES:
+                raise _Fail(bad, "MsgBody holds an element with an unknown MsgType")
+            if not isinstance(element.get("MsgContent"), dict):
+                raise _Fail(bad, "MsgContent must be an object")
+            customs += element["MsgType"] == "TIMCustomElem"
+        if customs > 1:
+            raise _Fail(bad, "a message may hold only one TIMCustomElem")
+        if _size(body) > MAX_MESSAGE_BYTES:
+            raise _Fail(too_long, "message body exceeds 12 KB")
+        return body
+
+    @staticmethod
+    def _uint32(args: _Args, name: str, code: int) -> int:
+        value = args.body.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+            raise _Fail(code, f"{name} is missing or not a uint32")
+        return value
+
+    # -- accounts and profiles --------------------------------------------------------------------
+
+    def _import(self, accounts: list[tuple[str, dict[str, str]]]) -> list[str]:
+        valid = [(uid, tags) for uid, tags in accounts if 0 < len(uid.encode()) <= 32 and uid.isprintable()]
+        self.store.add_users([uid for uid, _ in valid], self._now())
+        self.store.set_profiles({uid: tags for uid, tags in valid if tags})
+        ok = {uid for uid, _ in valid}
+        return [uid for uid, _ in accounts if uid not in ok]
+
+    @staticmethod
+    def _nick_face(item: Mapping[str, Any]) -> dict[str, str]:
+        tags = {}
+        for field, tag in (("Nick", "Tag_Profile_IM_Nick"), ("FaceUrl", "Tag_Profile_IM_Image")):
+            if isinstance(item.get(field), str):
+                tags[tag] = item[field]
+        return tags
+
+    def _account_import(self, args: _Args) -> dict[str, Any]:
+        uid = args.text("UserID") if args.has("UserID") else args.text("Identifier", code=70402)
+        if self._import([(uid, self._nick_face(args.body))]):
+            raise _Fail(70402, f"invalid UserID {uid!r}")
+        return _ok()
+
+    def _multiaccount_import(self, args: _Args) -> dict[str, Any]:
+        accounts: list[tuple[str, dict[str, str]]]
+        if args.has("AccountList"):
+            items = args.array("AccountList", code=70402)
+            if not all(isinstance(i, dict) and isinstance(i.get("UserID"), str) for i in items):
+                raise _Fail(70402, "AccountList items need a UserID")
+            accounts = [(i["UserID"], self._nick_face(i)) for i in items]
+        else:
+            accounts = [(uid, {}) for uid in args.accounts("Accounts", code=70402)]
+        if not accounts or len(accounts) > IMPORT_MAX:
+            raise _Fail(70206, f"1 to {IMPORT_MAX} accounts per request, got {len(accounts)}")
+        return _ok(FailAccounts=self._import(accounts))
+
+    def _account_check(self, args: _Args) -> dict[str, Any]:
+        items = args.array("CheckItem", code=70402)
+        ids: list[str] = [i["UserID"] for i in items if isinstance(i, dict) and isinstance(i.get("UserID"), str)]
+        if len(ids) != len(items):
+            raise _Fail(70402, "CheckItem items need a UserID")
+        if not ids or len(ids) > IMPORT_MAX:
+            raise _Fail(70206, f"1 to {IMPORT_MAX} accounts per request, got {len(ids)}")
+        known = self._exists(ids)
+        return _ok(ResultItem=[
+            {"UserID": uid, "ResultCode": 0, "ResultInfo": "",
+             "AccountStatus": "Imported" if uid in known else "NotImported"}
+            for uid in ids
+        ])  # fmt: skip
+
+    def _kick(self, args: _Args) -> dict[str, Any]:
+        uid = args.text("UserID") if args.has("UserID") else args.text("Identifier", code=70402)
+        if not self._exists([uid]):
+            raise _Fail(70107, f"{uid!r} is not imported")
+        return _ok()
+
+    def _portrait_get(self, args: _Args) -> dict[str, Any]:
+        users = args.accounts("To_Account", code=40001)
+        tags = args.array("TagList", code=40001)
+        if not users or not tags or not all(isinstance(t, str) for t in tags):
+            raise _Fail(40001, "To_Account and TagList must be non-empty arrays of strings")
+        known = self._exists(users)
+        items, failed = [], []
+        for uid in users:
+            if uid not in known:
+                failed.append(uid)
+                items.append({"To_Account": uid, "ResultCode": 40003, "ResultInfo": "Err_Profile_Account_Not_Exist"})
+                continue
+            stored = self.store.profile(uid)
+            profile = [
+                {"Tag": tag, "Value": int(stored[tag]) if tag in _INT_TAGS else stored[tag]}
+                for tag in tags
+                if tag in stored
+            ]
+            items.append({"To_Account": uid, "ProfileItem": profile, "ResultCode": 0, "ResultInfo": ""})
+        reply = _ok(UserProfileItem=items, ErrorDisplay="")
+        if failed:
+            reply["Fail_Account"] = failed
+        return reply
+
+    def _portrait_set(self, args: _Args) -> dict[str, Any]:
+        uid = args.text("From_Account", code=40001)
+        items = args.array("ProfileItem", code=40001)
+        if not self._exists([uid]):
+            raise _Fail(40003, f"account {uid!r} does not exist")
+        fields: dict[str, str] = {}
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("Tag"), str):
+                raise _Fail(40001, "ProfileItem entries need a Tag")
+            tag, value = item["Tag"], item.get("Value")
+            custom = tag.removeprefix("Tag_Profile_Custom_")
+            if tag not in _STANDARD_TAGS and not (custom != tag and custom.isalpha() and len(custom) <= 8):
+                raise _Fail(40009, f"tag {tag!r} does not exist")
+            if tag in _INT_TAGS:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise _Fail(40610, f"{tag} takes a uint32")
+                fields[tag] = str(value)
+                continue
+            if not isinstance(value, str):
+                raise _Fail(40610, f"{tag} takes a string")
+            if len(value.encode()) > 500:
+                raise _Fail(40601, f"{tag} value exceeds 500 bytes")
+            if tag in _TAG_VALUES and value not in _TAG_VALUES[tag]:
+                raise _Fail(40605, f"{value!r} is not a valid {tag}")
+            fields[tag] = value
+        self.store.set_profile_fields(uid, fields)
+        return _ok(ErrorDisplay="")
+
+    # -- one-to-one messages ----------------------------------------------------------------------
+
+    def _c2c_store(
+        self, sender: str, recipient: str, body: list[dict[str, Any]], *, msg_seq: int, msg_random: int,
+        now: float, metadata: dict[str, Any],
+    ) -> tuple[MessageRow, bool]:  # fmt: skip
+        conv = conversation_key("user", sender, recipient)
+        crc = zlib.crc32(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
+        msg_key = f"{msg_seq}_{msg_random}_{int(now)}"
+        key, n = f"{conv}#{msg_key}", 1
+        while self.store.message_by_key(key) is not None:  # same seq, random and second, other content
+            n += 1
+            key = f"{conv}#{msg_key}#{n}"
+        meta = {"From_Account": sender, "To_Account": recipient, "MsgSeq": msg_seq, "MsgRandom": msg_random,
+                "MsgKey": msg_key, **metadata}  # fmt: skip
+        return self.store.append_message(
+            conv, key=key, sender=sender, elements=body, metadata=meta, time=now,
+            dedupe=f"{sender}:{msg_seq}:{msg_random}:{crc}", dedupe_window=C2C_DEDUPE_SECONDS,
+        )  # fmt: skip
+
+    def _c2c_common(self, args: _Args) -> tuple[str, int, int, list[dict[str, Any]], dict[str, Any]]:
+        sender = args.text("From_Account", self.admin, code=90001)
+        msg_random = self._uint32(args, "MsgRandom", 90005)
+        msg_seq = self._uint32(args, "MsgSeq", 90004) if args.has("MsgSeq") else secrets.randbits(32)
+        body = self._body(args, too_long=93000, bad=90002)
+        life = args.body.get("MsgLifeTime")
+        if life is not None and (not isinstance(life, int) or not 0 <= life <= 604_800):
+            raise _Fail(90026, "MsgLifeTime must be 0 to 604800 seconds")
+        metadata: dict[str, Any] = {}
+        for name in ("CloudCustomData", "SyncOtherMachine"):
+            if args.body.get(name) is not None:
+                metadata[name] = args.body[name]
+        if not self._exists([sender]):
+            raise _Fail(20003, f"sender {sender!r} is not imported")
+        return sender, msg_seq, msg_random, body, metadata
+
+    def _sendmsg(self, args: _Args) -> dict[str, Any]:
+        recipient = args.text("To_Account", code=90003)
+        sender, msg_seq, msg_random, body, metadata = self._c2c_common(args)
+        if not self._exists([recipient]):
+            raise _Fail(90012, f"To_Account {recipient!r} is not imported")
+        row, _ = self._c2c_store(sender, recipient, body, msg_seq=msg_seq, msg_random=msg_random,
+                                 now=self._now(), metadata=metadata)  # fmt: skip
+        # A duplicate inside the window is not stored again; the answer names the original.
+        return _ok(MsgTime=int(row.time), MsgKey=row.metadata["MsgKey"])
+
+    def _batchsendmsg(self, args: _Args) -> dict[str, Any]:
+        recipients = args.accounts("To_Account", code=90003)
+        if not recipients or len(recipients) > BATCH_SEND_MAX:
+            raise _Fail(90011, f"1 to {BATCH_SEND_MAX} recipients per request, got {len(recipients)}")
+        sender, msg_seq, msg_random, body, metadata = self._c2c_common(args)
+        minute = self._bucket("batchsendmsg#recipients", BATCH_RECIPIENTS_PER_SECOND, BATCH_RECIPIENTS_PER_SECOND * 60)
+        if not minute.take(self._now(), len(recipients)):
+            raise _Fail(60007, "batchsendmsg: 12,000 recipient-messages per minute exceeded")
+        known = self._exists(recipients)
+        now = self._now()
+        errors = [{"To_Account": uid, "ErrorCode": 70107} for uid in recipients if uid not in known]
+        if len(errors) == len(recipients):
+            raise _Fail(90012, "no To_Account is imported")
+        msg_key = f"{msg_seq}_{msg_random}_{int(now)}"
+        for uid in recipients:
+            if uid in known:
+                row, _ = self._c2c_store(sender, uid, body, msg_seq=msg_seq, msg_random=msg_random, now=now,
+                                         metadata=metadata)  # fmt: skip
+                msg_key = row.metadata["MsgKey"]
+        if errors:
+            return {
+                "ActionStatus": "SomeError",
+                "ErrorCode": 0,
+                "ErrorInfo": "",
+                "MsgKey": msg_key,
+                "ErrorList": errors,
+            }
+        return _ok(MsgKey=msg_key)
+
+    @staticmethod
+    def _roam_item(row: MessageRow) -> dict[str, Any]:
+        meta = row.metadata
+        item: dict[str, Any] = {
+            "From_Account": meta.get("From_Account", row.sender), "To_Account": meta.get("To_Account", ""),
+            "MsgSeq": meta.get("MsgSeq", 0), "MsgRandom": meta.get("MsgRandom", 0), "MsgTimeStamp": int(row.time),
+            "MsgFlagBits": mapping.REVOKED_FLAG if row.revoked else 0, "IsPeerRead": 0,
+            "MsgKey": meta.get("MsgKey", ""), "MsgBody": row.elements,
+        }  # fmt: skip
+        if "CloudCustomData" in meta:
+            item["CloudCustomData"] = meta["CloudCustomData"]
+        return item
+
+    def _c2c_rows(self, operator: str, peer: str) -> list[MessageRow]:
+        """The pair's roaming messages as the operator sees them, newest first (second, then MsgSeq)."""
+        conv = conversation_key("user", operator, peer)
+        cutoff = self._cutoff()
+        rows = [
+            row
+            for row in self.store.messages(conv, limit=-1)
+            if row.time >= cutoff
+            # SyncOtherMachine 2: not kept in the sender's roaming storage.
+            and not (row.sender == operator and row.metadata.get("SyncOtherMachine") == 2)
+        ]
+        rows.sort(key=lambda r: (int(r.time), r.metadata.get("MsgSeq", 0), r.seq), reverse=True)
+        return rows
+
+    def _getroammsg(self, args: _Args) -> dict[str, Any]:
+        operator = args.text("Operator_Account", code=90003)
+        peer = args.text("Peer_Account", code=90003)
+        max_count = args.integer("MaxCnt", low=1)
+        min_time, max_time = args.integer("MinTime"), args.integer("MaxTime")
+        last_key = args.opt_str("LastMsgKey")
+        window = [row for row in self._c2c_rows(operator, peer) if min_time <= int(row.time) <= max_time]
+        if last_key:
+            keys = [row.metadata.get("MsgKey") for row in window]
+            if last_key in keys:
+                window = window[keys.index(last_key) + 1 :]
+        page: list[MessageRow] = []
+        used = 0
+        for row in window:
+            size = _size(self._roam_item(row))
+            if len(page) >= max_count or (page and used + size > ROAM_PAGE_BYTES):
+                break
+            page.append(row)
+            used += size
+        complete = len(page) == len(window)
+        oldest = page[-1] if page else None
+        return _ok(
+            Complete=1 if complete else 0,
+            MsgCnt=len(page),
+            LastMsgTime=int(oldest.time) if oldest else 0,
+            LastMsgKey=oldest.metadata.get("MsgKey", "") if oldest else "",
+            # Within a page the documentation's samples run oldest to newest; pages walk back in time.
+            MsgList=[self._roam_item(row) for row in reversed(page)],
+        )
+
+    def _msgwithdraw(self, args: _Args) -> dict[str, Any]:
+        sender = args.text("From_Account", code=90003)
+        recipient = args.text("To_Account", code=90003)
+        msg_key = args.text("MsgKey", code=90054)
+        parts = msg_key.split("_")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise _Fail(90054, f"invalid MsgKey {msg_key!r}")
+        row = self.store.message_by_key(f"{conversation_key('user', sender, recipient)}#{msg_key}")
+        if row is None or row.sender != sender:
+            raise _Fail(20022, "the message to recall does not exist")
+        if not self.store.revoke_message(row.key):
+            raise _Fail(20023, "the message has already been recalled")
+        return _ok()
+
+    def _recent_contacts(self, args: _Args) -> dict[str, Any]:
+        user = args.text("From_Account", code=50001)
+        cutoff = self._cutoff()
+        sessions: list[dict[str, Any]] = []
+        for conv, newest in self.store.conversations("u:").items():
+            low, _, high = conv[2:].partition("|")
+            if user in (low, high) and newest >= cutoff:
+                sessions.append({"Type": 1, "To_Account": high if user == low else low, "MsgTime": int(newest),
+                                 "TopFlag": 0})  # fmt: skip
+        groups = self.store.conversations("g:")
+        for group_id in self.store.groups_of(user):
+            last = groups.get(conversation_key("group", group_id))
+            if last is not None and last >= cutoff:
+                sessions.append({"Type": 2, "GroupId": group_id, "MsgTime": int(last), "TopFlag": 0})
+        sessions.sort(key=lambda s: (-s["MsgTime"], s.get("To_Account", s.get("GroupId", ""))))
+        # Tencent keeps only the most recent contacts (100 by default); older ones are dropped.
+        sessions = sessions[: self.recent_contacts_limit]
+        now = int(self._now())
+        return _ok(SessionItem=sessions, CompleteFlag=1, TimeStamp=now, StartIndex=0, TopTimeStamp=now,
+                   TopStartIndex=0, ErrorDisplay="")  # fmt: skip
+
+    # -- groups -----------------------------------------------------------------------------------
+
+    def _group_list(self, args: _Args) -> dict[str, Any]:
+        limit = args.integer("Limit", GROUP_LIST_MAX, low=1)
+        if limit > GROUP_LIST_MAX:
+            raise _Fail(10004, f"Limit is at most {GROUP_LIST_MAX}")
+        start = args.integer("Next", 0)
+        kind = args.opt_str("GroupType")
+        if kind is not None and kind not in GROUP_TYPES:
+            raise _Fail(10004, f"unknown GroupType {kind!r}")
+        ids = [gid for gid in self.store.group_ids() if kind is None or self._group_type(gid) == kind]
+        page = ids[start : start + limit]
+        after = start + len(page)
+        return _ok(TotalCount=len(ids), GroupIdList=[{"GroupId": gid} for gid in page],
+                   Next=after if after < len(ids) else 0)  # fmt: skip
+
+    def _new_group_id(self) -> str:
+        while True:
+            candidate = "@TGS#" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(10))
+            if self.store.group(candidate) is None:
+                return candidate
+
+    def _create_group(self, args: _Args) -> dict[str, Any]:
+        kind = args.text("Type")
+        if kind == "Community":
+            raise _Fail(11000, "Community groups are not enabled for this app")
+        if kind not in _CREATABLE:
+            raise _Fail(10004, f"unknown group Type {kind!r}")
+        name = args.text("Name")
+        if len(name.encode()) > 30:
+            raise _Fail(10004, "Name exceeds 30 bytes")
+        owner = args.opt_str("Owner_Account")
+        members = args.array("MemberList", required=False)
+        if len(members) > CREATE_MEMBERS_MAX:
+            raise _Fail(10005, f"at most {CREATE_MEMBERS_MAX} initial members")
+        if members and kind == "AVChatRoom":
+            raise _Fail(10007, "an AVChatRoom takes no MemberList")
+        roles: dict[str, str] = {}
+        for item in members:
+            if not isinstance(item, dict) or not isinstance(item.get("Member_Account"), str):
+                raise _Fail(10004, "MemberList items need a Member_Account")
+            role = item.get("Role", "Member")
+            if role not in ("Admin", "Member"):
+                raise _Fail(10004, f"initial members may be Admin or Member, not {role!r}")
+            roles[item["Member_Account"]] = role
+        if owner is not None:
+            roles[owner] = "Owner"
+        missing = sorted(set(roles) - self._exists(list(roles)))
+        if missing:
+            raise _Fail(10019, f"accounts do not exist: {', '.join(missing)}")
+        texts = {}
+        for field, limit in (("Introduction", 240), ("Notification", 300), ("FaceUrl", 100)):
+            texts[field] = args.opt_str(field) or ""
+            if len(texts[field].encode()) > limit:
+                raise _Fail(10004, f"{field} exceeds {limit} bytes")
+        group_id = args.opt_str("GroupId")
+        if group_id is not None and (
+            not group_id or group_id.startswith("@TGS#") or len(group_id.encode()) >= 48
+            or not group_id.isascii() or not group_id.isprintable()
+        ):  # fmt: skip
+            raise _Fail(10015, f"invalid custom group id {group_id!r}")
+        final_id = group_id or self._new_group_id()
+        created = self.store.create_group(
+            final_id, name=name, owner=owner, introduction=texts["Introduction"], notification=texts["Notification"],
+            face_url=texts["FaceUrl"], now=self._now(), members=[(uid, role.lower()) for uid, role in roles.items()],
+        )  # fmt: skip
+        if not created:
+            raise _Fail(10021, f"group id {final_id!r} is already in use")
+        self.store.set_meta(_TYPE_META + final_id, kind)
+        return _ok(GroupId=final_id)
+
+    def _member_item(self, member: Any, now: float, fields: set[str] | None) -> dict[str, Any]:
+        until = member.muted_until or 0
+        item: dict[str, Any] = {
+            "Member_Account": member.user_id, "Role": member.role.capitalize(), "JoinTime": int(member.joined_at),
+            "MsgSeq": 0, "MsgFlag": "AcceptAndNotify", "LastSendMsgTime": 0,
+            "MuteUntil": int(until) if until > now else 0, "NameCard": "", "AppMemberDefinedData": [],
+        }  # fmt: skip
+        if fields is None:
+            return item
+        return {k: v for k, v in item.items() if k == "Member_Account" or k in fields}
+
+    def _next_seq(self, group_id: str) -> tuple[int, float]:
+        newest = self.store.messages(conversation_key("group", group_id), limit=1)
+        return (newest[0].seq + 1, newest[0].time) if newest else (1, 0.0)
+
+    def _info_item(self, group_id: str, filters: Mapping[str, Any]) -> dict[str, Any]:
+        group = self.store.group(group_id)
+        if group is None:
+            return {"GroupId": group_id, "ErrorCode": 10010, "ErrorInfo": "group does not exist or was dismissed"}
+        next_seq, last_time = self._next_seq(group_id)
+        base: dict[str, Any] = {
+            "Type": self._group_type(group_id), "Name": group.name, "Appid": self.sdk_app_id,
+            "Introduction": group.introduction, "Notification": group.notification, "FaceUrl": group.face_url,
+            "Owner_Account": group.owner or "", "CreateTime": int(group.created_at),
+            "LastInfoTime": int(group.created_at), "LastMsgTime": int(last_time), "NextMsgSeq": next_seq,
+            "MemberNum": group.member_count, "MaxMemberNum": 2000, "ApplyJoinOption": "NeedPermission",
+            "MuteAllMember": "On" if group.mute_all else "Off", "AppDefinedData": [],
+        }  # fmt: skip
+        base_filter = filters.get("GroupBaseInfoFilter")
+        if isinstance(base_filter, list):
+            base = {k: v for k, v in base.items() if k in base_filter}
+        member_filter = filters.get("MemberInfoFilter")
+        fields = set(member_filter) if isinstance(member_filter, list) else None
+        now = self._now()
+        members = [self._member_item(m, now, fields) for m in self.store.members(group_id)]
+        return {"GroupId": group_id, "ErrorCode": 0, "ErrorInfo": "", **base, "MemberList": members}
+
+    def _group_info(self, args: _Args) -> dict[str, Any]:
+        ids = args.accounts("GroupIdList")
+        if not ids or len(ids) > GROUP_INFO_MAX:
+            raise _Fail(10004, f"1 to {GROUP_INFO_MAX} groups per request, got {len(ids)}")
+        filters = args.body.get("ResponseFilter") or {}
+        if not isinstance(filters, dict):
+            raise _Fail(10004, "ResponseFilter must be an object")
+        # Per-group ErrorCode carries each group's outcome; the top-level one stays 0.
+        return _ok(GroupInfo=[self._info_item(gid, filters) for gid in ids])
+
+    def _member_info(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        if self._group_type(group_id) == "AVChatRoom":
+            raise _Fail(10007, "AVChatRoom groups keep no member list")
+        limit = args.integer("Limit", low=1) if args.has("Limit") else None
+        if limit is not None and limit > MEMBER_LIMIT_MAX:
+            raise _Fail(10004, f"Limit is at most {MEMBER_LIMIT_MAX}")
+        offset = args.integer("Offset", 0)
+        roles = args.body.get("MemberRoleFilter")
+        if roles is not None and (not isinstance(roles, list) or not set(roles) <= {"Owner", "Admin", "Member"}):
+            raise _Fail(10004, "MemberRoleFilter holds Owner, Admin and Member")
+        member_filter = args.body.get("MemberInfoFilter")
+        fields = set(member_filter) if isinstance(member_filter, list) else None
+        members = self.store.members(group_id)
+        if roles is not None:
+            members = [m for m in members if m.role.capitalize() in roles]
+        page = members[offset:] if limit is None else members[offset : offset + limit]
+        now = self._now()
+        return _ok(MemberNum=len(members), MemberList=[self._member_item(m, now, fields) for m in page])
+
+    def _modify_group(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        fields: dict[str, Any] = {}
+        for wire_name, column, limit in (
+            ("Name", "name", 30), ("Introduction", "introduction", 240), ("Notification", "notification", 300),
+            ("FaceUrl", "face_url", 100),
+        ):  # fmt: skip
+            value = args.opt_str(wire_name)
+            if value is not None:
+                if len(value.encode()) > limit or (wire_name == "Name" and not value):
+                    raise _Fail(10004, f"invalid {wire_name}")
+                fields[column] = value
+        mute_all = args.opt_str("MuteAllMember")
+        if mute_all is not None:
+            if mute_all not in ("On", "Off"):
+                raise _Fail(10004, "MuteAllMember is On or Off")
+            fields["mute_all"] = int(mute_all == "On")
+        self.store.update_group(group_id, fields)
+        return _ok()
+
+    def _destroy_group(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        self.store.dismiss_group(group_id, self._now())
+        return _ok()
+
+    def _add_members(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        if self._group_type(group_id) == "AVChatRoom":
+            raise _Fail(10007, "members cannot be added to an AVChatRoom")
+        items = args.array("MemberList")
+        accounts: list[str] = [
+            i["Member_Account"] for i in items if isinstance(i, dict) and isinstance(i.get("Member_Account"), str)
+        ]
+        if len(accounts) != len(items) or not all(accounts):
+            raise _Fail(10004, "MemberList items need a Member_Account")
+        if not accounts or len(accounts) > ADD_MEMBERS_MAX:
+            raise _Fail(10005, f"1 to {ADD_MEMBERS_MAX} members per request, got {len(accounts)}")
+        known = self._exists(accounts)
+        added = self.store.add_members(group_id, [(a, "member") for a in accounts if a in known], self._now())
+        return _ok(MemberList=[
+            {"Member_Account": a, "Result": 0 if a not in known else (1 if added.get(a) else 2)} for a in accounts
+        ])  # fmt: skip
+
+    def _delete_members(self, args: _Args) -> dict[str, Any]:
+        group_id, group = self._group(args)
+        accounts = args.accounts("MemberToDel_Account")
+        if not accounts or len(accounts) > DELETE_MEMBERS_MAX:
+            raise _Fail(10005, f"1 to {DELETE_MEMBERS_MAX} members per request, got {len(accounts)}")
+        if group.owner in accounts:
+            raise _Fail(10004, "the owner cannot be removed")
+        # Non-members are ignored and nothing is reported per member, as documented.
+        self.store.remove_members(group_id, accounts)
+        return _ok()
+
+    def _modify_member(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        account = args.text("Member_Account")
+        member = self.store.member(group_id, account)
+        if member is None:
+            raise _Fail(10007, f"{account!r} is not a member")
+        role = args.opt_str("Role")
+        if role is not None:
+            if role not in ("Admin", "Member") or member.role == "owner":
+                raise _Fail(10004, "Role is Admin or Member, and the owner's role cannot change here")
+            if role == "Admin" and self._group_type(group_id) == "Private":
+                raise _Fail(10007, "Private (Work) groups have no admins")
+            self.store.set_role(group_id, account, role.lower())
+        if args.has("MuteTime"):
+            self._apply_mute(group_id, [account], args.integer("MuteTime"))
+        return _ok()
+
+    def _apply_mute(self, group_id: str, accounts: list[str], seconds: int) -> None:
+        if self._group_type(group_id) == "Private":
+            raise _Fail(10007, "members of Private (Work) groups cannot be muted")
+        if seconds > MUTE_PERMANENT:
+            raise _Fail(10004, "MuteTime exceeds 4294967295")
+        targets = sorted(self._exists(accounts))
+        # Whole seconds, as MutedUntil is reported: the client and the server then agree on when it ends.
+        self.store.set_mutes(group_id, targets, int(self._now()) + seconds if seconds else None)
+
+    def _forbid(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        accounts = args.accounts("Members_Account")
+        if not accounts or len(accounts) > FORBID_MAX:
+            raise _Fail(10005, f"1 to {FORBID_MAX} members per request, got {len(accounts)}")
+        # Mutes are kept per account, and survive leaving and re-joining the group (documented).
+        self._apply_mute(group_id, accounts, args.integer("MuteTime"))
+        return _ok()
+
+    def _muted(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        mutes = self.store.mutes(group_id, self._now())
+        members = {m.user_id for m in self.store.members(group_id)}
+        return _ok(GroupId=group_id, MutedAccountList=[
+            {"Member_Account": uid, "MutedUntil": int(until)} for uid, until in mutes.items() if uid in members
+        ])  # fmt: skip
+
+    def _send_group_msg(self, args: _Args) -> dict[str, Any]:
+        group_id, group = self._group(args)
+        random_value = self._uint32(args, "Random", 10004)
+        body = self._body(args, too_long=80002, bad=10004)
+        sender = args.text("From_Account", self.admin)
+        priority = args.text("MsgPriority", "Normal")
+        if priority not in _PRIORITIES:
+            raise _Fail(10004, f"unknown MsgPriority {priority!r}")
+        if self._group_type(group_id) == "AVChatRoom" and args.body.get("OnlineOnlyFlag") == 1:
+            raise _Fail(10004, "OnlineOnlyFlag is not for AVChatRoom")
+        now = self._now()
+        if sender != self.admin:  # the App admin may post in any group
+            if not self._exists([sender]):
+                raise _Fail(10019, f"account {sender!r} does not exist")
+            member = self.store.member(group_id, sender)
+            if member is None:
+                raise _Fail(10007, f"{sender!r} is not a member of the group")
+            if member.muted_until is not None and member.muted_until > now:
+                raise _Fail(10017, f"{sender!r} is muted in this group")
+            if group.mute_all and member.role == "member":
+                raise _Fail(10017, "the whole group is muted; only the owner and admins may post")
+        next_seq, _ = self._next_seq(group_id)
+        if not self._bucket(f"group#{group_id}", GROUP_MSGS_PER_SECOND, GROUP_MSGS_PER_SECOND).take(now):
+            # Dropped by frequency control, yet answered OK: the documented silent drop.
+            return _ok(MsgTime=int(now), MsgSeq=next_seq, MsgDropReason="MsgFreqCtrl")
+        if args.body.get("OnlineOnlyFlag") == 1:  # delivered to online members only; never stored
+            return _ok(MsgTime=int(now), MsgSeq=next_seq, MsgDropReason="")
+        metadata: dict[str, Any] = {"Random": random_value, "MsgPriority": priority}
+        if args.body.get("CloudCustomData") is not None:
+            metadata["CloudCustomData"] = args.body["CloudCustomData"]
+        conv = conversation_key("group", group_id)
+        row, _ = self.store.append_message(
+            conv, key=f"{conv}#{secrets.token_hex(8)}", sender=sender, elements=body, metadata=metadata, time=now,
+            dedupe=f"{sender}:{random_value}", dedupe_window=GROUP_DEDUPE_SECONDS,
+        )  # fmt: skip
+        return _ok(MsgTime=int(row.time), MsgSeq=row.seq, MsgDropReason="")
+
+    def _group_row(self, group_id: str, seq: int) -> MessageRow | None:
+        rows = self.store.messages(conversation_key("group", group_id), before=seq + 1, after=seq - 1, limit=1)
+        return rows[0] if rows else None
+
+    def _recall(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        if self._group_type(group_id) == "AVChatRoom":
+            raise _Fail(10033, "AVChatRoom messages cannot be recalled")
+        items = args.array("MsgSeqList")
+        seqs: list[int] = [
+            i["MsgSeq"] for i in items
+            if isinstance(i, dict) and isinstance(i.get("MsgSeq"), int) and not isinstance(i["MsgSeq"], bool)
+        ]  # fmt: skip
+        if len(seqs) != len(items):
+            raise _Fail(10004, "MsgSeqList items need an integer MsgSeq")
+        if not seqs or len(seqs) > RECALL_MAX:
+            raise _Fail(10004, f"1 to {RECALL_MAX} MsgSeq per request, got {len(seqs)}")
+        cutoff = self._cutoff()
+        results = []
+        for seq in seqs:
+            row = self._group_row(group_id, seq)
+            if row is None:
+                code = 10030
+            elif row.time < cutoff:
+                code = 10031  # only within the roaming retention
+            elif row.revoked:
+                code = 10032
+            else:
+                self.store.revoke_message(row.key)
+                code = 0
+            results.append({"MsgSeq": seq, "RetCode": code})
+        return _ok(RecallRetList=results)
+
+    @staticmethod
+    def _group_item(row: MessageRow) -> dict[str, Any]:
+        meta = row.metadata
+        item: dict[str, Any] = {
+            "From_Account": row.sender, "IsPlaceMsg": 2 if row.revoked else 0, "IsSystemMsg": 0,
+            "MsgPriority": _PRIORITIES.get(meta.get("MsgPriority", "Normal"), 2), "MsgRandom": meta.get("Random", 0),
+            "MsgSeq": row.seq, "MsgTimeStamp": int(row.time), "MsgBody": [] if row.revoked else row.elements,
+        }  # fmt: skip
+        if "CloudCustomData" in meta and not row.revoked:
+            item["CloudCustomData"] = meta["CloudCustomData"]
+        return item
+
+    def _get_simple(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        if self._group_type(group_id) == "AVChatRoom":
+            raise _Fail(10044, "AVChatRoom groups keep no roaming messages")
+        wanted = min(args.integer("ReqMsgNumber", low=1), GROUP_PAGE)  # at most 20 per page, whatever is asked
+        top = args.integer("ReqMsgSeq", low=0) if args.has("ReqMsgSeq") else None
+        with_recalled = args.body.get("WithRecalledMsg") == 1
+        conv = conversation_key("group", group_id)
+        cutoff = self._cutoff()
+        picked: list[MessageRow] = []
+        below: int | None = None if top is None else top + 1
+        finished = 1
+        while len(picked) < wanted:
+            batch = self.store.messages(conv, before=below, limit=50)
+            if not batch:
+                break
+            for row in batch:
+                below = row.seq
+                if row.time < cutoff:
+                    finished = 2  # what remains is beyond the retention window
+                    break
+                if row.revoked and not with_recalled:
+                    continue
+                picked.append(row)
+                if len(picked) == wanted:
+                    break
+            if finished == 2:
+                break
+        if finished == 1 and below is not None and below > 1 and len(picked) == wanted:
+            older = self.store.messages(conv, before=below, limit=1)
+            if older:
+                finished = 2 if older[0].time < cutoff else 0
+        return _ok(GroupId=group_id, IsFinished=finished, RspMsgList=[self._group_item(r) for r in picked])
+
+    # -- seed data --------------------------------------------------------------------------------
+
+    def seed(self, size: str, *, rng_seed: int = 7) -> dict[str, int]:
+        """Fill the emulator with a realistic dataset, the same for the same ``rng_seed``: users with
+        profiles, groups with owners, admins, members and mutes, and C2C and group history spread
+        over the last days (inside the retention window), some of it recalled. Returns counts."""
+        from imbridge.emulators._tencent_seed import SIZES, generate
+
+        if size not in SIZES:
+            raise ValueError(f"seed size is one of {', '.join(SIZES)}, not {size!r}")
+        if self.store.meta("tencent.seeded") is not None:
+            raise ValueError("this emulator's store is already seeded")
+        data = generate(SIZES[size], random.Random(rng_seed), now=self._now())
+        now = self._now()
+        self.store.add_users(data.users, now)
+        self.store.set_profiles(data.profiles)
+        for group in data.groups:
+            self.store.create_group(
+                group.id, name=group.name, owner=group.owner, introduction=group.introduction, notification="",
+                face_url="", now=group.created_at, members=group.members,
+            )  # fmt: skip
+            if group.mute_all:
+                self.store.update_group(group.id, {"mute_all": 1})
+            for uid, until in group.mutes.items():
+                self.store.set_mutes(group.id, [uid], until)
+        self.store.append_messages(data.messages)
+        self.store.set_meta("tencent.seeded", f"{size}:{rng_seed}")
+        counts = {
+            "users": len(data.users),
+            "profiles": len(data.profiles),
+            "groups": len(data.groups),
+            "members": sum(len(g.members) for g in data.groups),
+            "mutes": sum(len(g.mutes) for g in data.groups),
+            "messages": len(data.messages),
+            "group_messages": sum(m.conversation.startswith("g:") for m in data.messages),
+            "c2c_messages": sum(m.conversation.startswith("u:") for m in data.messages),
+            "revoked": sum(m.revoked for m in data.messages),
+        }
+        return counts
