@@ -73,58 +73,69 @@ def _imbridge_settings(base_url: str) -> dict[str, Any]:
     return {"base_url": base_url, "store": "", "confirm_sends": False, "enforce_policy": False}
 
 
-async def bench_async(base_url: str, total: int, warmup: int) -> dict[str, dict[int, float]]:
+async def bench_async(base_url: str, total: int, warmup: int, rounds: int) -> dict[str, dict[int, float]]:
+    """Requests/s per client and concurrency: the median of ``rounds`` interleaved runs.
+
+    The clients take turns within each round (in rotating order), so a slow moment of the machine
+    (2 cores shared with nginx) hits them alike instead of deciding a ratio.
+    """
     url = f"{base_url}/message/send"
     results: dict[str, dict[int, float]] = {"aiohttp": {}, "httpx-async": {}, "imbridge-async": {}}
     for concurrency in CONCURRENCY:
-        connector = aiohttp.TCPConnector(limit=100)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session,
+            httpx.AsyncClient(limits=httpx.Limits(max_connections=100)) as client,
+            AsyncIMClient("wukong", **_imbridge_settings(base_url)) as im,
+        ):
 
             async def raw_aiohttp(number: int) -> object:
                 async with session.post(url, json=wukong_body(number)) as reply:
                     return await reply.json()
 
-            await _drive(raw_aiohttp, warmup, concurrency)
-            results["aiohttp"][concurrency] = await _drive(raw_aiohttp, total, concurrency)
-
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100)) as client:
-
             async def raw_httpx(number: int) -> object:
                 return (await client.post(url, json=wukong_body(number))).json()
 
-            await _drive(raw_httpx, warmup, concurrency)
-            results["httpx-async"][concurrency] = await _drive(raw_httpx, total, concurrency)
-
-        async with AsyncIMClient("wukong", **_imbridge_settings(base_url)) as im:
-
-            async def imbridge_send(number: int, im: AsyncIMClient = im) -> object:
+            async def imbridge_send(number: int) -> object:
                 return await im.messages.send("alice", BOB, "hello")
 
-            await _drive(imbridge_send, warmup, concurrency)
-            results["imbridge-async"][concurrency] = await _drive(imbridge_send, total, concurrency)
+            senders = {"aiohttp": raw_aiohttp, "httpx-async": raw_httpx, "imbridge-async": imbridge_send}
+            samples: dict[str, list[float]] = {name: [] for name in senders}
+            for send in senders.values():
+                await _drive(send, warmup, concurrency)
+            for round_number in range(rounds):
+                names = list(senders)
+                names = names[round_number % len(names) :] + names[: round_number % len(names)]
+                for name in names:
+                    # httpx async is an order of magnitude slower: fewer requests keep the run short.
+                    count = total if name != "httpx-async" else max(total // 5, 200)
+                    samples[name].append(await _drive(senders[name], count, concurrency))
+            for name, rates in samples.items():
+                results[name][concurrency] = statistics.median(rates)
     return results
 
 
-def bench_sync(base_url: str, total: int, warmup: int) -> dict[str, dict[str, float]]:
+def bench_sync(base_url: str, total: int, warmup: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Median and p99 latency over every call of ``rounds`` interleaved runs per client."""
     url = f"{base_url}/message/send"
-    results: dict[str, dict[str, float]] = {}
-    with httpx.Client() as client:
+    with httpx.Client() as client, IMClient("wukong", **_imbridge_settings(base_url)) as im:
 
         def raw(number: int) -> object:
             return client.post(url, json=wukong_body(number)).json()
 
-        _drive_sync(raw, warmup)
-        rate, latencies = _drive_sync(raw, total)
-        results["httpx-sync"] = _summary(rate, latencies)
-    with IMClient("wukong", **_imbridge_settings(base_url)) as im:
-
         def send(number: int) -> object:
             return im.messages.send("alice", BOB, "hello")
 
-        _drive_sync(send, warmup)
-        rate, latencies = _drive_sync(send, total)
-        results["imbridge-sync"] = _summary(rate, latencies)
-    return results
+        senders = {"httpx-sync": raw, "imbridge-sync": send}
+        latencies: dict[str, list[float]] = {name: [] for name in senders}
+        elapsed: dict[str, float] = dict.fromkeys(senders, 0.0)
+        for sender in senders.values():
+            _drive_sync(sender, warmup)
+        for round_number in range(rounds):
+            for name in list(senders)[:: 1 if round_number % 2 == 0 else -1]:
+                rate, measured = _drive_sync(senders[name], total)
+                latencies[name] += measured
+                elapsed[name] += total / rate
+        return {name: _summary(len(latencies[name]) / elapsed[name], latencies[name]) for name in senders}
 
 
 def _summary(rate: float, latencies: list[float]) -> dict[str, float]:
@@ -138,12 +149,13 @@ def _summary(rate: float, latencies: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per client per round")
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     args = parser.parse_args()
     with fixed_reply_server() as base_url:
-        asynchronous = asyncio.run(bench_async(base_url, args.requests, args.warmup))
-        synchronous = bench_sync(base_url, args.requests, args.warmup)
+        asynchronous = asyncio.run(bench_async(base_url, args.requests, args.warmup, args.rounds))
+        synchronous = bench_sync(base_url, args.requests, args.warmup, args.rounds)
 
     print(f"{'client':<16}" + "".join(f"{'c=' + str(c):>12}" for c in CONCURRENCY) + "   (requests/s)")
     for name, figures in asynchronous.items():
@@ -159,6 +171,7 @@ def main() -> None:
         "benchmark": "http_clients",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "requests": args.requests,
+        "rounds": args.rounds,
         "async_rps": {name: {str(c): round(v) for c, v in figures.items()} for name, figures in asynchronous.items()},
         "sync": {name: {k: round(v, 1) for k, v in summary.items()} for name, summary in synchronous.items()},
         "ratio_imbridge_async_over_aiohttp_c64": round(async_ratio, 3),

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import orjson
 
 T = TypeVar("T")
+
+#: A shared, immutable empty mapping: the default of every request's params and headers (a fresh dict
+#: per request is garbage on the hot path).
+EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -30,8 +35,8 @@ class Request:
     method: str
     path: str
     json: Any = None
-    params: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    headers: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     api: str = ""
     cost: int = 1
     replay_safe: bool = True

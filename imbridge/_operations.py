@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from imbridge._flow import Flow
+from imbridge._flow import EMPTY, Flow
 from imbridge.capabilities import Operation, Support
 from imbridge.errors import InvalidRequestError, UnsupportedOperationError
 from imbridge.models import (
@@ -96,10 +96,11 @@ class Operations:
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
         self.capabilities = provider.capabilities
+        self._unsupported = {op for op, cap in self.capabilities.items() if cap.support is Support.UNSUPPORTED}
 
     def _gate(self, operation: Operation) -> str:
-        capability = self.capabilities[operation]
-        if capability.support is Support.UNSUPPORTED:
+        if operation in self._unsupported:
+            capability = self.capabilities[operation]
             why = f": {capability.notes}" if capability.notes else ""
             raise UnsupportedOperationError(
                 f"{operation.value} is not supported by {self.provider.name}{why}",
@@ -162,8 +163,8 @@ class Operations:
             elements=_content(content),
             # Fixed here, before the first attempt, so every retry carries the same dedupe key.
             idempotency_key=check_id(idempotency_key, "idempotency_key") if idempotency_key else _new_key(),
-            metadata=dict(metadata or {}),
-            options=dict(options or {}),
+            metadata=dict(metadata) if metadata else EMPTY,
+            options=dict(options) if options else EMPTY,
             confirm=confirm,
             key_from_caller=idempotency_key is not None,
         )

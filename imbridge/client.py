@@ -6,7 +6,7 @@ Both facades are thin: validation, capability gating and the provider flows live
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -389,8 +389,9 @@ class _AsyncResource:
         self._ops = client._ops
         self._executor = client._executor
 
-    async def _run(self, call: Call[T]) -> T:
-        return await self._executor.run(*call)
+    def _run(self, call: Call[T]) -> Coroutine[Any, Any, T]:
+        # Hands back the executor's coroutine rather than wrapping it in one more: a frame less per call.
+        return self._executor.run(*call)
 
 
 class AsyncUsers(_AsyncResource):

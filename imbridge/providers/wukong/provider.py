@@ -15,6 +15,7 @@ What WuKongIM does not do, and what imbridge does instead (each stated in the ca
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,9 @@ _FLAGS_TABLE = "CREATE TABLE IF NOT EXISTS wukong_channel_flags (channel_id TEXT
 _ISSUER = "imbridge-wukong"
 
 
+_FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
+
+
 def _ts(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -112,6 +116,8 @@ class WukongProvider(Provider):
         self.config: WukongSettings = settings
         self._base_url = settings.base_url.rstrip("/")
         self._manager_token = settings.manager_token.get_secret_value() if settings.manager_token else ""
+        self._headers: dict[str, str] = {"token": self._manager_token} if self._manager_token else {}
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.store: Store | None = Store(settings.store) if settings.store else None
         configured = settings.token_secret.get_secret_value() if settings.token_secret else None
         if configured:
@@ -246,14 +252,12 @@ class WukongProvider(Provider):
     # -- transport hooks ----------------------------------------------------------------------
 
     def to_http(self, request: Request) -> HTTPRequest:
-        headers = dict(request.headers)
-        if self._manager_token:
-            headers["token"] = self._manager_token
-        content = None
-        if request.json is not None:
-            headers.setdefault("Content-Type", "application/json")
-            content = encode_json(request.json)
-        return HTTPRequest(request.method, self._base_url + request.path, dict(request.params), headers, content)
+        content = None if request.json is None else encode_json(request.json)
+        if request.headers:
+            headers = {**(self._json_headers if content is not None else self._headers), **request.headers}
+        else:  # the common case: shared, never mutated (the HTTP clients copy what they are given)
+            headers = self._json_headers if content is not None else self._headers
+        return HTTPRequest(request.method, self._base_url + request.path, request.params, headers, content)
 
     def decode(self, request: Request, response: Response) -> Any:
         if request.path == "/cluster/users" and response.status_code == 500 and not response.content:
@@ -284,7 +288,7 @@ class WukongProvider(Provider):
 
     @staticmethod
     def _check_ids(ids: Sequence[str], operation: Operation) -> None:
-        bad = [uid for uid in ids if any(ch in uid for ch in wire.FORBIDDEN_ID_CHARS)]
+        bad = [uid for uid in ids if _FORBIDDEN.search(uid)]
         if bad:
             raise InvalidRequestError(
                 f"WuKongIM ids must not contain any of {wire.FORBIDDEN_ID_CHARS!r}: {', '.join(bad)}",
