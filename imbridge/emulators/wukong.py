@@ -1,0 +1,1266 @@
+"""An emulator of the WuKongIM v2.2.5 server REST API (the routes imbridge uses), with its real quirks.
+
+Every behaviour below was checked against a real v2.2.5 server (tag ``v2.2.5-20260422``, commit
+``a888f895``) on loopback; ``docs/emulators.md`` ("WuKongIM emulator") lists what is covered and every
+known difference. The quirks that matter to a client:
+
+* ``/message/send`` answers before the message is stored (``store_delay_requests``: it is stored after
+  that many further requests), never dedupes ``client_msg_no`` and skips membership and denylist
+  checks; a banned or disbanded channel drops the message silently after answering 200.
+* Four response shapes: a bare object/array, ``{"status":200}``, ``{"status":200,"data":…}``, and
+  ``{"status":N}`` with HTTP 200 (``404`` = not found, reason codes 19/24 from ``/user/token``). Errors
+  are HTTP 400 ``{"msg":…,"status":400}``; unknown routes and wrong methods gin's text ``404 page not
+  found``; a wrong ``token`` header 401 with an empty body; a recovered panic 500 with an empty body.
+* ``/channel`` and ``/channel/info`` overwrite all five flags; only ``ban``/``disband`` read back.
+* One-to-one chats live under the CRC32-ordered fake id ``a@b``; ``channel_id`` in a message is
+  rendered as ``MessageResp.From`` does.
+* ``/channel/messagesync`` follows ``LoadPrevRangeMsgs``/``LoadNextRangeMsgs`` to the letter;
+  ``POST /message`` by ``client_msg_no`` always misses; ``byclientmsgno`` returns the first duplicate,
+  ``POST /messages`` the last; ``max_message_seq``/``last_message`` answer 400 for a channel that has
+  no cluster config yet (never messaged, synced or subscribed).
+
+State lives in :class:`imbridge.providers.local.store.Store` (the ``local`` provider's storage):
+messages (per-channel seq), users, and subscribers as ``members`` rows; channel flags, deny/allow lists,
+devices and a ``client_msg_no`` index in small tables of the emulator's own in the same database.
+"""
+
+# The server answers in Chinese with full-width punctuation; the texts are reproduced verbatim.
+# ruff: noqa: RUF001, RUF003
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import secrets
+import sqlite3
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from imbridge._clock import Clock, SystemClock
+from imbridge.emulators._base import EmulatorReply, EmulatorRequest, EmulatorTransport
+from imbridge.providers.local.store import MessageRow, Store
+from imbridge.providers.wukong import mapping, wire
+
+__all__ = ["VERSION", "WukongEmulator"]
+
+VERSION = "v2.2.5-20260422"
+"""The server version this emulator reproduces."""
+
+PERSON, GROUP = wire.PERSON, wire.GROUP
+SYSTEM_UID = wire.SYSTEM_UID
+_SNOWFLAKE_EPOCH_MS = 1288834974657  # message ids are Twitter-style snowflakes (about 2.1e18 in 2026)
+_SLOT_COUNT = 64  # slot = crc32(channel_id) % 64, as /cluster/channels reports it
+_PAGE_SIZE = 20
+_SYNC_LIMIT_CAP = 10000
+_ZERO_HEADER = {"no_persist": 0, "red_dot": 0, "sync_once": 0}  # header flags always read back as 0
+_CMD_SUFFIX = "____cmd"
+_SPECIAL = ("@", "#", "&")  # options.IsSpecialChar
+_CLUSTER_LIST = re.compile(r"^/cluster/channels/([^/]+)/([^/]+)/(subscribers|denylist|allowlist)$")
+_FILTERS_THAT_PANIC = (
+    "ban", "disband", "subscriber_count_gte", "subscriber_count_lte", "denylist_count_gte",
+    "denylist_count_lte", "allowlist_count_gte", "allowlist_count_lte",
+)  # fmt: skip
+_FLAGS = ("large", "ban", "disband", "send_ban", "allow_stranger")
+_DEVICE_FLAGS = {0: "APP", 1: "WEB", 2: "PC"}
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS wukong_emu_channels (
+        channel_type INTEGER NOT NULL, channel_id TEXT NOT NULL,
+        info INTEGER NOT NULL DEFAULT 0, configured INTEGER NOT NULL DEFAULT 0,
+        large INTEGER NOT NULL DEFAULT 0, ban INTEGER NOT NULL DEFAULT 0, disband INTEGER NOT NULL DEFAULT 0,
+        send_ban INTEGER NOT NULL DEFAULT 0, allow_stranger INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL DEFAULT 0,
+        denylist_count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (channel_type, channel_id))""",
+    """CREATE TABLE IF NOT EXISTS wukong_emu_lists (
+        channel_type INTEGER NOT NULL, channel_id TEXT NOT NULL, list TEXT NOT NULL, uid TEXT NOT NULL,
+        id INTEGER NOT NULL, added_at INTEGER NOT NULL,
+        PRIMARY KEY (channel_type, channel_id, list, uid))""",
+    """CREATE TABLE IF NOT EXISTS wukong_emu_devices (
+        uid TEXT NOT NULL, device_flag INTEGER NOT NULL, device_level INTEGER NOT NULL, token TEXT NOT NULL,
+        id INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        PRIMARY KEY (uid, device_flag))""",
+    """CREATE TABLE IF NOT EXISTS wukong_emu_client_msg_nos (
+        conversation TEXT NOT NULL, client_msg_no TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (conversation, client_msg_no, seq))""",
+)
+
+
+class _BadRequest(Exception):
+    """An HTTP 400 ``{"msg":…,"status":400}``."""
+
+    def __init__(self, msg: str, *, content_type: str = "application/json; charset=utf-8") -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.content_type = content_type
+
+
+_JSON_TYPE = {"content-type": "application/json; charset=utf-8"}
+# gin's c.BindJSON (used by /message/send and /message/sendbatch) sets text/plain before the JSON error body.
+_GIN_BIND_TYPE = "text/plain; charset=utf-8"
+
+
+def _reply(payload: Any, status: int = 200) -> EmulatorReply:
+    """A JSON answer as gin renders it (compact, UTF-8, ``application/json; charset=utf-8``)."""
+    return EmulatorReply(status, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), _JSON_TYPE)
+
+
+# -- Go encoding/json, as far as the routes' request structs see it ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    gotype: str  # string, int, int64, uint8, uint32, uint64, []string, []uint32, []int64, []uint8, header
+    path: str = ""  # the Go field path when it differs from the json name (embedded structs)
+    shown: str = ""  # the type name Go prints when it is a named type
+
+
+@dataclass(frozen=True, slots=True)
+class _Struct:
+    name: str
+    fields: Mapping[str, _Field]
+    wrap: str = "plain"  # how the handler reports a bind error: plain, wrap ("数据格式有误！: …"), fixed
+    gin: bool = False  # bound with gin's c.BindJSON: a bind error is answered as text/plain
+
+
+_INT_RANGES = {
+    "uint8": (0, 255), "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1),
+    "int": (-(2**63), 2**63 - 1), "int64": (-(2**63), 2**63 - 1),
+}  # fmt: skip
+_HEADER_FIELDS = {"no_persist": _Field("int"), "red_dot": _Field("int"), "sync_once": _Field("int")}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "number"
+
+
+def _go_syntax_error(text: str, error: json.JSONDecodeError) -> str:
+    """Go's json syntax errors, approximately (the common cases are exact)."""
+    if error.pos >= len(text) or error.msg.startswith("Unterminated string"):
+        return "unexpected EOF"
+    char = text[error.pos]
+    shown = repr(char)[1:-1]
+    if error.msg.startswith("Expecting property name"):
+        return f"invalid character '{shown}' looking for beginning of object key string"
+    if error.msg.startswith("Expecting ':'"):
+        return f"invalid character '{shown}' after object key"
+    if error.msg.startswith("Expecting ','"):
+        opener = text.rfind("[", 0, error.pos) > text.rfind("{", 0, error.pos)
+        return f"invalid character '{shown}' after {'array element' if opener else 'object key:value pair'}"
+    if error.msg.startswith("Invalid control character"):
+        return f"invalid character {shown!r} in string literal"
+    return f"invalid character '{shown}' looking for beginning of value"
+
+
+def _go_b64decode(src: str) -> bytes:
+    """``base64.StdEncoding.DecodeString``, with Go's error positions (``illegal base64 data at input byte N``)."""
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    si, n, out = 0, len(src), []
+    while si < n:
+        quantum: list[str] = []
+        j = 0
+        while j < 4:
+            if si == n:
+                if j == 0:
+                    break
+                raise _BadRequest(f"illegal base64 data at input byte {si - j}")
+            ch = src[si]
+            si += 1
+            if ch in alphabet:
+                quantum.append(ch)
+                j += 1
+                continue
+            if ch in "\r\n":
+                continue
+            if ch != "=" or j < 2:
+                raise _BadRequest(f"illegal base64 data at input byte {si - 1}")
+            if j == 2:
+                while si < n and src[si] in "\r\n":
+                    si += 1
+                if si == n:
+                    raise _BadRequest(f"illegal base64 data at input byte {n}")
+                if src[si] != "=":
+                    raise _BadRequest(f"illegal base64 data at input byte {si - 1}")
+                si += 1
+            while si < n and src[si] in "\r\n":
+                si += 1
+            if si < n:
+                raise _BadRequest(f"illegal base64 data at input byte {si}")
+            break
+        if quantum:
+            chunk = "".join(quantum)
+            out.append(base64.b64decode(chunk + "=" * (-len(chunk) % 4)))
+    return b"".join(out)
+
+
+def _convert(value: Any, spec: _Field, struct: str, field: str) -> Any:
+    """One JSON value into a Go field: the value, or raise the error Go's decoder reports."""
+    where = f"Go struct field {struct}.{field} of type {spec.shown or spec.gotype}"
+    if value is None:
+        return None
+    gotype = spec.gotype
+    if gotype == "string":
+        if not isinstance(value, str):
+            raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
+        return value
+    if gotype in _INT_RANGES:
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
+        low, high = _INT_RANGES[gotype]
+        if isinstance(value, Decimal) or not low <= value <= high:
+            raise _BadRequest(f"json: cannot unmarshal number {value} into {where}")
+        return value
+    if gotype == "[]uint8":
+        if not isinstance(value, str):
+            raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
+        return _go_b64decode(value)
+    if gotype.startswith("[]"):
+        if not isinstance(value, list):
+            raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
+        element = _Field(gotype[2:])
+        return [_convert(item, element, struct, field) for item in value]
+    if gotype == "header":
+        if not isinstance(value, dict):
+            raise _BadRequest(
+                f"json: cannot unmarshal {_kind(value)} into Go struct field {struct}.{field} of type "
+                "types.MessageHeader"
+            )
+        return _bind_fields(value, _HEADER_FIELDS, struct, prefix=f"{field}.")
+    raise AssertionError(gotype)  # pragma: no cover
+
+
+def _bind_fields(body: dict[str, Any], fields: Mapping[str, _Field], struct: str, prefix: str = "") -> dict[str, Any]:
+    # Go matches keys case-insensitively (an exact match wins); the last duplicate wins.
+    lowered = {name.lower(): name for name in fields}
+    result: dict[str, Any] = {}
+    first_error: _BadRequest | None = None
+    for key, value in body.items():
+        name = key if key in fields else lowered.get(key.lower())
+        if name is None:
+            continue
+        spec = fields[name]
+        try:
+            result[name] = _convert(value, spec, struct, prefix + (spec.path or name))
+        except _BadRequest as error:
+            first_error = first_error or error  # Go keeps decoding and reports the first type error
+    if first_error is not None:
+        raise first_error
+    return result
+
+
+def _bind(raw: bytes, struct: _Struct) -> dict[str, Any]:
+    """Decode a request body as Go's ``json.Decoder`` would into ``struct``; 400 as the handler reports it."""
+    try:
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            text = raw.decode(errors="replace")
+        start = len(text) - len(text.lstrip(" \t\r\n"))
+        if start == len(text):
+            raise _BadRequest("EOF")
+        try:
+            body, _ = json.JSONDecoder(parse_float=Decimal).raw_decode(text, start)  # trailing data is ignored
+        except json.JSONDecodeError as error:
+            raise _BadRequest(_go_syntax_error(text, error)) from None
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise _BadRequest(f"json: cannot unmarshal {_kind(body)} into Go value of type api.{struct.name}")
+        return _bind_fields(body, struct.fields, struct.name)
+    except _BadRequest as error:
+        if struct.wrap == "wrap":
+            raise _BadRequest(f"数据格式有误！: {error.msg}") from None
+        if struct.wrap == "fixed":
+            raise _BadRequest("数据格式有误！") from None
+        if struct.gin:
+            raise _BadRequest(error.msg, content_type=_GIN_BIND_TYPE) from None
+        raise
+
+
+def _fields(**specs: str | _Field) -> dict[str, _Field]:
+    return {name: spec if isinstance(spec, _Field) else _Field(spec) for name, spec in specs.items()}
+
+
+_INFO_FIELDS = _fields(
+    channel_id=_Field("string", "channelInfoReq.channel_id"),
+    channel_type=_Field("uint8", "channelInfoReq.channel_type"),
+    **{flag: _Field("int", f"channelInfoReq.{flag}") for flag in _FLAGS},
+)  # fmt: skip
+_CHANNEL_CREATE = _Struct("channelCreateReq", {**_INFO_FIELDS, **_fields(reset="int", subscribers="[]string")}, "wrap")
+_CHANNEL_INFO = _Struct(
+    "channelInfoReq", _fields(channel_id="string", channel_type="uint8", **dict.fromkeys(_FLAGS, "int")), "fixed"
+)
+_CHANNEL_DELETE = _Struct("channelDeleteReq", _fields(channel_id="string", channel_type="uint8"), "wrap")
+_SUBSCRIBER_ADD = _Struct(
+    "subscriberAddReq",
+    _fields(channel_id="string", channel_type="uint8", reset="int", temp_subscriber="int", subscribers="[]string"),
+    "wrap",
+)
+_SUBSCRIBER_REMOVE = _Struct(
+    "subscriberRemoveReq",
+    _fields(channel_id="string", channel_type="uint8", temp_subscriber="int", subscribers="[]string"),
+    "wrap",
+)
+_CHANNEL_REQ_WRAP = _Struct("channelReq", _fields(channel_id="string", channel_type="uint8"), "wrap")
+_CHANNEL_REQ = _Struct("channelReq", _fields(channel_id="string", channel_type="uint8"))
+_BLACKLIST = _Struct("blacklistReq", _fields(channel_id="string", channel_type="uint8", uids="[]string"))
+_WHITELIST = _Struct("whitelistReq", _fields(channel_id="string", channel_type="uint8", uids="[]string"))
+_USER_TOKEN = _Struct(
+    "UpdateTokenReq",
+    _fields(uid="string", token="string", device_flag=_Field("uint8", shown="wkproto.DeviceFlag"),
+            device_level=_Field("uint8", shown="wkproto.DeviceLevel")),
+)  # fmt: skip
+_DEVICE_QUIT = _Struct("deviceQuitReq", _fields(uid="string", device_flag="int"))
+_SEND = _Struct(
+    "messageSendReq",
+    _fields(header="header", client_msg_no="string", is_stream="int", from_uid="string", channel_id="string",
+            channel_type="uint8", expire="uint32", subscribers="[]string", payload="[]uint8", tag_key="string"),
+    gin=True,
+)  # fmt: skip
+_SEND_BATCH = _Struct(
+    "", _fields(header="header", from_uid="string", subscribers="[]string", payload="[]uint8"), gin=True
+)
+_SYNC = _Struct(
+    "",
+    _fields(login_uid="string", channel_id="string", channel_type="uint8", start_message_seq="uint64",
+            end_message_seq="uint64", limit="int", pull_mode=_Field("int", shown="api.PullMode"),
+            event_summary_mode="string"),
+)  # fmt: skip
+_SEARCH_MANY = _Struct(
+    "",
+    _fields(login_uid="string", channel_id="string", channel_type="uint8", message_seqs="[]uint32",
+            message_ids="[]int64", client_msg_nos="[]string"),
+    "fixed",
+)  # fmt: skip
+_SEARCH_ONE = _Struct(
+    "",
+    _fields(login_uid="string", channel_id="string", channel_type="uint8", message_id="int64", client_msg_no="string"),
+    "fixed",
+)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _fnv64a(text: str) -> int:
+    value = 0xCBF29CE484222325
+    for byte in text.encode():
+        value = ((value ^ byte) * 0x100000001B3) % 2**64
+    return value
+
+
+def _channel_num(channel_id: str, channel_type: int) -> int:
+    """``key.ChannelToNum``: the ``id`` /cluster/channels reports."""
+    return _fnv64a(f"{channel_id}-{channel_type}")
+
+
+def _slot(channel_id: str) -> int:
+    return zlib.crc32(channel_id.encode()) % _SLOT_COUNT
+
+
+def _minute(ns: int) -> str:
+    """``wkutil.ToyyyyMMddHHmm`` in the server's local time."""
+    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M") if ns else ""
+
+
+def _uint8(text: str | None) -> int:
+    """``wkutil.StringToUint8``: anything unparsable is 0."""
+    try:
+        value = int(text or "")
+    except ValueError:
+        return 0
+    return value if 0 <= value <= 255 else 0
+
+
+def _is_blank(text: str | None) -> bool:
+    return not (text or "").strip()
+
+
+def _special(text: str) -> bool:
+    return any(ch in text for ch in _SPECIAL)
+
+
+def _new_client_msg_no() -> str:
+    return uuid.uuid4().hex + "0"  # fmt.Sprintf("%s0", wkutil.GenUUID())
+
+
+def _conversation(channel_type: int, stored_id: str) -> str:
+    return f"wk:{channel_type}:{stored_id}"
+
+
+def _member_key(channel_type: int, channel_id: str) -> str:
+    return f"{channel_type}:{channel_id}"
+
+
+@dataclass
+class _Pending:
+    """A message /message/send accepted and has not stored yet."""
+
+    countdown: int
+    message_id: int
+    channel_type: int
+    stored_id: str
+    from_uid: str
+    client_msg_no: str
+    payload: bytes
+    expire: int
+    setting: int
+
+
+class WukongEmulator:
+    """A stateful WuKongIM v2.2.5 REST server: in process (:meth:`transport`) or on 127.0.0.1
+    (:func:`imbridge.emulators.serve`)."""
+
+    def __init__(
+        self,
+        *,
+        manager_token: str | None = None,
+        store: str = ":memory:",
+        clock: Clock | None = None,
+        store_delay_requests: int = 0,
+    ) -> None:
+        if store_delay_requests < 0:
+            raise ValueError("store_delay_requests must be >= 0")
+        self.manager_token = manager_token or None
+        self.store = Store(store)
+        self.clock: Clock = clock or SystemClock()
+        self.store_delay_requests = store_delay_requests
+        self._pending: list[_Pending] = []
+        self._last_id = 0
+        self._lock = threading.RLock()
+        with self.store.write() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            row = db.execute("SELECT MAX(CAST(key AS INTEGER)) FROM messages").fetchone()
+            self._last_id = int(row[0] or 0)
+        self._routes: dict[tuple[str, str], Callable[[EmulatorRequest], EmulatorReply]] = {
+            ("GET", "/health"): lambda _r: _reply({"status": "ok"}),
+            ("POST", "/user/token"): self._user_token,
+            ("POST", "/user/device_quit"): self._device_quit,
+            ("POST", "/channel"): self._channel_create,
+            ("POST", "/channel/info"): self._channel_info,
+            ("POST", "/channel/delete"): self._channel_delete,
+            ("POST", "/channel/subscriber_add"): self._subscriber_add,
+            ("POST", "/channel/subscriber_remove"): self._subscriber_remove,
+            ("POST", "/channel/subscriber_remove_all"): self._subscriber_remove_all,
+            ("POST", "/channel/blacklist_add"): lambda r: self._list_add(r, "denylist", _BLACKLIST),
+            ("POST", "/channel/blacklist_set"): lambda r: self._list_set(r, "denylist", _BLACKLIST),
+            ("POST", "/channel/blacklist_remove"): lambda r: self._list_remove(r, "denylist", _BLACKLIST),
+            ("POST", "/channel/blacklist_remove_all"): lambda r: self._list_remove_all(r, "denylist"),
+            ("POST", "/channel/whitelist_add"): lambda r: self._list_add(r, "allowlist", _WHITELIST),
+            ("POST", "/channel/whitelist_set"): lambda r: self._list_set(r, "allowlist", _WHITELIST),
+            ("POST", "/channel/whitelist_remove"): lambda r: self._list_remove(r, "allowlist", _WHITELIST),
+            ("POST", "/channel/whitelist_remove_all"): lambda r: self._list_remove_all(r, "allowlist"),
+            ("GET", "/channel/whitelist"): self._whitelist_get,
+            ("POST", "/message/send"): self._send,
+            ("POST", "/message/sendbatch"): self._send_batch,
+            ("POST", "/channel/messagesync"): self._messagesync,
+            ("POST", "/messages"): self._search_messages,
+            ("POST", "/message"): self._search_message,
+            ("GET", "/message/byclientmsgno"): self._by_client_msg_no,
+            ("GET", "/channel/max_message_seq"): self._max_message_seq,
+            ("GET", "/channel/last_message"): self._last_message,
+            ("GET", "/cluster/channels"): self._cluster_channels,
+            ("GET", "/cluster/users"): self._cluster_users,
+            ("GET", "/cluster/devices"): self._cluster_devices,
+        }
+
+    # -- construction and plumbing ---------------------------------------------------------------
+
+    @classmethod
+    def for_client(cls, settings: Mapping[str, Any]) -> WukongEmulator:
+        """An emulator that accepts an imbridge client configured with these WukongSettings-style keys
+        (``manager_token``). The client's own ``store`` is imbridge's, not the server's, so the emulator
+        keeps its state in memory; sends are stored one request late, so clients must confirm them."""
+        token = settings.get("manager_token")
+        if token is not None and hasattr(token, "get_secret_value"):
+            token = token.get_secret_value()
+        return cls(manager_token=str(token) if token else None, store_delay_requests=1)
+
+    def transport(self) -> EmulatorTransport:
+        """An httpx transport (sync and async) answering from this emulator in process."""
+        return EmulatorTransport(self)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def flush(self) -> None:
+        """Store every accepted message now (what the real server does within a few milliseconds)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            for message in pending:
+                self._persist(message)
+
+    def _now_ns(self) -> int:
+        return int(self.clock.now().timestamp() * 1e9)
+
+    def _tick(self) -> None:
+        """Each request brings every accepted message one step closer to being stored."""
+        due = []
+        for message in self._pending:
+            message.countdown -= 1
+            if message.countdown <= 0:
+                due.append(message)
+        if due:
+            self._pending = [m for m in self._pending if m.countdown > 0]
+            for message in due:
+                self._persist(message)
+
+    def handle(self, request: EmulatorRequest) -> EmulatorReply:
+        with self._lock:
+            self._tick()
+            if self.manager_token is not None and request.headers.get("token") != self.manager_token:
+                return EmulatorReply(401, b"", {})
+            if request.method == "OPTIONS":
+                return EmulatorReply(204, b"", {})  # CORS preflight (with the token, as the server wants)
+            handler = self._routes.get((request.method, request.path))
+            if handler is None:
+                match = _CLUSTER_LIST.match(request.path) if request.method == "GET" else None
+                if match is None:
+                    return EmulatorReply(404, b"404 page not found", {"content-type": "text/plain"})
+                handler = lambda _r: self._cluster_list(match.group(1), _uint8(match.group(2)), match.group(3))  # noqa: E731
+            try:
+                return handler(request)
+            except _BadRequest as error:
+                body = json.dumps({"msg": error.msg, "status": 400}, ensure_ascii=False, separators=(",", ":"))
+                return EmulatorReply(400, body.encode(), {"content-type": error.content_type})
+            except (sqlite3.Error, ValueError, KeyError, TypeError):
+                return EmulatorReply(500, b"", {})  # gin's recovery: a panic is an empty 500
+
+    # -- state: channels ---------------------------------------------------------------------------
+
+    def _channel_row(self, channel_type: int, channel_id: str) -> sqlite3.Row | None:
+        with self.store.write() as db:
+            row: sqlite3.Row | None = db.execute(
+                "SELECT * FROM wukong_emu_channels WHERE channel_type = ? AND channel_id = ?",
+                (channel_type, channel_id),
+            ).fetchone()
+        return row
+
+    def _ensure_channel(self, db: sqlite3.Connection, channel_type: int, channel_id: str) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO wukong_emu_channels (channel_type, channel_id) VALUES (?, ?)",
+            (channel_type, channel_id),
+        )
+
+    def _configure(self, channel_type: int, channel_id: str) -> None:
+        """Give the channel a cluster config (what makes max_message_seq/last_message answer)."""
+        with self.store.write() as db:
+            self._ensure_channel(db, channel_type, channel_id)
+            db.execute(
+                "UPDATE wukong_emu_channels SET configured = 1 WHERE channel_type = ? AND channel_id = ?",
+                (channel_type, channel_id),
+            )
+
+    def _configured(self, channel_type: int, channel_id: str) -> bool:
+        row = self._channel_row(channel_type, channel_id)
+        return bool(row is not None and row["configured"])
+
+    def _write_info(self, channel_type: int, channel_id: str, flags: Mapping[str, Any]) -> None:
+        """addOrUpdateChannel: every flag is overwritten (an omitted one becomes 0)."""
+        now = self._now_ns()
+        values = [1 if flags.get(flag) == 1 else 0 for flag in _FLAGS]
+        with self.store.write() as db:
+            self._ensure_channel(db, channel_type, channel_id)
+            db.execute(
+                "UPDATE wukong_emu_channels SET info = 1, large = ?, ban = ?, disband = ?, send_ban = ?, "
+                "allow_stranger = ?, created_at = ?, updated_at = ? WHERE channel_type = ? AND channel_id = ?",
+                (*values, now, now, channel_type, channel_id),
+            )
+
+    def _has_info(self, channel_type: int, channel_id: str) -> bool:
+        row = self._channel_row(channel_type, channel_id)
+        return bool(row is not None and row["info"])
+
+    def _list(self, channel_type: int, channel_id: str, which: str) -> list[str]:
+        if which == "subscribers":
+            return [m.user_id for m in self.store.members(_member_key(channel_type, channel_id))]
+        with self.store.write() as db:
+            rows = db.execute(
+                "SELECT uid FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? AND list = ? "
+                "ORDER BY added_at, id",
+                (channel_type, channel_id, which),
+            ).fetchall()
+        return [row["uid"] for row in rows]
+
+    # -- state: messages ---------------------------------------------------------------------------
+
+    def _next_message_id(self) -> int:
+        now_ms = int(self.clock.now().timestamp() * 1000)
+        candidate = ((now_ms - _SNOWFLAKE_EPOCH_MS) << 22) | (1 << 12)
+        self._last_id = max(self._last_id + 1, candidate)
+        return self._last_id
+
+    def _accept(
+        self, *, from_uid: str, channel_id: str, channel_type: int, client_msg_no: str, payload: bytes,
+        header: Mapping[str, Any], expire: int, setting: int = 0,
+    ) -> int:  # fmt: skip
+        """What sendMessageToChannel does synchronously: an id, and the message handed to the pipeline."""
+        message_id = self._next_message_id()
+        stored_id = wire.fake_channel_id(from_uid, channel_id) if channel_type == PERSON else channel_id
+        if header.get("sync_once") == 1:
+            stored_id += _CMD_SUFFIX  # a command message goes to the channel's cmd twin
+        if header.get("no_persist") == 1 or channel_type == 0:
+            return message_id  # answered, never stored
+        row = self._channel_row(channel_type, stored_id)
+        if row is None or not (row["ban"] or row["disband"]):
+            self._configure(channel_type, stored_id)
+        message = _Pending(self.store_delay_requests, message_id, channel_type, stored_id, from_uid, client_msg_no,
+                           payload, expire, setting)  # fmt: skip
+        if message.countdown <= 0:
+            self._persist(message)
+        else:
+            self._pending.append(message)
+        return message_id
+
+    def _persist(self, message: _Pending) -> None:
+        """The pipeline's end: a banned or disbanded channel drops the message silently."""
+        row = self._channel_row(message.channel_type, message.stored_id)
+        if row is not None and (row["ban"] or row["disband"]):
+            return
+        conversation = _conversation(message.channel_type, message.stored_id)
+        stored, _ = self.store.append_message(
+            conversation, key=str(message.message_id), sender=message.from_uid, elements=[],
+            metadata={"client_msg_no": message.client_msg_no, "channel_id": message.stored_id,
+                      "channel_type": message.channel_type, "payload": base64.b64encode(message.payload).decode(),
+                      "expire": message.expire, "setting": message.setting},
+            time=self.clock.now().timestamp(), dedupe=None,
+        )  # fmt: skip
+        with self.store.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO wukong_emu_client_msg_nos (conversation, client_msg_no, seq) VALUES (?, ?, ?)",
+                (conversation, message.client_msg_no, stored.seq),
+            )
+
+    def _last_seq(self, conversation: str) -> int:
+        rows = self.store.messages(conversation, limit=1, descending=True)
+        return rows[0].seq if rows else 0
+
+    def _range(self, conversation: str, low: int, high_exclusive: int, limit: int) -> list[MessageRow]:
+        """Seqs in [low, high) ascending, at most ``limit`` (0 = all), as pebble's iterator yields them."""
+        if high_exclusive <= low:
+            return []
+        return self.store.messages(
+            conversation, after=low - 1, before=high_exclusive, limit=limit if limit > 0 else -1, descending=False
+        )
+
+    def _by_seq(self, conversation: str, seq: int) -> MessageRow | None:
+        rows = self.store.messages(conversation, after=seq - 1, before=seq + 1, limit=1)
+        return rows[0] if rows else None
+
+    def _client_msg_no_seq(self, conversation: str, client_msg_no: str, *, last: bool) -> int | None:
+        with self.store.write() as db:
+            row = db.execute(
+                f"SELECT {'MAX' if last else 'MIN'}(seq) FROM wukong_emu_client_msg_nos "
+                "WHERE conversation = ? AND client_msg_no = ?",
+                (conversation, client_msg_no),
+            ).fetchone()
+        return int(row[0]) if row[0] is not None else None
+
+    @staticmethod
+    def _render(row: MessageRow) -> dict[str, Any]:
+        """``MessageResp.From``: the system sender reads as ""; a person message's channel_id is the last
+        part of the fake id that is not the (rendered) sender."""
+        meta = row.metadata
+        from_uid = "" if row.sender == SYSTEM_UID else row.sender
+        channel_id = str(meta["channel_id"])
+        channel_type = int(meta["channel_type"])
+        if channel_type == PERSON and "@" in channel_id:
+            for part in channel_id.split("@"):
+                if part != from_uid:
+                    channel_id = part
+        message_id = int(row.key)
+        return {
+            "header": dict(_ZERO_HEADER), "setting": meta.get("setting", 0), "message_id": message_id,
+            "message_idstr": str(message_id), "client_msg_no": meta["client_msg_no"], "message_seq": row.seq,
+            "from_uid": from_uid, "channel_id": channel_id, "channel_type": channel_type,
+            "expire": meta.get("expire", 0), "timestamp": int(row.time), "payload": meta["payload"],
+        }  # fmt: skip
+
+    # -- users -------------------------------------------------------------------------------------
+
+    def _user_token(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _USER_TOKEN)
+        uid, token = req.get("uid") or "", req.get("token") or ""
+        if uid == "":
+            raise _BadRequest("uid不能为空！")
+        if token == "":
+            raise _BadRequest("token不能为空！")
+        if _special(uid):
+            raise _BadRequest("uid不能包含特殊字符！")
+        if uid == SYSTEM_UID:
+            raise _BadRequest("系统账号不允许更新token！")
+        person = self._channel_row(PERSON, uid)
+        if person is not None and person["ban"]:
+            return _reply({"status": wire.REASON_BAN})
+        if person is not None and person["disband"]:
+            return _reply({"status": wire.REASON_DISBAND})
+        now = self._now_ns()
+        self.store.add_users([uid], now / 1e9)
+        with self.store.write() as db:
+            db.execute(
+                "INSERT INTO wukong_emu_devices (uid, device_flag, device_level, token, id, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid, device_flag) DO UPDATE SET "
+                "device_level = excluded.device_level, token = excluded.token, updated_at = excluded.updated_at",
+                (uid, req.get("device_flag") or 0, req.get("device_level") or 0, token, self._next_message_id(), now,
+                 now),
+            )  # fmt: skip
+        return _reply({"status": 200})
+
+    def _device_quit(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _DEVICE_QUIT)
+        uid, flag = req.get("uid") or "", req.get("device_flag")
+        if _is_blank(uid):
+            raise _BadRequest("uid不能为空！")
+        with self.store.write() as db:
+            where, params = ("uid = ?", [uid]) if flag in (None, -1) else ("uid = ? AND device_flag = ?", [uid, flag])
+            db.execute(f"UPDATE wukong_emu_devices SET token = '' WHERE {where}", params)
+        return _reply({"status": 200})
+
+    def _cluster_users(self, request: EmulatorRequest) -> EmulatorReply:
+        uid = (request.query.get("uid") or "").strip()
+        with self.store.write() as db:
+            if uid:
+                rows = db.execute("SELECT id, created_at FROM users WHERE id = ?", (uid,)).fetchall()
+                if not rows:
+                    return EmulatorReply(500, b"", {})  # the real server panics on an unknown uid
+            else:
+                rows = db.execute("SELECT id, created_at FROM users ORDER BY created_at DESC LIMIT ?",
+                                  (_PAGE_SIZE + 1,)).fetchall()  # fmt: skip
+        data = []
+        for row in rows[:_PAGE_SIZE]:
+            created = int(row["created_at"] * 1e9)
+            data.append({
+                "id": _fnv64a(row["id"]), "uid": row["id"], "device_count": 0, "online_device_count": 0,
+                "conn_count": 0, "send_msg_count": 0, "recv_msg_count": 0, "send_msg_bytes": 0,
+                "recv_msg_bytes": 0, "created_at": created, "updated_at": created,
+                "created_at_format": _minute(created), "updated_at_format": _minute(created), "slot": _slot(row["id"]),
+            })  # fmt: skip
+        return _reply({"total": 0, "more": int(len(rows) > _PAGE_SIZE), "data": data})
+
+    def _cluster_devices(self, request: EmulatorRequest) -> EmulatorReply:
+        uid = (request.query.get("uid") or "").strip()
+        with self.store.write() as db:
+            rows = db.execute(
+                "SELECT * FROM wukong_emu_devices WHERE (? = '' OR uid = ?) ORDER BY created_at LIMIT ?",
+                (uid, uid, _PAGE_SIZE),
+            ).fetchall()
+        data = [
+            {
+                "id": row["id"], "uid": row["uid"], "token": row["token"], "device_flag": row["device_flag"],
+                "device_flag_format": _DEVICE_FLAGS.get(row["device_flag"], ""), "device_level": row["device_level"],
+                "device_level_format": "主设备" if row["device_level"] == 1 else "从设备", "conn_count": 0,
+                "send_msg_count": 0, "recv_msg_count": 0, "send_msg_bytes": 0, "recv_msg_bytes": 0,
+                "created_at": row["created_at"], "updated_at": row["updated_at"],
+                "created_at_format": _minute(row["created_at"]), "updated_at_format": _minute(row["updated_at"]),
+            }
+            for row in rows
+        ]  # fmt: skip
+        return _reply({"total": 0, "more": 0, "data": data})
+
+    # -- channels, subscribers, lists ------------------------------------------------------------
+
+    def _channel_create(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _CHANNEL_CREATE)
+        channel_id, channel_type = req.get("channel_id") or "", req.get("channel_type") or 0
+        subscribers = req.get("subscribers") or []
+        if _is_blank(channel_id):
+            raise _BadRequest("频道ID不能为空！")
+        if channel_type == 0:
+            raise _BadRequest("频道类型错误！")
+        if _special(channel_id):
+            raise _BadRequest("频道ID不能包含特殊字符！")
+        if channel_type == PERSON and subscribers:
+            raise _BadRequest("不支持个人频道添加订阅者！")
+        self._write_info(channel_type, channel_id, req)
+        self._add_subscribers(channel_type, channel_id, subscribers, reset=req.get("reset") == 1)
+        return _reply({"status": 200})
+
+    def _add_subscribers(self, channel_type: int, channel_id: str, uids: Sequence[str], *, reset: bool) -> None:
+        key = _member_key(channel_type, channel_id)
+        if reset:
+            self.store.remove_members(key, self._list(channel_type, channel_id, "subscribers"))
+        if uids:
+            self.store.add_members(key, [(uid, "member") for uid in uids], self._now_ns() / 1e9)
+            self._configure(channel_type, channel_id)
+
+    def _channel_info(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _CHANNEL_INFO)  # no validation at all on this route (FACTS §3)
+        self._write_info(req.get("channel_type") or 0, req.get("channel_id") or "", req)
+        return _reply({"status": 200})
+
+    def _channel_delete(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _CHANNEL_DELETE)
+        channel_id, channel_type = req.get("channel_id") or "", req.get("channel_type") or 0
+        if channel_type == PERSON:
+            raise _BadRequest("个人频道不支持添加订阅者！")  # sic: the server's own text
+        if self._has_info(channel_type, channel_id):  # unknown channel: 200 and nothing happens
+            with self.store.write() as db:
+                db.execute(
+                    "UPDATE wukong_emu_channels SET disband = 1, updated_at = ? "
+                    "WHERE channel_type = ? AND channel_id = ?",
+                    (self._now_ns(), channel_type, channel_id),
+                )  # messages, subscribers and lists stay
+        return _reply({"status": 200})
+
+    @staticmethod
+    def _check_subscribers(req: Mapping[str, Any]) -> tuple[str, int, list[str]]:
+        channel_id, channel_type = req.get("channel_id") or "", req.get("channel_type") or 0
+        subscribers = req.get("subscribers") or []
+        if _is_blank(channel_id):
+            raise _BadRequest("频道ID不能为空！")
+        if _special(channel_id):
+            raise _BadRequest("频道ID不能包含特殊字符！")
+        if all(_is_blank(uid) for uid in subscribers):
+            raise _BadRequest("订阅者不能为空！")
+        return channel_id, channel_type, subscribers
+
+    def _subscriber_add(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _SUBSCRIBER_ADD)
+        channel_id, channel_type, subscribers = self._check_subscribers(req)
+        if channel_type == PERSON:
+            raise _BadRequest("个人频道不支持添加订阅者！")
+        if req.get("temp_subscriber") == 1:
+            raise _BadRequest("新版本临时订阅者已不支持！")
+        channel_type = channel_type or GROUP
+        with self.store.write() as db:  # an unknown channel gets an info record with created_at 0
+            self._ensure_channel(db, channel_type, channel_id)
+            db.execute(
+                "UPDATE wukong_emu_channels SET info = 1 WHERE channel_type = ? AND channel_id = ?",
+                (channel_type, channel_id),
+            )
+        self._add_subscribers(channel_type, channel_id, subscribers, reset=req.get("reset") == 1)
+        return _reply({"status": 200})
+
+    def _subscriber_remove(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _SUBSCRIBER_REMOVE)
+        channel_id, channel_type, subscribers = self._check_subscribers(req)
+        if channel_type == PERSON:
+            raise _BadRequest("个人频道不支持添加订阅者！")
+        self.store.remove_members(_member_key(channel_type, channel_id), subscribers)
+        self._configure(channel_type, channel_id)
+        return _reply({"status": 200})
+
+    def _subscriber_remove_all(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _CHANNEL_REQ_WRAP)
+        channel_id, channel_type = self._check_channel_req(req)
+        if channel_type == PERSON:
+            raise _BadRequest("个人频道不支持此操作！")
+        key = _member_key(channel_type, channel_id)
+        self.store.remove_members(key, [m.user_id for m in self.store.members(key)])
+        return _reply({"status": 200})
+
+    @staticmethod
+    def _check_channel_req(req: Mapping[str, Any]) -> tuple[str, int]:
+        channel_id, channel_type = req.get("channel_id") or "", req.get("channel_type") or 0
+        if channel_id == "":
+            raise _BadRequest("channel_id不能为空！")
+        if channel_type == 0:
+            raise _BadRequest("频道类型不能为0！")
+        return channel_id, channel_type
+
+    def _check_list_req(self, req: Mapping[str, Any], which: str) -> tuple[str, int, list[str]]:
+        channel_id, channel_type, uids = (
+            req.get("channel_id") or "",
+            req.get("channel_type") or 0,
+            req.get("uids") or [],
+        )
+        if channel_id == "":
+            raise _BadRequest("channel_id不能为空！")
+        if which == "allowlist" and _special(channel_id):
+            raise _BadRequest("频道ID不能包含特殊字符！")  # the denylist routes have no such check
+        if channel_type == 0:
+            raise _BadRequest("频道类型不能为0！")
+        if (which == "allowlist" and all(_is_blank(uid) for uid in uids)) or not uids:
+            raise _BadRequest("uids不能为空！")
+        return channel_id, channel_type, uids
+
+    def _put_list(self, channel_type: int, channel_id: str, which: str, uids: Sequence[str]) -> None:
+        now = self._now_ns()
+        with self.store.write() as db:
+            self._ensure_channel(db, channel_type, channel_id)
+            for uid in uids:
+                db.execute(
+                    "INSERT OR IGNORE INTO wukong_emu_lists (channel_type, channel_id, list, uid, id, added_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (channel_type, channel_id, which, uid, self._next_message_id(), now),
+                )
+            if which == "denylist":  # the real counter over-counts duplicate adds (FACTS §3)
+                db.execute(
+                    "UPDATE wukong_emu_channels SET denylist_count = denylist_count + ? "
+                    "WHERE channel_type = ? AND channel_id = ?",
+                    (len(uids), channel_type, channel_id),
+                )
+
+    def _drop_list(self, channel_type: int, channel_id: str, which: str, uids: Sequence[str] | None) -> None:
+        with self.store.write() as db:
+            if uids is None:
+                db.execute(
+                    "DELETE FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? AND list = ?",
+                    (channel_type, channel_id, which),
+                )
+                removed = None
+            else:
+                removed = 0
+                for uid in uids:
+                    removed += db.execute(
+                        "DELETE FROM wukong_emu_lists "
+                        "WHERE channel_type = ? AND channel_id = ? AND list = ? AND uid = ?",
+                        (channel_type, channel_id, which, uid),
+                    ).rowcount
+            if which == "denylist":
+                db.execute(
+                    "UPDATE wukong_emu_channels SET denylist_count = "
+                    + ("0" if removed is None else "MAX(denylist_count - ?, 0)")
+                    + " WHERE channel_type = ? AND channel_id = ?",
+                    (channel_type, channel_id) if removed is None else (removed, channel_type, channel_id),
+                )
+
+    def _list_add(self, request: EmulatorRequest, which: str, struct: _Struct) -> EmulatorReply:
+        channel_id, channel_type, uids = self._check_list_req(_bind(request.body, struct), which)
+        self._put_list(channel_type, channel_id, which, uids)
+        return _reply({"status": 200})
+
+    def _list_set(self, request: EmulatorRequest, which: str, struct: _Struct) -> EmulatorReply:
+        req = _bind(request.body, struct)
+        channel_id, channel_type, uids = (
+            req.get("channel_id") or "",
+            req.get("channel_type") or 0,
+            req.get("uids") or [],
+        )
+        if _is_blank(channel_id):
+            raise _BadRequest("频道ID不能为空！")
+        self._drop_list(channel_type, channel_id, which, None)
+        if uids:
+            self._put_list(channel_type, channel_id, which, uids)
+        return _reply({"status": 200})
+
+    def _list_remove(self, request: EmulatorRequest, which: str, struct: _Struct) -> EmulatorReply:
+        channel_id, channel_type, uids = self._check_list_req(_bind(request.body, struct), which)
+        self._drop_list(channel_type, channel_id, which, uids)
+        return _reply({"status": 200})
+
+    def _list_remove_all(self, request: EmulatorRequest, which: str) -> EmulatorReply:
+        channel_id, channel_type = self._check_channel_req(_bind(request.body, _CHANNEL_REQ))
+        self._drop_list(channel_type, channel_id, which, None)
+        return _reply({"status": 200})
+
+    def _whitelist_get(self, request: EmulatorRequest) -> EmulatorReply:
+        channel_id, channel_type = request.query.get("channel_id") or "", _uint8(request.query.get("channel_type"))
+        with self.store.write() as db:
+            rows = db.execute(
+                "SELECT uid, id, added_at FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? "
+                "AND list = 'allowlist' ORDER BY added_at, id",
+                (channel_type, channel_id),
+            ).fetchall()
+
+        def rfc3339(ns: int) -> str:
+            return datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 10**9:09d}Z"
+
+        return _reply(
+            [{"id": r["id"], "uid": r["uid"], "created_at": rfc3339(r["added_at"]),
+              "updated_at": rfc3339(r["added_at"])} for r in rows]
+        )  # fmt: skip
+
+    def _cluster_list(self, channel_id: str, channel_type: int, which: str) -> EmulatorReply:
+        return _reply(self._list(channel_type, channel_id, which))
+
+    def _channel_element(self, row: sqlite3.Row | None, *, counts: bool) -> dict[str, Any]:
+        if row is None or not row["info"]:
+            channel_id, channel_type, ban, disband, created, updated, ident = "", 0, 0, 0, 0, 0, 0
+        else:
+            channel_id, channel_type = row["channel_id"], row["channel_type"]
+            ban, disband, created, updated = row["ban"], row["disband"], row["created_at"], row["updated_at"]
+            ident = _channel_num(channel_id, channel_type)
+        subscriber_count = allowlist_count = denylist_count = last_seq = last_time = 0
+        if counts and row is not None:  # only the scan path fills these; the exact lookup reports 0
+            subscriber_count = len(self._list(channel_type, channel_id, "subscribers"))
+            allowlist_count = len(self._list(channel_type, channel_id, "allowlist"))
+            denylist_count = row["denylist_count"]
+            last = self.store.messages(_conversation(channel_type, channel_id), limit=1, descending=True)
+            if last:
+                last_seq, last_time = last[0].seq, int(last[0].time * 1e9)
+        return {
+            "id": ident, "slot": _slot(channel_id), "channel_id": channel_id, "channel_type": channel_type,
+            "ban": ban, "disband": disband, "subscriber_count": subscriber_count, "allowlist_count": allowlist_count,
+            "denylist_count": denylist_count, "last_msg_seq": last_seq, "last_msg_time": last_time,
+            "last_msg_time_format": _minute(last_time),
+            "status_format": "封禁" if ban else ("解散" if disband else "正常"), "created_at": created,
+            "updated_at": updated, "created_at_format": _minute(created), "updated_at_format": _minute(updated),
+        }  # fmt: skip
+
+    def _cluster_channels(self, request: EmulatorRequest) -> EmulatorReply:
+        query = request.query
+        if any((query.get(name) or "").strip() for name in _FILTERS_THAT_PANIC):
+            return EmulatorReply(500, b"", {})  # a nil-pointer write in the real handler
+        channel_id = (query.get("channel_id") or "").strip()
+        channel_type = _uint8(query.get("channel_type"))
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            limit = 0
+        limit = limit if limit > 0 else _PAGE_SIZE
+        if channel_id and channel_type:  # an exact lookup: always one element, counts always 0
+            element = self._channel_element(self._channel_row(channel_type, channel_id), counts=False)
+            return _reply({"total": 0, "more": 0, "data": [element]})
+        # The created-at index scan: channels known only from subscriber_add (created_at 0) are not in it.
+        with self.store.write() as db:
+            rows = db.execute(
+                "SELECT * FROM wukong_emu_channels WHERE info = 1 AND created_at > 0 AND (? = '' OR channel_id = ?) "
+                "AND (? = 0 OR channel_type = ?) ORDER BY created_at DESC LIMIT ?",
+                (channel_id, channel_id, channel_type, channel_type, limit + 1),
+            ).fetchall()
+        data = [self._channel_element(row, counts=True) for row in rows[:limit]]
+        return _reply({"total": 0, "more": int(len(rows) > limit), "data": data})
+
+    # -- messages ----------------------------------------------------------------------------------
+
+    def _send(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _SEND)
+        payload: bytes | None = req.get("payload")
+        if not payload:
+            raise _BadRequest("payload不能为空！")
+        header = req.get("header") or {}
+        from_uid = req.get("from_uid") or ""
+        if _is_blank(from_uid):
+            from_uid = SYSTEM_UID
+        channel_id, channel_type = req.get("channel_id") or "", req.get("channel_type") or 0
+        subscribers = req.get("subscribers") or []
+        if _is_blank(channel_id) and not subscribers:
+            raise _BadRequest("无法处理发送消息请求！")
+        if subscribers and header.get("sync_once") != 1:
+            raise _BadRequest("无法处理发送消息请求！")
+        if not _is_blank(channel_id) and subscribers:
+            raise _BadRequest("无法处理发送消息请求！")
+        if subscribers:
+            return _reply({"status": 200})  # a command to a temporary channel: no ids, nothing kept
+        client_msg_no = req.get("client_msg_no") or ""
+        if _is_blank(client_msg_no):
+            client_msg_no = _new_client_msg_no()
+        if _special(channel_id):
+            raise _BadRequest("频道ID不合法！")
+        setting = 1 if req.get("is_stream") == 1 else 0
+        message_id = self._accept(
+            from_uid=from_uid, channel_id=channel_id, channel_type=channel_type, client_msg_no=client_msg_no,
+            payload=payload, header=header, expire=req.get("expire") or 0, setting=setting,
+        )  # fmt: skip
+        return _reply({"data": {"client_msg_no": client_msg_no, "message_id": message_id}, "status": 200})
+
+    def _send_batch(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _SEND_BATCH)
+        from_uid = req.get("from_uid") or ""
+        if _is_blank(from_uid):
+            raise _BadRequest("from_uid不能为空！")
+        subscribers = req.get("subscribers") or []
+        if not subscribers:
+            raise _BadRequest("subscribers不能为空！")
+        payload: bytes | None = req.get("payload")
+        if not payload:
+            raise _BadRequest("payload不能为空！")
+        fail_uids: list[str] = []
+        reasons: list[str] = []
+        for uid in subscribers:  # client_msg_no is ignored: each message gets its own
+            if _special(uid):
+                fail_uids.append(uid)
+                reasons.append("频道ID不合法！")
+            elif uid != "":  # an empty uid is neither stored nor reported (FACTS §7)
+                self._accept(from_uid=from_uid, channel_id=uid, channel_type=PERSON,
+                             client_msg_no=_new_client_msg_no(), payload=payload, header=req.get("header") or {},
+                             expire=0)  # fmt: skip
+        return _reply({"fail_uids": fail_uids, "reason": reasons})
+
+    def _messagesync(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _SYNC)
+        channel_id, login_uid = req.get("channel_id") or "", req.get("login_uid") or ""
+        if _is_blank(channel_id):
+            raise _BadRequest("channel_id不能为空！")
+        if _is_blank(login_uid):
+            raise _BadRequest("login_uid不能为空！")
+        channel_type = req.get("channel_type") or 0
+        start, end = req.get("start_message_seq") or 0, req.get("end_message_seq") or 0
+        limit = min(req.get("limit") or 0, _SYNC_LIMIT_CAP)
+        pull_up = req.get("pull_mode") == 1
+        stored_id = wire.fake_channel_id(login_uid, channel_id) if channel_type == PERSON else channel_id
+        self._configure(channel_type, stored_id)  # LeaderOfChannel creates the channel's cluster config
+        conversation = _conversation(channel_type, stored_id)
+        last = self._last_seq(conversation)
+        rows: list[MessageRow] = []
+        if start == 0 and end == 0:
+            rows = self._prev_range(conversation, last, 0, limit, last) if last else []
+        elif pull_up:
+            high = end if end != 0 else 2**64
+            rows = self._range(conversation, start, min(high, last + 1), limit)
+        elif end <= start:
+            rows = self._prev_range(conversation, start, end, limit, last)
+        messages = [self._render(row) for row in rows]
+        more = not len(messages) < limit
+        if messages and end != 0:  # the server's own end checks; they never fire in practice
+            edge = messages[-1 if pull_up else 0]["message_seq"]
+            if edge == end:
+                more = False
+        return _reply({"start_message_seq": start, "end_message_seq": end, "more": int(more), "messages": messages})
+
+    def _prev_range(self, conversation: str, start: int, end: int, limit: int, last: int) -> list[MessageRow]:
+        """``LoadPrevRangeMsgs``: the seq window [max(end+1, start-limit+1), min(start, last)], ascending."""
+        ulimit = limit if limit >= 0 else 2**64 + limit  # Go converts limit to uint64
+        if end == 0:
+            low = 1 if start < ulimit else start - ulimit + 1
+        else:
+            low = start - ulimit + 1 if start - end > ulimit else end + 1
+        high = min(start + 1, last + 1)
+        return self._range(conversation, low, high, limit)
+
+    def _search_messages(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _SEARCH_MANY)
+        channel_id, channel_type = req.get("channel_id") or "", req.get("channel_type") or 0
+        if _is_blank(channel_id):
+            raise _BadRequest("channel_id不能为空！")
+        stored_id = (
+            wire.fake_channel_id(req.get("login_uid") or "", channel_id) if channel_type == PERSON else channel_id
+        )
+        conversation = _conversation(channel_type, stored_id)
+        found: list[MessageRow] = []
+        for seq in req.get("message_seqs") or []:
+            row = self._by_seq(conversation, seq)
+            if row is not None:
+                found.append(row)
+        for message_id in req.get("message_ids") or []:
+            row = self.store.message_by_key(str(message_id)) if message_id > 0 else None  # a global lookup
+            if row is not None and row.conversation.startswith("wk:"):
+                found.append(row)
+        for client_msg_no in req.get("client_msg_nos") or []:
+            seq = self._client_msg_no_seq(conversation, client_msg_no, last=True)
+            row = self._by_seq(conversation, seq) if seq is not None else None
+            if row is not None:
+                found.append(row)
+        return _reply(
+            {"start_message_seq": 0, "end_message_seq": 0, "more": 0, "messages": [self._render(r) for r in found]}
+        )
+
+    def _search_message(self, request: EmulatorRequest) -> EmulatorReply:
+        req = _bind(request.body, _SEARCH_ONE)
+        if _is_blank(req.get("channel_id")):
+            raise _BadRequest("channel_id不能为空！")
+        channel_type = req.get("channel_type") or 0
+        if channel_type == 0:
+            raise _BadRequest("channel_type不能为0")
+        if channel_type == PERSON and _is_blank(req.get("login_uid")):
+            raise _BadRequest("login_uid不能为空！")
+        message_id = req.get("message_id") or 0
+        # By id the lookup is global (the channel is not compared); by client_msg_no it never finds anything
+        # (SearchMessages runs with Limit 0 and stops before collecting, FACTS §9).
+        row = self.store.message_by_key(str(message_id)) if message_id > 0 else None
+        if row is None or not row.conversation.startswith("wk:"):
+            return _reply({"status": 404})
+        return _reply(self._render(row))
+
+    def _by_client_msg_no(self, request: EmulatorRequest) -> EmulatorReply:
+        query = request.query
+        channel_id, channel_type = query.get("channel_id") or "", _uint8(query.get("channel_type"))
+        client_msg_no = query.get("client_msg_no") or ""
+        if _is_blank(channel_id):
+            raise _BadRequest("channel_id不能为空")
+        if channel_type == 0:
+            raise _BadRequest("channel_type不能为0")
+        if _is_blank(client_msg_no):
+            raise _BadRequest("client_msg_no不能为空")
+        conversation = _conversation(channel_type, channel_id)  # a person chat needs the fake id verbatim
+        seq = self._client_msg_no_seq(conversation, client_msg_no, last=False)
+        row = self._by_seq(conversation, seq) if seq is not None else None
+        return _reply(self._render(row) if row is not None else {"status": 404})
+
+    def _max_message_seq(self, request: EmulatorRequest) -> EmulatorReply:
+        query = request.query
+        channel_id, channel_type = query.get("channel_id") or "", _uint8(query.get("channel_type"))
+        login_uid = query.get("login_uid") or ""
+        if channel_id == "":
+            raise _BadRequest("channel_id不能为空")
+        stored_id = channel_id
+        if channel_type == PERSON and "@" not in channel_id:  # a fake id is accepted as is here
+            if _is_blank(login_uid):
+                raise _BadRequest("login_uid不能为空")
+            stored_id = wire.fake_channel_id(login_uid, channel_id)
+        if not self._configured(channel_type, stored_id):
+            raise _BadRequest("not found")  # a channel with no cluster config (FACTS §9)
+        return _reply({"message_seq": self._last_seq(_conversation(channel_type, stored_id))})
+
+    def _last_message(self, request: EmulatorRequest) -> EmulatorReply:
+        query = request.query
+        channel_id, channel_type = query.get("channel_id") or "", _uint8(query.get("channel_type"))
+        login_uid = query.get("login_uid") or ""
+        if channel_id == "":
+            raise _BadRequest("channel_id不能为空")
+        stored_id = channel_id
+        if channel_type == PERSON:  # no fake-id exemption on this route
+            if _is_blank(login_uid):
+                raise _BadRequest("login_uid不能为空")
+            stored_id = wire.fake_channel_id(login_uid, channel_id)
+        if not self._configured(channel_type, stored_id):
+            raise _BadRequest("获取频道所在节点失败！")
+        conversation = _conversation(channel_type, stored_id)
+        row = self._by_seq(conversation, self._last_seq(conversation))
+        return _reply(self._render(row) if row is not None else {"status": 404})
+
+    # -- seeding -----------------------------------------------------------------------------------
+
+    def seed(self, size: str = "small", *, rng_seed: int = 7) -> dict[str, int]:
+        """Fill the server with a realistic dataset: users with tokens, groups with subscribers and a
+        denylisted member each, group and one-to-one history (payloads in WuKongIM's convention).
+        ``small``: 20 users, 4 groups; ``demo``: 200 users, 20 groups. Deterministic per ``rng_seed``."""
+        sizes = {"small": (20, 4, (5, 8), (8, 15), 10), "demo": (200, 20, (10, 30), (50, 150), 100)}
+        if size not in sizes:
+            raise ValueError(f"unknown seed size {size!r} (choose from {', '.join(sizes)})")
+        user_count, group_count, (min_members, max_members), (min_msgs, max_msgs), pairs = sizes[size]
+        rng = random.Random(rng_seed)
+        with self._lock:
+            users = [f"user{n:03d}" for n in range(1, user_count + 1)]
+            now = self._now_ns()
+            self.store.add_users(users, now / 1e9)
+            with self.store.write() as db:
+                for uid in users:
+                    db.execute(
+                        "INSERT OR IGNORE INTO wukong_emu_devices "
+                        "(uid, device_flag, device_level, token, id, created_at, updated_at) "
+                        "VALUES (?, 0, 1, ?, ?, ?, ?)",
+                        (uid, secrets.token_urlsafe(16), self._next_message_id(), now, now),
+                    )
+            groups = [f"group{n:02d}" for n in range(1, group_count + 1)]
+            messages = 0
+            for group_id in groups:
+                members = rng.sample(users, rng.randint(min_members, max_members))
+                self._write_info(GROUP, group_id, {})
+                self._add_subscribers(GROUP, group_id, members, reset=True)
+                self._put_list(GROUP, group_id, "denylist", [members[-1]])
+                for n in range(rng.randint(min_msgs, max_msgs)):
+                    self._seed_message(rng.choice(members[:-1]), group_id, GROUP, f"{group_id} message {n + 1}")
+                    messages += 1
+            for n in range(pairs):
+                sender, recipient = rng.sample(users, 2)
+                for m in range(rng.randint(1, 4)):
+                    first, second = (sender, recipient) if m % 2 == 0 else (recipient, sender)
+                    self._seed_message(first, second, PERSON, f"hello {n}-{m}")
+                    messages += 1
+            return {"users": len(users), "groups": len(groups), "messages": messages}
+
+    def _seed_message(self, sender: str, to: str, channel_type: int, text: str) -> None:
+        payload = base64.b64decode(mapping.to_base64({"type": mapping.TYPE_TEXT, "content": text}))
+        message_id = self._next_message_id()
+        stored_id = wire.fake_channel_id(sender, to) if channel_type == PERSON else to
+        self._configure(channel_type, stored_id)
+        self._persist(_Pending(0, message_id, channel_type, stored_id, sender, _new_client_msg_no(), payload, 0, 0))
