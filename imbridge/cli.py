@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -165,6 +166,49 @@ def cmd_groups_unmute(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
+    """Serve an emulator on 127.0.0.1 until interrupted, after printing how to point a client at it."""
+    from imbridge.emulators import LoopbackServer
+
+    emulator: Any
+    if args.vendor == "tencent":
+        from imbridge.emulators.tencent import TencentEmulator
+
+        key = args.secret_key or os.environ.get("IMBRIDGE_TENCENT_SECRET_KEY") or secrets.token_hex(32)
+        app_id = args.sdk_app_id or int(os.environ.get("IMBRIDGE_TENCENT_SDK_APP_ID") or 1400000000)
+        admin = args.admin or os.environ.get("IMBRIDGE_TENCENT_ADMIN") or "administrator"
+        emulator = TencentEmulator(sdk_app_id=app_id, secret_key=key, admin=admin, store=args.store)
+        settings = {"IMBRIDGE_TENCENT_SDK_APP_ID": str(app_id), "IMBRIDGE_TENCENT_SECRET_KEY": key,
+                    "IMBRIDGE_TENCENT_ADMIN": admin}  # fmt: skip
+    else:
+        from imbridge.emulators.wukong import WukongEmulator
+
+        token = args.manager_token or os.environ.get("IMBRIDGE_WUKONG_MANAGER_TOKEN") or ""
+        emulator = WukongEmulator(manager_token=token or None, store=args.store)
+        settings = {"IMBRIDGE_WUKONG_MANAGER_TOKEN": token} if token else {}
+    seeded = emulator.seed(args.seed) if args.seed else {}
+    server = LoopbackServer(emulator, args.port)
+    settings = {"IMBRIDGE_PROVIDER": args.vendor, f"IMBRIDGE_{args.vendor.upper()}_BASE_URL": server.url, **settings}
+
+    def text() -> str:
+        lines = [f"{args.vendor} emulator listening on {server.url} (Ctrl-C stops it)"]
+        if seeded:
+            lines.append("seeded: " + ", ".join(f"{count} {what}" for what, count in seeded.items()))
+        lines.append("point a client at it with:")
+        lines += [f"  export {name}={value}" for name, value in settings.items()]
+        return "\n".join(lines)
+
+    out.emit({"url": server.url, "seeded": seeded, "environment": settings}, text)
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     from imbridge.demo import run_local_tour
 
@@ -222,6 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     unmute.add_argument("group_id")
     unmute.add_argument("user_ids", nargs="+")
     unmute.set_defaults(handler=cmd_groups_unmute)
+
+    emulate = commands.add_parser("emulate", help="serve an emulator of a vendor's REST API on 127.0.0.1")
+    emulate.add_argument("vendor", choices=["tencent", "wukong"])
+    emulate.add_argument("--port", type=int, default=0, help="default: a free port")
+    emulate.add_argument("--seed", choices=["small", "demo"], help="fill it with a realistic dataset")
+    emulate.add_argument("--store", default=":memory:", help="SQLite file for the emulator's state")
+    emulate.add_argument("--sdk-app-id", type=int, help="tencent: default IMBRIDGE_TENCENT_SDK_APP_ID or 1400000000")
+    emulate.add_argument("--secret-key", help="tencent: default IMBRIDGE_TENCENT_SECRET_KEY or a random key")
+    emulate.add_argument("--admin", help="tencent: default IMBRIDGE_TENCENT_ADMIN or administrator")
+    emulate.add_argument("--manager-token", help="wukong: require this token (default IMBRIDGE_WUKONG_MANAGER_TOKEN)")
+    emulate.set_defaults(handler=cmd_emulate)
 
     demo = commands.add_parser("demo", help="a tour of imbridge on the embedded provider")
     demo.add_argument("--database", default=":memory:", help="SQLite file to keep the demo's data (default: in memory)")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+from imbridge._clock import SystemClock
+
 __all__ = ["DEFAULT_START", "FakeClock"]
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -76,3 +78,20 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self.now().isoformat()})"
+
+
+class ShiftedClock(SystemClock):
+    """The real clock moved by a fixed offset: replays of recorded HTTP run at the recording's time.
+
+    Answers recorded from a server carry absolute times (a mute's end, a message's time); replayed
+    later, they would all lie in the past. Sleeping and monotonic time stay real.
+    """
+
+    def __init__(self, offset_seconds: float) -> None:
+        self.offset = timedelta(seconds=offset_seconds)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+    def __repr__(self) -> str:
+        return f"ShiftedClock({self.offset.total_seconds():+.0f} s)"

@@ -29,17 +29,20 @@ import secrets
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from imbridge._clock import Clock, SystemClock
 from imbridge.capabilities import Operation, Support
 from imbridge.client import AsyncIMClient, IMClient, build_provider
 from imbridge.errors import IMBridgeError, UnsupportedOperationError
 from imbridge.providers import canonical_name
 from imbridge.providers.base import Provider
 from imbridge.testing import cassettes
+from imbridge.testing.clock import ShiftedClock
 
 MODES = ("live", "record", "replay", "emulator")
 
@@ -58,6 +61,8 @@ REPLAY_SETTINGS: dict[str, dict[str, Any]] = {
         "secret_key": "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e",
         "admin": "administrator",
         "base_url": "http://127.0.0.1:9000",
+        # Tencent returns only the profile tags asked for: the custom key the suite writes.
+        "profile_custom_keys": ["Level"],
     },
 }
 
@@ -102,11 +107,26 @@ class ContractRun:
     cassette_dir: Path | None
     workdir: Path
     provider_class: type[Provider] | None = None
+    run_file: Path | None = None
     param: str = ""
     """The target as given (``wukong@replay``); test names are keyed with ``name`` in its place."""
 
     def test_name(self, node_name: str) -> str:
         return node_name.replace(self.param, self.name) if self.param else node_name
+
+    def clock_for(self, test: str) -> Clock:
+        """The clock a test runs on: real, or in replay the time at which that test was recorded (answers
+        carry absolute times, which would otherwise all lie in the past)."""
+        if self.run_file is None or self.mode not in ("record", "replay"):
+            return SystemClock()
+        document = json.loads(self.run_file.read_text())
+        started: dict[str, float] = document.setdefault("started", {})
+        now = SystemClock().now().timestamp()
+        if self.mode == "record":
+            started[test] = round(now, 3)
+            self.run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+            return SystemClock()
+        return ShiftedClock(started[test] - now) if test in started else SystemClock()
 
 
 @pytest.fixture(scope="session")
@@ -136,9 +156,11 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         prefix = "c" + secrets.token_hex(3)
         if run_file is not None:
             run_file.parent.mkdir(parents=True, exist_ok=True)
-            run_file.write_text(json.dumps({"prefix": prefix}) + "\n")
+            run_file.write_text(json.dumps({"prefix": prefix, "started": {}}, indent=1) + "\n")
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
-    return ContractRun(target, name, mode, prefix, cassette_dir, workdir, provider_class, param=request.param)
+    return ContractRun(
+        target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param
+    )
 
 
 @dataclass
@@ -150,7 +172,12 @@ class Contract:
     sync_client: IMClient
     make_async: Callable[[], AsyncIMClient]
     requests_sent: list[str] = field(default_factory=list)
+    clock: Clock = field(default_factory=SystemClock)
     _groups: list[str] = field(default_factory=list)
+
+    def now(self) -> datetime:
+        """The time of this test's world (in replay, the recording's time)."""
+        return self.clock.now()
 
     @property
     def im(self) -> IMClient:
@@ -215,17 +242,16 @@ def _emulator(run: ContractRun) -> Any:
     return emulator_class.for_client(_settings(run) or {})
 
 
-def _provider(run: ContractRun, test_key: str) -> Provider:
+def _provider(run: ContractRun, test_key: str, clock: Clock) -> Provider:
     settings = _settings(run)
     if run.provider_class is not None:
         config = run.provider_class.settings_class.model_validate({"database": str(run.workdir / f"{test_key}.db")})
-        return run.provider_class(config)
+        return run.provider_class(config, clock=clock)
     if run.name == "local" and settings is not None:
         settings["database"] = str(run.workdir / f"{test_key}.db")
     if settings is None:
-        provider = build_provider(run.name, from_env=True)
-        return provider
-    return build_provider(run.name, settings)
+        return build_provider(run.name, from_env=True, clock=clock)
+    return build_provider(run.name, settings, clock=clock)
 
 
 @pytest.fixture
@@ -248,7 +274,8 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     context = recorder.use_cassette(cassette_name) if recorder else None
     if context is not None:
         context.__enter__()
-    provider = _provider(run, test_key.rstrip("-"))
+    clock = run.clock_for(f"{module}/{test_name}")
+    provider = _provider(run, test_key.rstrip("-"), clock)
     if run.mode in ("record", "replay"):
         # Ids the client picks must be the same when replayed as when recorded.
         generated = itertools.count(1)
@@ -256,14 +283,14 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     emulator = _emulator(run)
     transport = emulator.transport() if emulator is not None else None
     http_client = httpx.Client(transport=transport, event_hooks={"request": [count]})
-    client = IMClient(provider, http_client=http_client)
+    client = IMClient(provider, http_client=http_client, clock=clock)
 
     def make_async() -> AsyncIMClient:
         if transport is None:
-            return AsyncIMClient(provider)
-        return AsyncIMClient(provider, http_client=httpx.AsyncClient(transport=transport))
+            return AsyncIMClient(provider, clock=clock)
+        return AsyncIMClient(provider, http_client=httpx.AsyncClient(transport=transport), clock=clock)
 
-    contract = Contract(run, test_key, client, make_async, sent)
+    contract = Contract(run, test_key, client, make_async, sent, clock=clock)
     try:
         yield contract
     finally:

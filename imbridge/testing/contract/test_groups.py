@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -103,7 +103,7 @@ def test_remove_non_member(contract: Contract) -> None:
 
 def test_mute_with_duration(contract: Contract) -> None:
     group_id, _, _, member = _team(contract)
-    before = datetime.now(UTC)
+    before = contract.now()
     contract.im.groups.mute(group_id, [member], timedelta(hours=1))
     muted = contract.im.groups.muted(group_id)
     assert [m.user_id for m in muted] == [member]

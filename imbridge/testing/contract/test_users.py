@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -67,7 +67,7 @@ def test_profiles_of_unknown_user_not_found(contract: Contract) -> None:
 
 def test_login_credentials(contract: Contract) -> None:
     (dave,) = contract.users("dave")
-    before = datetime.now(UTC)
+    before = contract.now()
     credentials = contract.im.users.login_credentials(dave, ttl=timedelta(hours=2))
     assert credentials.user_id == dave
     token = credentials.token.get_secret_value()
