@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -73,6 +75,23 @@ class Response:
 
     def json(self) -> Any:
         return decode_json(self.content)
+
+    def retry_after(self) -> timedelta | None:
+        """The ``Retry-After`` header as a duration (seconds or an HTTP date), or None if absent or invalid."""
+        value = next((v for k, v in self.headers.items() if k.lower() == "retry-after"), None)
+        if value is None:
+            return None
+        try:
+            return timedelta(seconds=max(float(value), 0.0))
+        except ValueError:
+            pass
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return max(moment - datetime.now(UTC), timedelta(0))
 
 
 Instruction = Request | Sleep

@@ -106,14 +106,6 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(items[start : start + size])
 
 
-def _retry_after(response: Response) -> timedelta | None:
-    value = {k.lower(): v for k, v in response.headers.items()}.get("retry-after")
-    try:
-        return timedelta(seconds=max(float(value), 0.0)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _build(model: type[M], **fields: Any) -> M:
     """A wire request, or InvalidRequestError naming the offending option (never echoing values)."""
     try:
@@ -241,10 +233,10 @@ class TencentProvider(Provider):
     def decode(self, request: Request, response: Response) -> Any:
         status = response.status_code
         if status == 429:
-            raise RateLimitError("HTTP 429", retry_after=_retry_after(response), provider=NAME, http_status=status)
+            raise RateLimitError("HTTP 429", retry_after=response.retry_after(), provider=NAME, http_status=status)
         if status >= 500:
             raise ServiceUnavailableError(
-                f"HTTP {status}", retry_after=_retry_after(response), provider=NAME, http_status=status
+                f"HTTP {status}", retry_after=response.retry_after(), provider=NAME, http_status=status
             )
         if status != 200:
             raise ProviderError(f"unexpected HTTP {status}", provider=NAME, http_status=status)

@@ -38,6 +38,7 @@ from imbridge.errors import (
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
+    RateLimitError,
     ServiceUnavailableError,
     TransportError,
 )
@@ -264,7 +265,11 @@ class WukongProvider(Provider):
             # Verified on v2.2.5: the user search answers HTTP 500 with an empty body for an unknown uid
             # (its store lookup fails with "not found"), and 200 with the user for a known one.
             raise NotFoundError(f"WuKongIM knows no user {request.params.get('uid')!r}", http_status=500)
-        return mapping.unwrap(response.status_code, response.content, where=f"{request.method} {request.path}")
+        try:
+            return mapping.unwrap(response.status_code, response.content, where=f"{request.method} {request.path}")
+        except (RateLimitError, ServiceUnavailableError) as error:
+            error.retry_after = response.retry_after()  # a proxy or load balancer in front may say when
+            raise
 
     def close(self) -> None:
         if self.store is not None:
