@@ -173,6 +173,8 @@ class Contract:
     make_async: Callable[[], AsyncIMClient]
     requests_sent: list[str] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
+    #: "behaviour" when the test checked the behaviour, "unsupported" when it checked the refusal.
+    outcome: str = "behaviour"
     _groups: list[str] = field(default_factory=list)
 
     def now(self) -> datetime:
@@ -214,6 +216,7 @@ class Contract:
         with pytest.raises(UnsupportedOperationError):
             call()
         assert len(self.requests_sent) == before
+        self.outcome = "unsupported"
 
     def cleanup(self) -> None:
         for group_id in self._groups:
@@ -293,6 +296,9 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     contract = Contract(run, test_key, client, make_async, sent, clock=clock)
     try:
         yield contract
+        # Read by `python -m imbridge.testing.semantics` to tell what each provider's run proved.
+        request.node.user_properties.append(("imbridge_provider", run.name))
+        request.node.user_properties.append(("imbridge_outcome", contract.outcome))
     finally:
         try:
             contract.cleanup()
