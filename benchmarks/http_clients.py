@@ -4,8 +4,10 @@
 
 The server is nginx on 127.0.0.1 answering every POST with WuKongIM's send reply (80 bytes), so the
 client is what is measured. Every client sends the same WuKongIM-shaped body to the same server in the
-same run. imbridge sends with ``confirm=False`` so that it makes exactly the one request the raw clients
-make (by default it would also look the message up to confirm it was stored).
+same run. The raw clients build each body as a hand-written client would (the content encoded per
+WuKongIM's payload convention for every message). imbridge sends with ``confirm=False`` so that it makes
+exactly the one request the raw clients make (by default it would also look the message up to confirm it
+was stored).
 
 Prints a table, then one JSON line with every figure and the ratios:
 imbridge-async/aiohttp at concurrency 64 and imbridge-sync/httpx-sync median latency.
@@ -32,17 +34,19 @@ from imbridge import AsyncIMClient, Conversation, IMClient
 
 CONCURRENCY = (1, 8, 64)
 BOB = Conversation.user("bob")
-PAYLOAD = base64.b64encode(json.dumps({"type": 1, "content": "hello"}).encode()).decode()
 
 
-def wukong_body(number: int) -> dict[str, Any]:
+def wukong_body(number: int, text: str = "hello") -> dict[str, Any]:
+    """The send body a hand-written client builds for one message: its content encoded per WuKongIM's
+    payload convention (JSON, then base64), as every real message's content differs."""
+    payload = base64.b64encode(json.dumps({"type": 1, "content": text}).encode()).decode()
     return {
         "header": {"red_dot": 1},
         "from_uid": "alice",
         "channel_id": "bob",
         "channel_type": 1,
         "client_msg_no": f"bench-{number}",
-        "payload": PAYLOAD,
+        "payload": payload,
     }
 
 

@@ -6,6 +6,7 @@ input that cannot be valid on any provider, and returns ``(operation name, flow)
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -51,9 +52,27 @@ MAX_HISTORY_PAGE = 200
 MAX_MUTE = timedelta(days=365 * 100)
 
 
-def _new_key() -> str:
-    """A fresh idempotency key: 128 random bits, hex (uuid4 costs several times more per send)."""
-    return os.urandom(16).hex()
+class _KeySource:
+    """Fresh idempotency keys: 96 random bits drawn once per process, then a counter.
+
+    Unique within the process by the counter and across processes by the random part (drawn again in
+    a forked child). Drawing random bytes for every send was a system call each time: 5% of the async
+    send path's time in a profile.
+    """
+
+    def __init__(self) -> None:
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._prefix = os.urandom(12).hex()
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+_new_key = _KeySource()
 
 
 def _seconds(value: timedelta | int | float, what: str) -> timedelta:

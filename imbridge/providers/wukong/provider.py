@@ -628,16 +628,17 @@ class WukongProvider(Provider):
             yield from self._sweep_mutes(to.id)
             if self.config.enforce_policy:
                 yield from self._check_may_send(to.id, sender)
-        payload = mapping.encode_payload(message.elements, dict(message.metadata))
+        payload = mapping.encode_payload(message.elements, dict(message.metadata) if message.metadata else {})
         body: dict[str, Any] = {
             "header": {"red_dot": 1},
             "client_msg_no": message.idempotency_key,
             "from_uid": sender,
             "channel_id": to.id,
             "channel_type": wire.GROUP if to.is_group else wire.PERSON,
-            **{k: v for k, v in message.options.items() if k not in ("payload", "from_uid", "client_msg_no")},
-            "payload": mapping.to_base64(payload),
         }
+        if message.options:  # provider fields passed through; never the ones imbridge owns
+            body.update((k, v) for k, v in message.options.items() if k not in ("payload", "from_uid", "client_msg_no"))
+        body["payload"] = mapping.to_base64(payload)
         result, found = yield from self._deliver(body, sender, to)
         confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         if found is None and confirm:
