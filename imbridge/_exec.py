@@ -7,6 +7,7 @@ compiled to tenacity. Decisions live in :class:`_Core`; the two drivers only dif
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ import pydantic
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from imbridge._clock import Clock
-from imbridge._flow import Flow, HTTPRequest, Instruction, Request, Response, Sleep
+from imbridge._flow import Flow, Gather, HTTPRequest, Instruction, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
 from imbridge._pacing import Pacer
 from imbridge.errors import (
@@ -40,7 +41,11 @@ _SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, pydantic.Validatio
 class _Core:
     """The decisions shared by both drivers."""
 
-    def __init__(self, provider: Provider, *, retry: RetryPolicy, timeout: float, clock: Clock, pacer: Pacer) -> None:
+    def __init__(
+        self, provider: Provider, *, retry: RetryPolicy, timeout: float, clock: Clock, pacer: Pacer,
+        bulk_concurrency: int = 8,
+    ) -> None:  # fmt: skip
+        self.bulk_concurrency = bulk_concurrency
         self.provider = provider
         self.retry = retry
         self.timeout = timeout
@@ -150,6 +155,9 @@ class SyncExecutor(_Core):
                     self.clock.sleep(instruction.seconds)
                     instruction = flow.send(None)
                     continue
+                if isinstance(instruction, Gather):
+                    instruction = flow.send([self._outcome(request, operation) for request in instruction.requests])
+                    continue
                 try:
                     reply = self.request(instruction, operation)
                 except IMBridgeError as error:
@@ -164,6 +172,12 @@ class SyncExecutor(_Core):
             return result
         finally:
             flow.close()
+
+    def _outcome(self, request: Request, operation: str) -> Any:
+        try:
+            return self.request(request, operation)
+        except IMBridgeError as error:
+            return error
 
     def request(self, request: Request, operation: str) -> Any:
         """One request with pacing, retries and a single credential renewal."""
@@ -212,6 +226,9 @@ class AsyncExecutor(_Core):
                     await self.clock.asleep(instruction.seconds)
                     instruction = flow.send(None)
                     continue
+                if isinstance(instruction, Gather):
+                    instruction = flow.send(await self._gather(instruction.requests, operation))
+                    continue
                 try:
                     reply = await self.request(instruction, operation)
                 except IMBridgeError as error:
@@ -226,6 +243,18 @@ class AsyncExecutor(_Core):
             return result
         finally:
             flow.close()
+
+    async def _gather(self, requests: list[Request], operation: str) -> list[Any]:
+        limit = asyncio.Semaphore(self.bulk_concurrency)
+
+        async def outcome(request: Request) -> Any:
+            async with limit:
+                try:
+                    return await self.request(request, operation)
+                except IMBridgeError as error:
+                    return error
+
+        return list(await asyncio.gather(*(outcome(request) for request in requests)))
 
     async def request(self, request: Request, operation: str) -> Any:
         """One request with pacing, retries and a single credential renewal."""

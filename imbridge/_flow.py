@@ -8,7 +8,7 @@ operations (paging, lookup-before-retry, emulated features) are written once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -55,6 +55,17 @@ class Sleep:
 
 
 @dataclass(slots=True)
+class Gather:
+    """Send several requests: concurrently on the async driver (bounded by the client's
+    ``bulk_concurrency``), one after another on the sync one. The flow receives, in order, each
+    request's decoded reply or the imbridge error it ended with (returned, not thrown), so a bulk
+    operation reports every item. Flows yield windows of a few requests, never the whole input: that
+    keeps memory flat and gives back-pressure."""
+
+    requests: list[Request]
+
+
+@dataclass(slots=True)
 class HTTPRequest:
     """A request ready for the wire: absolute URL, auth applied, body encoded."""
 
@@ -94,7 +105,7 @@ class Response:
         return max(moment - datetime.now(UTC), timedelta(0))
 
 
-Instruction = Request | Sleep
+Instruction = Request | Sleep | Gather
 Flow = Generator[Instruction, Any, T]
 """A provider operation: yields instructions, receives decoded replies, returns T."""
 
@@ -111,6 +122,12 @@ def encode_json(body: Any) -> bytes:
 def decode_json(content: bytes | str) -> Any:
     """Parse JSON (orjson, for the same reason); raises ValueError on anything that is not JSON."""
     return orjson.loads(content)
+
+
+def windows(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size`` (the unit a flow hands to one Gather)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def immediate(compute: Callable[[], T]) -> Flow[T]:

@@ -89,7 +89,11 @@ class _ClientBase(Generic[E]):
         timeout: float | None,
         clock: Clock | None,
         settings: Mapping[str, Any],
+        bulk_concurrency: int = 8,
     ) -> None:
+        if bulk_concurrency < 1:
+            raise ConfigurationError("bulk_concurrency must be at least 1")
+        self._bulk_concurrency = bulk_concurrency
         self._clock: Clock = clock or SystemClock()
         if isinstance(provider, Provider):
             if settings:
@@ -105,7 +109,10 @@ class _ClientBase(Generic[E]):
         self._ops = Operations(self._provider)
 
     def _executor_options(self) -> dict[str, Any]:
-        return {"retry": self._retry, "timeout": self._timeout, "clock": self._clock, "pacer": self._pacer}
+        return {
+            "retry": self._retry, "timeout": self._timeout, "clock": self._clock, "pacer": self._pacer,
+            "bulk_concurrency": self._bulk_concurrency,
+        }  # fmt: skip
 
     @property
     def provider_name(self) -> str:
@@ -574,9 +581,12 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         timeout: float | None = None,
         clock: Clock | None = None,
         max_connections: int = 100,
+        bulk_concurrency: int = 8,
         **settings: Any,
     ) -> None:
-        super().__init__(provider, retry=retry, timeout=timeout, clock=clock, settings=settings)
+        super().__init__(
+            provider, retry=retry, timeout=timeout, clock=clock, settings=settings, bulk_concurrency=bulk_concurrency
+        )
         self._transport: AsyncTransport | None = None
         self._owns_transport = False
         if self._provider.uses_http:

@@ -17,12 +17,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from imbridge._clock import Clock
 from imbridge._cursor import decode_cursor, encode_cursor
-from imbridge._flow import Flow, HTTPRequest, Request, Response, encode_json
+from imbridge._flow import Flow, Gather, HTTPRequest, Request, Response, encode_json, windows
 from imbridge._pacing import Rate
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.config import TencentSettings
 from imbridge.errors import (
+    AuthenticationError,
     ConfigurationError,
+    IMBridgeError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -99,6 +101,18 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 _RESERVED_OPTIONS = {"MsgRandom", "MsgSeq", "MsgBody", "From_Account", "GroupId", "Random"}
 
 M = TypeVar("M", bound=BaseModel)
+
+
+BULK_WINDOW = 4
+"""Chunks handed to the executor at once (run concurrently by the async client)."""
+
+
+def _failed(chunk: Sequence[str], error: IMBridgeError) -> Iterator[BatchItem]:
+    """The chunk's items failed with ``error``; an error about the whole call (credentials) is raised."""
+    if isinstance(error, AuthenticationError):
+        raise error
+    for uid in chunk:
+        yield BatchItem(target=uid, ok=False, error=error, native_code=error.native_code, detail=error.message)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -301,18 +315,28 @@ class TencentProvider(Provider):
                 raise InvalidRequestError(f"Tencent UserIDs are at most 32 bytes: {uid!r}", provider=NAME)
         items: list[BatchItem] = []
         raws: list[dict[str, Any]] = []
-        for chunk in _chunks(user_ids, IMPORT_CHUNK):
-            body = wire.MultiAccountImportRequest(Accounts=chunk).body()
-            reply = yield self._req("im_open_login_svc", "multiaccount_import", body)
-            raws.append(reply)
-            failed = set(wire.MultiAccountImportResponse.model_validate(reply).FailAccounts)
-            for uid in chunk:
-                if uid in failed:
-                    error = ProviderError(f"Tencent did not import {uid!r}", provider=NAME)
-                    items.append(BatchItem(target=uid, ok=False, error=error, detail=error.message))
-                else:
-                    items.append(BatchItem(target=uid, ok=True))
+        for window in windows(list(_chunks(user_ids, IMPORT_CHUNK)), BULK_WINDOW):
+            requests = [
+                self._req("im_open_login_svc", "multiaccount_import", wire.MultiAccountImportRequest(Accounts=c).body())
+                for c in window
+            ]
+            replies = yield Gather(requests)
+            for chunk, reply in zip(window, replies, strict=True):
+                if isinstance(reply, IMBridgeError):
+                    raise reply  # registering is idempotent: the caller can simply run it again
+                raws.append(reply)
+                items.extend(self._imported(chunk, reply))
         return BatchResult(items=items, provider=NAME, raw={"responses": raws})
+
+    @staticmethod
+    def _imported(chunk: Sequence[str], reply: dict[str, Any]) -> Iterator[BatchItem]:
+        failed = set(wire.MultiAccountImportResponse.model_validate(reply).FailAccounts)
+        for uid in chunk:
+            if uid in failed:
+                error = ProviderError(f"Tencent did not import {uid!r}", provider=NAME)
+                yield BatchItem(target=uid, ok=False, error=error, detail=error.message)
+            else:
+                yield BatchItem(target=uid, ok=True)
 
     def get_profiles(self, user_ids: Sequence[str]) -> Flow[list[Profile]]:
         keys = [*self.tencent.profile_custom_keys, *sorted(self._custom_keys - set(self.tencent.profile_custom_keys))]
@@ -439,29 +463,39 @@ class TencentProvider(Provider):
         extra.setdefault("SyncOtherMachine", 1)
         items: list[BatchItem] = []
         raws: list[dict[str, Any]] = []
-        for chunk in _chunks(batch.recipients, BATCH_CHUNK):
-            request = _build(
-                wire.BatchSendMsgRequest, From_Account=batch.sender, To_Account=chunk, MsgSeq=msg_seq,
-                MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra,
-            )  # fmt: skip
-            try:
-                reply = yield self._req("openim", "batchsendmsg", request.body(), cost=len(chunk))
-            except ProviderError as failure:
-                # ErrorCode != 0: the message reached none of this chunk's recipients.
-                items.extend(BatchItem(target=uid, ok=False, error=failure, native_code=failure.native_code,
-                                       detail=failure.message) for uid in chunk)  # fmt: skip
-                continue
-            raws.append(reply)
-            result = wire.BatchSendMsgResponse.model_validate(reply)
-            failures = {entry.To_Account: entry.ErrorCode for entry in result.ErrorList}
-            for uid in chunk:
-                if uid in failures:
-                    item_error = mapping.error_for(failures[uid], uid)
-                    items.append(BatchItem(target=uid, ok=False, error=item_error, native_code=failures[uid],
-                                           detail=item_error.message))  # fmt: skip
-                else:
-                    items.append(BatchItem(target=uid, ok=True, ref=mapping.c2c_ref(batch.sender, uid, result.MsgKey)))
+        # A few chunks at a time (concurrently on the async client; pacing still spaces them): memory stays
+        # flat however many recipients there are.
+        for window in windows(list(_chunks(batch.recipients, BATCH_CHUNK)), BULK_WINDOW):
+            requests = []
+            for chunk in window:
+                request = _build(
+                    wire.BatchSendMsgRequest, From_Account=batch.sender, To_Account=chunk, MsgSeq=msg_seq,
+                    MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra,
+                )  # fmt: skip
+                requests.append(self._req("openim", "batchsendmsg", request.body(), cost=len(chunk)))
+            replies = yield Gather(requests)
+            for chunk, reply in zip(window, replies, strict=True):
+                if isinstance(reply, IMBridgeError):
+                    # ErrorCode != 0: the message reached none of this chunk's recipients (a transport
+                    # error says whether it may have landed).
+                    items.extend(_failed(chunk, reply))
+                    continue
+                items.extend(self._batch_items(batch.sender, chunk, reply))
+                raws.append(reply)
         return BatchResult(items=items, provider=NAME, raw={"responses": raws})
+
+    @staticmethod
+    def _batch_items(sender: str, chunk: Sequence[str], reply: dict[str, Any]) -> Iterator[BatchItem]:
+        result = wire.BatchSendMsgResponse.model_validate(reply)
+        failures = {entry.To_Account: entry.ErrorCode for entry in result.ErrorList}
+        for uid in chunk:
+            if uid in failures:
+                item_error = mapping.error_for(failures[uid], uid)
+                yield BatchItem(
+                    target=uid, ok=False, error=item_error, native_code=failures[uid], detail=item_error.message
+                )
+            else:
+                yield BatchItem(target=uid, ok=True, ref=mapping.c2c_ref(sender, uid, result.MsgKey))
 
     # -- history ----------------------------------------------------------------------------------
 
