@@ -210,9 +210,20 @@ def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
+    """The tour of the neutral API on the embedded provider, then the migration demo (either alone by flag)."""
     from imbridge.demo import run_local_tour
 
-    return run_local_tour(database=args.database, as_json=out.as_json)
+    if not args.migration_only:
+        if not out.as_json:
+            print("== Part 1: the neutral API on the embedded provider ==")
+        code = run_local_tour(database=args.database, as_json=out.as_json)
+        if code != EXIT_OK or args.tour:
+            return code
+        if not out.as_json:
+            print("\n== Part 2: migrating a Tencent IM app to WuKongIM ==")
+    from imbridge.migration.demo import run_migration_demo
+
+    return run_migration_demo(state=args.state, progress=args.progress, as_json=out.as_json, workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,9 +289,21 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--manager-token", help="wukong: require this token (default IMBRIDGE_WUKONG_MANAGER_TOKEN)")
     emulate.set_defaults(handler=cmd_emulate)
 
-    demo = commands.add_parser("demo", help="a tour of imbridge on the embedded provider")
-    demo.add_argument("--database", default=":memory:", help="SQLite file to keep the demo's data (default: in memory)")
+    demo = commands.add_parser(
+        "demo", help="a tour of the neutral API on local, then a Tencent IM -> WuKongIM migration, verified"
+    )
+    only = demo.add_mutually_exclusive_group()
+    only.add_argument("--tour", action="store_true", help="only the tour of the neutral API on the local provider")
+    only.add_argument("--migration-only", action="store_true", help="only the migration demo")
+    demo.add_argument("--database", default=":memory:", help="--tour: SQLite file to keep its data (default: memory)")
+    demo.add_argument("--state", help="migration state database (default: a temporary directory)")
+    demo.add_argument("--progress", choices=["auto", "rich", "plain", "json", "none"], default="auto")
+    demo.add_argument("--workers", type=int, default=8, help="channels migrated at once")
     demo.set_defaults(handler=cmd_demo)
+
+    from imbridge.migration.cli import add_parser as add_migrate
+
+    add_migrate(commands)
     return parser
 
 

@@ -1,0 +1,151 @@
+"""``imbridge migrate plan|run|verify|status|report|replay-journal``.
+
+Source and target are ordinary imbridge settings: the source from ``IMBRIDGE_TENCENT_*``, the target from
+``IMBRIDGE_WUKONG_*`` (``.env`` honoured), each overridable by the ``[source]`` / ``[target]`` tables of a
+TOML file given with ``--config``; its ``[options]`` table sets MigrationOptions fields. Keep secrets in the
+environment rather than in that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from datetime import datetime
+from typing import Any
+
+import pydantic
+
+from imbridge.config import TencentSettings, WukongSettings
+from imbridge.errors import ConfigurationError
+from imbridge.migration.pipeline import PHASES, Migration, MigrationOptions, summary_text
+from imbridge.migration.progress import MODES
+from imbridge.migration.verify import verify_text
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 4
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``migrate`` command group to the ``imbridge`` parser."""
+    migrate = commands.add_parser("migrate", help="migrate Tencent IM -> WuKongIM (plan, run, verify, ...)")
+    sub = migrate.add_subparsers(dest="migrate_command", required=True)
+    for name, text in (
+        ("plan", "discover users, groups and one-to-one conversations; record the plan"),
+        ("run", "run the phases (plans first if needed); resumable: run it again after any interruption"),
+        ("verify", "compare source and target per group and per one-to-one pair; exit 4 on any mismatch"),
+        ("status", "progress per phase, from the state database"),
+        ("report", "the full report (plan, phases, timings, verify, notes)"),
+        ("replay-journal", "replay the MirrorClient's journal of failed secondary writes"),
+    ):
+        command = sub.add_parser(name, help=text, description=text)
+        command.add_argument("--state", default="imbridge-migration.db", help="the state database (SQLite file)")
+        command.add_argument("--config", help="TOML file with [source], [target] and [options] tables")
+        command.add_argument("--progress", choices=MODES, default="auto",
+                             help="auto: rich bars on a terminal, plain lines otherwise")  # fmt: skip
+        if name in ("plan", "run"):
+            command.add_argument("--users", help="file of user ids, one per line ('-' reads stdin)")
+            command.add_argument("--workers", type=int, help="channels migrated at once (default 8)")
+            command.add_argument("--revoked", choices=["revoke", "skip"], help="recalled messages (default revoke)")
+            command.add_argument("--id-prefix", help="prefix for every target user and group id")
+            command.add_argument("--as-of", help="migrate history up to this time (ISO 8601 or Unix seconds)")
+            command.add_argument("--no-discover", action="store_true", help="do not read recent contacts")
+        if name == "run":
+            command.add_argument("--phase", dest="phases", action="append", choices=PHASES,
+                                 help="run only this phase (repeatable)")  # fmt: skip
+        command.set_defaults(handler=run_command)
+
+
+def _read_users(path: str | None) -> list[str]:
+    if not path:
+        return []
+    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _time(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value).timestamp()
+
+
+def _settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(source settings, target settings): the environment, then the config file's tables on top."""
+    try:
+        source = TencentSettings(**config.get("source", {}))
+        target = WukongSettings(**config.get("target", {}))
+    except pydantic.ValidationError as error:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
+        raise ConfigurationError(
+            f"migration settings incomplete or invalid ({fields}): set IMBRIDGE_TENCENT_* and IMBRIDGE_WUKONG_* "
+            "or give them in --config"
+        ) from None
+    return _fields(source), _fields(target)
+
+
+def _fields(settings: pydantic.BaseModel) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in type(settings).model_fields}
+
+
+def _options(args: argparse.Namespace, config: dict[str, Any]) -> MigrationOptions | None:
+    values: dict[str, Any] = dict(config.get("options", {}))
+    for name in ("workers", "revoked", "id_prefix"):
+        if getattr(args, name, None) is not None:
+            values[name] = getattr(args, name)
+    if getattr(args, "as_of", None):
+        values["as_of"] = _time(args.as_of)
+    if getattr(args, "no_discover", False):
+        values["discover_contacts"] = False
+    return MigrationOptions(**values) if values else None
+
+
+def run_command(args: argparse.Namespace, out: Any) -> int:
+    config: dict[str, Any] = {}
+    if args.config:
+        with open(args.config, "rb") as handle:
+            config = tomllib.load(handle)
+    command = args.migrate_command
+    if command in ("status", "report"):
+        migration = Migration({}, {}, args.state)  # reads the state file only; no client is opened
+        try:
+            if command == "status":
+                status = migration.status()
+                out.emit(status, lambda: summary_text({**status, "notes": []}).rsplit("\nNotes:", 1)[0])
+                return EXIT_OK
+            report = migration.report()
+            out.emit(report, lambda: summary_text(report))
+            verify = report.get("verify")
+            return EXIT_OK if report["complete"] and (verify is None or verify.get("ok")) else EXIT_FAILED
+        finally:
+            migration.close()
+    source, target = _settings(config)
+    stored = _options(args, config)
+    migration = Migration(source, target, args.state, stored, progress="none" if out.as_json else args.progress)
+    try:
+        if command == "plan":
+            plan = migration.plan(_read_users(args.users))
+            out.emit(plan, lambda: "planned: " + ", ".join(f"{k} {v}" for k, v in plan.items() if k != "new_items"))
+            return EXIT_OK
+        if command == "run":
+            status = migration.run(_read_users(args.users), args.phases or PHASES)
+            migration.progress.close()
+            report = migration.report()
+            out.emit(report, lambda: summary_text(report))
+            return EXIT_OK if status["complete"] else EXIT_FAILED
+        if command == "verify":
+            result = migration.verify()
+            migration.progress.close()
+            out.emit(result, lambda: verify_text(result))
+            return EXIT_OK if result["ok"] else EXIT_MISMATCH
+        result = migration.replay_journal()
+        out.emit(result, lambda: f"journal: {result['replayed']} replayed, {result['failed']} still failing"
+                 + "".join(f"\n  {e}" for e in result["errors"]))  # fmt: skip
+        return EXIT_OK if not result["failed"] else EXIT_FAILED
+    finally:
+        migration.progress.close()
+        migration.close()
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)

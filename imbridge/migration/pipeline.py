@@ -1,0 +1,699 @@
+"""The Tencent IM -> WuKongIM migration: plan, run (phases), verify, status, report.
+
+Phases, each resumable on its own (progress is recorded per item in the state database):
+
+1. ``accounts``  register every planned user in the target;
+2. ``profiles``  copy profiles into the target's store (WuKongIM keeps none);
+3. ``groups``    create each group with its name, owner, admins, members, introduction and notification;
+4. ``history``   copy every group's messages (walking MsgSeq up) and every discovered one-to-one pair's
+                 (``admin_getroammsg``), oldest first, one channel strictly in order, channels concurrently;
+5. ``mutes``     member mutes with their remaining duration, then mute_all. Last on purpose: WuKongIM's
+                 ``ban`` drops every send, and a muted member's old messages must still be copied.
+
+Idempotence: each message's ``client_msg_no`` is derived from its source identity (:mod:`.ids`) and sent
+with imbridge's caller-chosen-key path, which looks the key up before sending; a per-channel checkpoint
+saves re-reading what is known to be done. Killing the process at any moment and running again yields
+each message exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from imbridge.client import AsyncIMClient, IMClient
+from imbridge.errors import (
+    ConfigurationError,
+    ConflictError,
+    IMBridgeError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from imbridge.migration import ids
+from imbridge.migration.progress import Progress, make_progress
+from imbridge.migration.source import TencentSource
+from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, StateDB
+from imbridge.models import Conversation, Custom, Element, Message, Role, SentMessage, Text
+
+T = TypeVar("T")
+
+PHASES = ("accounts", "profiles", "groups", "history", "mutes")
+MAX_MUTE = timedelta(days=36500)
+#: Waits (seconds) before sending again a message WuKongIM accepted but had not stored yet (under load).
+STORE_LAG_WAITS = (1.0, 3.0, 5.0)
+REVOKED_PLACEHOLDER = "[this message was recalled before the migration]"
+ClientSpec = AsyncIMClient | IMClient | Mapping[str, Any]
+
+NOTES = [
+    "WuKongIM stamps every message with the time it was sent to it and has no import API: the original "
+    "time, sender and source ids of each migrated message are kept in its metadata under "
+    f"'{ids.ORIGIN_KEY}' (time = Unix seconds of the Tencent MsgTimeStamp).",
+    "Only what Tencent still holds is migrated: history inside the roaming retention window (7/30/90 days by "
+    "edition); one-to-one conversations of users that were listed or discovered (Tencent has no API that "
+    "lists all accounts).",
+    "Recalled messages are copied as recalled (a placeholder then imbridge's revoke, i.e. a type-1006 notice "
+    "plus imbridge's store) or skipped, by option; their content is gone at the source.",
+    "Member mutes keep their remaining duration (from Tencent's MutedUntil; a 'permanent' mute becomes 100 years) "
+    "and mute_all is applied after the group's history, since WuKongIM's ban drops every send.",
+]
+
+
+@dataclass
+class MigrationOptions:
+    """How a migration runs. Stored with the plan; a resumed run uses the same values."""
+
+    workers: int = 8
+    """Channels migrated at the same time (each channel strictly in order)."""
+    revoked: str = "revoke"
+    """``revoke``: copy recalled messages as recalled; ``skip``: leave them out."""
+    id_prefix: str = ""
+    """Prepended to every target user and group id (to migrate into a server shared with other data)."""
+    discover_contacts: bool = True
+    """Read each user's recent contacts to find one-to-one conversations (and users) to migrate."""
+    as_of: float | None = None
+    """Migrate history up to this Unix time; default: when the plan was made (the cut-over point)."""
+    since: float = 0.0
+    """One-to-one history from this Unix time (Tencent holds nothing older than its retention anyway)."""
+    checkpoint_every: int = 50
+    """Messages between two checkpoint writes (each message is looked up before sending anyway)."""
+
+    def __post_init__(self) -> None:
+        if self.revoked not in ("revoke", "skip"):
+            raise ConfigurationError(f"revoked is 'revoke' or 'skip', not {self.revoked!r}")
+        if self.workers < 1:
+            raise ConfigurationError("workers must be at least 1")
+
+
+def _stamp(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _client_for(spec: ClientSpec, default_provider: str, overrides: Mapping[str, Any]) -> tuple[AsyncIMClient, bool]:
+    """An AsyncIMClient for ``spec``, and whether the migration owns (and so closes) it."""
+    if isinstance(spec, AsyncIMClient):
+        return spec, False
+    if isinstance(spec, IMClient):
+        # Same provider object (settings, store, pacing state); HTTP through the async driver.
+        return AsyncIMClient(spec._provider), True
+    settings = dict(spec)
+    name = str(settings.pop("provider", default_provider))
+    return AsyncIMClient(name, **{**settings, **overrides}), True
+
+
+class Migration:
+    """A migration from Tencent IM (``source``) to WuKongIM (``target``), its state in the SQLite file ``state``.
+
+    ``source`` and ``target`` are clients (``AsyncIMClient``; an ``IMClient``'s provider is reused) or
+    settings mappings (``{"sdk_app_id": ..., "secret_key": ...}`` / ``{"base_url": ..., "store": ...}``, an
+    optional ``provider`` key, and ``http_client`` for an injected ``httpx.AsyncClient``). A target built
+    here runs with ``enforce_policy=False``: old messages of members who left or are muted must be copied.
+
+    The ``a``-prefixed methods are coroutines; ``plan``/``run``/``verify`` run them in ``asyncio.run`` (use
+    the coroutines when you pass client objects bound to your own event loop).
+    """
+
+    def __init__(
+        self,
+        source: ClientSpec,
+        target: ClientSpec,
+        state: str,
+        options: MigrationOptions | None = None,
+        *,
+        progress: Progress | str = "none",
+    ) -> None:
+        self._source_spec, self._target_spec = source, target
+        self.state = StateDB(state)
+        stored = self.state.get_meta("options")
+        if options is None and stored:
+            options = MigrationOptions(**stored)
+        self.options = options or MigrationOptions()
+        self.progress = make_progress(progress) if isinstance(progress, str) else progress
+        self._source: TencentSource | None = None
+        self._target: AsyncIMClient | None = None
+        self._owned: list[AsyncIMClient] = []
+        self._user_ids: dict[str, str] = {}
+        self._group_ids: dict[str, str] = {}
+
+    # -- clients ----------------------------------------------------------------------------------
+
+    async def _open(self) -> tuple[TencentSource, AsyncIMClient]:
+        if self._source is None or self._target is None:
+            source, own_source = _client_for(self._source_spec, "tencent", {})
+            target, own_target = _client_for(self._target_spec, "wukong", {"enforce_policy": False})
+            self._owned = [c for c, owned in ((source, own_source), (target, own_target)) if owned]
+            config = getattr(target._provider, "config", None)
+            if target.provider_name == "wukong" and getattr(config, "enforce_policy", False):
+                raise ConfigurationError(
+                    "the target client must be built with enforce_policy=False: messages of members who have "
+                    "left or are muted must still be migrated"
+                )
+            self._source, self._target = TencentSource(source), target
+        return self._source, self._target
+
+    async def aclose(self) -> None:
+        for client in self._owned:
+            await client.aclose()
+        self._owned = []
+        self._source = self._target = None
+
+    def close(self) -> None:
+        self.progress.close()
+        self.state.close()
+
+    def _sync(self, work: Callable[[], Awaitable[T]]) -> T:
+        async def body() -> T:
+            try:
+                return await work()
+            finally:
+                await self.aclose()
+
+        return asyncio.run(body())
+
+    def plan(self, users: Iterable[str] = ()) -> dict[str, Any]:
+        return self._sync(lambda: self.aplan(users))
+
+    def run(self, users: Iterable[str] = (), phases: Sequence[str] = PHASES) -> dict[str, Any]:
+        return self._sync(lambda: self.arun(users, phases))
+
+    def verify(self) -> dict[str, Any]:
+        return self._sync(self.averify)
+
+    def replay_journal(self) -> dict[str, Any]:
+        from imbridge.migration.mirror import replay_journal
+
+        async def work() -> dict[str, Any]:
+            _, target = await self._open()
+            return await replay_journal(self.state, target)
+
+        return self._sync(work)
+
+    # -- ids --------------------------------------------------------------------------------------
+
+    def _load_ids(self) -> None:
+        self._user_ids = self.state.mapped("user")
+        self._group_ids = self.state.mapped("group")
+
+    def uid(self, source_id: str) -> str:
+        mapped = self._user_ids.get(source_id)
+        if mapped is None:
+            mapped = self._user_ids[source_id] = ids.target_id(source_id, self.options.id_prefix)
+            self.state.map_ids("user", [(source_id, mapped)])
+        return mapped
+
+    def gid(self, source_id: str) -> str:
+        mapped = self._group_ids.get(source_id)
+        if mapped is None:
+            mapped = self._group_ids[source_id] = ids.target_id(source_id, self.options.id_prefix)
+            self.state.map_ids("group", [(source_id, mapped)])
+        return mapped
+
+    # -- plan -------------------------------------------------------------------------------------
+
+    async def aplan(self, users: Iterable[str] = ()) -> dict[str, Any]:
+        """Discover what to migrate (groups, members, users, one-to-one pairs) and record it. Re-planning
+        adds what is new and keeps the progress of what was planned before."""
+        source, _ = await self._open()
+        started = time.monotonic()
+        existing = self.state.get_meta("plan") or {}
+        as_of = self.options.as_of or existing.get("as_of") or time.time()
+        self.options.as_of = as_of
+        self.state.set_meta("options", asdict(self.options))
+        self._load_ids()
+        known: dict[str, None] = dict.fromkeys(u.strip() for u in users if u.strip())
+        task = self.progress.task("plan", None)
+
+        group_ids = await source.group_ids()
+        task.add_total(len(group_ids))
+        groups: dict[str, dict[str, Any]] = {}
+
+        async def read_group(group_id: str) -> None:
+            info = await source.client.groups.get(group_id)
+            members = await source.client.groups.members(group_id)
+            muted = await source.client.groups.muted(group_id)
+            groups[group_id] = {
+                "name": info.name, "owner": info.owner, "introduction": info.introduction,
+                "notification": info.notification, "face_url": info.face_url, "mute_all": info.mute_all,
+                "members": [[m.user_id, m.role.value] for m in members],
+                "mutes": {m.user_id: m.muted_until.timestamp() for m in muted if m.muted_until is not None},
+            }  # fmt: skip
+            task.advance()
+
+        await self._bounded(group_ids, read_group)
+        for data in groups.values():
+            known.update(dict.fromkeys(uid for uid, _ in data["members"]))
+
+        pairs: dict[str, None] = {}
+        if self.options.discover_contacts:
+            queue = list(known)
+            task.add_total(len(queue))
+            found: list[str] = []
+
+            async def read_contacts(user_id: str) -> None:
+                peers, _ = await source.recent_contacts(user_id)
+                for peer in peers:
+                    pairs[ids.pair_channel(user_id, peer)] = None
+                    if peer not in known:  # a user nobody listed: read their contacts in the next round
+                        known[peer] = None
+                        found.append(peer)
+                task.advance()
+
+            while queue:
+                await self._bounded(queue, read_contacts)
+                queue, found = found, []
+                task.add_total(len(queue))
+        task.finish()
+
+        self.uid_all(known)
+        for group_id in groups:
+            self.gid(group_id)
+        new = {
+            "accounts": self.state.add_items("accounts", ((u, {}) for u in known)),
+            "profiles": self.state.add_items("profiles", ((u, {}) for u in known)),
+            "groups": self.state.add_items("groups", groups.items()),
+            "history": self.state.add_items(
+                "history",
+                [(ids.group_channel(g), {}) for g in groups] + [(p, {}) for p in pairs],
+            ),
+            "mutes": self.state.add_items("mutes", ((g, {}) for g in groups)),
+        }
+        plan = {
+            "as_of": as_of, "as_of_iso": datetime.fromtimestamp(as_of, UTC).isoformat(timespec="seconds"),
+            "created": existing.get("created") or time.time(), "source_app": source.app_id,
+            "users": len(known), "groups": len(groups), "c2c_pairs": len(pairs),
+            "seconds": round(time.monotonic() - started, 2),
+        }  # fmt: skip
+        self.state.set_meta("plan", plan)
+        return {**plan, "new_items": new}
+
+    def uid_all(self, users: Iterable[str]) -> None:
+        fresh = [(u, ids.target_id(u, self.options.id_prefix)) for u in users if u not in self._user_ids]
+        self._user_ids.update(fresh)
+        self.state.map_ids("user", fresh)
+
+    async def _bounded(self, items: Sequence[T], work: Callable[[T], Awaitable[None]]) -> None:
+        """Run ``work`` over ``items`` with at most ``workers`` at once; nothing is queued ahead (memory flat)."""
+        iterator = iter(items)
+
+        async def worker() -> None:
+            for item in iterator:
+                await work(item)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.options.workers, max(len(items), 1)))))
+
+    # -- run --------------------------------------------------------------------------------------
+
+    async def arun(self, users: Iterable[str] = (), phases: Sequence[str] = PHASES) -> dict[str, Any]:
+        """Run the phases (all by default) from where they stopped; plans first if nothing is planned."""
+        unknown = [p for p in phases if p not in PHASES]
+        if unknown:
+            raise ConfigurationError(f"unknown phases {unknown}; phases are {', '.join(PHASES)}")
+        if self.state.get_meta("plan") is None:
+            await self.aplan(users)
+        await self._open()
+        self._load_ids()
+        assert self.options.as_of is not None
+        timings = self.state.get_meta("timings") or {}
+        for phase in PHASES:
+            if phase not in phases:
+                continue
+            self.state.reset_failed(phase)
+            started = time.monotonic()
+            handled = await getattr(self, f"_phase_{phase}")()
+            elapsed = time.monotonic() - started
+            previous = timings.get(phase, {})
+            timings[phase] = {
+                "seconds": round(previous.get("seconds", 0.0) + elapsed, 3),
+                "items": previous.get("items", 0) + handled,
+                "last_run_seconds": round(elapsed, 3),
+                "last_run_items": handled,
+            }
+            self.state.set_meta("timings", timings)
+        return self.status()
+
+    async def _phase_accounts(self) -> int:
+        _, target = await self._open()
+        pending = self.state.keys("accounts", PENDING)
+        task = self.progress.task("accounts", self.state.count("accounts"), self.state.count("accounts", DONE))
+        chunks = [pending[i : i + 100] for i in range(0, len(pending), 100)]
+
+        async def register(chunk: list[str]) -> None:
+            result = await target.users.register([self.uid(u) for u in chunk])
+            back = {self.uid(u): u for u in chunk}
+            with self.state.transaction():
+                for item in result.items:
+                    self.state.set_status("accounts", back[item.target], DONE if item.ok else FAILED, item.detail)
+            task.advance(len(chunk))
+
+        await self._bounded(chunks, register)
+        task.finish()
+        return len(pending)
+
+    async def _phase_profiles(self) -> int:
+        source, target = await self._open()
+        pending = self.state.keys("profiles", PENDING)
+        task = self.progress.task("profiles", self.state.count("profiles"), self.state.count("profiles", DONE))
+        chunks = [pending[i : i + 100] for i in range(0, len(pending), 100)]
+
+        async def copy(chunk: list[str]) -> None:
+            try:
+                profiles = await source.client.users.get_profiles(chunk)
+            except NotFoundError:
+                profiles = []
+                for user_id in chunk:  # one unknown user fails the whole call: find which
+                    try:
+                        profiles += await source.client.users.get_profiles([user_id])
+                    except NotFoundError:
+                        self.state.set_status("profiles", user_id, SKIPPED, "unknown to Tencent")
+            for profile in profiles:
+                fields = {"nickname": profile.nickname, "avatar_url": profile.avatar_url, "gender": profile.gender,
+                          "signature": profile.signature}  # fmt: skip
+                if any(v is not None for v in fields.values()) or profile.custom:
+                    await target.users.set_profile(
+                        self.uid(profile.user_id), nickname=profile.nickname, avatar_url=profile.avatar_url,
+                        gender=profile.gender, signature=profile.signature, custom=profile.custom or None,
+                    )  # fmt: skip
+                self.state.set_status("profiles", profile.user_id, DONE)
+            task.advance(len(chunk))
+
+        await self._bounded(chunks, self._guard("profiles", copy))
+        task.finish()
+        return len(pending)
+
+    def _guard(
+        self, phase: str, work: Callable[[list[str]], Awaitable[None]]
+    ) -> Callable[[list[str]], Awaitable[None]]:
+        """A chunk that fails is marked failed (a re-run retries it) instead of stopping the phase."""
+
+        async def guarded(chunk: list[str]) -> None:
+            try:
+                await work(chunk)
+            except IMBridgeError as error:
+                self.state.set_many(phase, [k for k in chunk if self._pending(phase, k)], FAILED, str(error)[:500])
+
+        return guarded
+
+    def _pending(self, phase: str, key: str) -> bool:
+        item = self.state.item(phase, key)
+        return item is not None and item.status == PENDING
+
+    async def _phase_groups(self) -> int:
+        _, target = await self._open()
+        pending = self.state.items("groups", PENDING)
+        task = self.progress.task("groups", self.state.count("groups"), self.state.count("groups", DONE))
+
+        async def create(key: str) -> None:
+            item = self.state.item("groups", key)
+            assert item is not None
+            try:
+                detail = await self._create_group(target, key, item.data)
+                self.state.set_status("groups", key, DONE, detail)
+            except IMBridgeError as error:
+                self.state.set_status("groups", key, FAILED, str(error)[:500])
+            task.advance()
+
+        await self._bounded([i.key for i in pending], create)
+        task.finish()
+        return len(pending)
+
+    async def _create_group(self, target: AsyncIMClient, group_id: str, data: dict[str, Any]) -> str:
+        members = [(self.uid(uid), Role(role)) for uid, role in data["members"]]
+        owner_source = data.get("owner") or next((uid for uid, role in data["members"] if role == "owner"), None)
+        detail = ""
+        if owner_source is None:  # an app-owned group: the first admin (or member) stands in
+            ranked = sorted(data["members"], key=lambda m: m[1] != "admin")
+            owner_source = ranked[0][0] if ranked else "administrator"
+            detail = f"no owner at the source; {owner_source} owns it on the target"
+        owner = self.uid(owner_source)
+        admins = [uid for uid, role in members if role is Role.ADMIN and uid != owner]
+        plain = [uid for uid, role in members if role is Role.MEMBER and uid != owner]
+        tgid = self.gid(group_id)
+        spec: dict[str, Any] = {"name": data["name"] or group_id, "owner": owner, "members": plain, "admins": admins,
+                "group_id": tgid, "introduction": data.get("introduction") or "",
+                "notification": data.get("notification") or "", "face_url": data.get("face_url") or ""}  # fmt: skip
+        try:
+            await target.groups.create(**spec)
+            return detail
+        except ConflictError:
+            pass
+        # Created by an earlier, interrupted run: keep it when it is complete, re-create it otherwise
+        # (this phase precedes the group's history, so nothing of value is lost).
+        existing = await target.groups.get(tgid)
+        roles = {m.user_id: m.role for m in await target.groups.members(tgid)}
+        wanted = {uid: role for uid, role in members}
+        wanted[owner] = Role.OWNER
+        if existing.owner == owner and roles == wanted and existing.name == spec["name"]:
+            return detail or "already there"
+        await target.groups.dismiss(tgid)
+        await target.groups.create(**spec)
+        return detail or "re-created (an interrupted run left it incomplete)"
+
+    # -- history ----------------------------------------------------------------------------------
+
+    async def _phase_history(self) -> int:
+        pending = self.state.keys("history", PENDING)
+        total = self.state.count("history")
+        channels = self.progress.task("channels", total, total - len(pending))
+        messages = self.progress.task("messages", None, self.state.totals()[0])
+
+        async def migrate(channel: str) -> None:
+            kind, group_id, _ = ids.split_channel(channel)
+            group = self.state.item("groups", group_id) if kind == "group" else None
+            if group is not None and group.status != DONE:
+                channels.advance()
+                return  # stays pending until its group exists on the target
+            try:
+                await self._channel(channel, messages)
+                self.state.set_status("history", channel, DONE)
+            except IMBridgeError as error:
+                self.state.set_status("history", channel, FAILED, f"{type(error).__name__}: {error}"[:500])
+            channels.advance()
+
+        await self._bounded(pending, migrate)
+        channels.finish()
+        messages.finish()
+        return len(pending)
+
+    async def _channel(self, channel: str, messages: Any) -> None:
+        source, target = await self._open()
+        kind, a, b = ids.split_channel(channel)
+        assert self.options.as_of is not None
+        as_of = int(self.options.as_of)
+        checkpoint = self.state.checkpoint(channel)
+        migrated, skipped = (checkpoint.migrated, checkpoint.skipped) if checkpoint else (0, 0)
+        position: dict[str, Any]
+        stream: AsyncIterator[Message]
+        if kind == "group":
+            if checkpoint is None:
+                seqs = await source.group_seqs(a)
+                position = {"seq": seqs.first - 1 if seqs.first else 0, "last": seqs.last}
+                self.state.save_checkpoint(channel, position, 0, 0)
+            else:
+                position = dict(checkpoint.position)
+            stream = source.group_messages(a, int(position["seq"]), int(position["last"]))
+            lifted = await self._lift_mute_all(target, a)
+        else:
+            position = dict(checkpoint.position) if checkpoint else {"t": int(self.options.since), "keys": []}
+            stream = source.c2c_messages(a, b, int(position["t"]), as_of)
+            lifted = False
+        done_keys = set(position.get("keys", []))
+        since_save = 0
+        try:
+            async for message in stream:
+                stamp = _stamp(message.time)
+                if stamp > as_of:
+                    break
+                if kind == "c2c" and (
+                    stamp < position["t"] or (stamp == position["t"] and message.ref.key in done_keys)
+                ):
+                    continue  # done before the interruption
+                if await self._copy(target, source.app_id, message):
+                    migrated += 1
+                    messages.advance()
+                else:
+                    skipped += 1
+                if kind == "group":
+                    position["seq"] = message.seq
+                else:
+                    if stamp != position["t"]:
+                        position["t"], done_keys = stamp, set()
+                    done_keys.add(message.ref.key)
+                    position["keys"] = sorted(done_keys)
+                since_save += 1
+                if since_save >= self.options.checkpoint_every:
+                    self.state.save_checkpoint(channel, position, migrated, skipped)
+                    since_save = 0
+        finally:
+            self.state.save_checkpoint(channel, position, migrated, skipped)
+            if lifted:
+                await target.groups.mute_all(self.gid(a), True)
+
+    async def _lift_mute_all(self, target: AsyncIMClient, group_id: str) -> bool:
+        """A re-run after the mutes phase: WuKongIM's ban would drop the history, so lift it meanwhile."""
+        mutes = self.state.item("mutes", group_id)
+        group = self.state.item("groups", group_id)
+        if mutes is None or mutes.status != DONE or group is None or not group.data.get("mute_all"):
+            return False
+        await target.groups.mute_all(self.gid(group_id), False)
+        return True
+
+    async def _copy(self, target: AsyncIMClient, app_id: int, message: Message) -> bool:
+        """Send one source message to the target (exactly once); False when it is skipped by option."""
+        if message.revoked and self.options.revoked == "skip":
+            return False
+        conv = message.conversation
+        if conv.is_group:
+            to = Conversation.group(self.gid(conv.id))
+            source_id: str | int = message.seq if message.seq is not None else message.ref.key
+            key = ids.group_message_key(app_id, conv.id, int(source_id))
+            peer = None
+        else:
+            recipient = message.ref.extra.get("To_Account") or conv.id
+            to = Conversation.user(self.uid(recipient))
+            source_id = message.ref.key
+            key = ids.c2c_message_key(app_id, message.sender, recipient, message.ref.key)
+            peer = recipient
+        label = str(conv) if conv.is_group else "c2c:" + ",".join(sorted((message.sender, str(peer))))
+        origin = {"source": "tencent", "app": app_id, "conversation": label, "id": source_id,
+                  "sender": message.sender, "time": _stamp(message.time), "revoked": message.revoked}  # fmt: skip
+        metadata = {**message.metadata, ids.ORIGIN_KEY: origin}
+        content: list[Element] = list(message.elements)
+        if message.revoked:
+            content = [Text(REVOKED_PLACEHOLDER)]
+        elif not content:
+            content = [Custom(data="", description="empty message at the source")]
+        sender = self.uid(message.sender)
+        try:
+            sent = await self._send(target, sender, to, content, key, metadata)
+        except NotFoundError:
+            # A sender (or peer) the plan did not know, e.g. a member who left: register, then send.
+            users = [message.sender] + ([peer] if peer else [])
+            self.state.add_items("accounts", ((u, {}) for u in users))
+            await target.users.register([self.uid(u) for u in users])
+            self.state.set_many("accounts", users, DONE, "registered during history")
+            sent = await self._send(target, sender, to, content, key, metadata)
+        if message.revoked:
+            await target.messages.revoke(sent.ref)
+        return True
+
+    @staticmethod
+    async def _send(
+        target: AsyncIMClient, sender: str, to: Conversation, content: list[Element], key: str,
+        metadata: dict[str, Any],
+    ) -> SentMessage:  # fmt: skip
+        """One send; when a loaded WuKongIM accepted it but had not stored it by the end of the confirmation
+        polls, wait and send again: the key is looked up first, so a late landing is found, not repeated."""
+        for wait in STORE_LAG_WAITS:
+            try:
+                return await target.messages.send(sender, to, content, idempotency_key=key, metadata=metadata)
+            except ServiceUnavailableError:
+                await asyncio.sleep(wait)
+        return await target.messages.send(sender, to, content, idempotency_key=key, metadata=metadata)
+
+    # -- mutes ------------------------------------------------------------------------------------
+
+    async def _phase_mutes(self) -> int:
+        _, target = await self._open()
+        pending = self.state.keys("mutes", PENDING)
+        task = self.progress.task("mutes", self.state.count("mutes"), self.state.count("mutes", DONE))
+
+        async def apply(group_id: str) -> None:
+            history = self.state.item("history", ids.group_channel(group_id))
+            group = self.state.item("groups", group_id)
+            if history is None or history.status != DONE or group is None or group.status != DONE:
+                task.advance()
+                return  # stays pending: its history (or the group) is not complete yet
+            try:
+                now = time.time()
+                tgid = self.gid(group_id)
+                for uid, until in sorted(group.data.get("mutes", {}).items()):
+                    # Tencent's "permanent" (2**32-1 s) is beyond imbridge's 100-year ceiling: capped there.
+                    remaining = min(float(until) - now, MAX_MUTE.total_seconds())
+                    if remaining >= 1:
+                        await target.groups.mute(tgid, [self.uid(uid)], timedelta(seconds=remaining))
+                if group.data.get("mute_all"):
+                    await target.groups.mute_all(tgid, True)
+                self.state.set_status("mutes", group_id, DONE)
+            except IMBridgeError as error:
+                self.state.set_status("mutes", group_id, FAILED, str(error)[:500])
+            task.advance()
+
+        await self._bounded(pending, apply)
+        task.finish()
+        return len(pending)
+
+    # -- verify, status, report -------------------------------------------------------------------
+
+    async def averify(self) -> dict[str, Any]:
+        from imbridge.migration.verify import verify
+
+        source, target = await self._open()
+        self._load_ids()
+        result = await verify(self, source, target)
+        self.state.set_meta("verify", result)
+        return result
+
+    def status(self) -> dict[str, Any]:
+        """Per-phase item counts, messages migrated and skipped, from the state database alone."""
+        migrated, skipped = self.state.totals()
+        counts = self.state.counts()
+        phases = {p: {s: counts.get(p, {}).get(s, 0) for s in (PENDING, DONE, FAILED, SKIPPED)} for p in PHASES}
+        complete = all(v[PENDING] == 0 and v[FAILED] == 0 for v in phases.values()) and bool(counts)
+        return {"plan": self.state.get_meta("plan"), "phases": phases, "messages_migrated": migrated,
+                "messages_skipped": skipped, "complete": complete}  # fmt: skip
+
+    def failures(self, limit: int = 20) -> list[dict[str, str]]:
+        rows = self.state.iter_rows(
+            "SELECT phase, key, detail FROM items WHERE status = 'failed' ORDER BY phase, rowid LIMIT ?", (limit,)
+        )
+        return [{"phase": r["phase"], "item": r["key"], "error": r["detail"]} for r in rows]
+
+    def report(self) -> dict[str, Any]:
+        """Everything about this migration: plan, per-phase progress and timings, verify result, notes."""
+        timings = self.state.get_meta("timings") or {}
+        history = timings.get("history", {})
+        migrated = self.state.totals()[0]
+        rate = migrated / history["seconds"] if history.get("seconds") else None
+        return {
+            **self.status(), "options": self.state.get_meta("options"), "timings": timings,
+            "history_messages_per_second": round(rate, 1) if rate else None, "failures": self.failures(),
+            "verify": self.state.get_meta("verify"), "notes": NOTES,
+        }  # fmt: skip
+
+
+def summary_text(report: Mapping[str, Any]) -> str:
+    """The report for people."""
+    plan = report.get("plan") or {}
+    lines = ["Migration Tencent IM -> WuKongIM"]
+    if plan:
+        lines.append(
+            f"  planned: {plan.get('users')} users, {plan.get('groups')} groups, "
+            f"{plan.get('c2c_pairs')} one-to-one conversations; history up to {plan.get('as_of_iso')}"
+        )
+    timings = report.get("timings") or {}
+    for phase, counts in (report.get("phases") or {}).items():
+        spent = timings.get(phase, {}).get("seconds")
+        took = f" in {spent:.1f} s" if spent is not None else ""
+        extra = f", {counts['failed']} FAILED" if counts.get("failed") else ""
+        extra += f", {counts['skipped']} skipped" if counts.get("skipped") else ""
+        extra += f", {counts['pending']} pending" if counts.get("pending") else ""
+        lines.append(f"  {phase:<9} {counts.get('done', 0)} done{extra}{took}")
+    rate = report.get("history_messages_per_second")
+    lines.append(f"  messages: {report.get('messages_migrated', 0)} migrated, {report.get('messages_skipped', 0)} "
+                 f"skipped" + (f" ({rate:.0f} messages/s)" if rate else ""))  # fmt: skip
+    for failure in report.get("failures") or []:
+        lines.append(f"  failed: {failure['phase']} {failure['item']}: {failure['error']}")
+    verify = report.get("verify")
+    if verify:
+        from imbridge.migration.verify import verify_text
+
+        lines.append(verify_text(verify))
+    lines.append("Notes:")
+    lines += [f"  - {note}" for note in report.get("notes") or NOTES]
+    return "\n".join(lines)
+
+
+__all__ = ["NOTES", "PHASES", "Migration", "MigrationOptions", "summary_text"]

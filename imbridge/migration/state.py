@@ -1,0 +1,221 @@
+"""The migration's state database (SQLite): plan, per-item progress, id map, checkpoints, mirror journal.
+
+One file, given by the user, owned by one process at a time. Every phase records what it finished here, so
+a run killed at any moment resumes where it stopped. WAL with ``synchronous=NORMAL``: a commit survives
+the process being killed (only a power cut can lose the last few, and those are looked up before any
+re-send anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    phase TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    data TEXT NOT NULL DEFAULT '{}', detail TEXT NOT NULL DEFAULT '', updated REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (phase, key)
+);
+CREATE INDEX IF NOT EXISTS items_status ON items (phase, status);
+CREATE TABLE IF NOT EXISTS idmap (
+    kind TEXT NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL, PRIMARY KEY (kind, source)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    channel TEXT PRIMARY KEY, position TEXT NOT NULL, migrated INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, resource TEXT NOT NULL, method TEXT NOT NULL,
+    args TEXT NOT NULL, error TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT ''
+);
+"""
+
+PENDING, DONE, FAILED, SKIPPED = "pending", "done", "failed", "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    phase: str
+    key: str
+    status: str
+    data: dict[str, Any]
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    position: dict[str, Any]
+    migrated: int
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    id: int
+    created: float
+    resource: str
+    method: str
+    args: dict[str, Any]
+    error: str
+    status: str
+    attempts: int
+
+
+class StateDB:
+    """The state file. Not thread-safe: one migration (one event loop) or one mirror client uses it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- meta -------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value, ensure_ascii=False)),
+        )
+
+    # -- items ------------------------------------------------------------------------------------
+
+    def add_items(self, phase: str, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Add items not yet planned (a re-plan keeps the progress of those already there); refresh the
+        data of pending ones. Returns how many are new."""
+        before = self.count(phase)
+        with self.transaction():
+            for key, data in entries:
+                self._db.execute(
+                    "INSERT INTO items (phase, key, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (phase, key) "
+                    "DO UPDATE SET data = excluded.data WHERE items.status = 'pending'",
+                    (phase, key, json.dumps(data, ensure_ascii=False), time.time()),
+                )
+        return self.count(phase) - before
+
+    def items(self, phase: str, status: str | None = None) -> list[Item]:
+        sql = "SELECT * FROM items WHERE phase = ?" + (" AND status = ?" if status else "") + " ORDER BY rowid"
+        rows = self._db.execute(sql, (phase, status) if status else (phase,)).fetchall()
+        return [Item(r["phase"], r["key"], r["status"], json.loads(r["data"]), r["detail"]) for r in rows]
+
+    def item(self, phase: str, key: str) -> Item | None:
+        r = self._db.execute("SELECT * FROM items WHERE phase = ? AND key = ?", (phase, key)).fetchone()
+        return Item(r["phase"], r["key"], r["status"], json.loads(r["data"]), r["detail"]) if r else None
+
+    def keys(self, phase: str, status: str | None = None) -> list[str]:
+        sql = "SELECT key FROM items WHERE phase = ?" + (" AND status = ?" if status else "") + " ORDER BY rowid"
+        return [r["key"] for r in self._db.execute(sql, (phase, status) if status else (phase,))]
+
+    def set_status(self, phase: str, key: str, status: str, detail: str = "") -> None:
+        self._db.execute(
+            "UPDATE items SET status = ?, detail = ?, updated = ? WHERE phase = ? AND key = ?",
+            (status, detail, time.time(), phase, key),
+        )
+
+    def set_many(self, phase: str, keys: Iterable[str], status: str, detail: str = "") -> None:
+        with self.transaction():
+            for key in keys:
+                self.set_status(phase, key, status, detail)
+
+    def count(self, phase: str, status: str | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM items WHERE phase = ?" + (" AND status = ?" if status else "")
+        return int(self._db.execute(sql, (phase, status) if status else (phase,)).fetchone()[0])
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for row in self._db.execute("SELECT phase, status, COUNT(*) AS n FROM items GROUP BY phase, status"):
+            result.setdefault(row["phase"], {})[row["status"]] = int(row["n"])
+        return result
+
+    def reset_failed(self, phase: str) -> None:
+        self._db.execute("UPDATE items SET status = 'pending' WHERE phase = ? AND status = 'failed'", (phase,))
+
+    # -- id map -----------------------------------------------------------------------------------
+
+    def map_ids(self, kind: str, pairs: Iterable[tuple[str, str]]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO idmap (kind, source, target) VALUES (?, ?, ?)", [(kind, s, t) for s, t in pairs]
+            )
+
+    def mapped(self, kind: str) -> dict[str, str]:
+        rows = self._db.execute("SELECT source, target FROM idmap WHERE kind = ?", (kind,))
+        return {r["source"]: r["target"] for r in rows}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def checkpoint(self, channel: str) -> Checkpoint | None:
+        r = self._db.execute("SELECT * FROM checkpoints WHERE channel = ?", (channel,)).fetchone()
+        return Checkpoint(json.loads(r["position"]), int(r["migrated"]), int(r["skipped"])) if r else None
+
+    def save_checkpoint(self, channel: str, position: dict[str, Any], migrated: int, skipped: int) -> None:
+        self._db.execute(
+            "INSERT INTO checkpoints (channel, position, migrated, skipped, updated) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (channel) DO UPDATE SET position = excluded.position, migrated = excluded.migrated, "
+            "skipped = excluded.skipped, updated = excluded.updated",
+            (channel, json.dumps(position, ensure_ascii=False), migrated, skipped, time.time()),
+        )
+
+    def totals(self) -> tuple[int, int]:
+        row = self._db.execute("SELECT COALESCE(SUM(migrated), 0), COALESCE(SUM(skipped), 0) FROM checkpoints")
+        migrated, skipped = row.fetchone()
+        return int(migrated), int(skipped)
+
+    # -- mirror journal ---------------------------------------------------------------------------
+
+    def journal_add(self, resource: str, method: str, args: dict[str, Any], error: str) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO journal (created, resource, method, args, error) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), resource, method, json.dumps(args, ensure_ascii=False), error),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def journal(self, status: str | None = PENDING) -> list[JournalEntry]:
+        sql = "SELECT * FROM journal" + (" WHERE status = ?" if status else "") + " ORDER BY id"
+        rows = self._db.execute(sql, (status,) if status else ())
+        return [
+            JournalEntry(r["id"], r["created"], r["resource"], r["method"], json.loads(r["args"]), r["error"],
+                         r["status"], r["attempts"])
+            for r in rows
+        ]  # fmt: skip
+
+    def journal_mark(self, entry_id: int, status: str, last_error: str = "") -> None:
+        self._db.execute(
+            "UPDATE journal SET status = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (status, last_error, entry_id),
+        )
+
+    # -- transactions -----------------------------------------------------------------------------
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            self.db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+    def transaction(self) -> StateDB._Tx:
+        return StateDB._Tx(self._db)
+
+    def iter_rows(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[sqlite3.Row]:
+        yield from self._db.execute(sql, params)
