@@ -38,6 +38,14 @@ T = TypeVar("T")
 _SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, pydantic.ValidationError)
 
 
+def outcome_unknown(error: IMBridgeError) -> IMBridgeError | None:
+    """``error`` if the server may have processed the request that failed with it, else None: a transport
+    failure after the request was written, or a server-side failure (a 5xx, an answer garbled on the way)."""
+    if isinstance(error, TransportError):
+        return error if error.may_have_landed else None
+    return error if isinstance(error, ServiceUnavailableError) else None
+
+
 class _Core:
     """The decisions shared by both drivers."""
 
@@ -130,6 +138,20 @@ class _Core:
             logger.debug("%s %s %s failed (attempt %d): %s", operation, request.method, request.label(), attempt, error)
         return self.annotate(error, operation, attempt)
 
+    @staticmethod
+    def disclose(error: IMBridgeError, request: Request, unknown: IMBridgeError | None) -> None:
+        """Say so in the final error of a request with effects when one of its attempts may have been processed:
+        otherwise a retry that ends in, say, a 429 would hide that an earlier attempt may have landed.
+        (Requests that are not replay-safe are left to their flows, which look the effect up.)"""
+        if unknown is None or not request.replay_safe or request.method == "GET":
+            return
+        if isinstance(error, TransportError):
+            if error.may_have_landed:
+                return  # already says so
+            error.may_have_landed = True
+        what = "it" if unknown is error else f"attempt failing with {unknown.message!r}"
+        error.message = f"{error.message}; the request MAY HAVE LANDED ({what} may have been processed)"
+
     def prepare(self, request: Request) -> HTTPRequest:
         return self.provider.to_http(request)
 
@@ -181,22 +203,31 @@ class SyncExecutor(_Core):
 
     def request(self, request: Request, operation: str) -> Any:
         """One request with pacing, retries and a single credential renewal."""
+        unknown: IMBridgeError | None = None  # the first failure after which the server may have acted
         for renewal in (False, True):
             try:
                 try:
                     return self._attempt(request, operation, 1)
                 except IMBridgeError as error:
+                    unknown = unknown or outcome_unknown(error)
                     wait = self.first_failure(error, request)
                     if wait is None:
                         raise
                 self.clock.sleep(wait)
                 for attempt in Retrying(sleep=self.clock.sleep, **self.retrying_kwargs(request)):
                     with attempt:
-                        return self._attempt(request, operation, attempt.retry_state.attempt_number + 1)
+                        try:
+                            return self._attempt(request, operation, attempt.retry_state.attempt_number + 1)
+                        except IMBridgeError as error:
+                            unknown = unknown or outcome_unknown(error)
+                            raise
             except AuthenticationError as error:
                 if renewal or not error.credentials_expired:
                     raise
                 self.provider.renew_credentials()
+            except IMBridgeError as error:
+                self.disclose(error, request, unknown)
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, request: Request, operation: str, attempt: int) -> Any:
@@ -258,22 +289,31 @@ class AsyncExecutor(_Core):
 
     async def request(self, request: Request, operation: str) -> Any:
         """One request with pacing, retries and a single credential renewal."""
+        unknown: IMBridgeError | None = None  # the first failure after which the server may have acted
         for renewal in (False, True):
             try:
                 try:
                     return await self._attempt(request, operation, 1)
                 except IMBridgeError as error:
+                    unknown = unknown or outcome_unknown(error)
                     wait = self.first_failure(error, request)
                     if wait is None:
                         raise
                 await self.clock.asleep(wait)
                 async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self.retrying_kwargs(request)):
                     with attempt:
-                        return await self._attempt(request, operation, attempt.retry_state.attempt_number + 1)
+                        try:
+                            return await self._attempt(request, operation, attempt.retry_state.attempt_number + 1)
+                        except IMBridgeError as error:
+                            unknown = unknown or outcome_unknown(error)
+                            raise
             except AuthenticationError as error:
                 if renewal or not error.credentials_expired:
                     raise
                 self.provider.renew_credentials()
+            except IMBridgeError as error:
+                self.disclose(error, request, unknown)
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, request: Request, operation: str, attempt: int) -> Any:

@@ -9,6 +9,8 @@ TransportError/TimeoutError, saying whether the request may have reached the ser
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from typing import Protocol
 
 import aiohttp
@@ -19,6 +21,27 @@ from imbridge.errors import TimeoutError, TransportError
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds. Tencent's own backend timeout is 3 s, so anything shorter than that cuts answers off."""
+
+#: Query parameters that carry credentials (Tencent's admin UserSig travels in every request's URL).
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:usersig|token|secret_key|manager_token)=)[^&\s\"']+")
+
+
+class _RedactSecrets(logging.Filter):
+    """httpx logs every request's full URL at INFO ("HTTP Request: POST https://…?usersig=…"): redact the
+    credentials in it, whoever's httpx client made the request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any("=" in str(arg) for arg in record.args):
+            record.args = tuple(
+                _SECRET_QUERY.sub(r"\1<redacted>", str(arg)) if isinstance(arg, httpx.URL | str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_httpx_logger = logging.getLogger("httpx")
+if not any(isinstance(existing, _RedactSecrets) for existing in _httpx_logger.filters):
+    _httpx_logger.addFilter(_RedactSecrets())
 
 
 class SyncTransport(Protocol):

@@ -83,7 +83,12 @@ def _seconds(value: timedelta | int | float, what: str) -> timedelta:
 
 
 def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
-    items = [content] if isinstance(content, (str, *_ELEMENT_TYPES)) else list(content)
+    if isinstance(content, (str, *_ELEMENT_TYPES)):
+        items = [content]
+    elif isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):
+        items = list(content)
+    else:  # an int, a dict or bytes would otherwise fail deep inside with a TypeError, or send its keys
+        raise InvalidRequestError(f"content must be text, an element or a list of them, not {type(content).__name__}")
     if not items:
         raise InvalidRequestError("a message needs at least one content element")
     elements: list[Any] = []
@@ -176,6 +181,7 @@ class Operations:
         operation = self._gate(Operation.MESSAGES_SEND)
         if not isinstance(to, Conversation):
             raise InvalidRequestError("to must be a Conversation (Conversation.user(...) or Conversation.group(...))")
+        check_id(to.id, "conversation id")  # Conversation(...) built directly skips the factories' check
         message = OutgoingMessage(
             sender=check_id(sender, "sender"),
             to=to,
@@ -210,6 +216,7 @@ class Operations:
         operation = self._gate(Operation.MESSAGES_HISTORY)
         if not isinstance(conversation, Conversation):
             raise InvalidRequestError("conversation must be a Conversation")
+        check_id(conversation.id, "conversation id")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_PAGE:
             raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_HISTORY_PAGE}, got {limit!r}")
         if cursor is not None and (not isinstance(cursor, str) or not cursor):

@@ -95,10 +95,11 @@ class Direction(StrEnum):
     FORWARD = "forward"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingMessage:
     """A validated send. ``idempotency_key`` is fixed before the first attempt; providers derive their
-    dedupe fields (Tencent MsgRandom/Random, WuKongIM client_msg_no) from it."""
+    dedupe fields (Tencent MsgRandom/Random, WuKongIM client_msg_no) from it. Treat it as read-only (it
+    is not frozen only because a frozen dataclass costs five times as much to build, once per send)."""
 
     sender: str
     to: Conversation

@@ -225,15 +225,17 @@ class FaultProxy:
 
     def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._server = loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self._port))
         self._port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
             loop.run_forever()
         finally:
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
     # -- one connection -------------------------------------------------------------------------
@@ -285,6 +287,8 @@ class FaultProxy:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
             _reset(writer)
+        except asyncio.CancelledError:
+            return  # the proxy is stopping; a re-raise would only be logged by asyncio's stream callback
         finally:
             if upstream is not None:
                 upstream[1].close()

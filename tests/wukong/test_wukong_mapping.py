@@ -62,7 +62,7 @@ ERRORS = [
     (500, b'{"status":"error","message":"slot not ready"}', ServiceUnavailableError, 500),
     (403, b'{"error":"x","message":"disabled"}', PermissionDeniedError, "x"),
     (429, b"", RateLimitError, 429),
-    (200, b"<html>", ProviderError, None),
+    (200, b"<html>", ServiceUnavailableError, None),  # garbled on the way: retryable, looked up for sends
 ]
 
 

@@ -258,9 +258,10 @@ class TencentProvider(Provider):
             payload = response.json()
         except ValueError:
             payload = None
-        if not isinstance(payload, dict):
-            error = ServiceUnavailableError("response is not a JSON object", provider=NAME, http_status=status)
-            raise error
+        if not isinstance(payload, dict) or "ActionStatus" not in payload:
+            # Every v4 answer carries ActionStatus: anything else was garbled on the way (retryable; sends
+            # carry their dedupe numbers, so a retry cannot store a message twice).
+            raise ServiceUnavailableError("response is not a Tencent IM answer", provider=NAME, http_status=status)
         envelope = wire.WireResponse.model_validate(payload)
         if envelope.ErrorCode != 0:
             raise mapping.error_for(envelope.ErrorCode, envelope.ErrorInfo)

@@ -124,7 +124,8 @@ def _error_for_body(status_code: int, body: Any, *, where: str) -> ProviderError
             native_code=msg if isinstance(msg, str) else (inner if inner is not None else status_code),
         )
     if body is _NOT_JSON:
-        return ProviderError(f"WuKongIM answered {where} with a body that is not JSON", http_status=200)
+        # Retryable: a 200 whose body cannot be read was garbled on the way (WuKongIM only writes JSON).
+        return ServiceUnavailableError(f"WuKongIM answered {where} with a body that is not JSON", http_status=200)
     if _is_status_object(body) and body["status"] != 200:
         code = int(body["status"])
         if code == 404:

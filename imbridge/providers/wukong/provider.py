@@ -20,11 +20,11 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import jwt
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from imbridge._clock import Clock
 from imbridge._cursor import decode_cursor, encode_cursor
@@ -86,7 +86,18 @@ _FLAGS_TABLE = "CREATE TABLE IF NOT EXISTS wukong_channel_flags (channel_id TEXT
 _ISSUER = "imbridge-wukong"
 
 
+M = TypeVar("M", bound=BaseModel)
+
 _FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
+
+
+def _readable(model: type[M], reply: Any, where: str) -> M:
+    """``reply`` as ``model``; an answer of another shape (a broken proxy, a truncated write) is
+    ServiceUnavailableError, which callers treat as an unknown outcome instead of a crash."""
+    try:
+        return model.model_validate(reply)
+    except ValidationError:
+        raise ServiceUnavailableError(f"WuKongIM answered {where} with an unreadable body", provider=NAME) from None
 
 
 def _ts(seconds: float) -> datetime:
@@ -521,13 +532,13 @@ class WukongProvider(Provider):
             reply = yield self._get("/message/byclientmsgno", params)
         except NotFoundError:
             return None
-        found = wire.MessageResp.model_validate(reply)
+        found = _readable(wire.MessageResp, reply, "GET /message/byclientmsgno")
         if message_id is None or found.message_id == message_id:
             return found
         # byclientmsgno returns the FIRST message with this client_msg_no, /messages the LAST (FACTS §9).
         body = {"login_uid": sender, "channel_id": to.id, "channel_type": channel_type,
                 "client_msg_nos": [client_msg_no]}  # fmt: skip
-        latest = wire.SyncResult.model_validate((yield self._post("/messages", body)))
+        latest = _readable(wire.SyncResult, (yield self._post("/messages", body)), "POST /messages")
         return next((m for m in latest.messages if m.message_id == message_id), None)
 
     def _lookup_own(self, sender: str, to: Conversation, client_msg_no: str) -> Flow[wire.MessageResp | None]:
@@ -538,7 +549,7 @@ class WukongProvider(Provider):
             return found
         body = {"login_uid": sender, "channel_id": to.id, "channel_type": self._target(sender, to)[0],
                 "client_msg_nos": [client_msg_no]}  # fmt: skip
-        latest = wire.SyncResult.model_validate((yield self._post("/messages", body)))
+        latest = _readable(wire.SyncResult, (yield self._post("/messages", body)), "POST /messages")
         return next((m for m in latest.messages if m.from_uid == sender), None)
 
     def _poll(
@@ -564,7 +575,8 @@ class WukongProvider(Provider):
         for attempt in range(MAX_RESENDS + 1):
             try:
                 reply = yield self._post("/message/send", body, replay_safe=False)
-                return wire.SendResult.model_validate(reply), None
+                # An answer that cannot be read is an unknown outcome too: looked up below like a reset.
+                return _readable(wire.SendResult, reply, "POST /message/send"), None
             except (TransportError, ServiceUnavailableError) as error:
                 if isinstance(error, TransportError) and not error.may_have_landed:
                     raise  # never reached the server; the executor already retried it
@@ -642,7 +654,12 @@ class WukongProvider(Provider):
         result, found = yield from self._deliver(body, sender, to)
         confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         if found is None and confirm:
-            found = yield from self._poll(sender, to, result.client_msg_no, result.message_id, CONFIRM_DELAYS)
+            try:
+                found = yield from self._poll(sender, to, result.client_msg_no, result.message_id, CONFIRM_DELAYS)
+            except (ProviderError, TransportError):
+                # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
+                # Failing the send now would invite a re-send of a message that is most likely stored.
+                return self._sent(to, sender, result, None)
             if found is None:
                 yield from self._explain_drop(to, result)
         return self._sent(to, sender, result, found)
@@ -672,7 +689,8 @@ class WukongProvider(Provider):
             if channel.ban:
                 raise PermissionDeniedError(f"{what}: group {to.id!r} is muted (ban)", provider=NAME, operation=op)
         raise ServiceUnavailableError(
-            f"{what} within {sum(CONFIRM_DELAYS):.1f} s; it may still be stored (send with confirm=False to skip)",
+            f"{what} within {sum(CONFIRM_DELAYS):.1f} s; it MAY HAVE LANDED and be stored later "
+            "(send with confirm=False to skip)",
             provider=NAME, operation=op,
         )  # fmt: skip
 
