@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from benchmarks._server import fixed_reply_server
+from benchmarks._server import fixed_reply_server, pin_client_and_server
 from imbridge import AsyncIMClient, Conversation, IMClient
 
 CONCURRENCY = (1, 8, 64)
@@ -158,15 +158,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     args = parser.parse_args()
     with fixed_reply_server() as base_url:
+        pinning = pin_client_and_server()
         asynchronous = asyncio.run(bench_async(base_url, args.requests, args.warmup, args.rounds))
         synchronous = bench_sync(base_url, args.requests, args.warmup, args.rounds)
 
+    print(f"cores: {pinning}")
     print(f"{'client':<16}" + "".join(f"{'c=' + str(c):>12}" for c in CONCURRENCY) + "   (requests/s)")
     for name, figures in asynchronous.items():
         print(f"{name:<16}" + "".join(f"{figures[c]:>12,.0f}" for c in CONCURRENCY))
     for name, summary in synchronous.items():
-        figures = f"median {summary['median_us']:.0f} us, p99 {summary['p99_us']:.0f} us"
-        print(f"{name:<16}{summary['rps']:>12,.0f}   {figures}")
+        latency = f"median {summary['median_us']:.0f} us, p99 {summary['p99_us']:.0f} us"
+        print(f"{name:<16}{summary['rps']:>12,.0f}   {latency}")
     async_ratio = asynchronous["imbridge-async"][64] / asynchronous["aiohttp"][64]
     sync_ratio = synchronous["imbridge-sync"]["median_us"] / synchronous["httpx-sync"]["median_us"]
     print(f"imbridge-async / aiohttp at c=64: {async_ratio:.2f}x throughput (target >= 0.80)")
@@ -176,6 +178,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "requests": args.requests,
         "rounds": args.rounds,
+        "pinning": pinning,
         "async_rps": {name: {str(c): round(v) for c, v in figures.items()} for name, figures in asynchronous.items()},
         "sync": {name: {k: round(v, 1) for k, v in summary.items()} for name, summary in synchronous.items()},
         "ratio_imbridge_async_over_aiohttp_c64": round(async_ratio, 3),

@@ -16,9 +16,9 @@ import pydantic
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from imbridge._clock import Clock
-from imbridge._flow import Flow, Gather, HTTPRequest, Instruction, Request, Response, Sleep
+from imbridge._flow import Flow, HTTPRequest, Instruction, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
-from imbridge._pacing import Pacer
+from imbridge._pacing import Pacer, Rate
 from imbridge.errors import (
     AuthenticationError,
     IMBridgeError,
@@ -36,6 +36,7 @@ T = TypeVar("T")
 
 #: What a flow may raise while reading a reply whose shape is not what the provider documents.
 _SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, pydantic.ValidationError)
+_NO_RATE = Rate(1.0)  # a sentinel: "not asked yet" (None means "no pacing")
 
 
 def outcome_unknown(error: IMBridgeError) -> IMBridgeError | None:
@@ -54,6 +55,7 @@ class _Core:
         bulk_concurrency: int = 8,
     ) -> None:  # fmt: skip
         self.bulk_concurrency = bulk_concurrency
+        self._rates: dict[str, Rate | None] = {}
         self.provider = provider
         self.retry = retry
         self.timeout = timeout
@@ -100,8 +102,11 @@ class _Core:
     # -- one attempt, before and after the wire -------------------------------------------------
 
     def pacing_delay(self, request: Request) -> float:
-        rate = self.provider.rate_for(request)
-        return self.pacer.reserve(request.api or request.path, rate, request.cost) if rate else 0.0
+        api = request.api or request.path
+        rate = self._rates.get(api, _NO_RATE)
+        if rate is _NO_RATE:  # a provider's pace depends on the API only: ask once per API
+            rate = self._rates[api] = self.provider.rate_for(request)
+        return self.pacer.reserve(api, rate, request.cost) if rate is not None else 0.0
 
     def annotate(self, error: IMBridgeError, operation: str, attempt: int) -> IMBridgeError:
         error.provider = error.provider or self.provider.name
@@ -173,12 +178,12 @@ class SyncExecutor(_Core):
         try:
             instruction: Instruction = next(flow)
             while True:
-                if isinstance(instruction, Sleep):
-                    self.clock.sleep(instruction.seconds)
-                    instruction = flow.send(None)
-                    continue
-                if isinstance(instruction, Gather):
-                    instruction = flow.send([self._outcome(request, operation) for request in instruction.requests])
+                if not isinstance(instruction, Request):  # the rare instructions; a request is the hot path
+                    if isinstance(instruction, Sleep):
+                        self.clock.sleep(instruction.seconds)
+                        instruction = flow.send(None)
+                    else:
+                        instruction = flow.send([self._outcome(request, operation) for request in instruction.requests])
                     continue
                 try:
                     reply = self.request(instruction, operation)
@@ -253,12 +258,12 @@ class AsyncExecutor(_Core):
         try:
             instruction: Instruction = next(flow)
             while True:
-                if isinstance(instruction, Sleep):
-                    await self.clock.asleep(instruction.seconds)
-                    instruction = flow.send(None)
-                    continue
-                if isinstance(instruction, Gather):
-                    instruction = flow.send(await self._gather(instruction.requests, operation))
+                if not isinstance(instruction, Request):  # the rare instructions; a request is the hot path
+                    if isinstance(instruction, Sleep):
+                        await self.clock.asleep(instruction.seconds)
+                        instruction = flow.send(None)
+                    else:
+                        instruction = flow.send(await self._gather(instruction.requests, operation))
                     continue
                 try:
                     reply = await self.request(instruction, operation)

@@ -304,8 +304,8 @@ class WukongProvider(Provider):
 
     @staticmethod
     def _check_ids(ids: Sequence[str], operation: Operation) -> None:
-        bad = [uid for uid in ids if _FORBIDDEN.search(uid)]
-        if bad:
+        if any(map(_FORBIDDEN.search, ids)):
+            bad = [uid for uid in ids if _FORBIDDEN.search(uid)]
             raise InvalidRequestError(
                 f"WuKongIM ids must not contain any of {wire.FORBIDDEN_ID_CHARS!r}: {', '.join(bad)}",
                 provider=NAME,
@@ -616,8 +616,7 @@ class WukongProvider(Provider):
             )  # fmt: skip
 
     def send_message(self, message: OutgoingMessage) -> Flow[SentMessage]:
-        self._check_ids([message.sender, message.to.id], Operation.MESSAGES_SEND)
-        self._check_ids([message.idempotency_key], Operation.MESSAGES_SEND)
+        self._check_ids((message.sender, message.to.id, message.idempotency_key), Operation.MESSAGES_SEND)
         return self._send(message)
 
     def _send(self, message: OutgoingMessage) -> Flow[SentMessage]:
