@@ -63,6 +63,19 @@ def _server_affinity() -> str:
     return "1" + "0" * (total - 1) if total >= 2 else "auto"
 
 
+def wait_for_port(port: int, process: subprocess.Popen[bytes], *, seconds: float) -> bool:
+    """Wait until something accepts connections on 127.0.0.1:``port``; False if ``process`` died or time ran out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                return False
+            time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -88,15 +101,8 @@ def fixed_reply_server(reply: dict[str, object] = WUKONG_SEND_REPLY) -> Iterator
         conf.write_text(_NGINX_CONF.format(root=root, port=port, reply=reply_text, affinity=_server_affinity()))
         process = subprocess.Popen([binary, "-p", root, "-c", str(conf), "-g", "daemon off;"])
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise SystemExit(f"nginx did not start: {Path(root, 'error.log').read_text()}") from None
-                    time.sleep(0.05)
+            if not wait_for_port(port, process, seconds=10):
+                raise SystemExit(f"nginx did not start: {Path(root, 'error.log').read_text()}")
             yield f"http://127.0.0.1:{port}"
         finally:
             process.terminate()

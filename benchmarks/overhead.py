@@ -25,17 +25,15 @@ import json
 import os
 import platform
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 
-from benchmarks._server import free_port
+from benchmarks._server import free_port, wait_for_port
 from benchmarks.http_clients import _drive, _drive_sync, _summary
 from imbridge import AsyncIMClient, Conversation, IMClient
 
@@ -60,15 +58,8 @@ def wukong_server() -> Iterator[tuple[str, str, str]]:
     process = subprocess.Popen(command, env={**os.environ, "IMBRIDGE_WUKONG_MANAGER_TOKEN": token},
                                stdout=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit("the WuKongIM emulator did not start") from None
-                time.sleep(0.1)
+        if not wait_for_port(port, process, seconds=20):
+            raise SystemExit("the WuKongIM emulator did not start")
         yield f"http://127.0.0.1:{port}", token, "WuKongIM emulator (imbridge emulate wukong, its own process)"
     finally:
         process.terminate()
