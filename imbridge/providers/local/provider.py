@@ -32,7 +32,6 @@ from imbridge.models import (
     BatchItem,
     BatchResult,
     Conversation,
-    Gender,
     Group,
     LoginCredentials,
     Member,
@@ -55,13 +54,20 @@ from imbridge.providers.base import (
     Provider,
     ProviderSettings,
 )
-from imbridge.providers.local.store import GroupRow, MemberRow, MessageRow, Store, conversation_key
+from imbridge.providers.local.store import (
+    GroupRow,
+    MemberRow,
+    MessageRow,
+    Store,
+    conversation_key,
+    profile_fields,
+    profile_from_fields,
+)
 
 T = TypeVar("T")
 
 NAME = "local"
 _ELEMENTS = TypeAdapter(list[Element])
-_CUSTOM_PREFIX = "custom:"
 
 
 def _ts(moment: float) -> datetime:
@@ -149,34 +155,12 @@ class LocalProvider(Provider):
 
     def _profile(self, user_id: str) -> Profile:
         fields = self.store.profile(user_id)
-        custom = {k[len(_CUSTOM_PREFIX) :]: v for k, v in fields.items() if k.startswith(_CUSTOM_PREFIX)}
-        gender = fields.get("gender")
-        return Profile(
-            user_id=user_id,
-            nickname=fields.get("nickname"),
-            avatar_url=fields.get("avatar_url"),
-            gender=Gender(gender) if gender else None,
-            signature=fields.get("signature"),
-            custom=custom,
-            provider=NAME,
-            raw={"fields": fields},
-        )
+        return profile_from_fields(user_id, fields, provider=NAME, raw={"fields": fields})
 
     def set_profile(self, user_id: str, update: ProfileUpdate) -> Flow[None]:
         def compute() -> None:
             self._require_users([user_id], Operation.USERS_SET_PROFILE.value)
-            fields = {
-                name: value.value if isinstance(value, Gender) else value
-                for name, value in (
-                    ("nickname", update.nickname),
-                    ("avatar_url", update.avatar_url),
-                    ("gender", update.gender),
-                    ("signature", update.signature),
-                )
-                if value is not None
-            }
-            fields.update({_CUSTOM_PREFIX + key: value for key, value in update.custom.items()})
-            self.store.set_profile_fields(user_id, fields)
+            self.store.set_profile_fields(user_id, profile_fields(update))
 
         return self._run(compute)
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from imbridge.errors import ConfigurationError, ServiceUnavailableError
+from imbridge.models import Gender, Profile
+from imbridge.providers.base import ProfileUpdate
 
 SCHEMA_VERSION = 1
 
@@ -101,6 +103,37 @@ class NewMessage:
     metadata: dict[str, Any] = field(default_factory=dict)
     dedupe: str | None = None
     revoked: bool = False
+
+
+#: Profile fields are stored one row per field; app-defined keys under this prefix.
+CUSTOM_PREFIX = "custom:"
+_STANDARD_PROFILE_FIELDS = ("nickname", "avatar_url", "gender", "signature")
+
+
+def profile_fields(update: ProfileUpdate) -> dict[str, str]:
+    """The store's rows for a profile update (fields left None are not written)."""
+    fields = {
+        name: value.value if isinstance(value, Gender) else value
+        for name in _STANDARD_PROFILE_FIELDS
+        if (value := getattr(update, name)) is not None
+    }
+    fields.update({CUSTOM_PREFIX + key: value for key, value in update.custom.items()})
+    return fields
+
+
+def profile_from_fields(user_id: str, fields: dict[str, str], *, provider: str, raw: dict[str, Any]) -> Profile:
+    """The normalized profile of a user from the store's rows."""
+    gender = fields.get("gender")
+    return Profile(
+        user_id=user_id,
+        nickname=fields.get("nickname"),
+        avatar_url=fields.get("avatar_url"),
+        gender=Gender(gender) if gender else None,
+        signature=fields.get("signature"),
+        custom={k[len(CUSTOM_PREFIX) :]: v for k, v in fields.items() if k.startswith(CUSTOM_PREFIX)},
+        provider=provider,
+        raw=raw,
+    )
 
 
 def database_path(url: str) -> str:

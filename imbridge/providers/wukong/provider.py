@@ -46,7 +46,6 @@ from imbridge.models import (
     BatchItem,
     BatchResult,
     Conversation,
-    Gender,
     Group,
     LoginCredentials,
     Member,
@@ -68,7 +67,7 @@ from imbridge.providers.base import (
     Provider,
     ProviderSettings,
 )
-from imbridge.providers.local.store import GroupRow, Store
+from imbridge.providers.local.store import GroupRow, Store, profile_fields, profile_from_fields
 from imbridge.providers.wukong import mapping, wire
 from imbridge.providers.wukong.mapping import NAME
 
@@ -81,7 +80,6 @@ RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
 MAX_RESENDS = 2
 #: ``muted_until`` of a member on the denylist with no expiry in imbridge's store (muted by other means).
 MUTED_INDEFINITELY = datetime(9999, 12, 31, tzinfo=UTC)
-_CUSTOM_PREFIX = "custom:"
 _FLAGS_TABLE = "CREATE TABLE IF NOT EXISTS wukong_channel_flags (channel_id TEXT PRIMARY KEY, flags TEXT NOT NULL)"
 _ISSUER = "imbridge-wukong"
 
@@ -454,27 +452,12 @@ class WukongProvider(Provider):
         profiles = []
         for uid in user_ids:
             fields = store.profile(uid)
-            gender = fields.get("gender")
-            profiles.append(
-                Profile(
-                    user_id=uid, nickname=fields.get("nickname"), avatar_url=fields.get("avatar_url"),
-                    gender=Gender(gender) if gender else None, signature=fields.get("signature"),
-                    custom={k[len(_CUSTOM_PREFIX):]: v for k, v in fields.items() if k.startswith(_CUSTOM_PREFIX)},
-                    provider=NAME, raw={"emulated": True, "fields": fields},
-                )
-            )  # fmt: skip
+            profiles.append(profile_from_fields(uid, fields, provider=NAME, raw={"emulated": True, "fields": fields}))
         return profiles
 
     def set_profile(self, user_id: str, update: ProfileUpdate) -> Flow[None]:
         yield from self._require_users([user_id], Operation.USERS_SET_PROFILE)
-        fields = {
-            name: value.value if isinstance(value, Gender) else value
-            for name, value in (("nickname", update.nickname), ("avatar_url", update.avatar_url),
-                                ("gender", update.gender), ("signature", update.signature))
-            if value is not None
-        }  # fmt: skip
-        fields.update({_CUSTOM_PREFIX + key: value for key, value in update.custom.items()})
-        self._need_store(Operation.USERS_SET_PROFILE).set_profile_fields(user_id, fields)
+        self._need_store(Operation.USERS_SET_PROFILE).set_profile_fields(user_id, profile_fields(update))
 
     def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
         self._check_ids([user_id], Operation.USERS_LOGIN_CREDENTIALS)
