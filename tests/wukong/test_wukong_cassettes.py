@@ -177,7 +177,7 @@ def test_cassette_users(im: IMClient, p: str) -> None:
         assert again.items[0].detail == "already registered"
         creds = im.users.login_credentials(alice, ttl=3600)
         assert creds.extra["device_flag"] == 0 and creds.expires_at > datetime.now(UTC)
-        assert im.provider.verify_token(creds.token.get_secret_value()) == alice
+        assert im.provider.authenticate(creds.token.get_secret_value()) == alice
         im.users.set_profile(alice, nickname="Alice", custom={"team": "blue"})
         [profile] = im.users.get_profiles([alice])
         assert profile.nickname == "Alice" and profile.custom == {"team": "blue"}

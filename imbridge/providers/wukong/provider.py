@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import jwt
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from imbridge._clock import Clock
@@ -32,7 +31,6 @@ from imbridge._flow import Flow, HTTPRequest, Request, Response, Sleep, encode_j
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.config import WukongSettings
 from imbridge.errors import (
-    AuthenticationError,
     ConflictError,
     InvalidRequestError,
     NotFoundError,
@@ -56,6 +54,7 @@ from imbridge.models import (
     Role,
     SentMessage,
 )
+from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import (
     BatchDraft,
     Direction,
@@ -129,13 +128,7 @@ class WukongProvider(Provider):
         self._headers: dict[str, str] = {"token": self._manager_token} if self._manager_token else {}
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.store: Store | None = Store(settings.store) if settings.store else None
-        configured = settings.token_secret.get_secret_value() if settings.token_secret else None
-        if configured:
-            self._token_key = configured
-        elif self.store is not None:
-            self._token_key = self.store.meta_setdefault("wukong_token_secret", secrets.token_hex(32))
-        else:
-            self._token_key = secrets.token_hex(32)
+        self._token_key = login_tokens.signing_key(settings.token_secret, self.store, "wukong_token_secret")
         if self.store is not None:
             with self.store.write() as db:
                 db.execute(_FLAGS_TABLE)
@@ -468,8 +461,10 @@ class WukongProvider(Provider):
             yield from self._require_users([user_id], Operation.USERS_LOGIN_CREDENTIALS)
         issued = int(self._now())
         expires = issued + int(ttl.total_seconds())
-        claims = {"sub": user_id, "iss": _ISSUER, "iat": issued, "exp": expires, "dfl": self.config.device_flag}
-        token = jwt.encode(claims, self._token_key, algorithm="HS256")
+        token = login_tokens.issue(
+            self._token_key, user_id=user_id, issuer=_ISSUER, issued=issued, expires=expires,
+            dfl=self.config.device_flag,
+        )  # fmt: skip
         body = {"uid": user_id, "token": token, "device_flag": self.config.device_flag,
                 "device_level": self.config.device_level}  # fmt: skip
         yield self._post("/user/token", body)
@@ -483,18 +478,7 @@ class WukongProvider(Provider):
     def authenticate(self, token: str) -> str:
         """The user a login token was issued to, checked as imbridge issued it (signature, issuer, expiry);
         AuthenticationError otherwise. WuKongIM itself only compares the token verbatim on connect."""
-        try:
-            claims = jwt.decode(
-                token, self._token_key, algorithms=["HS256"], issuer=_ISSUER,
-                options={"require": ["sub", "exp", "iat"], "verify_exp": False, "verify_iat": False},
-            )  # fmt: skip
-        except jwt.PyJWTError as exc:
-            raise AuthenticationError(f"login token refused: {type(exc).__name__}", provider=NAME) from None
-        if not isinstance(claims["exp"], int | float) or claims["exp"] <= self._now():
-            raise AuthenticationError("login token expired", provider=NAME)
-        return str(claims["sub"])
-
-    verify_token = authenticate
+        return login_tokens.verify(token, self._token_key, issuer=_ISSUER, now=self._now(), provider=NAME)
 
     # -- sending ------------------------------------------------------------------------------
 
