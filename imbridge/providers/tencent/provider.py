@@ -116,8 +116,8 @@ def _failed(chunk: Sequence[str], error: IMBridgeError) -> Iterator[BatchItem]:
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
+    """``windows`` of ids as lists, the type the wire models take."""
+    return (list(window) for window in windows(items, size))
 
 
 def _build(model: type[M], **fields: Any) -> M:
