@@ -30,6 +30,7 @@ from imbridge.models import (
     SentMessage,
     Text,
 )
+from imbridge.models._build import prevalidated
 from imbridge.models._validation import check_id, check_ids
 from imbridge.models.content import Custom, Face, File, Image, Location, Sound, Video
 from imbridge.providers.base import (
@@ -85,8 +86,8 @@ def _seconds(value: timedelta | int | float, what: str) -> timedelta:
 
 
 def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
-    if type(content) is str and content:  # the common case: one piece of text
-        return (Text(content),)
+    if type(content) is str and content:  # the common case: one piece of text, valid as checked here
+        return (prevalidated(Text, {"type": "text", "text": content}, {"text"}),)
     if isinstance(content, _CONTENT_TYPES):
         items = [content]
     elif isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):

@@ -54,6 +54,7 @@ from imbridge.models import (
     Role,
     SentMessage,
 )
+from imbridge.models._build import prevalidated
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import (
     BatchDraft,
@@ -85,7 +86,6 @@ _ISSUER = "imbridge-wukong"
 
 M = TypeVar("M", bound=BaseModel)
 
-_SENT = SentMessage.__pydantic_validator__
 _FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
 
 
@@ -545,8 +545,13 @@ class WukongProvider(Provider):
         for attempt in range(MAX_RESENDS + 1):
             try:
                 reply = yield self._post("/message/send", body, replay_safe=False)
-                # An answer that cannot be read is an unknown outcome too: looked up below like a reset.
-                return _readable(wire.SendResult, reply, "POST /message/send"), None
+                result = wire.SendResult.read(reply)
+                if result is None:
+                    # An answer that cannot be read is an unknown outcome too: looked up below like a reset.
+                    raise ServiceUnavailableError(
+                        "WuKongIM answered POST /message/send with an unreadable body", provider=NAME
+                    )
+                return result, None
             except (TransportError, ServiceUnavailableError) as error:
                 if isinstance(error, TransportError) and not error.may_have_landed:
                     raise  # never reached the server; the executor already retried it
@@ -639,15 +644,16 @@ class WukongProvider(Provider):
         raw: dict[str, Any] = {"message_id": result.message_id, "client_msg_no": result.client_msg_no}
         if found:
             raw |= {"message_seq": found.message_seq, "timestamp": found.timestamp}
-        ref = {
-            "provider": NAME, "conversation": to, "sender": sender, "key": str(result.message_id), "seq": seq,
-            "extra": {"client_msg_no": result.client_msg_no},
-        }  # fmt: skip
-        # Validated as one nested structure, by the validator itself: a third cheaper than building the
-        # ref and the result apart through their constructors, once per send.
-        return _SENT.validate_python(  # type: ignore[no-any-return]
+        # Every value comes from validated parts: the send's checked input and the reply read above.
+        ref = prevalidated(
+            MessageRef,
+            {"provider": NAME, "conversation": to, "sender": sender, "key": str(result.message_id), "seq": seq,
+             "extra": {"client_msg_no": result.client_msg_no}},
+        )  # fmt: skip
+        return prevalidated(
+            SentMessage,
             {"ref": ref, "time": mapping.timestamp(found.timestamp) if found else None, "seq": seq,
-             "confirmed": found is not None, "provider": NAME, "raw": raw}
+             "confirmed": found is not None, "provider": NAME, "raw": raw},
         )  # fmt: skip
 
     def _explain_drop(self, to: Conversation, result: wire.SendResult) -> Flow[None]:

@@ -7,6 +7,7 @@ Facts verified on a real v2.2.5 server are cited by section of ``/work/wk/FACTS.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,11 +79,24 @@ class MessageResp(_Wire):
     payload: str = ""
 
 
-class SendResult(_Wire):
-    """``data`` of ``POST /message/send``: no ``message_seq`` (the message is not stored yet)."""
+@dataclass(slots=True)
+class SendResult:
+    """``data`` of ``POST /message/send``: no ``message_seq`` (the message is not stored yet).
+
+    A plain class read by hand rather than a model: it is read once per send, the hottest path.
+    """
 
     message_id: int
     client_msg_no: str
+
+    @classmethod
+    def read(cls, data: Any) -> SendResult | None:
+        """The result ``data`` holds, or None when it is not of this shape."""
+        if type(data) is dict:
+            message_id, client_msg_no = data.get("message_id"), data.get("client_msg_no")
+            if type(message_id) is int and type(client_msg_no) is str:
+                return cls(message_id, client_msg_no)
+        return None
 
 
 class SyncResult(_Wire):
