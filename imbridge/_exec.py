@@ -16,7 +16,7 @@ import pydantic
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from imbridge._clock import Clock
-from imbridge._flow import Flow, HTTPRequest, Instruction, Request, Response, Sleep
+from imbridge._flow import Flow, Instruction, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
 from imbridge._pacing import Pacer, Rate
 from imbridge.errors import (
@@ -157,9 +157,6 @@ class _Core:
         what = "it" if unknown is error else f"attempt failing with {unknown.message!r}"
         error.message = f"{error.message}; the request MAY HAVE LANDED ({what} may have been processed)"
 
-    def prepare(self, request: Request) -> HTTPRequest:
-        return self.provider.to_http(request)
-
     @staticmethod
     def shape_error(exc: Exception, operation: str, provider: str) -> ProviderError:
         return ProviderError(
@@ -241,7 +238,7 @@ class SyncExecutor(_Core):
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
         started = time.perf_counter()
         try:
-            response = self.transport.send(self.prepare(request), self.timeout)
+            response = self.transport.send(self.provider.to_http(request), self.timeout)
         except TransportError as error:
             raise self.failed(error, request, operation, attempt) from None
         return self.decode(request, response, operation, attempt, started)
@@ -329,7 +326,7 @@ class AsyncExecutor(_Core):
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
         started = time.perf_counter()
         try:
-            response = await self.transport.send(self.prepare(request), self.timeout)
+            response = await self.transport.send(self.provider.to_http(request), self.timeout)
         except TransportError as error:
             raise self.failed(error, request, operation, attempt) from None
         return self.decode(request, response, operation, attempt, started)
