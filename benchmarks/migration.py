@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import random
 import resource
 import secrets
 import shutil
@@ -41,23 +40,8 @@ def _size(messages: int) -> Any:
 
 
 def _seed(emulator: Any, messages: int) -> dict[str, int]:
-    from imbridge.emulators._tencent_seed import generate
-
-    data = generate(_size(messages), random.Random(7), now=time.time())
-    now = time.time()
-    emulator.store.add_users(data.users, now)
-    emulator.store.set_profiles(data.profiles)
-    for group in data.groups:
-        emulator.store.create_group(
-            group.id, name=group.name, owner=group.owner, introduction=group.introduction, notification="",
-            face_url="", now=group.created_at, members=group.members,
-        )  # fmt: skip
-        if group.mute_all:
-            emulator.store.update_group(group.id, {"mute_all": 1})
-        for uid, until in group.mutes.items():
-            emulator.store.set_mutes(group.id, [uid], until)
-    emulator.store.append_messages(data.messages)
-    return {"users": len(data.users), "groups": len(data.groups), "messages": len(data.messages)}
+    seeded: dict[str, int] = emulator.seed(_size(messages))
+    return seeded
 
 
 def _peak_rss_mb() -> float:

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imbridge._clock import Clock, SystemClock
 from imbridge.emulators._base import EmulatorReply, EmulatorRequest, EmulatorTransport
@@ -31,6 +31,9 @@ from imbridge.errors import AuthenticationError
 from imbridge.providers.local.store import MessageRow, Store, conversation_key
 from imbridge.providers.tencent import mapping
 from imbridge.providers.tencent.usersig import verify_usersig
+
+if TYPE_CHECKING:
+    from imbridge.emulators._tencent_seed import SeedSize
 
 __all__ = ["DEFAULT_RATE_LIMITS", "TencentEmulator"]
 
@@ -1016,17 +1019,18 @@ class TencentEmulator:
 
     # -- seed data --------------------------------------------------------------------------------
 
-    def seed(self, size: str, *, rng_seed: int = 7) -> dict[str, int]:
+    def seed(self, size: str | SeedSize, *, rng_seed: int = 7) -> dict[str, int]:
         """Fill the emulator with a realistic dataset, the same for the same ``rng_seed``: users with
         profiles, groups with owners, admins, members and mutes, and C2C and group history spread
-        over the last days (inside the retention window), some of it recalled. Returns counts."""
+        over the last days (inside the retention window), some of it recalled. ``size`` names one of
+        the preset sizes or gives its own (the migration benchmark's). Returns counts."""
         from imbridge.emulators._tencent_seed import SIZES, generate
 
-        if size not in SIZES:
+        if isinstance(size, str) and size not in SIZES:
             raise ValueError(f"seed size is one of {', '.join(SIZES)}, not {size!r}")
         if self.store.meta("tencent.seeded") is not None:
             raise ValueError("this emulator's store is already seeded")
-        data = generate(SIZES[size], random.Random(rng_seed), now=self._now())
+        data = generate(SIZES[size] if isinstance(size, str) else size, random.Random(rng_seed), now=self._now())
         now = self._now()
         self.store.add_users(data.users, now)
         self.store.set_profiles(data.profiles)
@@ -1040,7 +1044,7 @@ class TencentEmulator:
             for uid, until in group.mutes.items():
                 self.store.set_mutes(group.id, [uid], until)
         self.store.append_messages(data.messages)
-        self.store.set_meta("tencent.seeded", f"{size}:{rng_seed}")
+        self.store.set_meta("tencent.seeded", f"{size if isinstance(size, str) else 'custom'}:{rng_seed}")
         counts = {
             "users": len(data.users),
             "profiles": len(data.profiles),
