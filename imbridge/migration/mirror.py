@@ -197,8 +197,11 @@ def _make_translator(primary: IMClient | AsyncIMClient, state: StateDB, prefix: 
 # -- the clients ------------------------------------------------------------------------------------------
 
 
-class _SyncResource:
-    def __init__(self, owner: MirrorClient, name: str) -> None:
+class _Resource:
+    """``users``, ``messages`` or ``groups`` of a mirror client: reads go to the primary as they are, writes
+    through the owner's ``_write`` (which awaits them on the async client)."""
+
+    def __init__(self, owner: MirrorClient | AsyncMirrorClient, name: str) -> None:
         self._owner, self._name = owner, name
 
     def __getattr__(self, method: str) -> Any:
@@ -216,7 +219,7 @@ class MirrorClient:
         self.primary, self.secondary = primary, secondary
         self.state = state if isinstance(state, StateDB) else StateDB(state)
         self._translate = _make_translator(primary, self.state, id_prefix)
-        self.users, self.messages, self.groups = (_SyncResource(self, n) for n in ("users", "messages", "groups"))
+        self.users, self.messages, self.groups = (_Resource(self, n) for n in ("users", "messages", "groups"))
         self.capabilities = primary.capabilities
 
     def _write(self, resource: str, method: str, call: Callable[..., Any], args: tuple[Any, ...],
@@ -254,17 +257,6 @@ class MirrorClient:
         self.close()
 
 
-class _AsyncResource:
-    def __init__(self, owner: AsyncMirrorClient, name: str) -> None:
-        self._owner, self._name = owner, name
-
-    def __getattr__(self, method: str) -> Any:
-        primary = getattr(getattr(self._owner.primary, self._name), method)
-        if method not in WRITES[self._name]:
-            return primary
-        return lambda *args, **kwargs: self._owner._write(self._name, method, primary, args, kwargs)
-
-
 class AsyncMirrorClient:
     """:class:`MirrorClient` over two ``AsyncIMClient``: the same names, awaited."""
 
@@ -274,7 +266,7 @@ class AsyncMirrorClient:
         self.primary, self.secondary = primary, secondary
         self.state = state if isinstance(state, StateDB) else StateDB(state)
         self._translate = _make_translator(primary, self.state, id_prefix)
-        self.users, self.messages, self.groups = (_AsyncResource(self, n) for n in ("users", "messages", "groups"))
+        self.users, self.messages, self.groups = (_Resource(self, n) for n in ("users", "messages", "groups"))
         self.capabilities = primary.capabilities
 
     async def _write(self, resource: str, method: str, call: Callable[..., Any], args: tuple[Any, ...],
