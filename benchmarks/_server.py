@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -45,6 +46,11 @@ http {{
     }}
 }}
 """
+
+
+def machine() -> dict[str, object]:
+    """What every benchmark's JSON line says of the machine it ran on."""
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
 
 
 def pin_client_and_server() -> str:

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -32,7 +30,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from benchmarks._server import fixed_reply_server, pin_client_and_server
+from benchmarks._server import fixed_reply_server, machine, pin_client_and_server
 from imbridge import AsyncIMClient, Conversation, IMClient
 
 CONCURRENCY = (1, 8, 64)
@@ -216,7 +214,7 @@ def main() -> None:
     )
     record = {
         "benchmark": "http_clients",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "requests": args.requests,
         "rounds": args.rounds,
         "blocks": args.blocks,

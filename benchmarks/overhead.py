@@ -23,7 +23,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import secrets
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks._server import free_port, wait_for_port
+from benchmarks._server import free_port, machine, wait_for_port
 from benchmarks.http_clients import _drive, _drive_sync, _summary
 from imbridge import AsyncIMClient, Conversation, IMClient
 
@@ -175,7 +174,7 @@ def main() -> None:
     record = {
         "benchmark": "overhead",
         "date": datetime.date.today().isoformat(),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "server": server,
         "requests": args.requests,
         "rounds": args.rounds,

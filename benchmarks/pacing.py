@@ -18,13 +18,12 @@ import argparse
 import asyncio
 import datetime
 import json
-import os
-import platform
 import secrets
 import threading
 import time
 from typing import Any
 
+from benchmarks._server import machine
 from imbridge import AsyncIMClient, Conversation, IMClient
 from imbridge.emulators import EmulatorReply, EmulatorRequest, serve
 from imbridge.emulators.tencent import TencentEmulator
@@ -118,7 +117,7 @@ def main() -> None:
     record = {
         "benchmark": "pacing",
         "date": datetime.date.today().isoformat(),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "server": "Tencent IM emulator on 127.0.0.1, server-side limits equal to the client's",
         **figures,
     }

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks._server import pin_client_and_server
+from benchmarks._server import machine, pin_client_and_server
 from benchmarks.http_clients import wukong_body
 from imbridge import AsyncIMClient, Conversation
 from imbridge._flow import HTTPRequest, Response
@@ -120,7 +118,7 @@ def main() -> None:
         print(f"{provider:<10}{figures['hand-written']:>14.2f}{figures['imbridge']:>12.2f}{extra:>16.2f}{ratio:>7.1f}x")
     record = {
         "benchmark": "send_path",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "sends": args.sends,
         "rounds": args.rounds,
         "us_per_send": {p: {k: round(v, 2) for k, v in f.items()} for p, f in results.items()},

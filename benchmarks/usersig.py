@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import secrets
 import statistics
 import timeit
 from typing import Any
 
-from benchmarks._server import fixed_reply_server
+from benchmarks._server import fixed_reply_server, machine
 from benchmarks.http_clients import _drive_sync
 from imbridge import Conversation, IMClient
 from imbridge.providers.tencent.usersig import UserSigCache, generate_usersig
@@ -98,7 +96,7 @@ def main() -> None:
     record = {
         "benchmark": "usersig",
         "date": datetime.date.today().isoformat(),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "server": "nginx on 127.0.0.1 answering Tencent's OK envelope",
         "generate_us": round(generate * 1e6, 2),
         "cache_hit_us": round(hit * 1e6, 3),
