@@ -1185,32 +1185,29 @@ class WukongEmulator:
         row = self._by_seq(conversation, seq) if seq is not None else None
         return _reply(self._render(row) if row is not None else {"status": 404})
 
-    def _max_message_seq(self, request: EmulatorRequest) -> EmulatorReply:
-        query = request.query
+    @staticmethod
+    def _stored_channel(query: Mapping[str, str], *, fake_id_as_is: bool) -> tuple[int, str]:
+        """``channel_type`` and the id the channel is stored under, from a ``channel_id``/``channel_type``/
+        ``login_uid`` query: a person chat is stored under the fake id built with ``login_uid``."""
         channel_id, channel_type = query.get("channel_id") or "", _uint8(query.get("channel_type"))
         login_uid = query.get("login_uid") or ""
         if channel_id == "":
             raise _BadRequest("channel_id不能为空")
-        stored_id = channel_id
-        if channel_type == PERSON and "@" not in channel_id:  # a fake id is accepted as is here
-            if _is_blank(login_uid):
-                raise _BadRequest("login_uid不能为空")
-            stored_id = wire.fake_channel_id(login_uid, channel_id)
+        if channel_type != PERSON or (fake_id_as_is and "@" in channel_id):
+            return channel_type, channel_id
+        if _is_blank(login_uid):
+            raise _BadRequest("login_uid不能为空")
+        return channel_type, wire.fake_channel_id(login_uid, channel_id)
+
+    def _max_message_seq(self, request: EmulatorRequest) -> EmulatorReply:
+        # A fake id is accepted as is here; /channel/last_message has no such exemption.
+        channel_type, stored_id = self._stored_channel(request.query, fake_id_as_is=True)
         if not self._configured(channel_type, stored_id):
             raise _BadRequest("not found")  # a channel with no cluster config (FACTS §9)
         return _reply({"message_seq": self._last_seq(_conversation(channel_type, stored_id))})
 
     def _last_message(self, request: EmulatorRequest) -> EmulatorReply:
-        query = request.query
-        channel_id, channel_type = query.get("channel_id") or "", _uint8(query.get("channel_type"))
-        login_uid = query.get("login_uid") or ""
-        if channel_id == "":
-            raise _BadRequest("channel_id不能为空")
-        stored_id = channel_id
-        if channel_type == PERSON:  # no fake-id exemption on this route
-            if _is_blank(login_uid):
-                raise _BadRequest("login_uid不能为空")
-            stored_id = wire.fake_channel_id(login_uid, channel_id)
+        channel_type, stored_id = self._stored_channel(request.query, fake_id_as_is=False)
         if not self._configured(channel_type, stored_id):
             raise _BadRequest("获取频道所在节点失败！")
         conversation = _conversation(channel_type, stored_id)
