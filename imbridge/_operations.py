@@ -85,9 +85,17 @@ def _seconds(value: timedelta | int | float, what: str) -> timedelta:
     return duration
 
 
+def _text_element(text: str) -> Text:
+    """The element for a non-empty ``str``, checked by the caller: built without pydantic validating it
+    again, since nearly every send carries one."""
+    if type(text) is not str:  # a subclass goes through the model, which decides what to keep of it
+        return Text(text)
+    return prevalidated(Text, {"type": "text", "text": text}, {"text"})
+
+
 def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
-    if type(content) is str and content:  # the common case: one piece of text, valid as checked here
-        return (prevalidated(Text, {"type": "text", "text": content}, {"text"}),)
+    if type(content) is str and content:  # most sends: one piece of text, without building a list for it
+        return (_text_element(content),)
     if isinstance(content, _CONTENT_TYPES):
         items = [content]
     elif isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):
@@ -101,7 +109,7 @@ def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
         if isinstance(item, str):
             if not item:
                 raise InvalidRequestError("empty text")
-            elements.append(Text(item))
+            elements.append(_text_element(item))
         elif isinstance(item, _ELEMENT_TYPES):
             elements.append(item)
         else:

@@ -32,6 +32,9 @@ def test_text_from_a_string_is_the_validated_text() -> None:
     (built,) = _content("héllo wörld")
     _same_model(built, Text("héllo wörld"))
     assert built.model_dump(exclude_unset=True) == {"text": "héllo wörld"}
+    first, second = _content(["one", Text("two")])
+    _same_model(first, Text("one"))
+    assert second == Text("two")
 
 
 @pytest.mark.parametrize("confirm", [False, True])
