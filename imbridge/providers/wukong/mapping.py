@@ -138,12 +138,6 @@ def _error_for_body(status_code: int, body: Any, *, where: str) -> ProviderError
 def unwrap(status_code: int, content: bytes, *, where: str) -> Any:
     """The payload of a successful answer (``data`` unwrapped); raises the mapped error otherwise."""
     body = _json(content)  # parsed once: this runs for every answer
-    if status_code == 200 and type(body) is dict:  # the common case first: a success envelope, or none
-        status = body.get("status")
-        if status is None:
-            return body
-        if status == 200 and type(status) is int:
-            return body.get("data")
     error = _error_for_body(status_code, body, where=where)
     if error is not None:
         raise error
