@@ -13,15 +13,16 @@ import time
 from typing import Any, TypeVar
 
 import pydantic
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
 
 from imbridge._clock import Clock
-from imbridge._flow import Flow, Instruction, Request, Response, Sleep
+from imbridge._flow import Flow, HTTPRequest, Instruction, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
 from imbridge._pacing import Pacer, Rate
 from imbridge.errors import (
     AuthenticationError,
     IMBridgeError,
+    InvalidRequestError,
     ProviderError,
     RateLimitError,
     ServiceUnavailableError,
@@ -45,6 +46,23 @@ def outcome_unknown(error: IMBridgeError) -> IMBridgeError | None:
     if isinstance(error, TransportError):
         return error if error.may_have_landed else None
     return error if isinstance(error, ServiceUnavailableError) else None
+
+
+class _WaitBudget:
+    """What is left of ``RetryPolicy.max_total_wait`` for one call: the time it may still spend waiting
+    between attempts (a server's Retry-After, backoff). Shared by the call's requests."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    def take(self, wait: float) -> float | None:
+        """``wait`` if it fits in what is left (which it then uses up), else None: do not retry."""
+        if wait > self.left:
+            return None
+        self.left -= wait
+        return wait
 
 
 class _Core:
@@ -78,26 +96,39 @@ class _Core:
         retry_after = error.retry_after if isinstance(error, RateLimitError | ServiceUnavailableError) else None
         return self.retry.backoff(retry_number, retry_after)
 
-    def first_failure(self, error: IMBridgeError, request: Request) -> float | None:
+    def first_failure(self, error: IMBridgeError, request: Request, budget: _WaitBudget) -> float | None:
         """After a failed first attempt: the wait before retrying, or None if it must not be retried."""
         if self.retry.max_attempts < 2 or not self.should_retry(error, request):
             return None
-        return self.retry_wait(1, error)
+        return budget.take(self.retry_wait(1, error))
 
-    def retrying_kwargs(self, request: Request) -> dict[str, Any]:
+    def retrying_kwargs(self, request: Request, budget: _WaitBudget) -> dict[str, Any]:
         """Tenacity settings for attempts 2..max_attempts. The first attempt runs outside tenacity:
-        wrapping every call would cost more than the rest of the client's overhead together."""
+        wrapping every call would cost more than the rest of the client's overhead together.
 
-        def wait(state: RetryCallState) -> float:
+        The retry decision also settles the wait (it must fit in the call's budget, else the last error is
+        raised now); tenacity then sleeps exactly that."""
+        decided: list[float] = [0.0]
+
+        def retry(state: RetryCallState) -> bool:
             error = state.outcome.exception() if state.outcome else None
-            return self.retry_wait(state.attempt_number + 1, error)
+            if error is None or not self.should_retry(error, request):
+                return False
+            wait = budget.take(self.retry_wait(state.attempt_number + 1, error))
+            if wait is None:
+                return False
+            decided[0] = wait
+            return True
 
         return {
             "stop": stop_after_attempt(self.retry.max_attempts - 1),
-            "wait": wait,
-            "retry": retry_if_exception(lambda error: self.should_retry(error, request)),
+            "wait": lambda _state: decided[0],
+            "retry": retry,
             "reraise": True,
         }
+
+    def budget(self) -> _WaitBudget:
+        return _WaitBudget(self.retry.max_total_wait)
 
     # -- one attempt, before and after the wire -------------------------------------------------
 
@@ -107,6 +138,15 @@ class _Core:
         if rate is _NO_RATE:  # a provider's pace depends on the API only: ask once per API
             rate = self._rates[api] = self.provider.rate_for(request)
         return self.pacer.reserve(api, rate, request.cost) if rate is not None else 0.0
+
+    def encode(self, request: Request, operation: str, attempt: int) -> HTTPRequest:
+        """The request as it goes on the wire. A body JSON cannot hold (reachable only through the escape hatch:
+        the neutral operations check their input first) is an invalid request, refused before sending."""
+        try:
+            return self.provider.to_http(request)
+        except (TypeError, ValueError) as exc:  # orjson's JSONEncodeError is a TypeError; UnicodeEncodeError
+            error = InvalidRequestError(f"the request to {request.label()} cannot be encoded: {exc}")
+            raise self.annotate(error, operation, attempt) from None
 
     def annotate(self, error: IMBridgeError, operation: str, attempt: int) -> IMBridgeError:
         error.provider = error.provider or self.provider.name
@@ -172,6 +212,7 @@ class SyncExecutor(_Core):
         self.transport = transport
 
     def run(self, operation: str, flow: Flow[T]) -> T:
+        budget = self.budget()
         try:
             instruction: Instruction = next(flow)
             while True:
@@ -180,10 +221,12 @@ class SyncExecutor(_Core):
                         self.clock.sleep(instruction.seconds)
                         instruction = flow.send(None)
                     else:
-                        instruction = flow.send([self._outcome(request, operation) for request in instruction.requests])
+                        instruction = flow.send(
+                            [self._outcome(request, operation, budget) for request in instruction.requests]
+                        )
                     continue
                 try:
-                    reply = self.request(instruction, operation)
+                    reply = self.request(instruction, operation, budget)
                 except IMBridgeError as error:
                     instruction = flow.throw(error)
                     continue
@@ -197,14 +240,15 @@ class SyncExecutor(_Core):
         finally:
             flow.close()
 
-    def _outcome(self, request: Request, operation: str) -> Any:
+    def _outcome(self, request: Request, operation: str, budget: _WaitBudget) -> Any:
         try:
-            return self.request(request, operation)
+            return self.request(request, operation, budget)
         except IMBridgeError as error:
             return error
 
-    def request(self, request: Request, operation: str) -> Any:
-        """One request with pacing, retries and a single credential renewal."""
+    def request(self, request: Request, operation: str, budget: _WaitBudget | None = None) -> Any:
+        """One request with pacing, retries (within ``budget``) and a single credential renewal."""
+        budget = budget or self.budget()
         unknown: IMBridgeError | None = None  # the first failure after which the server may have acted
         for renewal in (False, True):
             try:
@@ -212,11 +256,11 @@ class SyncExecutor(_Core):
                     return self._attempt(request, operation, 1)
                 except IMBridgeError as error:
                     unknown = unknown or outcome_unknown(error)
-                    wait = self.first_failure(error, request)
+                    wait = self.first_failure(error, request, budget)
                     if wait is None:
                         raise
                 self.clock.sleep(wait)
-                for attempt in Retrying(sleep=self.clock.sleep, **self.retrying_kwargs(request)):
+                for attempt in Retrying(sleep=self.clock.sleep, **self.retrying_kwargs(request, budget)):
                     with attempt:
                         try:
                             return self._attempt(request, operation, attempt.retry_state.attempt_number + 1)
@@ -236,9 +280,10 @@ class SyncExecutor(_Core):
         self.clock.sleep(self.pacing_delay(request))
         if self.transport is None:
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
+        wire = self.encode(request, operation, attempt)
         started = time.perf_counter()
         try:
-            response = self.transport.send(self.provider.to_http(request), self.timeout)
+            response = self.transport.send(wire, self.timeout)
         except TransportError as error:
             raise self.failed(error, request, operation, attempt) from None
         return self.decode(request, response, operation, attempt, started)
@@ -252,6 +297,7 @@ class AsyncExecutor(_Core):
         self.transport = transport
 
     async def run(self, operation: str, flow: Flow[T]) -> T:
+        budget = self.budget()
         try:
             instruction: Instruction = next(flow)
             while True:
@@ -260,10 +306,10 @@ class AsyncExecutor(_Core):
                         await self.clock.asleep(instruction.seconds)
                         instruction = flow.send(None)
                     else:
-                        instruction = flow.send(await self._gather(instruction.requests, operation))
+                        instruction = flow.send(await self._gather(instruction.requests, operation, budget))
                     continue
                 try:
-                    reply = await self.request(instruction, operation)
+                    reply = await self.request(instruction, operation, budget)
                 except IMBridgeError as error:
                     instruction = flow.throw(error)
                     continue
@@ -277,20 +323,21 @@ class AsyncExecutor(_Core):
         finally:
             flow.close()
 
-    async def _gather(self, requests: list[Request], operation: str) -> list[Any]:
+    async def _gather(self, requests: list[Request], operation: str, budget: _WaitBudget) -> list[Any]:
         limit = asyncio.Semaphore(self.bulk_concurrency)
 
         async def outcome(request: Request) -> Any:
             async with limit:
                 try:
-                    return await self.request(request, operation)
+                    return await self.request(request, operation, budget)
                 except IMBridgeError as error:
                     return error
 
         return list(await asyncio.gather(*(outcome(request) for request in requests)))
 
-    async def request(self, request: Request, operation: str) -> Any:
-        """One request with pacing, retries and a single credential renewal."""
+    async def request(self, request: Request, operation: str, budget: _WaitBudget | None = None) -> Any:
+        """One request with pacing, retries (within ``budget``) and a single credential renewal."""
+        budget = budget or self.budget()
         unknown: IMBridgeError | None = None  # the first failure after which the server may have acted
         for renewal in (False, True):
             try:
@@ -298,11 +345,11 @@ class AsyncExecutor(_Core):
                     return await self._attempt(request, operation, 1)
                 except IMBridgeError as error:
                     unknown = unknown or outcome_unknown(error)
-                    wait = self.first_failure(error, request)
+                    wait = self.first_failure(error, request, budget)
                     if wait is None:
                         raise
                 await self.clock.asleep(wait)
-                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self.retrying_kwargs(request)):
+                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self.retrying_kwargs(request, budget)):
                     with attempt:
                         try:
                             return await self._attempt(request, operation, attempt.retry_state.attempt_number + 1)
@@ -324,9 +371,10 @@ class AsyncExecutor(_Core):
             await self.clock.asleep(delay)
         if self.transport is None:
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
+        wire = self.encode(request, operation, attempt)
         started = time.perf_counter()
         try:
-            response = await self.transport.send(self.provider.to_http(request), self.timeout)
+            response = await self.transport.send(wire, self.timeout)
         except TransportError as error:
             raise self.failed(error, request, operation, attempt) from None
         return self.decode(request, response, operation, attempt, started)

@@ -7,6 +7,7 @@ and an executor.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
@@ -29,6 +30,7 @@ from imbridge._pacing import Pacer
 from imbridge.capabilities import CapabilityMap
 from imbridge.config import Selection
 from imbridge.errors import ConfigurationError
+from imbridge.models._validation import validation_problems
 from imbridge.providers import load_provider_class
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.resources._base import AsyncResource, Gate, SyncResource
@@ -44,10 +46,32 @@ A = TypeVar("A", bound=AsyncResource[Any])
 
 def _settings_error(provider: str, error: pydantic.ValidationError) -> ConfigurationError:
     # Only the field names and messages: pydantic's own text would echo input values, secrets included.
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}" for item in error.errors()
-    )
-    return ConfigurationError(f"invalid {provider} settings: {problems}", provider=provider)
+    return ConfigurationError(f"invalid {provider} settings: {validation_problems(error)}", provider=provider)
+
+
+MAX_TIMEOUT = 24 * 3600.0
+"""Seconds; a longer timeout is a mistake (and aiohttp and httpx both need a finite number)."""
+
+
+def _timeout(value: object) -> float:
+    """A request timeout in seconds: a positive, finite number of at most a day."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"timeout must be a number of seconds, not {type(value).__name__}")
+    if not (0 < value <= MAX_TIMEOUT):  # also false for nan
+        raise ConfigurationError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:.0f} seconds, got {value!r}")
+    return float(value)
+
+
+def _retry_policy(value: object) -> RetryPolicy:
+    if not isinstance(value, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy, not {type(value).__name__}")
+    return value
+
+
+def _count(value: object, what: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{what} must be an integer of at least {minimum}, got {value!r}")
+    return value
 
 
 def build_provider(
@@ -63,7 +87,10 @@ def build_provider(
         )
     except pydantic.ValidationError as error:
         raise _settings_error(provider_class.name, error) from None
-    return provider_class(config, clock=clock)
+    try:
+        return provider_class(config, clock=clock)
+    except (OSError, sqlite3.Error) as error:  # a database path that cannot be opened
+        raise ConfigurationError(f"{provider_class.name}: {type(error).__name__}: {error}", provider=name) from None
 
 
 class _ResourceSlot(Generic[S, A]):
@@ -112,9 +139,9 @@ class _ClientBase(Generic[E]):
         settings: Mapping[str, Any],
         bulk_concurrency: int = 8,
     ) -> None:
-        if bulk_concurrency < 1:
-            raise ConfigurationError("bulk_concurrency must be at least 1")
-        self._bulk_concurrency = bulk_concurrency
+        self._bulk_concurrency = _count(bulk_concurrency, "bulk_concurrency", minimum=1)
+        self._retry = _retry_policy(retry) if retry is not None else RetryPolicy()
+        self._timeout = _timeout(timeout) if timeout is not None else DEFAULT_TIMEOUT
         self._clock: Clock = clock or SystemClock()
         if isinstance(provider, Provider):
             if settings:
@@ -122,10 +149,6 @@ class _ClientBase(Generic[E]):
             self._provider, self._owns_provider = provider, False
         else:
             self._provider, self._owns_provider = build_provider(provider, settings, clock=self._clock), True
-        self._retry = retry or RetryPolicy()
-        self._timeout = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
-        if self._timeout <= 0:
-            raise ConfigurationError("timeout must be positive")
         self._pacer = Pacer(self._clock.monotonic)
         self._gate = Gate(self._provider)
 
@@ -200,6 +223,8 @@ class IMClient(_ClientBase[SyncExecutor]):
         clock: Clock | None = None,
         **settings: Any,
     ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise ConfigurationError(f"http_client must be an httpx.Client, not {type(http_client).__name__}")
         super().__init__(provider, retry=retry, timeout=timeout, clock=clock, settings=settings)
         self._transport: SyncTransport | None = None
         self._owns_transport = False
@@ -229,8 +254,8 @@ class IMClient(_ClientBase[SyncExecutor]):
         """A client sharing this one's provider and connection pool with other retry/timeout settings."""
         clone = object.__new__(IMClient)
         self._share(clone)
-        clone._retry = retry or self._retry
-        clone._timeout = float(timeout) if timeout is not None else self._timeout
+        clone._retry = _retry_policy(retry) if retry is not None else self._retry
+        clone._timeout = _timeout(timeout) if timeout is not None else self._timeout
         clone._owns_provider = clone._owns_transport = False
         clone._executor = SyncExecutor(self._provider, self._transport, **clone._executor_options())
         return clone
@@ -287,6 +312,9 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         bulk_concurrency: int = 8,
         **settings: Any,
     ) -> None:
+        _count(max_connections, "max_connections", minimum=0)  # 0: no limit (aiohttp's meaning)
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise ConfigurationError(f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}")
         super().__init__(
             provider, retry=retry, timeout=timeout, clock=clock, settings=settings, bulk_concurrency=bulk_concurrency
         )
@@ -320,8 +348,8 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         """A client sharing this one's provider and connection pool with other retry/timeout settings."""
         clone = object.__new__(AsyncIMClient)
         self._share(clone)
-        clone._retry = retry or self._retry
-        clone._timeout = float(timeout) if timeout is not None else self._timeout
+        clone._retry = _retry_policy(retry) if retry is not None else self._retry
+        clone._timeout = _timeout(timeout) if timeout is not None else self._timeout
         clone._owns_provider = clone._owns_transport = False
         clone._executor = AsyncExecutor(self._provider, self._transport, **clone._executor_options())
         return clone

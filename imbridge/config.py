@@ -18,9 +18,34 @@ class Selection(BaseSettings):
 # The flat settings class of each built-in provider. They live here, not in the provider packages,
 # so that `imbridge doctor` and `IMClient.from_env()` can read settings without importing a provider.
 
-from pydantic import Field, SecretStr  # noqa: E402
+from typing import Annotated  # noqa: E402
 
+from pydantic import Field, SecretStr, field_validator  # noqa: E402
+
+from imbridge.errors import IMBridgeError  # noqa: E402
+from imbridge.models._validation import MAX_DURATION, check_base_url, check_id  # noqa: E402
 from imbridge.providers.base import ProviderSettings  # noqa: E402
+
+
+def _base_url(value: str | None) -> str | None:
+    """An http(s) URL, checked when the settings are built (a ValueError becomes a ConfigurationError that
+    names the field)."""
+    if value is None:
+        return None
+    try:
+        return check_base_url(value)
+    except IMBridgeError as error:
+        raise ValueError(error.message) from None
+
+
+def _printable_secret(value: SecretStr | None) -> SecretStr | None:
+    """A secret that travels in a header must not hold control characters (a newline would split it)."""
+    if value is not None and not value.get_secret_value().isprintable():
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+PositiveRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class LocalSettings(ProviderSettings):
@@ -39,7 +64,7 @@ class TencentSettings(ProviderSettings):
 
     model_config = SettingsConfigDict(env_prefix="IMBRIDGE_TENCENT_")
 
-    sdk_app_id: int = Field(gt=0)
+    sdk_app_id: int = Field(gt=0, le=2**32 - 1)
     secret_key: SecretStr
     admin: str = "administrator"
     """An App admin account: every REST call is made as this identifier."""
@@ -47,15 +72,25 @@ class TencentSettings(ProviderSettings):
     """china, singapore, seoul, tokyo, frankfurt, mumbai, silicon_valley (usa), jakarta."""
     base_url: str | None = None
     """Overrides ``region`` (an emulator, a proxy, the backup domain)."""
-    usersig_ttl: int = Field(default=7 * 86400, ge=300)
+    usersig_ttl: int = Field(default=7 * 86400, ge=300, le=int(MAX_DURATION.total_seconds()))
     """Seconds the admin UserSig is valid; it is renewed before it expires."""
-    rate_limits: dict[str, float] = Field(default_factory=dict)
+    rate_limits: dict[str, PositiveRate] = Field(default_factory=dict)
     """Calls per second by command (``sendmsg``), overriding the documented defaults.
     For ``batchsendmsg`` the unit is recipient-messages per second (the documented 12,000/min = 200/s)."""
     group_type: str = "Public"
     """``Type`` of groups imbridge creates. Public supports muting; Private (Work) groups do not."""
     profile_custom_keys: list[str] = Field(default_factory=list)
     """Custom profile keys (``Tag_Profile_Custom_<key>``) to read: Tencent returns only the tags asked for."""
+
+    _check_base_url = field_validator("base_url")(_base_url)
+
+    @field_validator("admin")
+    @classmethod
+    def _check_admin(cls, value: str) -> str:
+        try:
+            return check_id(value, "admin")
+        except IMBridgeError as error:
+            raise ValueError(error.message) from None
 
 
 class WukongSettings(ProviderSettings):
@@ -80,7 +115,10 @@ class WukongSettings(ProviderSettings):
     """Look each sent message up until it is stored, to return its seq and surface silent rejections."""
     enforce_policy: bool = True
     """Refuse sends from non-members and muted members, as the other providers do."""
-    policy_cache_seconds: float = Field(default=2.0, ge=0)
+    policy_cache_seconds: float = Field(default=2.0, ge=0, le=86_400, allow_inf_nan=False)
+
+    _check_base_url = field_validator("base_url")(_base_url)
+    _check_manager_token = field_validator("manager_token")(_printable_secret)
 
 
 SETTINGS_CLASSES: dict[str, type[ProviderSettings]] = {

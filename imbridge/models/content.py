@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from imbridge.errors import InvalidRequestError
+from imbridge.models._validation import validation_problems
 
 
 class _Element(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    if not TYPE_CHECKING:  # type checkers keep the signature pydantic derives from the fields
+
+        def __init__(self, /, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except ValidationError as error:
+                # An element is what a caller builds to send: a wrong one is an invalid request.
+                message = f"invalid {type(self).__name__}: {validation_problems(error)}"
+                raise InvalidRequestError(message) from None
 
 
 class Text(_Element):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from imbridge.models._validation import check_id
+from imbridge.errors import InvalidRequestError
+from imbridge.models._validation import check_id, validation_problems
 
 
 class ConversationKind(StrEnum):
@@ -21,6 +23,14 @@ class Conversation(BaseModel):
 
     kind: ConversationKind
     id: str
+
+    if not TYPE_CHECKING:  # type checkers keep the signature pydantic derives from the fields
+
+        def __init__(self, /, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except ValidationError as error:
+                raise InvalidRequestError(f"invalid Conversation: {validation_problems(error)}") from None
 
     @classmethod
     def user(cls, user_id: str) -> Conversation:

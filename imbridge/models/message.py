@@ -48,7 +48,7 @@ class MessageRef(BaseModel):
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             return cls.model_validate(json.loads(raw))
-        except (binascii.Error, ValueError, ValidationError) as exc:
+        except (binascii.Error, ValueError, ValidationError, RecursionError) as exc:  # RecursionError: nested JSON
             raise InvalidRequestError(f"corrupt message reference: {text!r:.80}") from exc
 
 

@@ -17,6 +17,7 @@ from imbridge._exec import AsyncExecutor, SyncExecutor
 from imbridge._flow import Flow
 from imbridge.capabilities import Operation, Support
 from imbridge.errors import InvalidRequestError, UnsupportedOperationError
+from imbridge.models._validation import MAX_DURATION, check_duration, utf8_size
 from imbridge.providers.base import Provider
 
 T = TypeVar("T")
@@ -48,19 +49,16 @@ class _KeySource:
 _new_key = _KeySource()
 
 
-def _seconds(value: timedelta | int | float, what: str) -> timedelta:
-    duration = value if isinstance(value, timedelta) else timedelta(seconds=value)
-    if isinstance(value, bool) or duration <= timedelta(0):
-        raise InvalidRequestError(f"{what} must be a positive duration, got {value!r}")
-    return duration
+def _seconds(value: timedelta | int | float, what: str, *, maximum: timedelta = MAX_DURATION) -> timedelta:
+    return check_duration(value, what, maximum=maximum)
 
 
 def _text(value: str | None, what: str, *, max_bytes: int = 4096) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidRequestError(f"{what} must be a string")
-    if len(value.encode()) > max_bytes:
+        raise InvalidRequestError(f"{what} must be a string, not {type(value).__name__}")
+    if utf8_size(value, what) > max_bytes:
         raise InvalidRequestError(f"{what} is longer than {max_bytes} bytes")
     return value
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 from imbridge.capabilities import Operation
 from imbridge.errors import InvalidRequestError
 from imbridge.models import BatchResult, Group, Member, Role
-from imbridge.models._validation import check_id, check_ids
+from imbridge.models._validation import MAX_DURATION, check_id, check_ids
 from imbridge.providers.base import GroupSpec, GroupUpdate
 from imbridge.resources._base import AsyncResource, Call, Operations, SyncResource, _seconds, _text
 
-MAX_MUTE = timedelta(days=365 * 100)
+MAX_MUTE = MAX_DURATION
 
 
 class GroupOperations(Operations):
@@ -86,9 +86,9 @@ class GroupOperations(Operations):
 
     def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta | int) -> Call[None]:
         operation = self._gate(Operation.GROUPS_MUTE)
-        length = _seconds(duration, "duration")
-        if length > MAX_MUTE:
-            raise InvalidRequestError(f"duration longer than {MAX_MUTE.days} days")
+        if duration is None:
+            raise InvalidRequestError("a mute needs a duration (a timedelta or seconds); unmute lifts it")
+        length = _seconds(duration, "duration", maximum=MAX_MUTE)
         return operation, self.provider.mute(check_id(group_id, "group id"), check_ids(user_ids, "user ids"), length)
 
     def unmute(self, group_id: str, user_ids: Sequence[str]) -> Call[None]:

@@ -18,7 +18,7 @@ from imbridge.models import (
     Text,
 )
 from imbridge.models._build import prevalidated
-from imbridge.models._validation import check_id, check_ids
+from imbridge.models._validation import check_id, check_ids, check_json_object, utf8_size
 from imbridge.models.content import Custom, Face, File, Image, Location, Sound, Video
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.resources._base import AsyncResource, Call, Operations, SyncResource, _new_key
@@ -27,6 +27,14 @@ _ELEMENT_TYPES = (Text, Image, File, Sound, Video, Location, Face, Custom)
 _CONTENT_TYPES = (str, *_ELEMENT_TYPES)
 ContentInput = str | Text | Image | File | Sound | Video | Location | Face | Custom
 MAX_HISTORY_PAGE = 200
+
+TEXT_LIMIT_SOURCE = "https://cloud.tencent.com/document/product/269/9346"
+MAX_TEXT_BYTES = 12 * 1024
+"""The most text one message may carry, in UTF-8 bytes, on every provider: the strictest vendor's documented
+maximum, Tencent IM's "单条消息最大长度限制为12K" (use-limits page, TEXT_LIMIT_SOURCE; WuKongIM v2.2.5 and
+the local provider set none). Refused before the network, so a message valid on one provider is valid on
+all. Tencent also holds the whole encoded message body to 12 KB: its provider refuses, before the network,
+a message whose text fits here but whose body (element wrappers, escapes, other elements) does not."""
 
 
 def _text_element(text: str) -> Text:
@@ -37,8 +45,25 @@ def _text_element(text: str) -> Text:
     return prevalidated(Text, {"type": "text", "text": text}, {"text"})
 
 
+def _checked_text(text: str) -> int:
+    """The UTF-8 size of one piece of text to send: never empty nor only whitespace (nothing to read, on
+    any provider), valid Unicode."""
+    if not text or text.isspace():
+        raise InvalidRequestError("text must contain something other than whitespace")
+    return utf8_size(text, "text")
+
+
+def _check_strings(element: Any) -> None:
+    """Every string of a non-text element is valid Unicode (a lone surrogate fails any JSON encoder)."""
+    for name, value in element.__dict__.items():
+        if isinstance(value, str):
+            utf8_size(value, f"{element.type} {name}")
+
+
 def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
-    if type(content) is str and content:  # most sends: one piece of text, without building a list for it
+    if type(content) is str:  # most sends: one piece of text, without building a list for it
+        if _checked_text(content) > MAX_TEXT_BYTES:
+            raise InvalidRequestError(f"text longer than {MAX_TEXT_BYTES:,} UTF-8 bytes ({TEXT_LIMIT_SOURCE})")
         return (_text_element(content),)
     if isinstance(content, _CONTENT_TYPES):
         items = [content]
@@ -49,16 +74,33 @@ def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
     if not items:
         raise InvalidRequestError("a message needs at least one content element")
     elements: list[Any] = []
+    text_bytes = 0
     for item in items:
         if isinstance(item, str):
-            if not item:
-                raise InvalidRequestError("empty text")
+            text_bytes += _checked_text(item)
             elements.append(_text_element(item))
+        elif isinstance(item, Text):
+            text_bytes += _checked_text(item.text)
+            elements.append(item)
         elif isinstance(item, _ELEMENT_TYPES):
+            _check_strings(item)
             elements.append(item)
         else:
             raise InvalidRequestError(f"not a content element: {type(item).__name__}")
+    if text_bytes > MAX_TEXT_BYTES:
+        raise InvalidRequestError(f"text longer than {MAX_TEXT_BYTES:,} UTF-8 bytes ({TEXT_LIMIT_SOURCE})")
     return tuple(elements)
+
+
+def _key(idempotency_key: str | None) -> str:
+    # Fixed here, before the first attempt, so every retry carries the same dedupe key.
+    return _new_key() if idempotency_key is None else check_id(idempotency_key, "idempotency_key")
+
+
+def _json_object(value: Mapping[str, Any] | None, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return EMPTY
+    return check_json_object(value, what) or EMPTY
 
 
 class MessageOperations(Operations):
@@ -71,14 +113,15 @@ class MessageOperations(Operations):
         if not isinstance(to, Conversation):
             raise InvalidRequestError("to must be a Conversation (Conversation.user(...) or Conversation.group(...))")
         check_id(to.id, "conversation id")  # Conversation(...) built directly skips the factories' check
+        if confirm is not None and not isinstance(confirm, bool):
+            raise InvalidRequestError(f"confirm must be True, False or None, got {confirm!r}")
         message = OutgoingMessage(
             sender=check_id(sender, "sender"),
             to=to,
             elements=_content(content),
-            # Fixed here, before the first attempt, so every retry carries the same dedupe key.
-            idempotency_key=check_id(idempotency_key, "idempotency_key") if idempotency_key else _new_key(),
-            metadata=dict(metadata) if metadata else EMPTY,
-            options=dict(options) if options else EMPTY,
+            idempotency_key=_key(idempotency_key),
+            metadata=_json_object(metadata, "metadata"),
+            options=_json_object(options, "options"),
             confirm=confirm,
             key_from_caller=idempotency_key is not None,
         )
@@ -93,9 +136,9 @@ class MessageOperations(Operations):
             sender=check_id(sender, "sender"),
             recipients=tuple(check_ids(recipients, "recipients")),
             elements=_content(content),
-            idempotency_key=check_id(idempotency_key, "idempotency_key") if idempotency_key else _new_key(),
-            metadata=dict(metadata or {}),
-            options=dict(options or {}),
+            idempotency_key=_key(idempotency_key),
+            metadata=dict(_json_object(metadata, "metadata")),
+            options=dict(_json_object(options, "options")),
         )
         return operation, self.provider.send_batch(batch)
 
@@ -126,6 +169,8 @@ class MessageOperations(Operations):
             raise InvalidRequestError(
                 f"this reference names a {parsed.provider} message; this client is {self.provider.name}"
             )
+        check_id(parsed.conversation.id, "the reference's conversation id")  # a reference can be forged
+        check_id(parsed.sender, "the reference's sender")
         return operation, self.provider.revoke(parsed)
 
 

@@ -29,9 +29,13 @@ class UserOperations(Operations):
         signature: str | None, custom: Mapping[str, str] | None,
     ) -> Call[None]:  # fmt: skip
         operation = self._gate(Operation.USERS_SET_PROFILE)
+        if custom is not None and not isinstance(custom, Mapping):
+            raise InvalidRequestError(f"custom must be a mapping of keys to strings, not {type(custom).__name__}")
         custom = dict(custom or {})
         for key, value in custom.items():
             check_id(key, "custom profile key", max_bytes=32)
+            if not isinstance(value, str):
+                raise InvalidRequestError(f"custom profile value {key!r} must be a string")
             _text(value, f"custom profile value {key!r}", max_bytes=500)
         try:
             gender_value = Gender(gender) if gender is not None else None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
 import pydantic
 import pytest
 
-from imbridge import Conversation, InvalidRequestError, MessageRef, RetryPolicy
+from imbridge import ConfigurationError, Conversation, InvalidRequestError, MessageRef, RetryPolicy
 from imbridge._pacing import Pacer, Rate
 from imbridge.testing import FakeClock
 
@@ -103,10 +104,11 @@ def test_jitter_stays_within_the_ceiling() -> None:
 
 def test_retry_policy_validation_and_none() -> None:
     assert RetryPolicy.none().max_attempts == 1
-    with pytest.raises(pydantic.ValidationError):
-        RetryPolicy(max_attempts=0)
-    with pytest.raises(pydantic.ValidationError):
-        RetryPolicy(initial_backoff=-1)
+    # A wrong policy is a configuration error, like every other wrong client option (issue 13, point 7).
+    for wrong in ({"max_attempts": 0}, {"initial_backoff": -1}, {"max_backoff": math.nan},
+                  {"max_total_wait": -1}, {"max_attemps": 3}):  # fmt: skip
+        with pytest.raises(ConfigurationError):
+            RetryPolicy(**wrong)
     with pytest.raises(pydantic.ValidationError):  # frozen: a shared policy cannot be changed under a client
         RetryPolicy().max_attempts = 9  # type: ignore[misc]
 

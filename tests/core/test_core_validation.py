@@ -113,7 +113,7 @@ def test_conversation_constructors_check_ids() -> None:
 
 
 def test_elements_validate_their_fields() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidRequestError):  # an IMBridgeError, not pydantic's ValidationError (issue 13.7)
         Text("")
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidRequestError):
         Text("x", bogus=1)

@@ -31,16 +31,18 @@ PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_ch
 # -- strategies ----------------------------------------------------------------------------------
 
 valid_ids = st.text(
-    alphabet=st.characters(codec="utf-8", categories=["L", "N", "P", "S"], exclude_characters="@#&"),
+    alphabet=st.characters(codec="utf-8", categories=["L", "N", "P", "S"], exclude_characters="@#&/\\"),
     min_size=1,
     max_size=20,
-)
+).filter(lambda s: s not in (".", ".."))
 invalid_ids = st.one_of(
     st.just(""),
     valid_ids.map(lambda s: f" {s}"),  # surrounding space
     st.tuples(valid_ids, valid_ids).map(lambda p: f"{p[0]} {p[1]}"),  # inner space
     st.tuples(valid_ids, st.sampled_from(["\n", "\t", "\x00", "\x1b", "\u2028"])).map("".join),  # control chars
     st.text(alphabet="x", min_size=MAX_ID_BYTES + 1, max_size=MAX_ID_BYTES + 40),  # too long
+    st.sampled_from([".", ".."]),  # dot segments: URL normalisation removes them from a path
+    st.tuples(valid_ids, st.sampled_from(["/", "\\"]), valid_ids).map("".join),  # path separators
     st.integers(),  # not a string
     st.none(),
 )
@@ -202,7 +204,7 @@ def test_cursors_round_trip(provider: str, position: dict[str, Any]) -> None:
     assert decode_cursor(provider, encode_cursor(provider, position)) == position
 
 
-texts = st.text(min_size=1, max_size=300)
+texts = st.text(min_size=1, max_size=300).filter(lambda s: not s.isspace())  # whitespace-only is refused
 
 
 @PROPERTY_SETTINGS

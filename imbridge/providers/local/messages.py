@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from imbridge._cursor import decode_cursor, encode_cursor
+from imbridge._cursor import check_position, decode_cursor, encode_cursor
 from imbridge._flow import Flow
 from imbridge.capabilities import Operation
 from imbridge.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
@@ -112,7 +112,7 @@ class LocalMessages(LocalCore):
             direction = query.direction
             bound: int | None = None
             if query.cursor is not None:
-                position = decode_cursor(NAME, query.cursor)
+                position = check_position(NAME, decode_cursor(NAME, query.cursor), {"s": int})
                 if position.get("d") != direction.value or not isinstance(position.get("s"), int):
                     raise InvalidRequestError(
                         "history cursor does not fit this query's direction", provider=NAME, operation=operation

@@ -21,6 +21,7 @@ from imbridge.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
+from imbridge.models._validation import check_json_object
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.providers.tencent import mapping, wire
 from imbridge.providers.tencent.mapping import NAME
@@ -193,6 +194,8 @@ class TencentCore(Provider):
                 raise InvalidRequestError(f"invalid {what} name {part!r}", provider=NAME, operation="provider.call")
         if body is not None and not isinstance(body, dict):
             raise InvalidRequestError("body must be a JSON object", provider=NAME, operation="provider.call")
+        if body:
+            check_json_object(body, "body")
         reply = yield self._req(service, command, dict(body or {}))
         return reply
 

@@ -376,7 +376,7 @@ def element_from_wire(element: wire.MsgElement) -> Element:
                     thumbnail_size=_int(c.get("ThumbSize")), thumbnail_format=c.get("ThumbFormat"),
                     thumbnail_uuid=c.get("ThumbUUID"),
                 )  # fmt: skip
-    except (KeyError, TypeError, ValidationError):
+    except (KeyError, TypeError, ValidationError, InvalidRequestError):
         return _opaque(element)
     return _opaque(element)
 

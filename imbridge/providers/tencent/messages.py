@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from imbridge._cursor import decode_cursor, encode_cursor
+from imbridge._cursor import check_position, decode_cursor, encode_cursor
 from imbridge._flow import Flow, Gather, Request, windows
 from imbridge.errors import AuthenticationError, IMBridgeError, InvalidRequestError, ProviderError
 from imbridge.models import BatchItem, BatchResult, Custom, Message, MessageRef, Page, SentMessage
@@ -149,6 +149,8 @@ class TencentMessages(TencentCore):
             position = decode_cursor(NAME, query.cursor)
             if position.get("d") != query.direction.value:
                 raise InvalidRequestError("history cursor does not fit this query's direction", provider=NAME)
+            backward = query.direction is Direction.BACKWARD
+            check_position(NAME, position, {"t": int, "s": int, "n": int, "k": str if backward else list})
         if query.conversation.is_group:
             if query.direction is Direction.BACKWARD:
                 return (yield from self._group_backward(query, position))

@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from imbridge._clock import Clock
 from imbridge._flow import Flow, HTTPRequest, Request, Response, encode_json
 from imbridge.capabilities import Operation
 from imbridge.config import WukongSettings
 from imbridge.errors import InvalidRequestError, NotFoundError, RateLimitError, ServiceUnavailableError
+from imbridge.models._validation import check_json_value, path_segment, utf8_size
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.providers.local.store import Store
@@ -25,6 +25,9 @@ from imbridge.providers.wukong.mapping import NAME
 _FLAGS_TABLE = "CREATE TABLE IF NOT EXISTS wukong_channel_flags (channel_id TEXT PRIMARY KEY, flags TEXT NOT NULL)"
 
 _FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
+_METHODS = ("GET", "POST", "PUT", "DELETE")
+#: A route of the v2 API: segments of URL-unreserved characters and ``@`` (no dot segment, query or fragment).
+_ROUTE = re.compile(r"(?!\.\.?(?:/|$))[A-Za-z0-9._~@-]+(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~@-]+)*")
 
 
 def _ts(seconds: float) -> datetime:
@@ -129,7 +132,7 @@ class WukongCore(Provider):
         return data[0] if data else wire.ClusterChannel()
 
     def _uid_list(self, group_id: str, which: str) -> Flow[set[str]]:
-        reply = yield self._get(f"/cluster/channels/{quote(group_id, safe='')}/{wire.GROUP}/{which}")
+        reply = yield self._get(f"/cluster/channels/{path_segment(group_id, 'group id')}/{wire.GROUP}/{which}")
         return {str(uid) for uid in (reply or [])}
 
     def _group_state(self, group_id: str) -> Flow[_GroupState]:
@@ -223,13 +226,29 @@ class WukongCore(Provider):
         """Any v2 route, with the manager token and the envelope/error mapping. A GET is retried after a
         failure; any other method is not (it may have landed). Flags written through ``/channel`` or
         ``/channel/info`` for a group are remembered, so imbridge's later flag writes preserve them."""
-        verb = method.upper()
-        if not path.startswith("/"):
-            path = "/" + path
-        request = Request(
-            verb, path, json=body, params={k: str(v) for k, v in (params or {}).items()}, api=path,
-            replay_safe=verb == "GET",
-        )  # fmt: skip
+        verb = method.upper() if isinstance(method, str) else ""
+        if verb not in _METHODS:
+            raise InvalidRequestError(f"method must be one of {', '.join(_METHODS)}, got {method!r}",
+                                      provider=NAME, operation="provider.call")  # fmt: skip
+        if not isinstance(path, str) or not _ROUTE.fullmatch(path.lstrip("/")):
+            raise InvalidRequestError(
+                f"path must be a WuKongIM route such as /channel/info (no dot segments, query or fragment), "
+                f"got {path!r:.80}", provider=NAME, operation="provider.call",
+            )  # fmt: skip
+        path = "/" + path.lstrip("/")
+        if params is not None and not isinstance(params, dict):
+            raise InvalidRequestError("params must be a mapping", provider=NAME, operation="provider.call")
+        query = {}
+        for key, value in (params or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise InvalidRequestError(f"params must map names to strings or numbers, got {key!r:.40}",
+                                          provider=NAME, operation="provider.call")  # fmt: skip
+            query[key] = str(value)
+            utf8_size(key, "a params name")
+            utf8_size(query[key], f"params[{key!r}]")
+        if body is not None:
+            check_json_value(body, "body")
+        request = Request(verb, path, json=body, params=query, api=path, replay_safe=verb == "GET")
         return self._call(request)
 
     def _call(self, request: Request) -> Flow[Any]:

@@ -292,7 +292,7 @@ def payload_to_elements(payload: dict[str, Any] | None, raw_b64: str = "") -> li
             return [Face(index=_int(payload.get("index")), data=str(payload.get("data") or ""))]
         if kind == TYPE_CUSTOM:
             return [Custom(**{k: v for k, v in payload.items() if k in Custom.model_fields and k != "type"})]
-    except (KeyError, TypeError, ValueError, ValidationError):
+    except (KeyError, TypeError, ValueError, ValidationError, InvalidRequestError):
         pass
     data = encode_json(payload).decode()
     content = payload.get("content")

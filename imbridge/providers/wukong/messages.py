@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from imbridge._cursor import decode_cursor, encode_cursor
+from imbridge._cursor import check_position, decode_cursor, encode_cursor
 from imbridge._flow import Flow, Sleep
 from imbridge.capabilities import Operation
 from imbridge.errors import (
@@ -297,7 +297,7 @@ class WukongMessages(WukongCore):
         self._check_ids([query.viewer, query.conversation.id], Operation.MESSAGES_HISTORY)
         bound: int | None = None
         if query.cursor is not None:
-            position = decode_cursor(NAME, query.cursor)
+            position = check_position(NAME, decode_cursor(NAME, query.cursor), {"s": int})
             if position.get("d") != query.direction.value or not isinstance(position.get("s"), int):
                 raise InvalidRequestError(
                     "history cursor does not fit this query's direction",
