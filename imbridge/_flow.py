@@ -8,6 +8,7 @@ operations (paging, lookup-before-retry, emulated features) are written once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -88,22 +89,33 @@ class Response:
         return decode_json(self.content)
 
     def retry_after(self) -> timedelta | None:
-        """The ``Retry-After`` header as a duration (seconds or an HTTP date), or None if absent or invalid."""
+        """The ``Retry-After`` header as a duration (seconds or an HTTP date), or None if absent or invalid.
+
+        Whatever the server (or a proxy) sends, this is a timedelta between 0 and MAX_RETRY_AFTER: ``1e15``,
+        ``inf`` or ``1e300`` seconds mean "not soon" and read as that maximum (a timedelta cannot hold them),
+        ``nan`` is invalid. How long a call actually waits is the RetryPolicy's to decide."""
         value = next((v for k, v in self.headers.items() if k.lower() == "retry-after"), None)
         if value is None:
             return None
         try:
-            return timedelta(seconds=max(float(value), 0.0))
+            seconds = float(value)
         except ValueError:
             pass
+        else:
+            if math.isnan(seconds):
+                return None
+            return timedelta(seconds=min(max(seconds, 0.0), MAX_RETRY_AFTER.total_seconds()))
         try:
             moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return max(moment - datetime.now(UTC), timedelta(0))
+        return min(max(moment - datetime.now(UTC), timedelta(0)), MAX_RETRY_AFTER)
 
+
+MAX_RETRY_AFTER = timedelta(days=365)
+"""The longest Retry-After read from a response; anything longer (or infinite) reads as this."""
 
 Instruction = Request | Sleep | Gather
 Flow = Generator[Instruction, Any, T]
