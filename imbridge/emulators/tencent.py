@@ -66,6 +66,7 @@ CREATE_MEMBERS_MAX = 100
 ADD_MEMBERS_MAX = 100
 DELETE_MEMBERS_MAX = 100
 FORBID_MAX = 500
+ROLE_QUERY_MAX = 500  # get_role_in_group: "最多支持500个" (https://cloud.tencent.com/document/product/269/1626)
 RECALL_MAX = 10
 GROUP_INFO_MAX = 50
 MEMBER_LIMIT_MAX = 6000
@@ -244,6 +245,7 @@ class TencentEmulator:
                     ("get_group_member_info", self._member_info),
                     ("forbid_send_msg", self._forbid),
                     ("get_group_muted_account", self._muted),
+                    ("get_role_in_group", self._roles),
                     ("send_group_msg", self._send_group_msg),
                     ("group_msg_recall", self._recall),
                     ("group_msg_get_simple", self._get_simple),
@@ -900,6 +902,18 @@ class TencentEmulator:
         return _ok(GroupId=group_id, MutedAccountList=[
             {"Member_Account": uid, "MutedUntil": int(until)} for uid, until in mutes.items() if uid in members
         ])  # fmt: skip
+
+    def _roles(self, args: _Args) -> dict[str, Any]:
+        """get_role_in_group (https://cloud.tencent.com/document/product/269/1626): each asked account with
+        its Role, Owner/Admin/Member, or NotMember; AVChatRoom groups answer 10007 (they keep no members)."""
+        group_id, _ = self._group(args)
+        if self._group_type(group_id) == "AVChatRoom":
+            raise _Fail(10007, "AVChatRoom groups do not support get_role_in_group")
+        accounts = args.accounts("User_Account")
+        if not accounts or len(accounts) > ROLE_QUERY_MAX:
+            raise _Fail(10004, f"1 to {ROLE_QUERY_MAX} accounts per request, got {len(accounts)}")
+        roles = {m.user_id: m.role.capitalize() for m in self.store.members(group_id)}
+        return _ok(UserIdList=[{"Member_Account": uid, "Role": roles.get(uid, "NotMember")} for uid in accounts])
 
     def _send_group_msg(self, args: _Args) -> dict[str, Any]:
         group_id, group = self._group(args)

@@ -110,9 +110,23 @@ class ContractRun:
     run_file: Path | None = None
     param: str = ""
     """The target as given (``wukong@replay``); test names are keyed with ``name`` in its place."""
+    _recorded_modules: set[str] = field(default_factory=set)
 
     def test_name(self, node_name: str) -> str:
         return node_name.replace(self.param, self.name) if self.param else node_name
+
+    def prefix_for(self, module: str) -> str:
+        """The id prefix of one test module: a module recorded on its own gets a prefix of its own (kept in
+        the run file), so that re-recording it leaves the other modules' recordings replayable."""
+        if self.run_file is None or self.mode not in ("record", "replay"):
+            return self.prefix
+        document = json.loads(self.run_file.read_text())
+        prefixes: dict[str, str] = document.setdefault("module_prefixes", {})
+        if self.mode == "record" and module not in self._recorded_modules:
+            self._recorded_modules.add(module)
+            prefixes[module] = "c" + secrets.token_hex(3)
+            self.run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        return prefixes.get(module, self.prefix)
 
     def clock_for(self, test: str) -> Clock:
         """The clock a test runs on: real, or in replay the time at which that test was recorded (answers
@@ -156,7 +170,10 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         prefix = "c" + secrets.token_hex(3)
         if run_file is not None:
             run_file.parent.mkdir(parents=True, exist_ok=True)
-            run_file.write_text(json.dumps({"prefix": prefix, "started": {}}, indent=1) + "\n")
+            # Recording keeps what other modules were recorded with (their prefixes and start times).
+            document = json.loads(run_file.read_text()) if run_file.exists() else {"started": {}}
+            document.setdefault("prefix", prefix)
+            run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
     return ContractRun(
         target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param
@@ -173,6 +190,8 @@ class Contract:
     make_async: Callable[[], AsyncIMClient]
     requests_sent: list[str] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
+    prefix: str = ""
+    """This test's id prefix (the run's, or its module's when recorded apart)."""
     #: "behaviour" when the test checked the behaviour, "unsupported" when it checked the refusal.
     outcome: str = "behaviour"
     _groups: list[str] = field(default_factory=list)
@@ -191,10 +210,10 @@ class Contract:
 
     def uid(self, name: str) -> str:
         """A user id unique to this run and test (short enough for Tencent's 32-byte limit)."""
-        return f"{self.run.prefix}{self.test_key}{name}"[:32]
+        return f"{self.prefix or self.run.prefix}{self.test_key}{name}"[:32]
 
     def gid(self, name: str) -> str:
-        return f"{self.run.prefix}{self.test_key}{name}"[:40]
+        return f"{self.prefix or self.run.prefix}{self.test_key}{name}"[:40]
 
     def users(self, *names: str) -> list[str]:
         """Register users for this test and return their ids."""
@@ -278,11 +297,12 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     if context is not None:
         context.__enter__()
     clock = run.clock_for(f"{module}/{test_name}")
+    prefix = run.prefix_for(module)
     provider = _provider(run, test_key.rstrip("-"), clock)
     if run.mode in ("record", "replay"):
         # Ids the client picks must be the same when replayed as when recorded.
         generated = itertools.count(1)
-        provider.new_group_id = lambda: f"{run.prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
+        provider.new_group_id = lambda: f"{prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
     emulator = _emulator(run)
     transport = emulator.transport() if emulator is not None else None
     http_client = httpx.Client(transport=transport, event_hooks={"request": [count]})
@@ -293,7 +313,7 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
             return AsyncIMClient(provider, clock=clock)
         return AsyncIMClient(provider, http_client=httpx.AsyncClient(transport=transport), clock=clock)
 
-    contract = Contract(run, test_key, client, make_async, sent, clock=clock)
+    contract = Contract(run, test_key, client, make_async, sent, clock=clock, prefix=prefix)
     try:
         yield contract
         # Read by `python -m imbridge.testing.semantics` to tell what each provider's run proved.

@@ -114,6 +114,63 @@ def render_matrix(maps: dict[str, CapabilityMap]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Where the vendors differ, imbridge's one meaning, how each provider gets there, and the contract behaviour
+#: that checks it on every provider (its row in the table below says what each provider's run proved).
+NEUTRAL_RULES: list[tuple[str, str, str, str]] = [
+    (
+        "Text size",
+        "The text of one message (its text elements together) is at most 12,288 UTF-8 bytes; longer text is "
+        "refused with InvalidRequestError before any request. This is the strictest documented vendor limit, "
+        "Tencent IM's 12 KB per message (https://cloud.tencent.com/document/product/269/9346).",
+        "Checked by imbridge on every provider (WuKongIM v2.2.5 and local have no limit of their own). Tencent "
+        "also holds the whole encoded message body to 12 KB: its provider refuses, before the network, a "
+        "message whose text fits but whose body does not.",
+        "test_neutral_rules::test_text_longer_than_the_neutral_limit_refused_before_any_request",
+    ),
+    (
+        "Empty or whitespace-only text",
+        "Refused with InvalidRequestError before any request, alone or as one element of a message: it has "
+        "nothing to read. (Every vendor accepts it.)",
+        "Checked by imbridge on every provider.",
+        "test_neutral_rules::test_whitespace_only_text_refused_before_any_request",
+    ),
+    (
+        "Muting or unmuting a non-member",
+        "NotFoundError naming the accounts that are not members; nobody is muted or unmuted.",
+        "local: its store. WuKongIM: the subscriber list, read before the denylist is changed. Tencent: "
+        "forbid_send_msg answers OK for non-members and reports nothing per account, so imbridge asks "
+        "get_role_in_group first (one request per 500 accounts).",
+        "test_neutral_rules::test_muting_a_non_member_is_not_found_and_mutes_nobody",
+    ),
+    (
+        "Reading a group's history as a non-member",
+        "PermissionDeniedError (not an empty page), for an outsider and for a removed member; checked when a "
+        "read starts (the first page: its cursors are issued to a member).",
+        "local: its store. WuKongIM: messagesync checks no reader, so imbridge checks the subscriber list its "
+        "send policy uses (cached policy_cache_seconds; off with enforce_policy=False; a dismissed group's "
+        "members stay subscribed and can still read it). Tencent: group_msg_get_simple is an admin call that "
+        "checks no reader, so imbridge asks get_role_in_group first.",
+        "test_neutral_rules::test_reading_group_history_as_a_non_member_is_refused",
+    ),
+]
+
+
+def render_rules() -> list[str]:
+    lines = [
+        "",
+        "## Neutral rules",
+        "",
+        "Where the vendors differ, imbridge picks one meaning and every provider follows it; the contract",
+        "behaviour named in each row runs on every provider (its result is in the table below).",
+        "",
+        "| Rule | The meaning, on every provider | How each provider gets there | Checked by |",
+        "|---|---|---|---|",
+    ]
+    for rule, meaning, how, test in NEUTRAL_RULES:
+        lines.append(f"| {_cell(rule)} | {_cell(meaning)} | {_cell(how)} | `{test}` |")
+    return lines
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -140,6 +197,7 @@ def render(maps: dict[str, CapabilityMap], collector: _Collector) -> str:
             note = f" — {capability.notes}" if capability.notes else ""
             cells.append(_cell(f"**{capability.support.value.upper()}**{note}"))
         lines.append(f"| `{operation.value}` | " + " | ".join(cells) + " |")
+    lines += render_rules()
     lines += [
         "",
         "## Behaviours (the contract suite)",

@@ -500,3 +500,19 @@ async def test_async_client_in_process(emulator: TencentEmulator, clock: FakeClo
         assert group.id.startswith("@TGS#")
         sent = await aim.messages.send("b", Conversation.group(group.id), "hello")
         assert sent.seq == 1
+
+
+def test_get_role_in_group_answers_each_account_as_documented(im: IMClient, emulator: TencentEmulator) -> None:
+    """https://cloud.tencent.com/document/product/269/1626: Owner/Admin/Member, or NotMember, per account."""
+    im.users.register(["own", "adm", "mem", "out"])
+    im.groups.create("Roles", owner="own", members=["mem"], admins=["adm"], group_id="roles")
+    reply = raw(im, "group_open_http_svc/get_role_in_group", {"GroupId": "roles", "User_Account": ["own", "adm",
+                                                                                                    "mem", "out"]})
+    assert {row["Member_Account"]: row["Role"] for row in reply["UserIdList"]} == {
+        "own": "Owner", "adm": "Admin", "mem": "Member", "out": "NotMember",
+    }  # fmt: skip
+    too_many = direct(emulator, "group_open_http_svc/get_role_in_group",
+                      {"GroupId": "roles", "User_Account": [f"u{i}" for i in range(501)]})  # fmt: skip
+    assert too_many["ErrorCode"] == 10004
+    unknown = direct(emulator, "group_open_http_svc/get_role_in_group", {"GroupId": "nope", "User_Account": ["own"]})
+    assert unknown["ErrorCode"] == 10010

@@ -342,6 +342,8 @@ def _gmsg(seq: int) -> dict[str, Any]:
 
 def _group_server(newest: int = 45) -> Any:
     def respond(sent: Sent) -> Any:
+        if sent.command == "get_role_in_group":  # the reader's membership, asked when a read starts
+            return ok(UserIdList=[{"Member_Account": uid, "Role": "Member"} for uid in sent.body["User_Account"]])
         top = sent.body.get("ReqMsgSeq", newest)
         assert sent.body["ReqMsgNumber"] <= 20 and sent.body["WithRecalledMsg"] == 1
         seqs = [s for s in range(top, max(top - sent.body["ReqMsgNumber"], 0), -1)]

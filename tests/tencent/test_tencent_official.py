@@ -221,10 +221,11 @@ def test_send_group_msg_success() -> None:
 
 
 def test_group_msg_get_simple() -> None:
-    im, server = make_client(answers(("group_msg_get_simple", 0)))
-    page = im.messages.history(Conversation.group("@TGS#15ERQPAER"), viewer="admin", limit=2)
-    check_request(server.sent[0], "group_msg_get_simple", required={"GroupId", "ReqMsgNumber"})
-    assert server.sent[0].body["ReqMsgNumber"] == 2 and "ReqMsgSeq" not in server.sent[0].body
+    im, server = make_client(answers(("get_role_in_group", 0), ("group_msg_get_simple", 0)))
+    page = im.messages.history(Conversation.group("@TGS#15ERQPAER"), viewer="peter", limit=2)  # Member
+    check_request(server.sent[0], "get_role_in_group", required={"GroupId", "User_Account"})
+    check_request(server.sent[1], "group_msg_get_simple", required={"GroupId", "ReqMsgNumber"})
+    assert server.sent[1].body["ReqMsgNumber"] == 2 and "ReqMsgSeq" not in server.sent[1].body
     assert [m.seq for m in page.items] == [7803321, 7803320]
     assert page.next_cursor is None  # IsFinished 1
     first = page.items[0]
@@ -334,13 +335,36 @@ def test_delete_group_member_reports_non_members_and_owner() -> None:
 
 
 def test_forbid_send_msg_mute_and_unmute() -> None:
-    im, server = make_client(answers(("forbid_send_msg", 0)))
+    im, server = make_client(answers(("get_role_in_group", 0), ("forbid_send_msg", 0)))
     im.groups.mute("@TGS#2C5SZEAEF", ["peter", "leckie"], duration=timedelta(seconds=60))
     im.groups.unmute("@TGS#2C5SZEAEF", ["peter", "leckie"])
     examples = official("forbid_send_msg")["request_examples"]
-    check_request(server.sent[0], "forbid_send_msg", required={"GroupId", "Members_Account", "MuteTime"})
-    assert server.sent[0].body == examples[0]["body"]
-    assert server.sent[1].body == examples[1]["body"]
+    assert [sent.command for sent in server.sent] == ["get_role_in_group", "forbid_send_msg"] * 2
+    check_request(server.sent[1], "forbid_send_msg", required={"GroupId", "Members_Account", "MuteTime"})
+    assert server.sent[1].body == examples[0]["body"]
+    assert server.sent[3].body == examples[1]["body"]
+
+
+def test_get_role_in_group_refuses_muting_a_non_member() -> None:
+    """The doc's example answers wesley NotMember: muting (or unmuting) him is a NotFoundError naming him, as
+    on every provider, and nothing is muted (forbid_send_msg itself would answer OK)."""
+    im, server = make_client(answers(("get_role_in_group", 0), ("forbid_send_msg", 0)))
+    for call in (lambda: im.groups.mute("@TGS#2C5SZEAEF", ["leckie", "peter", "wesley"], duration=60),
+                 lambda: im.groups.unmute("@TGS#2C5SZEAEF", ["leckie", "peter", "wesley"])):  # fmt: skip
+        with pytest.raises(NotFoundError, match="wesley") as info:
+            call()
+        assert "peter" not in str(info.value)
+    assert [sent.command for sent in server.sent] == ["get_role_in_group"] * 2
+    check_request(server.sent[0], "get_role_in_group", required={"GroupId", "User_Account"})
+    assert server.sent[0].body == official("get_role_in_group")["request_examples"][0]["body"]
+
+
+def test_get_role_in_group_refuses_a_non_member_reading_group_history() -> None:
+    im, server = make_client(answers(("get_role_in_group", 0), ("group_msg_get_simple", 0)))
+    with pytest.raises(PermissionDeniedError, match="wesley"):
+        im.messages.history(Conversation.group("@TGS#2C5SZEAEF"), viewer="wesley", limit=2)
+    assert [sent.command for sent in server.sent] == ["get_role_in_group"]
+    assert server.sent[0].body == {"GroupId": "@TGS#2C5SZEAEF", "User_Account": ["wesley"]}
 
 
 def test_get_group_muted_account() -> None:

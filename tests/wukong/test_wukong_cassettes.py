@@ -43,6 +43,9 @@ from imbridge.providers.wukong.provider import WukongProvider
 from imbridge.retry import RetryPolicy
 
 RECORD = os.environ.get("IMBRIDGE_WUKONG_RECORD") == "1"
+#: Record only these tests (comma-separated names), each under a prefix of its own kept in the run file, so
+#: that one recording can be redone without redoing (and re-prefixing) the others.
+RECORD_ONLY = {name for name in os.environ.get("IMBRIDGE_WUKONG_RECORD_ONLY", "").split(",") if name}
 CASSETTES = Path(__file__).resolve().parents[2] / "cassettes" / "wukong"
 BASE_URL = os.environ.get("IMBRIDGE_WUKONG_BASE_URL", "http://127.0.0.1:5001")
 TOKEN_PLACEHOLDER = "<MANAGER_TOKEN>"
@@ -137,14 +140,28 @@ def _settings(tmp_path: Path, **extra: Any) -> WukongSettings:
 
 
 @pytest.fixture(scope="module")
-def p() -> str:
-    """This recording's id prefix: new (and saved) when recording, read back on replay."""
-    if not RECORD:
+def run_prefix() -> str:
+    """The recording's id prefix: new (and saved) when recording every test, read back otherwise."""
+    if not RECORD or RECORD_ONLY:
         prefix: str = json.loads(RUN_FILE.read_text())["prefix"]
         return prefix
     prefix = "cst" + secrets.token_hex(3)
     RUN_FILE.write_text(json.dumps({"prefix": prefix}) + "\n")
     return prefix
+
+
+@pytest.fixture
+def p(run_prefix: str, request: pytest.FixtureRequest) -> str:
+    """This test's id prefix: the recording's, or its own when it was recorded apart (IMBRIDGE_WUKONG_RECORD_ONLY)."""
+    test = request.node.name
+    document = json.loads(RUN_FILE.read_text())
+    own: dict[str, str] = document.setdefault("prefixes", {})
+    if RECORD and RECORD_ONLY:
+        if test not in RECORD_ONLY:
+            pytest.skip("recording other tests only (IMBRIDGE_WUKONG_RECORD_ONLY)")
+        own[test] = "cst" + secrets.token_hex(3)
+        RUN_FILE.write_text(json.dumps(document, sort_keys=True) + "\n")
+    return own.get(test, run_prefix)
 
 
 @pytest.fixture

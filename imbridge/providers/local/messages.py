@@ -106,6 +106,11 @@ class LocalMessages(LocalCore):
             self._require_users([query.viewer], operation)
             if query.conversation.is_group:
                 self._require_group(query.conversation.id, operation)
+                if self.store.member(query.conversation.id, query.viewer) is None:
+                    raise PermissionDeniedError(
+                        f"{query.viewer!r} is not a member of group {query.conversation.id!r}",
+                        provider=NAME, operation=operation,
+                    )  # fmt: skip
             else:
                 self._require_users([query.conversation.id], operation)
             key = self._conversation_key(query.viewer, query.conversation)

@@ -56,6 +56,10 @@ DEFAULT_RATE = Rate(200)
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
+ROLE_CHUNK = 500
+"""Accounts per get_role_in_group request ("最多支持500个")."""
+NOT_MEMBER = "NotMember"
+
 BULK_WINDOW = 4
 """Chunks handed to the executor at once (run concurrently by the async client)."""
 
@@ -186,6 +190,18 @@ class TencentCore(Provider):
 
     def renew_credentials(self) -> None:
         self._sigs.invalidate()
+
+    def non_members(self, group_id: str, user_ids: Sequence[str]) -> Flow[list[str]]:
+        """The accounts of ``user_ids`` that are not members of ``group_id``: get_role_in_group answers
+        NotMember for them, 500 accounts per request (https://cloud.tencent.com/document/product/269/1626)."""
+        outsiders: list[str] = []
+        for chunk in _chunks(user_ids, ROLE_CHUNK):
+            body = wire.GetRoleInGroupRequest(GroupId=group_id, User_Account=chunk).body()
+            reply = yield self._req("group_open_http_svc", "get_role_in_group", body)
+            rows = wire.GetRoleInGroupResponse.model_validate(reply).UserIdList
+            roles = {row.Member_Account: row.Role for row in rows}
+            outsiders += [uid for uid in chunk if roles.get(uid, NOT_MEMBER) == NOT_MEMBER]
+        return outsiders
 
     def call(self, service: str, command: str, body: dict[str, Any] | None = None) -> Flow[Any]:
         """Any v4 command, with the same auth, pacing, retries and error mapping; returns the JSON reply."""

@@ -158,7 +158,14 @@ class TencentGroups(TencentCore):
             outcome.update({uid: BatchItem(target=uid, ok=True) for uid in chunk})
         return BatchResult(items=[outcome[uid] for uid in user_ids], provider=NAME)
 
-    def _forbid(self, group_id: str, user_ids: Sequence[str], seconds: int) -> Flow[None]:
+    def _forbid(self, group_id: str, user_ids: Sequence[str], seconds: int, operation: Operation) -> Flow[None]:
+        # forbid_send_msg answers OK for accounts that are not members and reports nothing per account
+        # (https://cloud.tencent.com/document/product/269/1627): imbridge asks first, so that muting or
+        # unmuting a non-member is a NotFoundError that names it, as on every provider, and nothing changes.
+        outsiders = yield from self.non_members(group_id, user_ids)
+        if outsiders:
+            raise NotFoundError(f"not members of {group_id!r}: {', '.join(outsiders)}", provider=NAME,
+                                operation=operation.value)  # fmt: skip
         for chunk in _chunks(user_ids, MUTE_CHUNK):
             body = wire.ForbidSendMsgRequest(GroupId=group_id, Members_Account=chunk, MuteTime=seconds)
             yield self._req("group_open_http_svc", "forbid_send_msg", body.body())
@@ -166,10 +173,10 @@ class TencentGroups(TencentCore):
 
     def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta) -> Flow[None]:
         seconds = min(max(int(duration.total_seconds()), 1), MAX_MUTE_SECONDS)
-        return (yield from self._forbid(group_id, user_ids, seconds))
+        return (yield from self._forbid(group_id, user_ids, seconds, Operation.GROUPS_MUTE))
 
     def unmute(self, group_id: str, user_ids: Sequence[str]) -> Flow[None]:
-        return (yield from self._forbid(group_id, user_ids, 0))
+        return (yield from self._forbid(group_id, user_ids, 0, Operation.GROUPS_UNMUTE))
 
     def mute_all(self, group_id: str, enabled: bool) -> Flow[None]:
         body = wire.ModifyGroupBaseInfoRequest(GroupId=group_id, MuteAllMember="On" if enabled else "Off")

@@ -9,7 +9,14 @@ from pydantic import BaseModel, ValidationError
 
 from imbridge._cursor import check_position, decode_cursor, encode_cursor
 from imbridge._flow import Flow, Gather, Request, windows
-from imbridge.errors import AuthenticationError, IMBridgeError, InvalidRequestError, ProviderError
+from imbridge.capabilities import Operation
+from imbridge.errors import (
+    AuthenticationError,
+    IMBridgeError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    ProviderError,
+)
 from imbridge.models import BatchItem, BatchResult, Custom, Message, MessageRef, Page, SentMessage
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.tencent import mapping, wire
@@ -152,6 +159,13 @@ class TencentMessages(TencentCore):
             backward = query.direction is Direction.BACKWARD
             check_position(NAME, position, {"t": int, "s": int, "n": int, "k": str if backward else list})
         if query.conversation.is_group:
+            if query.cursor is None and (yield from self.non_members(query.conversation.id, [query.viewer])):
+                # group_msg_get_simple is an admin call and checks no reader: only members read a group's
+                # history, on every provider (checked when a read starts; its cursors were issued to a member).
+                raise PermissionDeniedError(
+                    f"{query.viewer!r} is not a member of group {query.conversation.id!r}",
+                    provider=NAME, operation=Operation.MESSAGES_HISTORY.value,
+                )  # fmt: skip
             if query.direction is Direction.BACKWARD:
                 return (yield from self._group_backward(query, position))
             return (yield from self._group_forward(query, position))

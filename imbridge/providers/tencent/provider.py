@@ -41,7 +41,8 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups):
                                                 "reads backward natively; FORWARD re-reads backward from now down to "
                                                 "the cursor on every page (cost grows with what remains). Group "
                                                 "FORWARD walks up from seq 1 in windows of 20, expired seqs included. "
-                                                "Group system messages and expired placeholders are skipped"),
+                                                "Group system messages and expired placeholders are skipped. "
+                                                "A group read starts with get_role_in_group: only members read"),
                 Operation.MESSAGES_REVOKE: (n, "admin_msgwithdraw (no time limit) / group_msg_recall (within "
                                                "retention); revoking twice succeeds"),
                 Operation.GROUPS_CREATE: (n, "create_group with Type from settings.group_type (Public by default: "
@@ -55,8 +56,9 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups):
                 Operation.GROUPS_REMOVE_MEMBERS: (p, "delete_group_member reports nothing per member: imbridge reads "
                                                      "the member list first to report non-members and the owner"),
                 Operation.GROUPS_MEMBERS: (n, "get_group_member_info paged with Limit/Offset (Next for Community)"),
-                Operation.GROUPS_MUTE: (n, "forbid_send_msg MuteTime in seconds; not for Private (Work) groups"),
-                Operation.GROUPS_UNMUTE: (n, "forbid_send_msg MuteTime 0"),
+                Operation.GROUPS_MUTE: (n, "forbid_send_msg MuteTime in seconds, after get_role_in_group (a "
+                                           "non-member is NotFound); not for Private (Work) groups"),
+                Operation.GROUPS_UNMUTE: (n, "forbid_send_msg MuteTime 0, after get_role_in_group"),
                 Operation.GROUPS_MUTE_ALL: (n, "modify_group_base_info MuteAllMember On/Off"),
                 Operation.GROUPS_MUTED: (n, "get_group_muted_account, roles from the member list"),
             },

@@ -302,6 +302,25 @@ class ForbidSendMsgRequest(WireRequest):
     MuteTime: int
 
 
+class GetRoleInGroupRequest(WireRequest):
+    """``get_role_in_group``: the roles of up to 500 accounts in one group."""
+
+    GroupId: str
+    User_Account: list[str]
+
+
+class UserRole(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Member_Account: str
+    Role: str
+    """Owner, Admin, Member or NotMember."""
+
+
+class GetRoleInGroupResponse(WireResponse):
+    UserIdList: list[UserRole] = Field(default_factory=list)
+
+
 class MutedAccount(BaseModel):
     model_config = ConfigDict(extra="allow")
 

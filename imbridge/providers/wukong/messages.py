@@ -310,6 +310,8 @@ class WukongMessages(WukongCore):
         conversation, backward = query.conversation, query.direction is Direction.BACKWARD
         if conversation.is_group and bound is None:
             yield from self._require_group_or_past(conversation.id)
+            if self.config.enforce_policy:
+                yield from self._require_reader(conversation.id, query.viewer)
         want = query.limit + 1  # one more than asked: `more` is only len == limit (FACTS §8)
         body: dict[str, Any] = {
             "login_uid": query.viewer,
@@ -344,6 +346,21 @@ class WukongMessages(WukongCore):
             if mapping.revoked_target(payloads[row.message_id]) is None
         ]
         return Page(items=items, next_cursor=next_cursor, provider=NAME)
+
+    def _require_reader(self, group_id: str, viewer: str) -> Flow[None]:
+        """Only members read a group's history, as on every provider: WuKongIM's messagesync checks no
+        reader (FACTS §8), so imbridge does, with the same view of the members as the send policy (checked
+        when a read starts; its cursors were issued to a member). A dismissed group's members stay
+        subscribed on WuKongIM, so they can still read it."""
+        state = yield from self._group_state(group_id)
+        subscribers = state.subscribers
+        if not state.channel.channel_id or state.channel.disband:
+            subscribers = yield from self._uid_list(group_id, "subscribers")
+        if viewer not in subscribers:
+            raise PermissionDeniedError(
+                f"{viewer!r} is not a member of group {group_id!r}",
+                provider=NAME, operation=Operation.MESSAGES_HISTORY.value,
+            )  # fmt: skip
 
     def _require_group_or_past(self, group_id: str) -> Flow[None]:
         """History of a dismissed group stays readable (WuKongIM keeps it); an unknown group is NotFound."""

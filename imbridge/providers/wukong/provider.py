@@ -70,7 +70,8 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups):
             ),
             Operation.MESSAGES_HISTORY: (
                 Support.NATIVE,
-                "POST /channel/messagesync (both directions, opaque cursors). No membership check on the server. "
+                "POST /channel/messagesync (both directions, opaque cursors). No membership check on the server: "
+                "with enforce_policy, imbridge refuses a group read by a non-member (the subscriber list). "
                 "Revoked messages are marked from imbridge's revocation records and from revoke notices "
                 "(type 1006) in the same page; the notices themselves are not returned as messages.",
             ),
