@@ -13,6 +13,7 @@ import json
 import sys
 import tomllib
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -23,23 +24,29 @@ from imbridge.migration.pipeline import PHASES, Migration, MigrationOptions, sum
 from imbridge.migration.progress import MODES
 from imbridge.migration.verify import verify_text
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 4  # imbridge.cli.ExitCode, the README's table
+
+#: Commands that read a migration that exists: they never create a state file (a typo is an error).
+READS_STATE = ("verify", "status", "report", "replay-journal")
 
 
 def add_parser(commands: Any) -> None:
     """Add the ``migrate`` command group to the ``imbridge`` parser."""
     migrate = commands.add_parser("migrate", help="migrate Tencent IM -> WuKongIM (plan, run, verify, ...)")
-    sub = migrate.add_subparsers(dest="migrate_command", required=True)
+    sub = migrate.add_subparsers(dest="migrate_command", required=True, metavar="SUBCOMMAND",
+                                 help="which step of the migration")  # fmt: skip
     for name, text in (
         ("plan", "discover users, groups and one-to-one conversations; record the plan"),
         ("run", "run the phases (plans first if needed); resumable: run it again after any interruption"),
-        ("verify", "compare source and target per group and per one-to-one pair; exit 4 on any mismatch"),
+        ("verify", "compare source and target per group and per one-to-one pair; exit 4 on any difference"),
         ("status", "progress per phase, from the state database"),
         ("report", "the full report (plan, phases, timings, verify, notes)"),
         ("replay-journal", "replay the MirrorClient's journal of failed secondary writes"),
     ):
         command = sub.add_parser(name, help=text, description=text)
-        command.add_argument("--state", default="imbridge-migration.db", help="the state database (SQLite file)")
+        command.add_argument("--state", default="imbridge-migration.db",
+                             help="the state database (SQLite file; default imbridge-migration.db)"
+                             + ("; it must exist" if name in READS_STATE else ""))  # fmt: skip
         command.add_argument("--config", help="TOML file with [source], [target] and [options] tables")
         command.add_argument("--progress", choices=MODES, default="auto",
                              help="auto: rich bars on a terminal, plain lines otherwise")  # fmt: skip
@@ -101,11 +108,17 @@ def _options(args: argparse.Namespace, config: dict[str, Any]) -> MigrationOptio
 
 
 def run_command(args: argparse.Namespace, out: Any) -> int:
+    command = args.migrate_command
+    if command in READS_STATE and not Path(args.state).is_file():
+        # Opening it would create an empty state and report zeros: a mistyped --state must not look fine.
+        raise ConfigurationError(
+            f"no migration state at {args.state!r}: give the --state of a migration "
+            "(`imbridge migrate plan` or `run` creates one)"
+        )
     config: dict[str, Any] = {}
     if args.config:
         with open(args.config, "rb") as handle:
             config = tomllib.load(handle)
-    command = args.migrate_command
     if command in ("status", "report"):
         migration = Migration({}, {}, args.state)  # reads the state file only; no client is opened
         try:
@@ -116,7 +129,9 @@ def run_command(args: argparse.Namespace, out: Any) -> int:
             report = migration.report()
             out.emit(report, lambda: summary_text(report))
             verify = report.get("verify")
-            return EXIT_OK if report["complete"] and (verify is None or verify.get("ok")) else EXIT_FAILED
+            if verify is not None and not verify.get("ok"):
+                return EXIT_MISMATCH
+            return EXIT_OK if report["complete"] else EXIT_FAILED
         finally:
             migration.close()
     source, target = _settings(config)
