@@ -105,9 +105,9 @@ def check_duration(value: object, what: str, *, maximum: timedelta = MAX_DURATIO
     else:
         raise InvalidRequestError(f"{what} must be a timedelta or a number of seconds, got {type(value).__name__}")
     if duration <= timedelta(0):
-        raise InvalidRequestError(f"{what} must be a positive duration, got {value!r}")
+        raise InvalidRequestError(f"{what} must be positive, got {duration.total_seconds():g} seconds")
     if duration > maximum:
-        raise InvalidRequestError(f"{what} is longer than {maximum.days} days: {value!r}")
+        raise InvalidRequestError(f"{what} is longer than {maximum.days} days: {duration.total_seconds():g} seconds")
     return duration
 
 
