@@ -76,6 +76,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("imbridge_mode", "default --imbridge-mode for providers that speak HTTP", default="")
 
 
+#: What of imbridge pytest rewrites: the helpers meant to run inside a test session (their asserts explain
+#: themselves). Not the library.
+REWRITTEN = "imbridge.testing"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep pytest's assertion rewriting off imbridge's library modules.
+
+    pytest marks the whole distribution of an entry-point plugin for rewriting: every ``imbridge.*`` module
+    imported during the session would be parsed by pytest (``ast.parse``), in whichever thread imports it.
+    Emulator servers, fault proxies and clients built in threads import modules lazily (a provider is loaded
+    by name), and CPython 3.11 corrupts a shared counter when two threads build AST objects at once
+    ("SystemError: AST constructor recursion depth mismatch", python/cpython#106905: seen in this suite on
+    Debian's 3.11.2). Library modules hold no test asserts, so they are imported as usual instead: only the
+    main thread, collecting test files, ever parses for rewriting.
+    """
+    hook = config.pluginmanager.rewrite_hook
+    marked = getattr(hook, "_must_rewrite", None)  # pytest's own set (no public way to take a mark back)
+    if isinstance(marked, set) and "imbridge" in marked:
+        marked.discard("imbridge")
+        marked.add(REWRITTEN)
+        cache = getattr(hook, "_marked_for_rewrite_cache", None)
+        if isinstance(cache, dict):
+            cache.clear()
+
+
 def _providers(config: pytest.Config) -> list[str]:
     chosen: list[str] = config.getoption("--imbridge-provider") or list(config.getini("imbridge_providers"))
     return chosen or ["local"]
