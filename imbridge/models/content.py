@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from imbridge.errors import InvalidRequestError
 from imbridge.models._validation import validation_problems
 
+MAX_INT = 2**63 - 1
+"""The largest integer an element field takes: what every provider's JSON encoder and the vendors hold."""
+
 
 class _Element(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -41,9 +44,9 @@ class Image(_Element):
 
     type: Literal["image"] = "image"
     url: str = Field(min_length=1)
-    width: int | None = Field(default=None, ge=0)
-    height: int | None = Field(default=None, ge=0)
-    size: int | None = Field(default=None, ge=0, description="bytes")
+    width: int | None = Field(default=None, ge=0, le=MAX_INT)
+    height: int | None = Field(default=None, ge=0, le=MAX_INT)
+    size: int | None = Field(default=None, ge=0, le=MAX_INT, description="bytes")
     format: str | None = Field(default=None, description="jpg, gif, png, bmp or other")
     uuid: str | None = None
     thumbnail_url: str | None = None
@@ -55,7 +58,7 @@ class File(_Element):
     type: Literal["file"] = "file"
     url: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    size: int | None = Field(default=None, ge=0, description="bytes")
+    size: int | None = Field(default=None, ge=0, le=MAX_INT, description="bytes")
     uuid: str | None = None
 
 
@@ -64,8 +67,8 @@ class Sound(_Element):
 
     type: Literal["sound"] = "sound"
     url: str = Field(min_length=1)
-    duration: int = Field(ge=0, description="seconds")
-    size: int | None = Field(default=None, ge=0, description="bytes")
+    duration: int = Field(ge=0, le=MAX_INT, description="seconds")
+    size: int | None = Field(default=None, ge=0, le=MAX_INT, description="bytes")
     uuid: str | None = None
 
 
@@ -74,14 +77,14 @@ class Video(_Element):
 
     type: Literal["video"] = "video"
     url: str = Field(min_length=1)
-    duration: int = Field(ge=0, description="seconds")
-    size: int | None = Field(default=None, ge=0, description="bytes")
+    duration: int = Field(ge=0, le=MAX_INT, description="seconds")
+    size: int | None = Field(default=None, ge=0, le=MAX_INT, description="bytes")
     format: str | None = None
     uuid: str | None = None
     thumbnail_url: str | None = None
-    thumbnail_width: int | None = Field(default=None, ge=0)
-    thumbnail_height: int | None = Field(default=None, ge=0)
-    thumbnail_size: int | None = Field(default=None, ge=0)
+    thumbnail_width: int | None = Field(default=None, ge=0, le=MAX_INT)
+    thumbnail_height: int | None = Field(default=None, ge=0, le=MAX_INT)
+    thumbnail_size: int | None = Field(default=None, ge=0, le=MAX_INT)
     thumbnail_format: str | None = None
     thumbnail_uuid: str | None = None
 
@@ -99,7 +102,7 @@ class Face(_Element):
     """An emoticon: an index into the app's face set, plus optional data."""
 
     type: Literal["face"] = "face"
-    index: int = Field(ge=0)
+    index: int = Field(ge=0, le=MAX_INT)
     data: str = ""
 
 

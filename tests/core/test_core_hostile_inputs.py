@@ -20,10 +20,13 @@ from imbridge import (
     AsyncIMClient,
     ConfigurationError,
     Conversation,
+    Face,
+    Image,
     IMClient,
     InvalidRequestError,
     MessageRef,
     RetryPolicy,
+    Sound,
     Text,
 )
 from imbridge._cursor import encode_cursor
@@ -126,6 +129,15 @@ def test_nested_cursors_and_references_are_invalid_requests(counted: Counted) ->
 def test_empty_and_whitespace_text_is_refused(counted: Counted, text: str) -> None:
     counted.refused(lambda: counted.im.messages.send("alice", Conversation.group("team"), text))
     counted.refused(lambda: counted.im.messages.send("alice", Conversation.group("team"), [Text("ok"), text]))
+
+
+@pytest.mark.parametrize("element", ["face", "image", "sound"])
+def test_element_integers_beyond_64_bits_are_refused(counted: Counted, element: str) -> None:
+    """They used to escape the WuKongIM send flow as orjson's TypeError ('Integer exceeds 64-bit range')."""
+    build = {"face": lambda: Face(index=2**70), "image": lambda: Image(url="https://e.x/a.png", width=2**64),
+             "sound": lambda: Sound(url="https://e.x/s", duration=2**70)}[element]  # fmt: skip
+    counted.refused(lambda: counted.im.messages.send_batch("alice", ["bob"], [build()]))
+    counted.refused(lambda: counted.im.messages.send("alice", Conversation.group("team"), [build()]))
 
 
 def test_models_a_caller_builds_raise_imbridge_errors() -> None:
