@@ -315,6 +315,73 @@ def error_for(code: int, info: str = "", *, http_status: int | None = 200) -> Pr
     return error
 
 
+# -- documented limits ---------------------------------------------------------------------------
+
+USE_LIMITS_PAGE = "https://cloud.tencent.com/document/product/269/9346"
+"""The use-limits page (updated 2025-11-04, read 2026-12-02; English https://trtc.io/document/34381)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One documented limit: its value, its unit (UTF-8 bytes, items or seconds), the page that states it,
+    and the ErrorCode the service answers past it (what the emulator answers)."""
+
+    name: str
+    value: int
+    unit: str
+    source: str
+    code: int
+
+    def describe(self) -> str:
+        return f"Tencent IM limit: {self.name} is at most {self.value:,} {self.unit} ({self.source})"
+
+
+def _limit(name: str, value: int, unit: str, source: str, code: int) -> Limit:
+    return Limit(name, value, unit, source, code)
+
+
+#: The limits imbridge checks before the network, each with its source (pages read 2026-12-02).
+LIMITS: dict[str, Limit] = {
+    limit.name: limit
+    for limit in (
+        # Group profile texts are UTF-8 bytes (group error codes 8502-8505 say so; create_group answers 10004).
+        _limit("group name", 30, "bytes", USE_LIMITS_PAGE, 10004),
+        _limit("group introduction", 240, "bytes", USE_LIMITS_PAGE, 10004),
+        _limit("group notification", 300, "bytes", USE_LIMITS_PAGE, 10004),
+        _limit("group face URL", 100, "bytes", USE_LIMITS_PAGE, 10004),
+        _limit("group name card", 50, "bytes", USE_LIMITS_PAGE, 10004),
+        # Custom group ids: printable ASCII (0x20-0x7e), at most 48 bytes, not starting with @TGS#.
+        _limit("custom group id", 48, "bytes", USE_LIMITS_PAGE, 10015),
+        _limit("user id", 32, "bytes", USE_LIMITS_PAGE, 70402),
+        # "单条消息最大长度限制为12K" (the older error-code page still says 8 KB); the service answers 93000 for
+        # C2C and 80002 for group messages.
+        _limit("message body", 12 * 1024, "bytes", USE_LIMITS_PAGE, 93000),
+        _limit("group message body", 12 * 1024, "bytes", USE_LIMITS_PAGE, 80002),
+        _limit("profile value", 500, "bytes", USE_LIMITS_PAGE, 40601),
+        _limit("batch recipients", 500, "recipients per request",
+               "https://cloud.tencent.com/document/product/269/1612", 90011),
+        _limit("mute accounts", 500, "accounts per request",
+               "https://www.tencentcloud.com/document/product/1047/34951", 10005),
+        _limit("mute time", 4_294_967_295, "seconds",
+               "https://www.tencentcloud.com/document/product/1047/34951", 10004),
+        # get_group_member_info: Limit "不得超过200" with Offset; "不得超过100" with Next (Community groups only).
+        _limit("member page", 200, "members per request", "https://cloud.tencent.com/document/product/269/1617",
+               10004),
+        _limit("community member page", 100, "members per request",
+               "https://cloud.tencent.com/document/product/269/1617", 10004),
+        # group_msg_get_simple: "目前一次请求最多返回20条历史消息" (more is answered with IsFinished 0, not refused).
+        _limit("group history window", 20, "messages per request",
+               "https://cloud.tencent.com/document/api/269/2738", 0),
+        _limit("groups per info request", 50, "groups per request",
+               "https://cloud.tencent.com/document/product/269/1616", 10004),
+    )
+}  # fmt: skip
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode())
+
+
 # -- dedupe keys ---------------------------------------------------------------------------------
 
 
