@@ -9,29 +9,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from imbridge._flow import Flow, Request
 from imbridge.client import AsyncIMClient
-from imbridge.errors import ConfigurationError, ServiceUnavailableError
+from imbridge.errors import ConfigurationError
 from imbridge.models import Conversation, Message
-from imbridge.providers.tencent import mapping, wire
+from imbridge.providers.tencent import mapping, paging, wire
+
+T = TypeVar("T")
 
 GROUP_SERVICE = "group_open_http_svc"
 GROUP_PAGE = 20
 ROAM_PAGE = 100
 #: A one-to-one window narrower than this is read page after page instead of being split further.
 MIN_WINDOW_SECONDS = 60
-
-
-def _runs(seqs: list[int]) -> list[tuple[int, int]]:
-    """Ascending ``seqs`` as (low, high) runs of consecutive numbers."""
-    runs: list[tuple[int, int]] = []
-    for seq in seqs:
-        if runs and runs[-1][1] == seq - 1:
-            runs[-1] = (runs[-1][0], seq)
-        else:
-            runs.append((seq, seq))
-    return runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +85,12 @@ class TencentSource:
 
     # -- group history ----------------------------------------------------------------------------
 
-    async def _simple_page(self, group_id: str, count: int, seq: int | None) -> wire.GroupMsgGetSimpleResponse:
+    async def _simple(self, group_id: str, count: int, seq: int | None) -> list[wire.GroupMsg]:
         body: dict[str, Any] = {"GroupId": group_id, "ReqMsgNumber": count, "WithRecalledMsg": 1}
         if seq is not None:
             body["ReqMsgSeq"] = seq
         reply = await self._call(GROUP_SERVICE, "group_msg_get_simple", body)
-        return wire.GroupMsgGetSimpleResponse.model_validate(reply)
-
-    async def _simple(self, group_id: str, count: int, seq: int | None) -> list[wire.GroupMsg]:
-        return (await self._simple_page(group_id, count, seq)).messages()
+        return wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
 
     @staticmethod
     def _retained(message: wire.GroupMsg) -> bool:
@@ -128,29 +117,26 @@ class TencentSource:
                 low = middle + 1
         return GroupSeqs(low, last)
 
-    async def group_window(self, group_id: str, low: int, high: int) -> dict[int, wire.GroupMsg]:
-        """Every message Tencent returns for seqs ``low..high`` (at most 20), by seq.
+    async def _run(self, flow: Flow[T]) -> T:
+        """Drive one of the provider's sans-IO flows with ``provider.call`` (same auth, pacing, retries)."""
+        try:
+            request = next(flow)
+            while True:
+                if not isinstance(request, Request):
+                    raise TypeError(f"the export reader runs single requests, not {type(request).__name__}")
+                _, service, command = request.path.strip("/").split("/")
+                request = flow.send(await self._call(service, command, request.json or {}))
+        except StopIteration as done:
+            result: T = done.value
+            return result
 
-        ``IsFinished`` (https://cloud.tencent.com/document/api/269/2738, read 2026-12-02) is 1 when the whole
-        requested window came back, 0 when "消息长度太长" cut it short, and 2 when it was cut and all its messages
-        have expired. A cut window is asked again for each run of seqs it left out, whichever end that is, until
-        every seq is returned or the answer is 1 or 2; no message is skipped whatever the message sizes."""
-        found: dict[int, wire.GroupMsg] = {}
-        pending = [(low, high)]
-        while pending:
-            lo, hi = pending.pop()
-            page = await self._simple_page(group_id, hi - lo + 1, hi)
-            fresh = [m for m in page.messages() if lo <= m.MsgSeq <= hi and m.MsgSeq not in found]
-            found.update((m.MsgSeq, m) for m in fresh)
-            if page.IsFinished != 0:
-                continue  # 1: the window is complete; 2: what it left out has expired
-            if not fresh:
-                raise ServiceUnavailableError(
-                    f"group_msg_get_simple answered a cut window {lo}..{hi} of {group_id} with no message",
-                    provider="tencent",
-                )
-            pending.extend(_runs([seq for seq in range(lo, hi + 1) if seq not in found]))
-        return found
+    @staticmethod
+    def _request(service: str, command: str, body: dict[str, Any]) -> Request:
+        return Request("POST", f"v4/{service}/{command}", json=body, api=command)
+
+    async def group_window(self, group_id: str, low: int, high: int) -> paging.Window:
+        """Every message of seqs ``low..high``, a cut window completed (``paging.group_window``)."""
+        return await self._run(paging.group_window(self._request, group_id, low, high))
 
     async def group_messages(self, group_id: str, after_seq: int, last_seq: int) -> AsyncIterator[Message]:
         """Group messages with ``after_seq < MsgSeq <= last_seq``, oldest first, a window of 20 at a time
@@ -159,7 +145,7 @@ class TencentSource:
         start = after_seq + 1
         while start <= last_seq:
             end = min(start + GROUP_PAGE - 1, last_seq)
-            found = await self.group_window(group_id, start, end)
+            found = (await self.group_window(group_id, start, end)).messages
             for seq in sorted(found):
                 item = found[seq]
                 if self._retained(item) and not item.IsSystemMsg:

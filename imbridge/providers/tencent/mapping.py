@@ -391,6 +391,12 @@ def dedupe_numbers(idempotency_key: str) -> tuple[int, int]:
     return int.from_bytes(digest[:4], "big"), int.from_bytes(digest[4:8], "big")
 
 
+def chunk_key(idempotency_key: str, index: int) -> str:
+    """The dedupe key of a batch's chunk ``index``: the batch key itself for the first chunk, so a batch of
+    up to 500 recipients sends the numbers it always did."""
+    return idempotency_key if index == 0 else f"{idempotency_key}#chunk{index}"
+
+
 # -- elements ------------------------------------------------------------------------------------
 
 IMAGE_FORMATS = {"jpg": 1, "jpeg": 1, "gif": 2, "png": 3, "bmp": 4}
@@ -423,12 +429,16 @@ def element_to_wire(element: Element) -> dict[str, Any]:
         }  # fmt: skip
     elif isinstance(element, Image):
         kind = "TIMImageElem"
-        infos = [
-            {"Type": 1, "Size": element.size or 0, "Width": element.width or 0, "Height": element.height or 0,
-             "URL": element.url},
-        ]  # fmt: skip
-        if element.thumbnail_url:
-            infos.append({"Type": 3, "Size": 0, "Width": 0, "Height": 0, "URL": element.thumbnail_url})
+        # The docs and every SDK sample carry three entries: Type 1 original, 2 large, 3 thumbnail
+        # (https://www.tencentcloud.com/document/product/1047/33527, msg_elements.json); clients look up the one they
+        # show. From what the caller gives: the original also serves as the large image, and as the thumbnail
+        # when no thumbnail_url is given (sizes and dimensions are the original's, 0 where unknown).
+        original = {"Size": element.size or 0, "Width": element.width or 0, "Height": element.height or 0,
+                    "URL": element.url}  # fmt: skip
+        thumbnail = (
+            {"Size": 0, "Width": 0, "Height": 0, "URL": element.thumbnail_url} if element.thumbnail_url else original
+        )
+        infos = [{"Type": 1, **original}, {"Type": 2, **original}, {"Type": 3, **thumbnail}]
         content = {
             "UUID": _uuid(element.uuid, element.url),
             "ImageFormat": IMAGE_FORMATS.get((element.format or "").lower(), 255),
@@ -499,11 +509,12 @@ def element_from_wire(element: wire.MsgElement) -> Element:
                 if original is None:
                     return _opaque(element)
                 thumb = infos.get(3)
+                thumb_url = thumb.get("URL") if thumb is not None and thumb is not original else None
                 return Image(
                     url=original["URL"], width=_int(original.get("Width")) or None,
                     height=_int(original.get("Height")) or None, size=_int(original.get("Size")),
                     format=_IMAGE_FORMAT_NAMES.get(c.get("ImageFormat", 255), "other"), uuid=c.get("UUID"),
-                    thumbnail_url=thumb["URL"] if thumb and thumb is not original else None,
+                    thumbnail_url=thumb_url if thumb_url != original.get("URL") else None,
                 )  # fmt: skip
             case "TIMFileElem":
                 return File(url=c["Url"], name=c["FileName"], size=_int(c.get("FileSize")), uuid=c.get("UUID"))
@@ -598,6 +609,12 @@ def member_from_wire(item: wire.WireMember, now: datetime) -> Member:
         provider=NAME,
         raw=item.model_dump(),
     )
+
+
+GROUP_BASE_FIELDS = (
+    "Name", "Introduction", "Notification", "FaceUrl", "Owner_Account", "CreateTime", "MemberNum", "MuteAllMember",
+)  # fmt: skip
+"""The base-info fields ``group_from_wire`` reads: what ``get_group_info``'s GroupBaseInfoFilter asks for."""
 
 
 def group_from_wire(info: wire.GroupInfoItem) -> Group:

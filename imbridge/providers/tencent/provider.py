@@ -57,7 +57,7 @@ from imbridge.providers.base import (
     Provider,
     ProviderSettings,
 )
-from imbridge.providers.tencent import mapping, wire
+from imbridge.providers.tencent import mapping, paging, wire
 from imbridge.providers.tencent.mapping import NAME
 from imbridge.providers.tencent.usersig import UserSigCache, generate_usersig, verify_usersig
 
@@ -88,15 +88,15 @@ DEFAULT_RATES: dict[str, Rate] = {
 }
 DEFAULT_RATE = Rate(200)
 
+LIMITS = mapping.LIMITS
 IMPORT_CHUNK = 100
-BATCH_CHUNK = 500
+BATCH_CHUNK = LIMITS["batch recipients"].value
 ADD_MEMBER_CHUNK = 100  # the API page says 300, the limits page 100: the smaller one
 DELETE_MEMBER_CHUNK = 100
-MUTE_CHUNK = 500
-GROUP_HISTORY_PAGE = 20
-MEMBER_PAGE = 1000
+MUTE_CHUNK = LIMITS["mute accounts"].value
+GROUP_HISTORY_PAGE = paging.HISTORY_WINDOW
 CREATE_MEMBERS_MAX = 100
-MAX_MUTE_SECONDS = 4_294_967_295  # the documented "permanent"
+MAX_MUTE_SECONDS = mapping.LIMITS["mute time"].value  # the documented "permanent"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 _RESERVED_OPTIONS = {"MsgRandom", "MsgSeq", "MsgBody", "From_Account", "GroupId", "Random"}
 
@@ -118,6 +118,40 @@ def _failed(chunk: Sequence[str], error: IMBridgeError) -> Iterator[BatchItem]:
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     """``windows`` of ids as lists, the type the wire models take."""
     return (list(window) for window in windows(items, size))
+
+
+def _over(limit: mapping.Limit, size: int, what: str) -> InvalidRequestError:
+    return InvalidRequestError(f"{what} is {size:,} {limit.unit}: {limit.describe()}", provider=NAME)
+
+
+def _check_user_ids(user_ids: Sequence[str], what: str = "user id") -> None:
+    """Tencent UserIDs are at most 32 bytes: one past it cannot exist there, so the call is refused here."""
+    limit = LIMITS["user id"]
+    for uid in user_ids:
+        if mapping.utf8_len(uid) > limit.value:
+            raise _over(limit, mapping.utf8_len(uid), f"{what} {uid[:40]!r}")
+
+
+def _check_group_texts(**texts: str | None) -> None:
+    """The documented group profile limits in UTF-8 bytes (name 30, introduction 240, notification 300,
+    face URL 100; https://cloud.tencent.com/document/product/269/9346, read 2026-12-02)."""
+    for field, value in texts.items():
+        if value is None:
+            continue
+        limit = LIMITS[f"group {field.replace('_', ' ').replace('url', 'URL')}"]
+        if mapping.utf8_len(value) > limit.value:
+            raise _over(limit, mapping.utf8_len(value), f"the group {field.replace('_', ' ')}")
+
+
+def _check_group_id(group_id: str) -> None:
+    """Custom group ids: printable ASCII (0x20-0x7e), at most 48 bytes, not starting with @TGS#."""
+    limit = LIMITS["custom group id"]
+    if group_id.startswith("@TGS#") or not all(0x20 <= ord(c) <= 0x7E for c in group_id):
+        raise InvalidRequestError(
+            f"custom group ids are printable ASCII and do not start with @TGS# ({limit.source})", provider=NAME
+        )
+    if len(group_id) > limit.value:
+        raise _over(limit, len(group_id), "the group id")
 
 
 def _build(model: type[M], **fields: Any) -> M:
@@ -189,28 +223,41 @@ class TencentProvider(Provider):
                                              "idempotency key, so retries are deduplicated by the server (C2C 120 s, "
                                              "group 5 min); an OK answer with MsgDropReason raises RateLimitError; "
                                              "sendmsg does not check blocklists or mutes; 40 msgs/s per group is "
-                                             "not paced client-side"),
-                Operation.MESSAGES_SEND_BATCH: (n, "batchsendmsg, 500 recipients per request, paced at 12,000 "
+                                             "not paced client-side. Tencent limits (refused before the network, "
+                                             "other providers have none): the message body (MsgBody JSON) at most "
+                                             "12 KB, user ids at most 32 bytes"),
+                Operation.MESSAGES_SEND_BATCH: (n, "batchsendmsg, 500 recipients per request (a larger batch is sent "
+                                                   "in chunks of 500, each with its own MsgRandom: Tencent's C2C "
+                                                   "dedupe key has no recipient), paced at 12,000 "
                                                    "recipient-messages/min; triggers no webhooks"),
                 Operation.MESSAGES_HISTORY: (p, "only within the roaming retention (7/30/90 days by edition). C2C "
                                                 "reads backward natively; FORWARD re-reads backward from now down to "
                                                 "the cursor on every page (cost grows with what remains). Group "
-                                                "FORWARD walks up from seq 1 in windows of 20, expired seqs included. "
-                                                "Group system messages and expired placeholders are skipped"),
+                                                "history reads windows of 20 seqs between 1 and NextMsgSeq-1 (one "
+                                                "get_group_info on the first page); a window Tencent cuts short "
+                                                "(IsFinished 0) is asked again for its missing part; FORWARD walks "
+                                                "up from seq 1, expired seqs included. Group system messages and "
+                                                "expired placeholders are skipped"),
                 Operation.MESSAGES_REVOKE: (n, "admin_msgwithdraw (no time limit) / group_msg_recall (within "
                                                "retention); revoking twice succeeds"),
                 Operation.GROUPS_CREATE: (n, "create_group with Type from settings.group_type (Public by default: "
                                              "Private/Work groups cannot mute members); members beyond 100 are added "
-                                             "afterwards"),
-                Operation.GROUPS_GET: n,
-                Operation.GROUPS_UPDATE: n,
+                                             "afterwards. Tencent limits, refused before the network (other "
+                                             "providers have none): name 30, introduction 240, notification 300, "
+                                             "face URL 100 UTF-8 bytes; custom group ids printable ASCII, at most "
+                                             "48 bytes, not starting with @TGS#"),
+                Operation.GROUPS_GET: (n, "get_group_info asking exactly the base-info fields imbridge reads "
+                                          "(a ResponseFilter returns only what it names)"),
+                Operation.GROUPS_UPDATE: (n, "modify_group_base_info; the same text limits as create"),
                 Operation.GROUPS_DISMISS: n,
                 Operation.GROUPS_ADD_MEMBERS: (n, "add_group_member (100 per request); admins are then set with "
                                                   "modify_group_member_info"),
                 Operation.GROUPS_REMOVE_MEMBERS: (p, "delete_group_member reports nothing per member: imbridge reads "
                                                      "the member list first to report non-members and the owner"),
-                Operation.GROUPS_MEMBERS: (n, "get_group_member_info paged with Limit/Offset (Next for Community)"),
-                Operation.GROUPS_MUTE: (n, "forbid_send_msg MuteTime in seconds; not for Private (Work) groups"),
+                Operation.GROUPS_MEMBERS: (n, "get_group_member_info paged 200 at a time with Limit/Offset, 100 at a "
+                                              "time with Next for Community groups (the documented caps)"),
+                Operation.GROUPS_MUTE: (n, "forbid_send_msg MuteTime in seconds (at most 4294967295), 500 accounts "
+                                           "per request; not for Private (Work) groups"),
                 Operation.GROUPS_UNMUTE: (n, "forbid_send_msg MuteTime 0"),
                 Operation.GROUPS_MUTE_ALL: (n, "modify_group_base_info MuteAllMember On/Off"),
                 Operation.GROUPS_MUTED: (n, "get_group_muted_account, roles from the member list"),
@@ -311,9 +358,7 @@ class TencentProvider(Provider):
     # -- users ------------------------------------------------------------------------------------
 
     def register_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
-        for uid in user_ids:
-            if len(uid.encode()) > 32:
-                raise InvalidRequestError(f"Tencent UserIDs are at most 32 bytes: {uid!r}", provider=NAME)
+        _check_user_ids(user_ids)
         items: list[BatchItem] = []
         raws: list[dict[str, Any]] = []
         for window in windows(list(_chunks(user_ids, IMPORT_CHUNK)), BULK_WINDOW):
@@ -400,10 +445,15 @@ class TencentProvider(Provider):
     # -- messages ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _body(elements: Sequence[Any]) -> list[dict[str, Any]]:
+    def _body(elements: Sequence[Any], limit: mapping.Limit = LIMITS["message body"]) -> list[dict[str, Any]]:
         if sum(isinstance(e, Custom) for e in elements) > 1:
             raise InvalidRequestError("a Tencent message may hold only one Custom element", provider=NAME)
-        return [mapping.element_to_wire(e) for e in elements]
+        body = [mapping.element_to_wire(e) for e in elements]
+        # "单聊、群聊消息,单条消息最大长度限制为12K": measured as the MsgBody JSON, as the service gets it.
+        size = len(encode_json(body))
+        if size > limit.value:
+            raise _over(limit, size, "the message body (MsgBody JSON)")
+        return body
 
     @staticmethod
     def _options(options: dict[str, Any], *, allow_to: bool) -> dict[str, Any]:
@@ -428,7 +478,8 @@ class TencentProvider(Provider):
             # A generated key is never re-sent by the caller, only retried by the executor with this
             # very body, so MsgSeq can keep send order instead of being derived from the key.
             msg_seq = self._ordered_seq()
-        body = self._body(message.elements)
+        _check_user_ids([message.sender] if message.to.is_group else [message.sender, message.to.id])
+        body = self._body(message.elements, LIMITS["group message body" if message.to.is_group else "message body"])
         options = dict(message.options)
         cloud = mapping.cloud_custom_data(message.metadata, options)
         if message.to.is_group:
@@ -456,7 +507,8 @@ class TencentProvider(Provider):
         )  # fmt: skip
 
     def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
-        msg_random, msg_seq = mapping.dedupe_numbers(batch.idempotency_key)
+        _check_user_ids([batch.sender, *batch.recipients])
+        _, msg_seq = mapping.dedupe_numbers(batch.idempotency_key)
         body = self._body(batch.elements)
         options = dict(batch.options)
         cloud = mapping.cloud_custom_data(batch.metadata, options)
@@ -466,9 +518,15 @@ class TencentProvider(Provider):
         raws: list[dict[str, Any]] = []
         # A few chunks at a time (concurrently on the async client; pacing still spaces them): memory stays
         # flat however many recipients there are.
-        for window in windows(list(_chunks(batch.recipients, BATCH_CHUNK)), BULK_WINDOW):
+        chunks = list(_chunks(batch.recipients, BATCH_CHUNK))
+        for first, window in zip(range(0, len(chunks), BULK_WINDOW), windows(chunks, BULK_WINDOW), strict=True):
             requests = []
-            for chunk in window:
+            for index, chunk in enumerate(window, start=first):
+                # Tencent's C2C dedupe key is sender + MsgSeq + MsgRandom + CRC32(content), for 120 s, without the
+                # recipient (https://cloud.tencent.com/document/product/269/2282): a second chunk with the first's
+                # numbers would be dropped as its copy. Each chunk gets its own MsgRandom, derived from the key and
+                # the chunk's index before its first attempt, so a retry of a chunk is still deduplicated.
+                msg_random = mapping.dedupe_numbers(mapping.chunk_key(batch.idempotency_key, index))[0]
                 request = _build(
                     wire.BatchSendMsgRequest, From_Account=batch.sender, To_Account=chunk, MsgSeq=msg_seq,
                     MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra,
@@ -582,56 +640,60 @@ class TencentProvider(Provider):
         return self._req("group_open_http_svc", "group_msg_get_simple", body)
 
     @staticmethod
-    def _visible(messages: list[wire.GroupMsg]) -> list[wire.GroupMsg]:
-        return [m for m in messages if m.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not m.IsSystemMsg]
+    def _visible(message: wire.GroupMsg | None) -> bool:
+        return message is not None and message.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not message.IsSystemMsg
 
     def _group_backward(self, query: HistoryQuery, position: dict[str, Any]) -> Flow[Page[Message]]:
+        """Newest first, window by window of seqs from ``NextMsgSeq - 1`` (or the cursor) down to seq 1.
+        ``IsFinished`` 1 only says a window is complete, not that older messages are gone; 2 says the rest
+        has expired, so the walk ends there (https://cloud.tencent.com/document/api/269/2738)."""
         group_id = query.conversation.id
-        next_seq: int | None = position.get("s")
+        top: int | None = position.get("s")
+        if top is None:
+            top = (yield from paging.next_msg_seq(self._req, group_id)) - 1
         collected: list[wire.GroupMsg] = []
-        more = True
-        while len(collected) < query.limit:
-            count = min(GROUP_HISTORY_PAGE, query.limit - len(collected))
-            reply = yield self._simple(group_id, count, next_seq)
-            page = wire.GroupMsgGetSimpleResponse.model_validate(reply)
-            got = sorted(page.messages(), key=lambda m: m.MsgSeq, reverse=True)
-            collected.extend(self._visible(got))
-            lowest = got[-1].MsgSeq if got else 1
-            next_seq = lowest - 1
-            more = page.IsFinished == 0 and bool(got) and next_seq >= 1
-            if not more:
-                break
-        cursor = encode_cursor(NAME, {"d": "backward", "s": next_seq}) if more else None
+        ended = False
+        while len(collected) < query.limit and top >= 1 and not ended:
+            low = max(1, top - min(GROUP_HISTORY_PAGE, query.limit - len(collected)) + 1)
+            window = yield from paging.group_window(self._req, group_id, low, top)
+            resume = low - 1
+            for seq in range(top, low - 1, -1):
+                item = window.messages.get(seq)
+                if item is None or not self._visible(item):
+                    continue
+                if len(collected) == query.limit:
+                    resume = seq
+                    break
+                collected.append(item)
+            ended = window.expired and resume == low - 1
+            top = resume
+        more = top >= 1 and not ended
+        cursor = encode_cursor(NAME, {"d": "backward", "s": top}) if more else None
         return Page(items=[mapping.group_message_from_wire(m, group_id) for m in collected],
                     next_cursor=cursor, provider=NAME)  # fmt: skip
 
     def _group_forward(self, query: HistoryQuery, position: dict[str, Any]) -> Flow[Page[Message]]:
+        """Oldest first, window by window from seq 1 (or the cursor) up to the ``NextMsgSeq - 1`` read on the
+        first page."""
         group_id = query.conversation.id
         start = int(position.get("s", 1))
         newest: int | None = position.get("n")
         if newest is None:
-            reply = yield self._simple(group_id, 1, None)
-            top = wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
-            newest = max((m.MsgSeq for m in top), default=0)
+            newest = (yield from paging.next_msg_seq(self._req, group_id)) - 1
         collected: list[wire.GroupMsg] = []
         while len(collected) < query.limit and start <= newest:
             end = min(start + GROUP_HISTORY_PAGE - 1, newest)
-            reply = yield self._simple(group_id, end - start + 1, end)
-            got = sorted(
-                (
-                    m
-                    for m in wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
-                    if start <= m.MsgSeq <= end
-                ),
-                key=lambda m: m.MsgSeq,
-            )
-            visible = self._visible(got)
-            room = query.limit - len(collected)
-            if len(visible) > room:
-                visible = visible[:room]
-                end = visible[-1].MsgSeq
-            collected.extend(visible)
-            start = end + 1
+            window = yield from paging.group_window(self._req, group_id, start, end)
+            resume = end + 1
+            for seq in range(start, end + 1):
+                item = window.messages.get(seq)
+                if item is None or not self._visible(item):
+                    continue
+                if len(collected) == query.limit:
+                    resume = seq
+                    break
+                collected.append(item)
+            start = resume
         cursor = encode_cursor(NAME, {"d": "forward", "s": start, "n": newest}) if start <= newest else None
         return Page(items=[mapping.group_message_from_wire(m, group_id) for m in collected],
                     next_cursor=cursor, provider=NAME)  # fmt: skip
@@ -670,9 +732,11 @@ class TencentProvider(Provider):
     # -- groups -----------------------------------------------------------------------------------
 
     def create_group(self, spec: GroupSpec) -> Flow[Group]:
-        if spec.group_id is not None and (spec.group_id.startswith("@TGS#") or len(spec.group_id.encode()) >= 48):
-            raise InvalidRequestError("Tencent custom group ids are under 48 bytes and do not start with @TGS#",
-                                      provider=NAME)  # fmt: skip
+        if spec.group_id is not None:
+            _check_group_id(spec.group_id)
+        _check_group_texts(name=spec.name, introduction=spec.introduction, notification=spec.notification,
+                           face_url=spec.face_url)  # fmt: skip
+        _check_user_ids([*([spec.owner] if spec.owner else []), *spec.admins, *spec.members])
         initial = [wire.CreateGroupMember(Member_Account=uid, Role="Admin") for uid in spec.admins]
         initial += [wire.CreateGroupMember(Member_Account=uid) for uid in spec.members]
         first, later = initial[:CREATE_MEMBERS_MAX], initial[CREATE_MEMBERS_MAX:]
@@ -696,7 +760,12 @@ class TencentProvider(Provider):
         return (yield from self.get_group(group_id))
 
     def get_group(self, group_id: str) -> Flow[Group]:
-        body = wire.GetGroupInfoRequest(GroupIdList=[group_id], ResponseFilter={"MemberInfoFilter": ["Role"]})
+        # A ResponseFilter returns only the fields it names ("如果设置了过滤器,没有在过滤器中指明的字段将不被拉取",
+        # https://cloud.tencent.com/document/api/269/1616): ask for exactly the base info the mapping reads, and no
+        # member list (members() pages it within the documented caps).
+        body = wire.GetGroupInfoRequest(
+            GroupIdList=[group_id], ResponseFilter={"GroupBaseInfoFilter": list(mapping.GROUP_BASE_FIELDS)}
+        )
         reply = yield self._req("group_open_http_svc", "get_group_info", body.body())
         infos = wire.GetGroupInfoResponse.model_validate(reply).GroupInfo
         if not infos:
@@ -704,6 +773,8 @@ class TencentProvider(Provider):
         return mapping.group_from_wire(infos[0])
 
     def update_group(self, group_id: str, update: GroupUpdate) -> Flow[Group]:
+        _check_group_texts(name=update.name, introduction=update.introduction, notification=update.notification,
+                           face_url=update.face_url)  # fmt: skip
         body = wire.ModifyGroupBaseInfoRequest(
             GroupId=group_id, Name=update.name, Introduction=update.introduction,
             Notification=update.notification, FaceUrl=update.face_url,
@@ -752,25 +823,7 @@ class TencentProvider(Provider):
         return item
 
     def _members(self, group_id: str) -> Flow[list[wire.WireMember]]:
-        members: list[wire.WireMember] = []
-        community = group_id.startswith("@TGS#_")
-        offset, cursor = 0, ""
-        while True:
-            body = wire.GetGroupMemberInfoRequest(
-                GroupId=group_id, MemberInfoFilter=["Role", "JoinTime", "MuteUntil"], Limit=MEMBER_PAGE,
-                Offset=None if community else offset, Next=cursor if community else None,
-            )  # fmt: skip
-            reply = yield self._req("group_open_http_svc", "get_group_member_info", body.body())
-            page = wire.GetGroupMemberInfoResponse.model_validate(reply)
-            members.extend(page.MemberList)
-            if community:
-                cursor = page.Next or ""
-                if not cursor or not page.MemberList:
-                    return members
-                continue
-            offset += len(page.MemberList)
-            if not page.MemberList or len(page.MemberList) < MEMBER_PAGE or offset >= page.MemberNum:
-                return members
+        return (yield from paging.group_members(self._req, group_id, ["Role", "JoinTime", "MuteUntil"]))
 
     def list_members(self, group_id: str) -> Flow[list[Member]]:
         rows = yield from self._members(group_id)
@@ -804,13 +857,16 @@ class TencentProvider(Provider):
         return BatchResult(items=[outcome[uid] for uid in user_ids], provider=NAME)
 
     def _forbid(self, group_id: str, user_ids: Sequence[str], seconds: int) -> Flow[None]:
+        _check_user_ids(user_ids)
         for chunk in _chunks(user_ids, MUTE_CHUNK):
             body = wire.ForbidSendMsgRequest(GroupId=group_id, Members_Account=chunk, MuteTime=seconds)
             yield self._req("group_open_http_svc", "forbid_send_msg", body.body())
         return None
 
     def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta) -> Flow[None]:
-        seconds = min(max(int(duration.total_seconds()), 1), MAX_MUTE_SECONDS)
+        seconds = max(int(duration.total_seconds()), 1)
+        if seconds > MAX_MUTE_SECONDS:
+            raise _over(LIMITS["mute time"], seconds, "the mute duration")
         return (yield from self._forbid(group_id, user_ids, seconds))
 
     def unmute(self, group_id: str, user_ids: Sequence[str]) -> Flow[None]:
