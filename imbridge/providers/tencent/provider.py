@@ -682,7 +682,7 @@ class TencentProvider(Provider):
             newest = (yield from paging.next_msg_seq(self._req, group_id)) - 1
         collected: list[wire.GroupMsg] = []
         while len(collected) < query.limit and start <= newest:
-            end = min(start + GROUP_HISTORY_PAGE - 1, newest)
+            end = min(start + min(GROUP_HISTORY_PAGE, query.limit - len(collected)) - 1, newest)
             window = yield from paging.group_window(self._req, group_id, start, end)
             resume = end + 1
             for seq in range(start, end + 1):
