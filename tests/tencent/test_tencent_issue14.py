@@ -75,9 +75,7 @@ def test_history_goes_on_past_a_window_that_came_back_whole(direction: str) -> N
 def test_a_cut_window_is_asked_again_for_its_missing_part(direction: str, cut_from_top: bool) -> None:
     server = HistoryServer(newest=47, fits=3, cut_from_top=cut_from_top)
     im, http = make_client(server)
-    seqs = [
-        m.seq for m in im.messages.iter_history(Conversation.group("g"), "alice", page_size=9, direction=direction)
-    ]
+    seqs = [m.seq for m in im.messages.iter_history(Conversation.group("g"), "alice", page_size=9, direction=direction)]
     assert seqs == (list(range(47, 0, -1)) if direction == "backward" else list(range(1, 48)))
     assert all(s.body["ReqMsgNumber"] <= 20 for s in http.sent if s.command == "group_msg_get_simple")
     # Each seq was asked for until it came back: no window is re-read after it is complete.
