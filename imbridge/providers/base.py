@@ -37,6 +37,7 @@ from imbridge.models import (
     Role,
     SentMessage,
 )
+from imbridge.models.device import DeviceKind
 
 
 class _OwnFieldsOnly(PydanticBaseSettingsSource):
@@ -230,7 +231,10 @@ class Provider:
     def set_profile(self, user_id: str, update: ProfileUpdate) -> Flow[None]:
         raise _unsupported(self, Operation.USERS_SET_PROFILE)
 
-    def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+    def login_credentials(
+        self, user_id: str, ttl: timedelta, device: DeviceKind | None = None
+    ) -> Flow[LoginCredentials]:
+        """Credentials for a client of kind ``device`` (None: the provider's default kind)."""
         raise _unsupported(self, Operation.USERS_LOGIN_CREDENTIALS)
 
     # messages

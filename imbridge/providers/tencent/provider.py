@@ -29,7 +29,8 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups):
                                                   "settings.profile_custom_keys and those this client has set (Tencent "
                                                   "returns only tags asked for)"),
                 Operation.USERS_SET_PROFILE: (n, "portrait_set; custom keys must first be created in the console"),
-                Operation.USERS_LOGIN_CREDENTIALS: (n, "a UserSig signed locally; the account is not checked"),
+                Operation.USERS_LOGIN_CREDENTIALS: (n, "a UserSig signed locally; the account is not checked; it "
+                                                       "names no platform, so it logs in on any device kind"),
                 Operation.MESSAGES_SEND: (n, "sendmsg / send_group_msg; MsgRandom/Random derived from the "
                                              "idempotency key, so retries are deduplicated by the server (C2C 120 s, "
                                              "group 5 min); an OK answer with MsgDropReason raises RateLimitError; "

@@ -48,7 +48,9 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups):
             ),
             Operation.USERS_LOGIN_CREDENTIALS: (
                 Support.PARTIAL,
-                "An HS256 JWT (token_secret) registered with POST /user/token for settings.device_flag. "
+                "An HS256 JWT (token_secret) registered with POST /user/token for the device flag of the kind "
+                "asked (app 0, web 1, desktop 2; settings.device_flag, 0 unless configured, when none is): a client "
+                "connecting as another kind is never answered, so the JS SDK needs device='web'. "
                 "WuKongIM compares the token verbatim and never reads its exp claim: expires_at is advisory "
                 "(issue a new one, or POST /user/device_quit, to cut a session). Issuing replaces the previous "
                 "token of that device flag; device_level 1 kicks that device's live connections.",
