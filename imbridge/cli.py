@@ -2,8 +2,8 @@
 
 Settings come from the environment exactly as ``IMClient.from_env()`` reads them (``IMBRIDGE_PROVIDER``
 and ``IMBRIDGE_<PROVIDER>_*``, ``.env`` honoured); ``--provider`` overrides the provider's name.
-Exit codes: 0 success, 1 the provider or the network failed, 2 bad usage, settings or input,
-3 the provider does not support the operation.
+Exit codes: 0 success, 1 the provider or the network failed (``doctor``: the server is unreachable or
+refuses the credentials), 2 bad usage, settings or input, 3 the provider does not support the operation.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from imbridge.errors import (
     UnsupportedOperationError,
 )
 from imbridge.models import Conversation, Message
+from imbridge.models.health import Health
 from imbridge.providers.base import Direction
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNSUPPORTED = 0, 1, 2, 3
@@ -76,24 +77,34 @@ def _client(args: argparse.Namespace) -> IMClient:
 
 
 def cmd_doctor(args: argparse.Namespace, out: Output) -> int:
+    """Settings, health and capabilities; exit 1 when the server is unreachable or refuses the credentials."""
     with _client(args) as im:
         settings = im.describe()
+        health: Health | None
         try:
-            reachability = im.health()
-        except IMBridgeError as error:
-            reachability = f"unreachable: {error}"
+            health = im.health(timeout=args.timeout)
+        except UnsupportedOperationError:
+            health = None  # a third-party provider without a check: nothing to judge
         matrix = im.capabilities.as_table()
-        report = {"settings": settings, "reachability": reachability, "capabilities": matrix}
+        report = {
+            "settings": settings,
+            "health": health.model_dump(mode="json") if health is not None else None,
+            "capabilities": matrix,
+        }
 
         def text() -> str:
             lines = ["Settings in effect (secrets masked):"]
             lines += [f"  {key}: {value}" for key, value in settings.items()]
-            lines += [f"Reachability: {reachability}", "Capabilities:"]
+            lines.append(f"Health: {health}" if health is not None else "Health: this provider has no check")
+            if health is not None:
+                lines += [f"  warning: {warning}" for warning in health.warnings]
+                lines += [f"  {key}: {value}" for key, value in health.details.items()]
+            lines.append("Capabilities:")
             lines += [f"  {row['operation']:<26} {row['support']:<12} {row['notes']}" for row in matrix]
             return "\n".join(lines)
 
         out.emit(report, text)
-    return EXIT_OK
+    return EXIT_FAILED if health is not None and not health.ok else EXIT_OK
 
 
 def cmd_send(args: argparse.Namespace, out: Output) -> int:
@@ -234,7 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--provider", help="provider name (default: IMBRIDGE_PROVIDER, else local)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    doctor = commands.add_parser("doctor", help="settings in effect (secrets masked), reachability, capabilities")
+    doctor = commands.add_parser(
+        "doctor", help="settings in effect (secrets masked), health, capabilities; exit 1 if the server is not ok"
+    )
+    doctor.add_argument("--timeout", type=float, help="seconds for the health check (default: the client's)")
     doctor.set_defaults(handler=cmd_doctor)
 
     send = commands.add_parser("send", help="send a text message")

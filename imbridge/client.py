@@ -29,6 +29,7 @@ from imbridge._pacing import Pacer
 from imbridge.capabilities import CapabilityMap
 from imbridge.config import Selection
 from imbridge.errors import ConfigurationError
+from imbridge.models.health import Health
 from imbridge.providers import load_provider_class
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.resources._base import AsyncResource, Gate, SyncResource
@@ -144,6 +145,15 @@ class _ClientBase(Generic[E]):
             "bulk_concurrency": self._bulk_concurrency,
         }  # fmt: skip
 
+    def _health_options(self, timeout: float | None) -> dict[str, Any]:
+        """The executor settings of a health check: one attempt, and its own timeout when given."""
+        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        options = {**self._executor_options(), "retry": RetryPolicy.none()}
+        if timeout is not None:
+            options["timeout"] = float(timeout)
+        return options
+
     @property
     def provider_name(self) -> str:
         return self._provider.name
@@ -217,9 +227,12 @@ class IMClient(_ClientBase[SyncExecutor]):
         client._owns_provider = True
         return client
 
-    def health(self) -> str:
-        """Check that the provider is reachable with these settings; raises the mapped error if not."""
-        return self._executor.run("provider.health", self._provider.health())
+    def health(self, *, timeout: float | None = None) -> Health:
+        """One cheap authenticated call to the server, in one attempt (no retries), ``timeout`` seconds at most
+        (default: the client's). Raises nothing for a down server or refused credentials: the answer says so
+        (``reachable``, ``authenticated``, ``server_version``, ``latency_ms``, ``warnings``; ``ok`` for both)."""
+        executor = SyncExecutor(self._provider, self._transport, **self._health_options(timeout))
+        return executor.run("health", self._provider.health())
 
     @property
     def provider(self) -> BoundProvider:
@@ -308,9 +321,12 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         client._owns_provider = True
         return client
 
-    async def health(self) -> str:
-        """Check that the provider is reachable with these settings; raises the mapped error if not."""
-        return await self._executor.run("provider.health", self._provider.health())
+    async def health(self, *, timeout: float | None = None) -> Health:
+        """One cheap authenticated call to the server, in one attempt (no retries), ``timeout`` seconds at most
+        (default: the client's). Raises nothing for a down server or refused credentials: the answer says so
+        (``reachable``, ``authenticated``, ``server_version``, ``latency_ms``, ``warnings``; ``ok`` for both)."""
+        executor = AsyncExecutor(self._provider, self._transport, **self._health_options(timeout))
+        return await executor.run("health", self._provider.health())
 
     @property
     def provider(self) -> AsyncBoundProvider:

@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from imbridge._clock import Clock, SystemClock
-from imbridge._flow import Flow, HTTPRequest, Request, Response, immediate
+from imbridge._flow import Flow, HTTPRequest, Request, Response
 from imbridge._pacing import Rate
 from imbridge.capabilities import CapabilityMap, Operation
 from imbridge.errors import UnsupportedOperationError
@@ -38,6 +38,7 @@ from imbridge.models import (
     SentMessage,
 )
 from imbridge.models.device import DeviceKind
+from imbridge.models.health import Health
 
 
 class _OwnFieldsOnly(PydanticBaseSettingsSource):
@@ -293,9 +294,10 @@ class Provider:
         are forged, foreign or expired. Lets an app (and the contract suite) check a login token."""
         raise UnsupportedOperationError(f"{self.name} cannot check login tokens", provider=self.name)
 
-    def health(self) -> Flow[str]:
-        """A cheap reachability check, for ``imbridge doctor``: a short description, or an error raised."""
-        return immediate(lambda: "no check available")
+    def health(self) -> Flow[Health]:
+        """One cheap authenticated call to the server, described as a ``Health`` (see ``imbridge._health``);
+        raises nothing for what a network or server can do. A provider without a check says so."""
+        raise UnsupportedOperationError(f"{self.name} has no health check", provider=self.name, operation="health")
 
     def call(self, *args: Any, **kwargs: Any) -> Flow[Any]:
         """The escape hatch: a raw API call with the provider's auth, pacing and error mapping."""

@@ -157,10 +157,35 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         if run_file is not None:
             run_file.parent.mkdir(parents=True, exist_ok=True)
             run_file.write_text(json.dumps({"prefix": prefix, "started": {}}, indent=1) + "\n")
+    if mode in ("live", "record") and provider_class is None and name != "local":
+        _require_health(name)
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
     return ContractRun(
         target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param
     )
+
+
+def _require_health(name: str) -> None:
+    """Stop the whole run with one message when the server cannot be used, rather than fail every test.
+
+    ``pytest.exit``: a dead server or refused credentials say nothing about the provider's behaviour, and
+    each test failing on them would bury the one line that matters."""
+    try:
+        provider = build_provider(name, from_env=True)
+    except IMBridgeError as error:
+        pytest.exit(f"imbridge contract suite: cannot build the {name} provider from the environment: {error}", 2)
+    try:
+        with IMClient(provider) as client:
+            health = client.health(timeout=10)
+    finally:
+        provider.close()
+    if not health.ok:
+        prefix = f"IMBRIDGE_{name.upper()}_"
+        pytest.exit(
+            f"imbridge contract suite: the {name} server cannot be used ({health}); nothing was run. "
+            f"Check {prefix}* in the environment (or .env), then run again.",
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )
 
 
 @dataclass

@@ -3,6 +3,7 @@ checks used by more than one resource."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -10,7 +11,8 @@ from typing import TypeVar
 from imbridge._clock import Clock
 from imbridge._flow import Flow, immediate
 from imbridge.config import LocalSettings
-from imbridge.errors import NotFoundError
+from imbridge.errors import IMBridgeError, NotFoundError
+from imbridge.models.health import Health
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.providers.local.store import GroupRow, Store
@@ -38,10 +40,27 @@ class LocalCore(Provider):
     def close(self) -> None:
         self.store.close()
 
-    def health(self) -> Flow[str]:
-        return self._run(
-            lambda: f"SQLite database {self.store.path!r} open, schema {self.store.meta('schema_version')}"
-        )
+    def health(self) -> Flow[Health]:
+        """Reachable when its database answers a read; nothing to authenticate (always True)."""
+
+        def compute() -> Health:
+            checked_at, started = self.clock.now(), self.clock.monotonic()
+            where = {"database": self.store.path}
+            try:
+                schema = self.store.meta("schema_version")
+            except (sqlite3.Error, IMBridgeError) as error:
+                return Health(
+                    provider=NAME, reachable=False, authenticated=None, checked_at=checked_at, details=where,
+                    message=f"database {self.store.path!r} does not answer: {error}",
+                )  # fmt: skip
+            return Health(
+                provider=NAME, reachable=True, authenticated=True, checked_at=checked_at,
+                latency_ms=(self.clock.monotonic() - started) * 1000,
+                details={**where, "schema_version": schema, "sqlite": sqlite3.sqlite_version},
+                message=f"database {self.store.path!r} open (schema {schema}); no credentials involved",
+            )  # fmt: skip
+
+        return self._run(compute)
 
     def _now(self) -> float:
         return self.clock.now().timestamp()

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.tencent.groups import TencentGroups
+from imbridge.providers.tencent.health import TencentHealth
 from imbridge.providers.tencent.mapping import NAME
 from imbridge.providers.tencent.messages import TencentMessages
 from imbridge.providers.tencent.users import TencentUsers
 
 
-class TencentProvider(TencentUsers, TencentMessages, TencentGroups):
+class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealth):
     """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
     (settings, signing, the envelope and its errors, the escape hatch) in ``_core.py``."""
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.wukong.groups import WukongGroups
+from imbridge.providers.wukong.health import WukongHealth
 from imbridge.providers.wukong.mapping import NAME
 from imbridge.providers.wukong.messages import WukongMessages
 from imbridge.providers.wukong.users import WukongUsers
 
 
-class WukongProvider(WukongUsers, WukongMessages, WukongGroups):
+class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth):
     """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
     (settings, transport hooks, the escape hatch) in ``_core.py``."""
 
