@@ -93,7 +93,7 @@ class LocalProvider(Provider):
 
     def health(self) -> Flow[str]:
         return self._run(
-            lambda: f"SQLite database {self.store.path!r} open, schema {self.store.meta('schema_version')}"
+            lambda: f"{self.store.backend} store {self.store.shown!r} open, schema {self.store.meta('schema_version')}"
         )
 
     def _now(self) -> float:
@@ -217,7 +217,7 @@ class LocalProvider(Provider):
             sender=sender,
             elements=[element.model_dump(mode="json") for element in elements],
             metadata=dict(metadata),
-            time=self._now(),
+            time=self._now,  # read once the conversation is locked: times follow seqs
             # Scoped to the sender: another sender reusing the key is a different message, not a replay.
             # (A space cannot occur in a checked id, so the pair is unambiguous.)
             dedupe=f"{sender} {dedupe}",

@@ -80,7 +80,6 @@ RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
 MAX_RESENDS = 2
 #: ``muted_until`` of a member on the denylist with no expiry in imbridge's store (muted by other means).
 MUTED_INDEFINITELY = datetime(9999, 12, 31, tzinfo=UTC)
-_FLAGS_TABLE = "CREATE TABLE IF NOT EXISTS wukong_channel_flags (channel_id TEXT PRIMARY KEY, flags TEXT NOT NULL)"
 _ISSUER = "imbridge-wukong"
 
 
@@ -131,9 +130,6 @@ class WukongProvider(Provider):
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.store: Store | None = Store(settings.store) if settings.store else None
         self._token_key = login_tokens.signing_key(settings.token_secret, self.store, "wukong_token_secret")
-        if self.store is not None:
-            with self.store.write() as db:
-                db.execute(_FLAGS_TABLE)
         self._flags: dict[str, wire.ChannelFlags] = {}
         self._policy_cache: dict[str, tuple[float, _GroupState]] = {}
         #: Makes the random token that ``register`` stores for a new user (a test seam for recordings).
@@ -355,23 +351,15 @@ class WukongProvider(Provider):
     def _stored_flags(self, group_id: str) -> wire.ChannelFlags:
         if group_id in self._flags:
             return self._flags[group_id]
-        if self.store is not None:
-            with self.store.write() as db:
-                row = db.execute("SELECT flags FROM wukong_channel_flags WHERE channel_id = ?", (group_id,)).fetchone()
-            if row is not None:
-                return wire.ChannelFlags.model_validate_json(row["flags"])
+        if self.store is not None and (stored := self.store.channel_flags(group_id)) is not None:
+            return wire.ChannelFlags.model_validate_json(stored)
         return wire.ChannelFlags()
 
     def _remember_flags(self, group_id: str, flags: wire.ChannelFlags) -> None:
         """Keep the flags WuKongIM cannot read back (send_ban, allow_stranger, large) as last written."""
         self._flags[group_id] = flags
         if self.store is not None:
-            with self.store.write() as db:
-                db.execute(
-                    "INSERT INTO wukong_channel_flags (channel_id, flags) VALUES (?, ?) "
-                    "ON CONFLICT (channel_id) DO UPDATE SET flags = excluded.flags",
-                    (group_id, flags.model_dump_json()),
-                )
+            self.store.set_channel_flags(group_id, flags.model_dump_json())
 
     def _current_flags(self, group_id: str, channel: wire.ClusterChannel) -> wire.ChannelFlags:
         """The full flag set now in force: ban and disband as read, the rest as imbridge last wrote them."""
