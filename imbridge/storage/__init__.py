@@ -7,7 +7,8 @@ what is race-free and how, and how older files are upgraded in place.
 :class:`imbridge.providers.local.store.Store`).
 """
 
-from imbridge.storage._url import StoreURL, mask_url, parse_store_url
+from imbridge._masking import mask_url
+from imbridge.storage._url import StoreURL, parse_store_url
 from imbridge.storage.core import CORE_SCHEMA, SCHEMA_VERSION
 from imbridge.storage.database import Database, SQLiteWriter
 from imbridge.storage.schema import Schema

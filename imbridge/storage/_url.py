@@ -9,6 +9,7 @@ from typing import Literal
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from imbridge._masking import mask_url
 from imbridge.errors import ConfigurationError
 
 Backend = Literal["sqlite", "postgresql"]
@@ -65,15 +66,3 @@ def parse_store_url(text: str) -> StoreURL:
             raise ConfigurationError(f"PostgreSQL URL {mask_url(text)!r} names no database")
         return StoreURL("postgresql", url, None)
     raise ConfigurationError(f"unsupported store URL scheme {scheme!r} in {mask_url(text)!r}: give {_ACCEPTED}")
-
-
-def mask_url(text: str) -> str:
-    """``text`` with the password of a ``scheme://user:password@host`` URL replaced by ``***``."""
-    if "://" not in text or "@" not in text:
-        return text
-    scheme, rest = text.split("://", 1)
-    credentials, at, host = rest.rpartition("@")
-    if "/" in credentials or not at:
-        return text
-    user, colon, _password = credentials.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

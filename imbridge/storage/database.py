@@ -53,6 +53,8 @@ _SCHEMA_LOCK_KEY = 0x696D627269646765
 #: SQLSTATE classes that mean the settings are wrong, not that the server is down: 28 invalid
 #: authorization, 3D no such database, 42501 insufficient privilege.
 _CONFIGURATION_STATES = ("28", "3D", "42501")
+#: The same when the server refuses a connection (FATAL, and libpq reports no SQLSTATE then).
+_CONFIGURATION_MESSAGES = ("authentication failed", "no pg_hba.conf entry", "does not exist")
 #: An INSERT's row count says whether ON CONFLICT DO NOTHING inserted (SQLAlchemy keeps it only when asked).
 _OPTIONS = {"preserve_rowcount": True}
 
@@ -164,7 +166,8 @@ class Database:
     def _error(self, error: BaseException) -> IMBridgeError:
         reason = _reason(error)
         state = getattr(getattr(error, "orig", error), "sqlstate", None) or ""
-        if state.startswith(_CONFIGURATION_STATES):
+        refused = "FATAL" in reason and any(text in reason for text in _CONFIGURATION_MESSAGES)
+        if state.startswith(_CONFIGURATION_STATES) or refused:
             return ConfigurationError(f"store {self.shown!r} refused imbridge's settings: {reason}")
         return ServiceUnavailableError(f"store {self.shown!r} failed: {reason}", native_code=state or None)
 

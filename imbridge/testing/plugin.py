@@ -289,7 +289,14 @@ def _provider(run: ContractRun, test_key: str, clock: Clock) -> Provider:
         # On PostgreSQL the tests share the run's database: their ids are unique to the run and the test.
         settings["database"] = run.database or str(run.workdir / f"{test_key}.db")
     if settings is None:
-        return build_provider(run.name, from_env=True, clock=clock)
+        provider = build_provider(run.name, from_env=True, clock=clock)
+        if getattr(provider.settings, "store", None) == "":
+            # A WuKongIM run without IMBRIDGE_WUKONG_STORE: a store of the run's own, so that what WuKongIM
+            # does not keep (names, roles, timed mutes) is tested rather than refused.
+            settings = {**provider.settings.model_dump(), "store": str(run.workdir / "wukong-store.db")}
+            provider.close()
+            return type(provider)(type(provider.settings).model_validate(settings), clock=clock)
+        return provider
     return build_provider(run.name, settings, clock=clock)
 
 

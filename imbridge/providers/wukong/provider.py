@@ -28,6 +28,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from imbridge._clock import Clock
 from imbridge._cursor import decode_cursor, encode_cursor
 from imbridge._flow import Flow, HTTPRequest, Request, Response, Sleep, encode_json
+from imbridge._masking import mask_url
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.config import WukongSettings
 from imbridge.errors import (
@@ -81,6 +82,10 @@ MAX_RESENDS = 2
 #: ``muted_until`` of a member on the denylist with no expiry in imbridge's store (muted by other means).
 MUTED_INDEFINITELY = datetime(9999, 12, 31, tzinfo=UTC)
 _ISSUER = "imbridge-wukong"
+STORE_HINT = (
+    "Set one with store= or IMBRIDGE_WUKONG_STORE: sqlite:///path for app instances on one host, "
+    "postgresql://user:password@host/db for instances on several hosts."
+)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -140,7 +145,7 @@ class WukongProvider(Provider):
     @property
     def capabilities(self) -> CapabilityMap:
         stored = self.store is not None
-        no_store = "UNSUPPORTED: needs imbridge's store (settings.store is empty)"
+        no_store = f"UNSUPPORTED: needs imbridge's store, and none is set. {STORE_HINT}"
         entries: dict[Operation, tuple[Support, str] | Support] = {
             Operation.USERS_REGISTER: (
                 Support.NATIVE,
@@ -234,7 +239,7 @@ class WukongProvider(Provider):
                     "imbridge's store and the member is taken off the denylist on the first read or send after it.",
                 )
                 if stored
-                else (Support.UNSUPPORTED, "timed mutes need imbridge's store (settings.store is empty)")
+                else (Support.UNSUPPORTED, f"timed mutes need imbridge's store, and none is set. {STORE_HINT}")
             ),
             Operation.GROUPS_UNMUTE: (Support.NATIVE, "POST /channel/blacklist_remove."),
             Operation.GROUPS_MUTE_ALL: (
@@ -275,8 +280,12 @@ class WukongProvider(Provider):
         if self.store is not None:
             self.store.close()
 
+    def describe(self) -> dict[str, Any]:
+        none = f"none: the operations that need one are UNSUPPORTED. {STORE_HINT}"
+        return {**super().describe(), "store": self.store.shown if self.store is not None else none}
+
     def __repr__(self) -> str:
-        return f"WukongProvider(base_url={self._base_url!r}, store={self.config.store!r})"
+        return f"WukongProvider(base_url={self._base_url!r}, store={mask_url(self.config.store)!r})"
 
     # -- small helpers ------------------------------------------------------------------------
 
@@ -305,7 +314,7 @@ class WukongProvider(Provider):
     def _need_store(self, operation: Operation) -> Store:
         if self.store is None:
             raise InvalidRequestError(
-                f"{operation.value} needs imbridge's store (settings.store)", provider=NAME, operation=operation.value
+                f"{operation.value} needs imbridge's store. {STORE_HINT}", provider=NAME, operation=operation.value
             )
         return self.store
 
