@@ -63,7 +63,8 @@ def _v1_file(path: Path) -> None:
         db.execute("INSERT INTO mutes VALUES ('g1', 'bob', 4e9)")
         group = conversation_key("group", "g1")
         db.executemany(
-            "INSERT INTO messages (conversation, seq, key, sender, elements, time, dedupe) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (conversation, seq, key, sender, elements, time, dedupe) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(group, 1, "k1", "alice", '[{"type": "text", "text": "one"}]', 100.0, "alice d1"),
              (group, 2, "k2", "alice", '[{"type": "text", "text": "two"}]', 300.0, None),
              (conversation_key("user", "alice", "bob"), 1, "k3", "bob", "[]", 200.0, None)],
