@@ -27,24 +27,28 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.schema import Table
 
 from imbridge.errors import ConfigurationError, IMBridgeError, ServiceUnavailableError
 from imbridge.storage._url import MEMORY, StoreURL, parse_store_url
 from imbridge.storage.schema import META, Schema, meta_table
 
-__all__ = ["Database"]
+__all__ = ["Database", "Prepared", "SQLiteWriter"]
 
 #: Seconds a SQLite writer waits for the lock (and an open retries the switch to WAL) before giving up.
 SQLITE_BUSY_SECONDS = 30.0
@@ -120,15 +124,18 @@ class Database:
                 return
             with self._lock:
                 connection = self._held
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                # On the driver's connection: SQLAlchemy does not track these (the engine is in autocommit
+                # mode), and going round it saves two statements' worth of its overhead per write.
+                driver = connection.connection.driver_connection
+                assert isinstance(driver, sqlite3.Connection)
+                driver.execute("BEGIN IMMEDIATE")
                 try:
                     yield connection
                 except BaseException:
-                    # SQLite may have rolled back already (a full disk, an I/O error): then ROLLBACK would fail.
-                    if connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-                        connection.exec_driver_sql("ROLLBACK")
+                    if driver.in_transaction:  # SQLite may have rolled back already (a full disk, an I/O error)
+                        driver.execute("ROLLBACK")
                     raise
-                connection.exec_driver_sql("COMMIT")
+                driver.execute("COMMIT")
         except (SQLAlchemyError, sqlite3.Error) as error:
             raise self._error(error) from None
 
@@ -158,6 +165,10 @@ class Database:
                 yield SQLiteWriter(driver)
             except sqlite3.Error as error:
                 raise self._error(error) from None
+
+    def prepare(self, statement: Executable) -> Prepared:
+        """``statement`` (built once, with bind parameters) ready to run many times; see :class:`Prepared`."""
+        return Prepared(statement, self.engine.dialect if self.backend == "sqlite" else None)
 
     def insert(self, table: Table) -> Any:
         """The dialect's INSERT (with ``on_conflict_do_nothing``/``on_conflict_do_update``) into ``table``."""
@@ -212,6 +223,54 @@ class Database:
                 return _read_version(connection, schema)
         except ServiceUnavailableError:
             return None  # no meta table yet: the locked path creates it
+
+
+class Prepared:
+    """A statement compiled once. On SQLite it then runs on the driver's cursor with the compiled SQL and
+    parameter order: SQLAlchemy's per-execution work (cache key, execution context, result wrapper) cost
+    several times SQLite's own time for the store's small statements (measured: an append 3x, a member
+    lookup 5x), and the store's column types need no conversion on SQLite. On PostgreSQL it runs through
+    SQLAlchemy as usual (the network round trip dominates there). Rows are named tuples either way."""
+
+    def __init__(self, statement: Executable, sqlite: Dialect | None) -> None:
+        self.statement = statement
+        self._sql: str | None = None
+        self._make_row: Callable[[Iterable[Any]], Any] | None = None
+        if sqlite is not None:
+            compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=sqlite))
+            if compiled.positiontup is not None and not compiled.literal_execute_params:
+                self._sql = compiled.string
+                self._names = list(compiled.positiontup)
+                self._defaults = {name: bind.effective_value for name, bind in compiled.binds.items()}
+
+    def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[Any]:
+        if self._sql is None:
+            return list(connection.execute(self.statement, dict(parameters)).all())
+        cursor = self._cursor(connection, parameters)
+        if cursor.description is None:
+            return []
+        if self._make_row is None:
+            self._make_row = namedtuple("Row", [column[0] for column in cursor.description])._make  # type: ignore[attr-defined]
+        make = self._make_row
+        return [make(row) for row in cursor.fetchall()]
+
+    def first(self, connection: Connection, parameters: Mapping[str, Any]) -> Any:
+        rows = self.rows(connection, parameters)
+        return rows[0] if rows else None
+
+    def run(self, connection: Connection, parameters: Mapping[str, Any]) -> int:
+        """Execute a statement that returns no rows; its row count."""
+        if self._sql is None:
+            return int(connection.execute(self.statement, dict(parameters)).rowcount)
+        return int(self._cursor(connection, parameters).rowcount)
+
+    def _cursor(self, connection: Connection, parameters: Mapping[str, Any]) -> sqlite3.Cursor:
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection) and self._sql is not None
+        defaults = self._defaults
+        return driver.execute(
+            self._sql, [parameters[name] if name in parameters else defaults[name] for name in self._names]
+        )
 
 
 class SQLiteWriter:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from imbridge.models import Gender, Profile
@@ -183,35 +183,44 @@ class Store:
             key=bindparam("conversation"), last_seq=bindparam("count"), last_time=bindparam("time")
         )
         newest = counter.excluded.last_time
-        self._allocate = counter.on_conflict_do_update(
-            index_elements=["key"],
-            set_={
-                "last_seq": conversations.c.last_seq + counter.excluded.last_seq,
-                # never earlier than the conversation's last message (issue 13: times follow seqs)
-                "last_time": case((newest > conversations.c.last_time, newest), else_=conversations.c.last_time),
-            },
-        ).returning(conversations.c.last_seq, conversations.c.last_time)
-        self._by_dedupe = select(messages).where(
-            messages.c.conversation == bindparam("conversation"), messages.c.dedupe == bindparam("dedupe")
+        prepare = self.db.prepare
+        self._allocate = prepare(
+            counter.on_conflict_do_update(
+                index_elements=["key"],
+                set_={
+                    "last_seq": conversations.c.last_seq + counter.excluded.last_seq,
+                    # never earlier than the conversation's last message (issue 13: times follow seqs)
+                    "last_time": case((newest > conversations.c.last_time, newest), else_=conversations.c.last_time),
+                },
+            ).returning(conversations.c.last_seq, conversations.c.last_time)
         )
-        self._insert_message = messages.insert()
-        self._page = {
-            descending: select(messages)
-            .where(
-                messages.c.conversation == bindparam("conversation"),
-                messages.c.seq < bindparam("before"),
-                messages.c.seq > bindparam("after"),
+        self._by_dedupe = prepare(
+            select(messages).where(
+                messages.c.conversation == bindparam("conversation"), messages.c.dedupe == bindparam("dedupe")
             )
-            .order_by(messages.c.seq.desc() if descending else messages.c.seq.asc())
-            .limit(bindparam("limit"))
+        )
+        self._insert_message = prepare(messages.insert())
+        self._page = {
+            descending: prepare(
+                select(messages)
+                .where(
+                    messages.c.conversation == bindparam("conversation"),
+                    messages.c.seq < bindparam("before"),
+                    messages.c.seq > bindparam("after"),
+                )
+                .order_by(messages.c.seq.desc() if descending else messages.c.seq.asc())
+                .limit(bindparam("limit"))
+            )
             for descending in (True, False)
         }
-        self._by_key = select(messages).where(messages.c["key"] == bindparam("key"))
+        self._by_key = prepare(select(messages).where(messages.c["key"] == bindparam("key")))
         member_count = (
             select(func.count()).select_from(members).where(members.c.group_id == groups.c.id).scalar_subquery()
         )
-        self._group = select(groups, member_count.label("member_count")).where(
-            groups.c.id == bindparam("id"), groups.c.dismissed_at.is_(None)
+        self._group = prepare(
+            select(groups, member_count.label("member_count")).where(
+                groups.c.id == bindparam("id"), groups.c.dismissed_at.is_(None)
+            )
         )
         member_rows = select(members.c.user_id, members.c.role, members.c.joined_at, mutes.c.until).join_from(
             members,
@@ -219,15 +228,16 @@ class Store:
             (mutes.c.group_id == members.c.group_id) & (mutes.c.user_id == members.c.user_id),
             isouter=True,
         )
-        self._members = (
+        self._members = prepare(
             member_rows.where(members.c.group_id == bindparam("group_id"))
             .order_by(members.c.joined_at, members.c.user_id)
             .limit(bindparam("limit"))
             .offset(bindparam("offset"))
         )
-        self._member = member_rows.where(
-            members.c.group_id == bindparam("group_id"), members.c.user_id == bindparam("user_id")
+        self._member = prepare(
+            member_rows.where(members.c.group_id == bindparam("group_id"), members.c.user_id == bindparam("user_id"))
         )
+        self._user = prepare(select(users.c.id).where(users.c.id == bindparam("id")))
         self._users_in = select(users.c.id).where(users.c.id.in_(bindparam("ids", expanding=True)))
 
     # -- meta ---------------------------------------------------------------------------------
@@ -272,6 +282,8 @@ class Store:
         ids = list(user_ids)
         found: set[str] = set()
         with self.db.read() as db:
+            if len(ids) <= 4:  # the common case (a sender, a recipient): one prepared lookup each is cheaper
+                return {uid for uid in ids if self._user.first(db, {"id": uid}) is not None}
             for start in range(0, len(ids), _IN_CHUNK):
                 found.update(db.execute(self._users_in, {"ids": ids[start : start + _IN_CHUNK]}).scalars())
         return found
@@ -302,7 +314,7 @@ class Store:
 
     def group(self, group_id: str) -> GroupRow | None:
         with self.db.read() as db:
-            row = db.execute(self._group, {"id": group_id}).first()
+            row = self._group.first(db, {"id": group_id})
         if row is None:
             return None
         return GroupRow(
@@ -386,14 +398,14 @@ class Store:
 
     def members(self, group_id: str, *, offset: int = 0, limit: int = -1) -> list[MemberRow]:
         with self.db.read() as db:
-            rows = db.execute(
-                self._members, {"group_id": group_id, "limit": _NO_LIMIT if limit < 0 else limit, "offset": offset}
+            rows = self._members.rows(
+                db, {"group_id": group_id, "limit": _NO_LIMIT if limit < 0 else limit, "offset": offset}
             )
             return [MemberRow(row.user_id, row.role, row.joined_at, row.until) for row in rows]
 
     def member(self, group_id: str, user_id: str) -> MemberRow | None:
         with self.db.read() as db:
-            row = db.execute(self._member, {"group_id": group_id, "user_id": user_id}).first()
+            row = self._member.first(db, {"group_id": group_id, "user_id": user_id})
         return MemberRow(row.user_id, row.role, row.joined_at, row.until) if row is not None else None
 
     def groups_of(self, user_id: str) -> list[str]:
@@ -482,11 +494,9 @@ class Store:
             with self.db.write() as db:
                 moment = time() if callable(time) else time
                 # Locks the conversation's counter row until commit: the next writer waits here.
-                seq, moment = db.execute(
-                    self._allocate, {"conversation": conversation, "count": 1, "time": moment}
-                ).one()
+                seq, moment = self._allocate.first(db, {"conversation": conversation, "count": 1, "time": moment})
                 if dedupe is not None:
-                    found = db.execute(self._by_dedupe, {"conversation": conversation, "dedupe": dedupe}).first()
+                    found = self._by_dedupe.first(db, {"conversation": conversation, "dedupe": dedupe})
                     if found is not None and (dedupe_window is None or found.time >= moment - dedupe_window):
                         raise _Duplicate(_message_row(found))  # rolls the seq back
                     if found is not None:
@@ -495,8 +505,8 @@ class Store:
                             .where(messages.c.conversation == conversation, messages.c.seq == found.seq)
                             .values(dedupe=None)
                         )
-                db.execute(
-                    self._insert_message,
+                self._insert_message.run(
+                    db,
                     {"conversation": conversation, "seq": seq, "key": key, "sender": sender,
                      "elements": encoded_elements, "metadata": encoded_metadata, "time": moment,
                      "dedupe": dedupe, "revoked": 0},
@@ -516,10 +526,9 @@ class Store:
         with self.db.write() as db:
             for conversation in sorted(by_conversation):
                 batch = by_conversation[conversation]
-                last, _ = db.execute(
-                    self._allocate,
-                    {"conversation": conversation, "count": len(batch), "time": max(m.time for m in batch)},
-                ).one()
+                last, _ = self._allocate.first(
+                    db, {"conversation": conversation, "count": len(batch), "time": max(m.time for m in batch)}
+                )
                 for seq, message in enumerate(batch, start=last - len(batch) + 1):
                     rows.append({
                         "conversation": conversation, "seq": seq, "key": message.key, "sender": message.sender,
@@ -528,7 +537,7 @@ class Store:
                         "revoked": int(message.revoked),
                     })  # fmt: skip
             if rows:
-                db.execute(self._insert_message, rows)
+                db.execute(messages.insert(), rows)
         return len(rows)
 
     def conversations(self, prefix: str = "") -> dict[str, float]:
@@ -548,7 +557,7 @@ class Store:
 
     def message_by_key(self, key: str) -> MessageRow | None:
         with self.db.read() as db:
-            row = db.execute(self._by_key, {"key": key}).first()
+            row = self._by_key.first(db, {"key": key})
         return _message_row(row) if row is not None else None
 
     def messages(
@@ -562,8 +571,8 @@ class Store:
     ) -> list[MessageRow]:
         """Messages of a conversation with seq strictly between ``after`` and ``before`` (``limit`` -1: all)."""
         with self.db.read() as db:
-            rows = db.execute(
-                self._page[descending],
+            rows = self._page[descending].rows(
+                db,
                 {"conversation": conversation, "before": _NO_LIMIT if before is None else before,
                  "after": 0 if after is None else after, "limit": _NO_LIMIT if limit < 0 else limit},
             )  # fmt: skip
@@ -618,7 +627,7 @@ class Store:
             db.execute(statement.on_conflict_do_update(index_elements=["channel_id"], set_={"flags": flags}))
 
 
-def _message_row(row: Row[Any]) -> MessageRow:
+def _message_row(row: Any) -> MessageRow:
     return MessageRow(
         conversation=row.conversation, seq=row.seq, key=row.key, sender=row.sender,
         elements=json.loads(row.elements), metadata=json.loads(row.metadata), time=row.time,
