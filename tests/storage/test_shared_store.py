@@ -50,9 +50,9 @@ def _soak(tmp_path: Path, env: dict[str, str], prefix: str, *, resend: bool, che
     hosts = [tmp_path / "host-a", tmp_path / "host-b"]
     for host in hosts:
         host.mkdir()
+    command = [sys.executable, str(WORKER), "{n}", str(SECONDS), str(spec), str(out)]
     workers = [
-        subprocess.Popen([sys.executable, str(WORKER), str(n), str(SECONDS), str(spec), str(out)],
-                         cwd=hosts[n % 2], env=full_env)  # fmt: skip
+        subprocess.Popen([part.format(n=n) for part in command], cwd=hosts[n % 2], env=full_env)
         for n in range(INSTANCES)
     ]
     try:
@@ -96,7 +96,8 @@ def _soak(tmp_path: Path, env: dict[str, str], prefix: str, *, resend: bool, che
             checks["messages"] += len(history)
         parent_view = json.loads(json.dumps(_view(im, groups)))  # as the instances wrote theirs
     views = [json.loads((out / f"view-{n}.json").read_text()) for n in range(INSTANCES)]
-    differing = [(n, g, view[g], parent_view[g]) for n, view in enumerate(views) for g in groups if view[g] != parent_view[g]]
+    differing = [(n, g, view[g], parent_view[g])
+                 for n, view in enumerate(views) for g in groups if view[g] != parent_view[g]]  # fmt: skip
     assert not differing, f"instances read different group state: {differing[:2]}"
     totals = Counter[str]()
     for result in results:
