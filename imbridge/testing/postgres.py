@@ -44,8 +44,8 @@ class PostgresUnavailable(RuntimeError):
 def find_bindir() -> Path | None:
     """The directory holding ``initdb`` and ``pg_ctl``, or None."""
     if configured := os.environ.get("IMBRIDGE_POSTGRES_BIN"):  # named explicitly: no looking elsewhere
-        found = Path(configured)
-        return found if (found / "initdb").is_file() and (found / "pg_ctl").is_file() else None
+        named = Path(configured)
+        return named if (named / "initdb").is_file() and (named / "pg_ctl").is_file() else None
     candidates: list[Path] = []
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
