@@ -14,7 +14,8 @@ def _closed_port() -> int:
 
 
 def _run_live(pytester: pytest.Pytester, provider: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess(
+    # In a subprocess: an in-process run would leave its fresh imports (httpcore's exception classes) behind.
+    return pytester.runpytest_subprocess(
         "--pyargs", "imbridge.testing.contract", "--imbridge-provider", provider, "--imbridge-mode", "live",
         "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function",
     )  # fmt: skip

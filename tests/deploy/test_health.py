@@ -262,9 +262,13 @@ def test_local_is_ok_while_its_database_answers(tmp_path: Path) -> None:
     im = IMClient("local", database=str(tmp_path / "l.db"))
     health = im.health()
     assert health.ok and health.details["schema_version"] and health.details["database"].endswith("l.db")
-    im._provider.store.close()  # what a database that went away looks like to the provider
+    for part in tmp_path.iterdir():  # the file (and its WAL) overwritten: no longer a database
+        with part.open("r+b") as file:
+            file.truncate(0)
+            file.write(b"garbage!" * 512)
     broken = im.health()
-    assert broken.reachable is False and not broken.ok
+    assert broken.reachable is False and not broken.ok and "not a database" in broken.message
+    im.close()
 
 
 def test_a_provider_without_a_check_says_so() -> None:

@@ -3,7 +3,6 @@ checks used by more than one resource."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -45,19 +44,19 @@ class LocalCore(Provider):
 
         def compute() -> Health:
             checked_at, started = self.clock.now(), self.clock.monotonic()
-            where = {"database": self.store.path}
+            where = {"database": self.store.shown, "backend": self.store.backend}
             try:
                 schema = self.store.meta("schema_version")
-            except (sqlite3.Error, IMBridgeError) as error:
+            except IMBridgeError as error:  # the store turns every driver error into one
                 return Health(
                     provider=NAME, reachable=False, authenticated=None, checked_at=checked_at, details=where,
-                    message=f"database {self.store.path!r} does not answer: {error}",
+                    message=f"{self.store.backend} store {self.store.shown!r} does not answer: {error}",
                 )  # fmt: skip
             return Health(
                 provider=NAME, reachable=True, authenticated=True, checked_at=checked_at,
                 latency_ms=(self.clock.monotonic() - started) * 1000,
-                details={**where, "schema_version": schema, "sqlite": sqlite3.sqlite_version},
-                message=f"database {self.store.path!r} open (schema {schema}); no credentials involved",
+                details={**where, "schema_version": schema},
+                message=f"{self.store.backend} store {self.store.shown!r} open (schema {schema}); no credentials",
             )  # fmt: skip
 
         return self._run(compute)
