@@ -40,6 +40,7 @@ from imbridge.models import (
 )
 from imbridge.models.device import DeviceKind
 from imbridge.models.health import Health
+from imbridge.models.maintenance import MaintenanceReport
 
 
 class _OwnFieldsOnly(PydanticBaseSettingsSource):
@@ -290,6 +291,12 @@ class Provider:
 
     def muted(self, group_id: str) -> Flow[list[Member]]:
         raise _unsupported(self, Operation.GROUPS_MUTED)
+
+    # maintenance
+    def run_due(self, worker: str, lease: timedelta) -> Flow[MaintenanceReport]:
+        """Do the work that has fallen due on the server, as ``worker``; where instances share a store, under
+        its lease for ``lease`` (renewed while the run lasts), so one instance does it at a time."""
+        raise _unsupported(self, Operation.MAINTENANCE_RUN_DUE)
 
     def new_group_id(self) -> str:
         """The id of a group created without one, where the provider (not its server) picks ids."""

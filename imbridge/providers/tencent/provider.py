@@ -9,12 +9,13 @@ from __future__ import annotations
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.tencent.groups import TencentGroups
 from imbridge.providers.tencent.health import TencentHealth
+from imbridge.providers.tencent.maintenance import TencentMaintenance
 from imbridge.providers.tencent.mapping import NAME
 from imbridge.providers.tencent.messages import TencentMessages
 from imbridge.providers.tencent.users import TencentUsers
 
 
-class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealth):
+class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealth, TencentMaintenance):
     """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
     (settings, signing, the envelope and its errors, the escape hatch) in ``_core.py``."""
 
@@ -74,5 +75,7 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealt
                 Operation.GROUPS_UNMUTE: (n, "forbid_send_msg MuteTime 0"),
                 Operation.GROUPS_MUTE_ALL: (n, "modify_group_base_info MuteAllMember On/Off"),
                 Operation.GROUPS_MUTED: (n, "get_group_muted_account, roles from the member list"),
+                # due work (issue 15)
+                Operation.MAINTENANCE_RUN_DUE: (n, "nothing falls due: Tencent ends timed mutes itself"),
             },
         )  # fmt: skip

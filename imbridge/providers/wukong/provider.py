@@ -19,12 +19,13 @@ from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.wukong._core import STORE_HINT
 from imbridge.providers.wukong.groups import WukongGroups
 from imbridge.providers.wukong.health import WukongHealth
+from imbridge.providers.wukong.maintenance import WukongMaintenance
 from imbridge.providers.wukong.mapping import NAME
 from imbridge.providers.wukong.messages import WukongMessages
 from imbridge.providers.wukong.users import WukongUsers
 
 
-class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth):
+class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth, WukongMaintenance):
     """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
     (settings, transport hooks, the escape hatch) in ``_core.py``."""
 
@@ -141,4 +142,17 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth):
                 "denylisted member with no stored expiry is reported muted until 9999-12-31.",
             ),
         }
+        # due work (issue 15)
+        entries[Operation.MAINTENANCE_RUN_DUE] = (
+            (
+                Support.EMULATED,
+                "WuKongIM has no timed mute: run_due takes every mute that has ended off the denylist "
+                "(POST /channel/blacklist_remove), in every group, with no other call needed; instances sharing "
+                "the store take turns through a lease row in it. Run it with `imbridge worker` or "
+                "AsyncIMClient(background_maintenance=...); without it, an ended mute is lifted on the group's "
+                "next read or send through imbridge.",
+            )
+            if stored
+            else (Support.NATIVE, "Nothing falls due without a store (timed mutes need one).")
+        )
         return CapabilityMap(NAME, entries)
