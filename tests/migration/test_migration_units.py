@@ -5,11 +5,16 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imbridge.migration import ids
 from imbridge.migration.mirror import decode, encode
+from imbridge.migration.state import IdCollisionError, StateDB
 from imbridge.migration.progress import make_progress
 from imbridge.models import Conversation, Image, MessageRef, Text
 
@@ -18,9 +23,48 @@ def test_target_ids_are_safe_stable_and_distinct() -> None:
     assert ids.target_id("alice") == "alice"
     assert ids.target_id("alice", "p_") == "p_alice"
     tgs = ids.target_id("@TGS#AB12")
-    assert tgs.startswith("_TGS_AB12_") and not set("@#&") & set(tgs)
-    assert tgs == ids.target_id("@TGS#AB12")
+    assert tgs == "~40TGS~23AB12" == ids.target_id("@TGS#AB12")
     assert ids.target_id("a@b") != ids.target_id("a#b") != ids.target_id("a_b")
+    # the collision of the hash-suffix scheme (issue 13, point 4): an id that looks like another's mapping
+    assert ids.target_id("alice@corp") != ids.target_id("alice_corp_244e5e")
+    assert ids.target_id("alice@corp") != ids.target_id("alice~40corp")
+    assert ids.target_id(".") != ids.target_id("..") and "." not in (ids.target_id("."), ids.target_id(".."))
+    assert ids.source_id(ids.target_id("\ud800x")) == "\ud800x"  # a lone surrogate (JSON allows one)
+
+
+#: What WuKongIM and URL paths cannot take in an id (wire.FORBIDDEN_ID_CHARS plus path-changing characters).
+UNSAFE_FOR_TARGET = set("@#&/?%\\")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(), st.text(), st.sampled_from(["", "p_", "demo1a2b3c_"]))
+def test_target_id_is_injective_reversible_and_safe(a: str, b: str, prefix: str) -> None:
+    ta, tb = ids.target_id(a, prefix), ids.target_id(b, prefix)
+    assert (ta == tb) == (a == b)
+    assert ids.source_id(ta, prefix) == a
+    body = ta[len(prefix) :]
+    assert not UNSAFE_FOR_TARGET & set(body)
+    assert all(ch.isprintable() and not ch.isspace() for ch in body)
+    assert body not in (".", "..")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="@#&_~.a1 ", max_size=8), max_size=30, unique=True))
+def test_target_ids_of_lookalike_ids_never_collide(sources: list[str]) -> None:
+    # ids built from the characters the mapping rewrites and those it writes: the likeliest to collide
+    assert len({ids.target_id(s) for s in sources}) == len(sources)
+
+
+def test_state_refuses_a_mapping_that_would_share_a_target_id(tmp_path: Path) -> None:
+    state = StateDB(str(tmp_path / "state.db"))
+    # an earlier imbridge mapped alice@corp with its hash suffix; alice_corp_244e5e is itself a safe id
+    state.map_ids("user", [("alice@corp", "alice_corp_244e5e")])
+    with pytest.raises(IdCollisionError) as raised:
+        state.map_ids("user", [("bob", "bob"), ("alice_corp_244e5e", ids.target_id("alice_corp_244e5e"))])
+    assert raised.value.collisions == {"alice_corp_244e5e": ["alice@corp", "alice_corp_244e5e"]}
+    assert state.mapped("user") == {"alice@corp": "alice_corp_244e5e"}  # nothing written
+    assert state.collisions("group") == {}
+    state.close()
 
 
 def test_message_keys_depend_on_the_whole_source_identity() -> None:
@@ -66,3 +110,24 @@ def test_journal_encoding_round_trips() -> None:
     value = [Conversation.user("bob"), [Text("hi"), Image(url="https://x/y.png", width=2)], timedelta(seconds=90),
              {"ref": ref, "n": 1}]  # fmt: skip
     assert decode(json.loads(json.dumps(encode(value)))) == value
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=6) | st.sampled_from(["$td", "$conv", "$ref", "$el", "$map"]), inner,
+                      max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_journal_encoding_round_trips_any_json_even_what_looks_like_its_own_tags(value: Any) -> None:
+    stored = json.loads(json.dumps(encode({"metadata": value, "n": [value]})))
+    assert decode(stored) == {"metadata": value, "n": [value]}
+
+
+def test_journal_encoding_keeps_metadata_shaped_like_a_tag() -> None:
+    metadata = {"$td": 5, "$conv": "user:x", "deep": [{"$ref": "not a ref"}, {"$el": 1, "other": 2}]}
+    assert decode(json.loads(json.dumps(encode(metadata)))) == metadata
