@@ -223,3 +223,49 @@ async def test_async_api_inside_a_running_loop(world: World, tmp_path: Path) -> 
         await m.aclose()
         m.close()
     await asyncio.sleep(0)
+
+
+class Killed(BaseException):
+    """The process dies at this point (not an error anything may catch)."""
+
+
+class KillAfterFirstRevokeNotice(httpx.AsyncBaseTransport):
+    """The WuKongIM emulator; the first revoke notice lands, then the process 'dies' before imbridge can
+    record the revocation (the window of issue 13, point 5)."""
+
+    def __init__(self, inner: EmulatorTransport) -> None:
+        self.inner = inner
+        self.notice: dict[str, Any] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if self.notice is None and request.url.path == "/message/send":
+            body = json.loads(request.content)
+            if str(body["client_msg_no"]).startswith("revoke-"):
+                self.notice = body
+                raise Killed()
+        return response
+
+
+def test_a_revoke_killed_between_its_notice_and_its_record_sends_one_notice(world: World, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    killer = KillAfterFirstRevokeNotice(world.wukong.transport())
+    first = Migration(world.source(), world.target(killer), str(state), MigrationOptions(workers=1))
+    with pytest.raises(Killed):
+        first.run(world.users())
+    first.close()
+    assert killer.notice is not None
+
+    resumed = Migration(world.source(), world.target(), str(state))
+    assert resumed.run()["complete"], resumed.failures()
+    resumed.close()
+    # Read the channel straight from the emulator's HTTP API: how many notices revoke that message?
+    notice = killer.notice
+    sync = {"login_uid": notice["from_uid"], "channel_id": notice["channel_id"],
+            "channel_type": notice["channel_type"], "start_message_seq": 0, "end_message_seq": 0, "limit": 10000}
+    with httpx.Client(transport=world.wukong.transport(), base_url="http://wukong.test") as raw:
+        messages = raw.post("/channel/messagesync", json=sync).json()["messages"]
+    notices = [m for m in messages if m["client_msg_no"] == notice["client_msg_no"]]
+    assert len(notices) == 1, f"{len(notices)} revoke notices for one message"
+    expected = world.expected()
+    assert world.actual(list(expected)) == expected
