@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -14,9 +15,10 @@ from hypothesis import strategies as st
 
 from imbridge.migration import ids
 from imbridge.migration.mirror import decode, encode
-from imbridge.migration.state import IdCollisionError, StateDB
 from imbridge.migration.progress import make_progress
+from imbridge.migration.state import IdCollisionError, StateDB
 from imbridge.models import Conversation, Image, MessageRef, Text
+from imbridge.testing import FakeClock
 
 
 def test_target_ids_are_safe_stable_and_distinct() -> None:
@@ -103,6 +105,40 @@ def test_progress_modes(mode: str) -> None:
         assert text == ""
     with pytest.raises(ValueError):
         make_progress("fancy", out)
+
+
+def test_eta_follows_the_work_smoothly_through_bursts_and_a_stall() -> None:
+    # 20,000 messages at 200/s on average, arriving in page-sized bursts, with a 5 s stall at t=20 s.
+    clock = FakeClock()
+    out = io.StringIO()
+    progress = make_progress("json", out, interval=1.0, clock=clock.monotonic)
+    task = progress.task("messages", 20_000, estimated=True)
+    done, t = 0, 0.0
+    while done < 20_000:
+        step = 0.5 if t < 20 or t >= 25 else 5.0  # a page of 100 every half second; one page after 5 s
+        clock.advance(step)
+        t += step
+        done += 100
+        task.advance(100)
+    task.finish()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert all(line["total"] == 20_000 and line["total_estimated"] for line in lines)
+    etas = [(line["eta_seconds"], (20_000 - line["done"]) / 200) for line in lines if line["event"] == "progress"]
+    assert len(etas) > 50
+    for eta, remaining in etas:  # within a factor 1.5 of the truth at 200/s, the stall included
+        assert eta is not None and remaining / 1.5 - 1 <= eta <= remaining * 1.5 + 1, (eta, remaining)
+    swings = [abs(b[0] - a[0]) for a, b in itertools.pairwise(etas)]
+    assert max(swings) < 40  # no jump: the stall moves the ETA by a fraction of the remaining ~90 s
+
+
+def test_a_task_of_uneven_items_shows_no_eta_of_its_own() -> None:
+    clock = FakeClock()
+    out = io.StringIO()
+    task = make_progress("plain", out, interval=0, clock=clock.monotonic).task("channels", 300, eta=False)
+    for _ in range(10):
+        clock.advance(1)
+        task.advance()
+    assert out.getvalue() and "ETA" not in out.getvalue()
 
 
 def test_journal_encoding_round_trips() -> None:
