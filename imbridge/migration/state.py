@@ -8,6 +8,7 @@ re-send anyway).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -126,11 +127,13 @@ class StateDB:
 
     # -- items ------------------------------------------------------------------------------------
 
-    def add_items(self, phase: str, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
+    def add_items(
+        self, phase: str, entries: Iterable[tuple[str, dict[str, Any]]], *, own_transaction: bool = True
+    ) -> int:
         """Add items not yet planned (a re-plan keeps the progress of those already there); refresh the
-        data of pending ones. Returns how many are new."""
+        data of pending ones. Returns how many are new. ``own_transaction=False`` inside a caller's."""
         before = self.count(phase)
-        with self.transaction():
+        with self.transaction() if own_transaction else contextlib.nullcontext():
             for key, data in entries:
                 self._db.execute(
                     "INSERT INTO items (phase, key, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (phase, key) "
@@ -138,6 +141,9 @@ class StateDB:
                     (phase, key, json.dumps(data, ensure_ascii=False), time.time()),
                 )
         return self.count(phase) - before
+
+    def delete_items(self, phase: str) -> None:
+        self._db.execute("DELETE FROM items WHERE phase = ?", (phase,))
 
     def items(self, phase: str, status: str | None = None) -> list[Item]:
         sql = "SELECT * FROM items WHERE phase = ?" + (" AND status = ?" if status else "") + " ORDER BY rowid"
@@ -253,6 +259,11 @@ class StateDB:
             return
         kept = {"last": checkpoint.position["last"]} if "last" in checkpoint.position else {}
         self.save_checkpoint(channel, kept, 0, 0)
+
+    def processed(self) -> dict[str, int]:
+        """Messages looked at (copied or skipped) per channel."""
+        rows = self._db.execute("SELECT channel, migrated + skipped AS n FROM checkpoints")
+        return {r["channel"]: int(r["n"]) for r in rows}
 
     def totals(self) -> tuple[int, int]:
         row = self._db.execute("SELECT COALESCE(SUM(migrated), 0), COALESCE(SUM(skipped), 0) FROM checkpoints")
