@@ -225,9 +225,8 @@ def _interrupted_text(migration: Migration, args: argparse.Namespace, by: str) -
 
 def _saved_text(migration: Migration) -> str:
     if not migration.planned():
-        done = {phase: migration.state.count(phase, "done") for phase in ("plan:groups", "plan:users", "plan:pairs")}
-        return (f"Saved in {migration.state.path}: the plan so far ({done['plan:groups']} groups read, "
-                f"{done['plan:users']} users' contacts read, {done['plan:pairs']} conversations counted)")  # fmt: skip
+        groups, users = (migration.state.count(phase, "done") for phase in ("plan:groups", "plan:users"))
+        return f"Saved in {migration.state.path}: the plan so far ({groups} groups read, {users} users' contacts read)"
     status = migration.status()
     phases = ", ".join(f"{phase} {counts['done']}/{sum(counts.values())}" for phase, counts in status["phases"].items())
     return (

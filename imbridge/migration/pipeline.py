@@ -19,6 +19,7 @@ each message exactly once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -35,7 +36,7 @@ from imbridge.errors import (
 )
 from imbridge.migration import ids
 from imbridge.migration.progress import Progress, make_progress
-from imbridge.migration.source import ROAM_PAGE, TencentSource
+from imbridge.migration.source import TencentSource
 from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, IdCollisionError, StateDB
 from imbridge.models import Conversation, Custom, Element, Group, Message, Role, SentMessage, Text
 from imbridge.providers.base import Direction
@@ -44,8 +45,8 @@ T = TypeVar("T")
 
 PHASES = ("accounts", "profiles", "groups", "history", "mutes")
 #: The plan's own progress, saved as it goes so that an interrupted plan resumes: groups read (their data),
-#: users whose recent contacts were read (their peers), one-to-one pairs counted (their message count).
-PLAN_GROUPS, PLAN_USERS, PLAN_PAIRS = "plan:groups", "plan:users", "plan:pairs"
+#: users whose recent contacts were read (their peers).
+PLAN_GROUPS, PLAN_USERS = "plan:groups", "plan:users"
 #: Messages of a channel looked at, newest first, when a run re-checks that the target still holds it.
 RECHECK_SCAN = 200
 #: verify --repair: at most this many rounds of re-queue, run, verify.
@@ -116,6 +117,44 @@ def _client_for(spec: ClientSpec, default_provider: str, overrides: Mapping[str,
     settings = dict(spec)
     name = str(settings.pop("provider", default_provider))
     return AsyncIMClient(name, **{**settings, **overrides}), True
+
+
+class _ExpectedMessages:
+    """The messages the history phase will have looked at: a group's from its MsgSeq range (planned), a
+    pair's extrapolated from the pairs finished so far, each replaced by its count once it is done."""
+
+    def __init__(self, items: Sequence[Any], processed: Mapping[str, int]) -> None:
+        self.done = sum(processed.values())
+        self.known = 0  # finished channels' counts, and groups' planned counts
+        self.open_pairs = 0
+        self.pair_messages = self.pair_count = 0
+        self.planned: dict[str, int] = {}
+        for item in items:
+            seen = processed.get(item.key, 0)
+            if item.status == DONE:
+                self.known += seen
+                if not item.key.startswith("g:"):
+                    self.pair_messages, self.pair_count = self.pair_messages + seen, self.pair_count + 1
+            elif "estimate" in item.data:
+                self.planned[item.key] = max(int(item.data["estimate"]), seen)
+                self.known += self.planned[item.key]
+            else:
+                self.open_pairs += 1
+                self.planned[item.key] = seen
+                self.known += seen
+
+    def finished(self, channel: str, count: int) -> None:
+        self.known += count - self.planned.pop(channel, 0)
+        if not channel.startswith("g:"):
+            self.open_pairs -= 1
+            self.pair_messages, self.pair_count = self.pair_messages + count, self.pair_count + 1
+
+    def total(self) -> int:
+        average = self.pair_messages / self.pair_count if self.pair_count else 0.0
+        return self.known + round(self.open_pairs * average)
+
+    def estimated(self) -> bool:
+        return self.open_pairs > 0
 
 
 class Migration:
@@ -265,7 +304,6 @@ class Migration:
         try:
             await self._plan_groups(source, planning, task)
             await self._plan_contacts(source, task)
-            await self._plan_pairs(source, task)
         finally:
             planning["seconds"] = round(planning.get("seconds", 0.0) + time.monotonic() - started, 2)
             self.state.set_meta("planning", planning)
@@ -334,37 +372,10 @@ class Migration:
             task.add_total(len(pending))
             await self._bounded(pending, read_contacts)
 
-    async def _plan_pairs(self, source: TencentSource, task: Any) -> None:
-        """Count each new pair's messages for progress: one page of its history (exact up to a page's size,
-        at least a page above it)."""
-        pairs = {ids.pair_channel(user.key, peer) for user in self.state.items(PLAN_USERS, DONE)
-                 for peer in user.data.get("peers", ())}  # fmt: skip
-        self.state.add_items(PLAN_PAIRS, ((p, {}) for p in sorted(pairs)))  # counted ones keep their count
-        pending = [p for p in self.state.keys(PLAN_PAIRS, PENDING) if p in pairs]
-        task.add_total(len(pending))
-        assert self.options.as_of is not None
-        body = {"MaxCnt": ROAM_PAGE, "MinTime": int(self.options.since), "MaxTime": int(self.options.as_of)}
-
-        async def count(pair: str) -> None:
-            _, a, b = ids.split_channel(pair)
-            try:
-                reply = await source.client.provider.call(
-                    "openim", "admin_getroammsg", {**body, "Operator_Account": a, "Peer_Account": b}
-                )
-                found = len(reply.get("MsgList") or [])
-                data = {"estimate": found, "exact": reply.get("Complete") == 1 or found == 0}
-            except IMBridgeError:
-                data = {"estimate": 0, "exact": False}  # only an estimate: the run reads the pair anyway
-            self.state.finish_item(PLAN_PAIRS, pair, data)
-            task.advance()
-
-        await self._bounded(pending, count)
-
     def _record_plan(self, source: TencentSource, existing: dict[str, Any], planning: dict[str, Any]) -> dict[str, Any]:
         """Turn the plan's progress into the phases' items; refuse (writing nothing) ids that would collide."""
         known = self.state.keys(PLAN_USERS, DONE)
         groups = {item.key: item.data for item in self.state.items(PLAN_GROUPS, DONE)}
-        pair_data = {item.key: item.data for item in self.state.items(PLAN_PAIRS, DONE)}
         pairs = sorted({ids.pair_channel(user.key, peer) for user in self.state.items(PLAN_USERS, DONE)
                         for peer in user.data.get("peers", ())})  # fmt: skip
         prefix = self.options.id_prefix
@@ -377,9 +388,11 @@ class Migration:
         self.uid_all(known)
         for group_id in groups:
             self.gid(group_id)
-        estimates = {ids.group_channel(g): {"estimate": d.get("estimate", 0), "exact": True} for g, d in groups.items()}
-        estimates.update({p: {"estimate": pair_data.get(p, {}).get("estimate", 0),
-                              "exact": pair_data.get(p, {}).get("exact", False)} for p in pairs})  # fmt: skip
+        # A group's message count comes from its MsgSeq range; a pair's is known only once it is read (one
+        # more call per pair, as many as reading most pairs takes): the progress extrapolates those.
+        estimates: dict[str, dict[str, Any]] = {ids.group_channel(g): {"estimate": d.get("estimate", 0)}
+                                                for g, d in groups.items()}  # fmt: skip
+        estimates.update({p: {} for p in pairs})
         group_data = {g: {k: v for k, v in d.items() if k != "estimate"} for g, d in groups.items()}
         new = {
             "accounts": self.state.add_items("accounts", ((u, {}) for u in known)),
@@ -394,8 +407,7 @@ class Migration:
             "as_of": as_of, "as_of_iso": datetime.fromtimestamp(as_of, UTC).isoformat(timespec="seconds"),
             "created": existing.get("created") or time.time(), "source_app": source.app_id,
             "users": len(known), "groups": len(groups), "c2c_pairs": len(pairs),
-            "messages_estimate": sum(int(e["estimate"]) for e in estimates.values()),
-            "messages_estimate_exact": all(e["exact"] for e in estimates.values()),
+            "group_messages": sum(int(d.get("estimate", 0)) for d in groups.values()),
             "seconds": planning.get("seconds", 0.0),
         }  # fmt: skip
         self.state.set_meta("plan", plan)
@@ -609,21 +621,10 @@ class Migration:
     async def _phase_history(self) -> int:
         pending = self.state.keys("history", PENDING)
         total = self.state.count("history")
-        # Channels differ in size by orders of magnitude: their bar has no ETA; the messages bar has one,
-        # over the plan's message counts (a group's MsgSeq range, a pair's first page), corrected as each
-        # channel ends.
+        # Channels differ in size by orders of magnitude: their bar has no ETA; the messages bar has one.
         channels = self.progress.task("channels", total, total - len(pending), eta=False)
-        processed = self.state.processed()
-        estimates: dict[str, int] = {}
-        expected, exact = 0, True
-        for item in self.state.items("history"):
-            if item.status == DONE:
-                expected += processed.get(item.key, 0)
-                continue
-            estimates[item.key] = int(item.data.get("estimate", 0))
-            exact = exact and bool(item.data.get("exact", False)) and "estimate" in item.data
-            expected += max(estimates[item.key], processed.get(item.key, 0))
-        messages = self.progress.task("messages", expected, sum(processed.values()), estimated=not exact)
+        expected = _ExpectedMessages(self.state.items("history"), self.state.processed())
+        messages = self.progress.task("messages", expected.total(), expected.done, estimated=expected.estimated())
 
         async def migrate(channel: str) -> None:
             kind, group_id, _ = ids.split_channel(channel)
@@ -635,13 +636,18 @@ class Migration:
                 await self._channel(channel, messages)
                 self.state.set_status("history", channel, DONE)
                 done = self.state.checkpoint(channel)
-                seen = done.migrated + done.skipped if done else 0
-                messages.add_total(seen - max(estimates.get(channel, 0), processed.get(channel, 0)))
+                before = expected.total()
+                expected.finished(channel, done.migrated + done.skipped if done else 0)
+                messages.add_total(expected.total() - before)
             except IMBridgeError as error:
                 self.state.set_status("history", channel, FAILED, f"{type(error).__name__}: {error}"[:500])
             channels.advance()
 
-        await self._bounded(pending, migrate)
+        # Pairs interleaved with groups: their average size (for the estimate) is known within seconds.
+        groups = [c for c in pending if c.startswith("g:")]
+        pairs = [c for c in pending if not c.startswith("g:")]
+        order = [c for both in itertools.zip_longest(groups, pairs) for c in both if c is not None]
+        await self._bounded(order, migrate)
         channels.finish()
         messages.finish()
         return len(pending)
@@ -980,12 +986,10 @@ def summary_text(report: Mapping[str, Any]) -> str:
     plan = report.get("plan") or {}
     lines = ["Migration Tencent IM -> WuKongIM"]
     if plan:
-        estimate = plan.get("messages_estimate")
-        about = "" if plan.get("messages_estimate_exact") else "about "
-        counted = f", {about}{estimate} messages" if estimate is not None else ""
+        counted = f" (up to {plan['group_messages']} messages)" if plan.get("group_messages") is not None else ""
         lines.append(
-            f"  planned: {plan.get('users')} users, {plan.get('groups')} groups, "
-            f"{plan.get('c2c_pairs')} one-to-one conversations{counted}; history up to {plan.get('as_of_iso')}"
+            f"  planned: {plan.get('users')} users, {plan.get('groups')} groups{counted}, "
+            f"{plan.get('c2c_pairs')} one-to-one conversations; history up to {plan.get('as_of_iso')}"
         )
     recheck = report.get("recheck")
     if recheck:
