@@ -62,7 +62,7 @@ def test_a_signal_stops_a_run_cleanly_and_says_how_to_resume(tmp_path: Path, sto
                                   env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
             assert plan.returncode == 0, plan.stderr
             env = cli_env(world, tencent.url, wukong.url, SLOW_HISTORY)
-            run = subprocess.Popen([*CLI, "run", "--state", state, "--progress", "plain", "--workers", "2"], env=env,
+            run = subprocess.Popen([*CLI, "run", "--state", state, "--progress", "plain"], env=env,
                                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
             copied = wait_for_state(state, "SELECT SUM(migrated) FROM checkpoints", 20)
             run.send_signal(stop)
