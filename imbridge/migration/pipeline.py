@@ -51,6 +51,8 @@ PLAN_GROUPS, PLAN_USERS = "plan:groups", "plan:users"
 RECHECK_SCAN = 200
 #: verify --repair: at most this many rounds of re-queue, run, verify.
 MAX_REPAIR_ROUNDS = 3
+#: Mismatches kept in a repair's result and in the state file (verify's own limit).
+MAX_LISTED_MISMATCHES = 100
 MAX_MUTE = timedelta(days=36500)
 #: Waits (seconds) before sending again a message WuKongIM accepted but had not stored yet (under load).
 STORE_LAG_WAITS = (1.0, 3.0, 5.0)
@@ -917,7 +919,7 @@ class Migration:
 
         Copying again appends: a message the target lost in the middle of a channel comes back after the
         ones it preceded (WuKongIM cannot insert), which the final verify reports as an order difference."""
-        current = dict(result) if result is not None else await self.averify()
+        current = dict(result) if result is not None else await self.averify(every_mismatch=True)
         before = current.get("mismatch_count", 0)
         repaired_groups: set[str] = set()
         repaired_channels: set[str] = set()
@@ -936,21 +938,23 @@ class Migration:
             repaired_groups |= groups
             repaired_channels |= channels
             await self.arun()
-            current = await self.averify()
+            current = await self.averify(every_mismatch=True)
             rounds += 1
+        listed = (current.get("mismatches") or [])[:MAX_LISTED_MISMATCHES]
         return {"ok": bool(current.get("ok")), "mismatches_before": before, "rounds": rounds,
                 "requeued_groups": len(repaired_groups), "requeued_channels": len(repaired_channels),
-                "verify": current}  # fmt: skip
+                "verify": {**current, "mismatches": listed}}  # fmt: skip
 
     # -- verify, status, report -------------------------------------------------------------------
 
-    async def averify(self) -> dict[str, Any]:
-        from imbridge.migration.verify import verify
+    async def averify(self, *, every_mismatch: bool = False) -> dict[str, Any]:
+        """Compare source and target; ``every_mismatch`` lists them all (a repair's input), not the first 100."""
+        from imbridge.migration.verify import MAX_LISTED, verify
 
         source, target = await self._open()
         self._load_ids()
-        result = await verify(self, source, target)
-        self.state.set_meta("verify", result)
+        result = await verify(self, source, target, limit=None if every_mismatch else MAX_LISTED)
+        self.state.set_meta("verify", {**result, "mismatches": result["mismatches"][:MAX_LISTED]})
         return result
 
     def status(self) -> dict[str, Any]:
