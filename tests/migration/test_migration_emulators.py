@@ -20,6 +20,7 @@ from imbridge.cli import main
 from imbridge.emulators._base import EmulatorTransport
 from imbridge.emulators.wukong import WukongEmulator
 from imbridge.migration import Migration, MigrationOptions
+from imbridge.migration import verify as verify_module
 from imbridge.migration.ids import ORIGIN_KEY, target_id
 from imbridge.migration.progress import make_progress
 from imbridge.models import Conversation, Text
@@ -328,7 +329,10 @@ def test_a_run_after_the_target_lost_everything_notices_and_copies_it_again(worl
     checked.close()
 
 
-def test_verify_repair_copies_again_what_verify_finds_missing(world: World, tmp_path: Path) -> None:
+def test_verify_repair_copies_again_what_verify_finds_missing(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify_module, "MAX_LISTED", 5)  # a report lists 5 mismatches: the repair needs all
     state = tmp_path / "state.db"
     first = migration(world, state, workers=4, recheck=False)  # only verify can notice now
     assert first.run(world.users())["complete"]
@@ -339,7 +343,8 @@ def test_verify_repair_copies_again_what_verify_finds_missing(world: World, tmp_
     assert m.run()["complete"]  # nothing re-checked: the run believes it
     assert not any(world.actual(list(expected)).values())
     repaired = m.repair()
-    assert repaired["mismatches_before"] > 0 and repaired["ok"], repaired["verify"]["mismatches"]
+    assert repaired["mismatches_before"] > 5 and repaired["ok"], repaired["verify"]["mismatches"]
+    assert repaired["rounds"] == 1
     assert repaired["requeued_channels"] == len(expected)
     assert world.actual(list(expected)) == expected
     again = m.repair()  # nothing left to repair: one verify, nothing sent
