@@ -121,6 +121,27 @@ def _client_for(spec: ClientSpec, default_provider: str, overrides: Mapping[str,
     return AsyncIMClient(name, **{**settings, **overrides}), True
 
 
+def _effective_options(given: MigrationOptions | None, stored: dict[str, Any] | None) -> MigrationOptions:
+    """The options of a run: those stored with the plan, or those given, keeping what the plan fixed."""
+    if given is None:
+        return MigrationOptions(**stored) if stored else MigrationOptions()
+    if not stored:
+        return given
+    # options given again to a planned migration (e.g. --workers): what the plan fixed stays
+    if not given.id_prefix:
+        given.id_prefix = str(stored.get("id_prefix") or "")
+    if not given.since:
+        given.since = float(stored.get("since") or 0.0)
+    if given.id_prefix != stored.get("id_prefix", ""):
+        raise ConfigurationError(
+            f"this migration was planned with id_prefix {stored.get('id_prefix', '')!r}; it cannot change "
+            f"to {given.id_prefix!r} (the ids already written on the target would no longer match)"
+        )
+    if given.as_of is None:
+        given.as_of = stored.get("as_of")
+    return given
+
+
 class _ExpectedMessages:
     """The messages the history phase will have looked at: a group's from its MsgSeq range (planned), a
     pair's extrapolated from the pairs finished so far, each replaced by its count once it is done."""
@@ -182,19 +203,11 @@ class Migration:
     ) -> None:
         self._source_spec, self._target_spec = source, target
         self.state = StateDB(state)
-        stored = self.state.get_meta("options")
-        if options is None and stored:
-            options = MigrationOptions(**stored)
-        elif options is not None and stored:
-            # options given again to a planned migration (e.g. --workers): what the plan fixed stays
-            if options.id_prefix != stored.get("id_prefix", ""):
-                raise ConfigurationError(
-                    f"this migration was planned with id_prefix {stored.get('id_prefix', '')!r}; it cannot change "
-                    f"to {options.id_prefix!r} (the ids already written on the target would no longer match)"
-                )
-            if options.as_of is None:
-                options.as_of = stored.get("as_of")
-        self.options = options or MigrationOptions()
+        try:
+            self.options = _effective_options(options, self.state.get_meta("options"))
+        except BaseException:
+            self.state.close()
+            raise
         self.progress = make_progress(progress) if isinstance(progress, str) else progress
         self._source: TencentSource | None = None
         self._target: AsyncIMClient | None = None

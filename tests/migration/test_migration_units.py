@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imbridge.migration import ids
+from imbridge.errors import ConfigurationError
+from imbridge.migration import Migration, MigrationOptions, ids
 from imbridge.migration.mirror import decode, encode
 from imbridge.migration.progress import make_progress
 from imbridge.migration.state import IdCollisionError, StateDB
@@ -167,3 +169,18 @@ def test_journal_encoding_round_trips_any_json_even_what_looks_like_its_own_tags
 def test_journal_encoding_keeps_metadata_shaped_like_a_tag() -> None:
     metadata = {"$td": 5, "$conv": "user:x", "deep": [{"$ref": "not a ref"}, {"$el": 1, "other": 2}]}
     assert decode(json.loads(json.dumps(encode(metadata)))) == metadata
+
+
+def test_options_given_again_keep_what_the_plan_fixed(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    state = StateDB(path)
+    state.set_meta("options", {**asdict(MigrationOptions(id_prefix="p_", since=100.0)), "as_of": 1_700_000_000.0})
+    state.close()
+    again = Migration({}, {}, path, MigrationOptions(workers=2))  # e.g. `run --workers 2` after `plan`
+    assert (again.options.workers, again.options.id_prefix, again.options.as_of, again.options.since) == (
+        2, "p_", 1_700_000_000.0, 100.0)  # fmt: skip
+    again.close()
+    with pytest.raises(ConfigurationError, match="id_prefix"):
+        Migration({}, {}, path, MigrationOptions(id_prefix="q_"))
+    with pytest.raises(ConfigurationError, match="cannot start target ids"):
+        MigrationOptions(id_prefix="a@")
