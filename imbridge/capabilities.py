@@ -43,6 +43,19 @@ class Operation(StrEnum):
     GROUPS_UNMUTE = "groups.unmute"
     GROUPS_MUTE_ALL = "groups.mute_all"
     GROUPS_MUTED = "groups.muted"
+    # -- member administration, join policy, presence and sessions, system messages, accounts (issue 17)
+    USERS_PRESENCE = "users.presence"
+    USERS_KICK = "users.kick"
+    USERS_EXISTS = "users.exists"
+    USERS_DELETE = "users.delete"
+    MESSAGES_DELIVERY = "messages.delivery"
+    GROUPS_SET_ROLE = "groups.set_role"
+    GROUPS_TRANSFER_OWNER = "groups.transfer_owner"
+    GROUPS_SET_NAME_CARD = "groups.set_name_card"
+    GROUPS_JOIN_POLICY = "groups.join_policy"
+    GROUPS_JOINED = "groups.joined"
+    GROUPS_LIST = "groups.list"
+    GROUPS_NOTIFY = "groups.notify"
 
 
 class Capability(BaseModel):

@@ -11,7 +11,7 @@ from imbridge.errors import ConflictError, InvalidRequestError, NotFoundError, P
 from imbridge.models import BatchItem, BatchResult, Group, Member, Role
 from imbridge.providers.base import GroupSpec, GroupUpdate
 from imbridge.providers.local._core import NAME, LocalCore, _ts
-from imbridge.providers.local.store import GroupRow, MemberRow
+from imbridge.providers.local.store import MUTED_FOREVER, GroupRow, MemberRow
 
 
 class LocalGroups(LocalCore):
@@ -137,10 +137,11 @@ class LocalGroups(LocalCore):
                 f"not members of {group_id!r}: {', '.join(outsiders)}", provider=NAME, operation=operation
             )
 
-    def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta) -> Flow[None]:
+    def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta | None) -> Flow[None]:
         def compute() -> None:
             self._require_members(group_id, user_ids, Operation.GROUPS_MUTE.value)
-            self.store.set_mutes(group_id, user_ids, self._now() + duration.total_seconds())
+            until = MUTED_FOREVER if duration is None else self._now() + duration.total_seconds()
+            self.store.set_mutes(group_id, user_ids, until)
 
         return self._run(compute)
 

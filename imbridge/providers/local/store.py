@@ -54,7 +54,16 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_dedupe ON messages (conversation, ded
 CREATE TABLE IF NOT EXISTS revocations (
     scope TEXT NOT NULL, key TEXT NOT NULL, revoked_at REAL NOT NULL, PRIMARY KEY (scope, key)
 );
+CREATE TABLE IF NOT EXISTS group_policies (
+    group_id TEXT PRIMARY KEY, join_option TEXT, max_members INTEGER
+);
+CREATE TABLE IF NOT EXISTS name_cards (
+    group_id TEXT NOT NULL, user_id TEXT NOT NULL, name_card TEXT NOT NULL, PRIMARY KEY (group_id, user_id)
+);
 """
+
+#: ``mutes.until`` of a mute without an end (lifted only by an unmute): never reached by any clock.
+MUTED_FOREVER = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +308,8 @@ class Store:
 
     @staticmethod
     def _purge_group(db: sqlite3.Connection, group_id: str) -> None:
-        for table, column in (("groups", "id"), ("members", "group_id"), ("mutes", "group_id")):
+        for table, column in (("groups", "id"), ("members", "group_id"), ("mutes", "group_id"),
+                              ("group_policies", "group_id"), ("name_cards", "group_id")):  # fmt: skip
             db.execute(f"DELETE FROM {table} WHERE {column} = ?", (group_id,))
         db.execute("DELETE FROM messages WHERE conversation = ?", (conversation_key("group", group_id),))
 
@@ -324,6 +334,7 @@ class Store:
             )
             if cursor.rowcount == 1:
                 db.execute("DELETE FROM members WHERE group_id = ?", (group_id,))
+                db.execute("DELETE FROM name_cards WHERE group_id = ?", (group_id,))
             return cursor.rowcount == 1
 
     # -- members and mutes --------------------------------------------------------------------
@@ -381,6 +392,7 @@ class Store:
             for user_id in user_ids:
                 cursor = db.execute("DELETE FROM members WHERE group_id = ? AND user_id = ?", (group_id, user_id))
                 removed[user_id] = cursor.rowcount == 1
+                db.execute("DELETE FROM name_cards WHERE group_id = ? AND user_id = ?", (group_id, user_id))
         return removed
 
     def set_mutes(self, group_id: str, user_ids: Iterable[str], until: float | None) -> None:
@@ -402,6 +414,57 @@ class Store:
             db.execute("DELETE FROM mutes WHERE group_id = ? AND until <= ?", (group_id, now))
             rows = db.execute("SELECT user_id, until FROM mutes WHERE group_id = ? ORDER BY user_id", (group_id,))
             return {row["user_id"]: row["until"] for row in rows}
+
+    # -- member administration and join policy (issue 17) ---------------------------------------
+
+    def transfer_owner(self, group_id: str, new_owner: str) -> bool:
+        """Make a member the owner in one transaction; the previous owner becomes a member. False when the
+        group is unknown or ``new_owner`` is not a member."""
+        with self.write() as db:
+            row = db.execute("SELECT owner FROM groups WHERE id = ? AND dismissed_at IS NULL", (group_id,)).fetchone()
+            member = db.execute(
+                "SELECT 1 FROM members WHERE group_id = ? AND user_id = ?", (group_id, new_owner)
+            ).fetchone()
+            if row is None or member is None:
+                return False
+            if row["owner"] and row["owner"] != new_owner:
+                db.execute(
+                    "UPDATE members SET role = 'member' WHERE group_id = ? AND user_id = ?", (group_id, row["owner"])
+                )
+            db.execute("UPDATE members SET role = 'owner' WHERE group_id = ? AND user_id = ?", (group_id, new_owner))
+            db.execute("UPDATE groups SET owner = ? WHERE id = ?", (new_owner, group_id))
+            return True
+
+    def group_policy(self, group_id: str) -> tuple[str | None, int | None]:
+        """(join option, max members) as last set; (None, None) when never set."""
+        rows = self._read("SELECT join_option, max_members FROM group_policies WHERE group_id = ?", (group_id,))
+        return (rows[0]["join_option"], rows[0]["max_members"]) if rows else (None, None)
+
+    def set_group_policy(self, group_id: str, join_option: str | None, max_members: int | None) -> None:
+        """Set the join option and/or the size limit; None keeps what is there."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO group_policies (group_id, join_option, max_members) VALUES (?, ?, ?) "
+                "ON CONFLICT (group_id) DO UPDATE SET join_option = COALESCE(excluded.join_option, join_option), "
+                "max_members = COALESCE(excluded.max_members, max_members)",
+                (group_id, join_option, max_members),
+            )
+
+    def name_cards(self, group_id: str) -> dict[str, str]:
+        rows = self._read("SELECT user_id, name_card FROM name_cards WHERE group_id = ?", (group_id,))
+        return {row["user_id"]: row["name_card"] for row in rows}
+
+    def set_name_card(self, group_id: str, user_id: str, name_card: str) -> None:
+        """A member's name card; an empty one is removed."""
+        with self.write() as db:
+            if name_card:
+                db.execute(
+                    "INSERT INTO name_cards (group_id, user_id, name_card) VALUES (?, ?, ?) "
+                    "ON CONFLICT (group_id, user_id) DO UPDATE SET name_card = excluded.name_card",
+                    (group_id, user_id, name_card),
+                )
+            else:
+                db.execute("DELETE FROM name_cards WHERE group_id = ? AND user_id = ?", (group_id, user_id))
 
     # -- messages -----------------------------------------------------------------------------
 
