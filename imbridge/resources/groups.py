@@ -224,8 +224,13 @@ class Groups(SyncResource[GroupOperations]):
         """Change the given fields (profile and join policy) and return the group as it now is."""
         return self._run(
             self._ops.update_group(
-                group_id, name=name, introduction=introduction, notification=notification, face_url=face_url,
-                join_option=join_option, max_members=max_members,
+                group_id,
+                name=name,
+                introduction=introduction,
+                notification=notification,
+                face_url=face_url,
+                join_option=join_option,
+                max_members=max_members,
             )
         )
 
@@ -324,8 +329,13 @@ class AsyncGroups(AsyncResource[GroupOperations]):
         """Change the given fields (profile and join policy) and return the group as it now is."""
         return await self._run(
             self._ops.update_group(
-                group_id, name=name, introduction=introduction, notification=notification, face_url=face_url,
-                join_option=join_option, max_members=max_members,
+                group_id,
+                name=name,
+                introduction=introduction,
+                notification=notification,
+                face_url=face_url,
+                join_option=join_option,
+                max_members=max_members,
             )
         )
 

@@ -188,7 +188,12 @@ class Messages(SyncResource[MessageOperations]):
         """Send one message to many users one-to-one; the result has an item per recipient."""
         return self._run(
             self._ops.send_batch(
-                sender, recipients, content, idempotency_key=idempotency_key, metadata=metadata, options=options,
+                sender,
+                recipients,
+                content,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                options=options,
                 delivery=delivery,
             )
         )
@@ -253,7 +258,12 @@ class AsyncMessages(AsyncResource[MessageOperations]):
         """Send one message to many users one-to-one; the result has an item per recipient."""
         return await self._run(
             self._ops.send_batch(
-                sender, recipients, content, idempotency_key=idempotency_key, metadata=metadata, options=options,
+                sender,
+                recipients,
+                content,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                options=options,
                 delivery=delivery,
             )
         )

@@ -73,33 +73,58 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups):
         """Member administration, join policy, presence and sessions, system messages, accounts (issue 17)."""
         n, p = Support.NATIVE, Support.PARTIAL
         return {
-            Operation.USERS_PRESENCE: (n, "openim/query_online_status (500 per request) with IsNeedDetail: "
-                                          "Online, PushOnline (BACKGROUND: reachable by push) or Offline, per "
-                                          "platform (iPhone/Android/iPad app, Web, PC/Mac desktop)"),
-            Operation.USERS_KICK: (p, "im_open_login_svc/kick invalidates the user's login state on every device at "
-                                      "once (device must be None); a newly generated UserSig logs in again"),
+            Operation.USERS_PRESENCE: (
+                n,
+                "openim/query_online_status (500 per request) with IsNeedDetail: "
+                "Online, PushOnline (BACKGROUND: reachable by push) or Offline, per "
+                "platform (iPhone/Android/iPad app, Web, PC/Mac desktop)",
+            ),
+            Operation.USERS_KICK: (
+                p,
+                "im_open_login_svc/kick invalidates the user's login state on every device at "
+                "once (device must be None); a newly generated UserSig logs in again",
+            ),
             Operation.USERS_EXISTS: (n, "im_open_login_svc/account_check, 100 per request"),
-            Operation.USERS_DELETE: (p, "im_open_login_svc/account_delete, 100 per request; only apps on the Trial "
-                                        "edition may delete accounts (error 71000 otherwise); profile and "
-                                        "relationships are deleted with the account"),
-            Operation.MESSAGES_DELIVERY: (p, "online_only: MsgLifeTime 0 (one-to-one, batch) or OnlineOnlyFlag 1 "
-                                             "(groups): not stored, not counted as unread; unread=False: "
-                                             "SendMsgControl NoUnread; update_conversation=False: NoLastMsg. A "
-                                             "message that is not persisted but delivered later "
-                                             "(persist=False, online_only=False) is UNSUPPORTED"),
+            Operation.USERS_DELETE: (
+                p,
+                "im_open_login_svc/account_delete, 100 per request; only apps on the Trial "
+                "edition may delete accounts (error 71000 otherwise); profile and "
+                "relationships are deleted with the account",
+            ),
+            Operation.MESSAGES_DELIVERY: (
+                p,
+                "online_only: MsgLifeTime 0 (one-to-one, batch) or OnlineOnlyFlag 1 "
+                "(groups): not stored, not counted as unread; unread=False: "
+                "SendMsgControl NoUnread; update_conversation=False: NoLastMsg. A "
+                "message that is not persisted but delivered later "
+                "(persist=False, online_only=False) is UNSUPPORTED",
+            ),
             Operation.GROUPS_SET_ROLE: (n, "modify_group_member_info Role Admin/Member"),
-            Operation.GROUPS_TRANSFER_OWNER: (n, "change_group_owner (not for AVChatRoom); the previous owner stays "
-                                                 "a member"),
+            Operation.GROUPS_TRANSFER_OWNER: (
+                n,
+                "change_group_owner (not for AVChatRoom); the previous owner stays a member",
+            ),
             Operation.GROUPS_SET_NAME_CARD: (n, "modify_group_member_info NameCard (at most 50 bytes)"),
-            Operation.GROUPS_JOIN_POLICY: (n, "ApplyJoinOption (FreeAccess, NeedPermission, DisableApply) and "
-                                              "MaxMemberCount/MaxMemberNum with create_group and "
-                                              "modify_group_base_info; not for Community groups (join option) and "
-                                              "bounded by the edition's member limit"),
-            Operation.GROUPS_JOINED: (n, "get_joined_group_list with the base fields and the user's Role/JoinTime, "
-                                         "paged 500 at a time (not-yet-active Work groups included)"),
-            Operation.GROUPS_LIST: (n, "get_appid_group_list (Limit/Next, 1 call/s) then get_group_info 50 at a "
-                                       "time; the order is Tencent's"),
-            Operation.GROUPS_NOTIFY: (n, "send_group_system_notification (to everyone, or to up to 500 members per "
-                                         "request): received by clients as a group system notification "
-                                         "(onReceiveRESTCustomData), not a chat message, not in history"),
+            Operation.GROUPS_JOIN_POLICY: (
+                n,
+                "ApplyJoinOption (FreeAccess, NeedPermission, DisableApply) and "
+                "MaxMemberCount/MaxMemberNum with create_group and "
+                "modify_group_base_info; not for Community groups (join option) and "
+                "bounded by the edition's member limit",
+            ),
+            Operation.GROUPS_JOINED: (
+                n,
+                "get_joined_group_list with the base fields and the user's Role/JoinTime, "
+                "paged 500 at a time (not-yet-active Work groups included)",
+            ),
+            Operation.GROUPS_LIST: (
+                n,
+                "get_appid_group_list (Limit/Next, 1 call/s) then get_group_info 50 at a time; the order is Tencent's",
+            ),
+            Operation.GROUPS_NOTIFY: (
+                n,
+                "send_group_system_notification (to everyone, or to up to 500 members per "
+                "request): received by clients as a group system notification "
+                "(onReceiveRESTCustomData), not a chat message, not in history",
+            ),
         }

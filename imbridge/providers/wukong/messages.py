@@ -143,7 +143,12 @@ class WukongMessages(WukongCore):
         return next((m for m in latest.messages if m.from_uid == sender), None)
 
     def _poll(
-        self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None, delays: Sequence[float],
+        self,
+        sender: str,
+        to: Conversation,
+        client_msg_no: str,
+        message_id: int | None,
+        delays: Sequence[float],
         command: bool = False,
     ) -> Flow[wire.MessageResp | None]:
         for delay in delays:
