@@ -124,9 +124,18 @@ class ContractRun:
         now = SystemClock().now().timestamp()
         if self.mode == "record":
             started[test] = round(now, 3)
+            document.setdefault("prefixes", {})[test] = self.prefix
             self.run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
             return SystemClock()
         return ShiftedClock(started[test] - now) if test in started else SystemClock()
+
+    def prefix_for(self, test: str) -> str:
+        """The id prefix of one test: the run's, or in replay the one it was recorded with (a recording of some
+        tests only keeps the others' cassettes and prefixes, and gives the new ones a prefix of their own)."""
+        if self.run_file is None or self.mode != "replay":
+            return self.prefix
+        document = json.loads(self.run_file.read_text())
+        return str(document.get("prefixes", {}).get(test, document["prefix"]))
 
 
 @pytest.fixture(scope="session")
@@ -155,8 +164,12 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     else:
         prefix = "c" + secrets.token_hex(3)
         if run_file is not None:
+            # A recording of some tests (-k) keeps what the run file says of the others: their cassettes stay
+            # valid. Each test recorded now is filed under this run's fresh prefix (``prefixes``), so ids never
+            # collide with an earlier recording's on a server that is not wiped.
             run_file.parent.mkdir(parents=True, exist_ok=True)
-            run_file.write_text(json.dumps({"prefix": prefix, "started": {}}, indent=1) + "\n")
+            document = json.loads(run_file.read_text()) if run_file.exists() else {"prefix": prefix, "started": {}}
+            run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
     return ContractRun(
         target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param
@@ -169,6 +182,7 @@ class Contract:
 
     run: ContractRun
     test_key: str
+    prefix: str
     sync_client: IMClient
     make_async: Callable[[], AsyncIMClient]
     requests_sent: list[str] = field(default_factory=list)
@@ -191,10 +205,10 @@ class Contract:
 
     def uid(self, name: str) -> str:
         """A user id unique to this run and test (short enough for Tencent's 32-byte limit)."""
-        return f"{self.run.prefix}{self.test_key}{name}"[:32]
+        return f"{self.prefix}{self.test_key}{name}"[:32]
 
     def gid(self, name: str) -> str:
-        return f"{self.run.prefix}{self.test_key}{name}"[:40]
+        return f"{self.prefix}{self.test_key}{name}"[:40]
 
     def users(self, *names: str) -> list[str]:
         """Register users for this test and return their ids."""
@@ -278,11 +292,12 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     if context is not None:
         context.__enter__()
     clock = run.clock_for(f"{module}/{test_name}")
+    prefix = run.prefix_for(f"{module}/{test_name}")
     provider = _provider(run, test_key.rstrip("-"), clock)
     if run.mode in ("record", "replay"):
         # Ids the client picks must be the same when replayed as when recorded.
         generated = itertools.count(1)
-        provider.new_group_id = lambda: f"{run.prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
+        provider.new_group_id = lambda: f"{prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
     emulator = _emulator(run)
     transport = emulator.transport() if emulator is not None else None
     http_client = httpx.Client(transport=transport, event_hooks={"request": [count]})
@@ -293,7 +308,7 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
             return AsyncIMClient(provider, clock=clock)
         return AsyncIMClient(provider, http_client=httpx.AsyncClient(transport=transport), clock=clock)
 
-    contract = Contract(run, test_key, client, make_async, sent, clock=clock)
+    contract = Contract(run, test_key, prefix, client, make_async, sent, clock=clock)
     try:
         yield contract
         # Read by `python -m imbridge.testing.semantics` to tell what each provider's run proved.

@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS group_policies (
 CREATE TABLE IF NOT EXISTS name_cards (
     group_id TEXT NOT NULL, user_id TEXT NOT NULL, name_card TEXT NOT NULL, PRIMARY KEY (group_id, user_id)
 );
+CREATE TABLE IF NOT EXISTS message_delivery (
+    key TEXT PRIMARY KEY, unread INTEGER NOT NULL, update_conversation INTEGER NOT NULL
+);
 """
 
 #: ``mutes.until`` of a mute without an end (lifted only by an unmute): never reached by any clock.
@@ -435,6 +438,18 @@ class Store:
             db.execute("UPDATE groups SET owner = ? WHERE id = ?", (new_owner, group_id))
             return True
 
+    def delete_user(self, user_id: str) -> bool:
+        """Delete an account with its profile, memberships, name cards and mutes (messages stay, as history).
+        A group it owned is left without an owner. False if there was no such account."""
+        with self.write() as db:
+            cursor = db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            if cursor.rowcount != 1:
+                return False
+            for table in ("profiles", "members", "name_cards", "mutes"):
+                db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+            db.execute("UPDATE groups SET owner = NULL WHERE owner = ?", (user_id,))
+            return True
+
     def group_policy(self, group_id: str) -> tuple[str | None, int | None]:
         """(join option, max members) as last set; (None, None) when never set."""
         rows = self._read("SELECT join_option, max_members FROM group_policies WHERE group_id = ?", (group_id,))
@@ -449,6 +464,34 @@ class Store:
                 "max_members = COALESCE(excluded.max_members, max_members)",
                 (group_id, join_option, max_members),
             )
+
+    def groups_page(self, after: tuple[float, str] | None, limit: int) -> list[GroupRow]:
+        """Live groups in creation order (then id), strictly after ``after`` = (created_at, id)."""
+        low_time, low_id = after if after is not None else (float("-inf"), "")
+        rows = self._read(
+            "SELECT id FROM groups WHERE dismissed_at IS NULL AND (created_at > ? OR (created_at = ? AND id > ?)) "
+            "ORDER BY created_at, id LIMIT ?",
+            (low_time, low_time, low_id, limit),
+        )
+        groups = [self.group(row["id"]) for row in rows]
+        return [group for group in groups if group is not None]
+
+    def set_delivery(self, key: str, *, unread: bool, update_conversation: bool) -> None:
+        """Keep a stored message's delivery flags (what conversation lists and unread counts honour)."""
+        with self.write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO message_delivery (key, unread, update_conversation) VALUES (?, ?, ?)",
+                (key, int(unread), int(update_conversation)),
+            )
+
+    def delivery(self, keys: Iterable[str]) -> dict[str, tuple[bool, bool]]:
+        """(unread, update_conversation) of the messages that were sent with other than the defaults."""
+        ids = list(keys)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._read(f"SELECT * FROM message_delivery WHERE key IN ({marks})", ids)
+        return {row["key"]: (bool(row["unread"]), bool(row["update_conversation"])) for row in rows}
 
     def name_cards(self, group_id: str) -> dict[str, str]:
         rows = self._read("SELECT user_id, name_card FROM name_cards WHERE group_id = ?", (group_id,))
