@@ -82,7 +82,7 @@ GROUP_LIST_MAX = 10_000
 
 ACCOUNT_MAX = 100  # account_check, account_delete: "up to 100 accounts" (/1047/34956, /1047/34955)
 ONLINE_STATUS_MAX = 500  # query_online_status: "up to 500 UserIDs at a time" (/1047/35477), 90011 past it
-NOTIFY_MAX = 500  # send_group_system_notification ToMembers_Account: "Up to 500 recipient UserIDs" (/1047/34958)
+NOTIFY_MAX = 50  # send_group_system_notification ToMembers_Account: "上限50个" (zh /1047/34958, 2025-11-07)
 JOINED_LIMIT_MAX = 5000  # get_joined_group_list Limit "cannot exceed 5,000" (/1047/34925)
 NAME_CARD_MAX = mapping.LIMITS["group name card"].value
 DEFAULT_MAX_MEMBERS = 2000
@@ -1373,9 +1373,9 @@ class TencentEmulator:
 
     def _system_notification(self, args: _Args) -> dict[str, Any]:
         """send_group_system_notification (https://www.tencentcloud.com/document/product/1047/34958): to every
-        member, or to ToMembers_Account (up to 500; not for AVChatRoom groups). Recipients that are not members
-        are skipped [the page does not say]. Nothing is stored in history; the emulator records it in
-        ``notifications``."""
+        member, or to ToMembers_Account (up to 50; not for AVChatRoom groups). "An online message, not roamed"
+        (https://cloud.tencent.com/document/product/269/1630): nothing is stored; the emulator records it in
+        ``notifications``. Recipients that are not members are skipped [the page does not say]."""
         group_id, _ = self._group(args)
         content = args.text("Content")
         recipients = args.accounts("ToMembers_Account") if args.has("ToMembers_Account") else []

@@ -23,7 +23,14 @@ from imbridge.providers.tencent.usersig import decode_usersig, verify_usersig
 from imbridge.testing import FakeClock
 
 #: Fields the field tables document but no request example of that page shows.
-DOCUMENTED_EXTRAS = {"group_msg_get_simple": {"WithRecalledMsg"}}
+DOCUMENTED_EXTRAS = {
+    "group_msg_get_simple": {"WithRecalledMsg"},
+    # sendmsg's field table: "SendMsgControl | Array | No | ... NoUnread ... NoLastMsg ..." (no example shows it)
+    "sendmsg": {"SendMsgControl"},
+    # batchsendmsg's field table: "MsgLifeTime | Integer | No | ... set this field to 0, the message will only be
+    # sent to the recipient online and not retained offline" (no example shows it)
+    "batchsendmsg": {"MsgLifeTime"},
+}
 
 
 def _json_type(value: Any) -> str:

@@ -33,7 +33,9 @@ MAX_MUTE_SECONDS = mapping.MUTE_FOREVER - 1
 NAME_CARD_MAX_BYTES = 50  # modify_group_member_info NameCard "maximum length of 50 bytes" (/1047/34900)
 JOINED_PAGE = 500  # get_joined_group_list Limit "cannot exceed 5,000"; kept small for the 1 MB answer cap (10018)
 GROUP_INFO_CHUNK = 50  # get_group_info: at most 50 group ids per request (/1047/34961)
-NOTIFY_CHUNK = 500  # send_group_system_notification ToMembers_Account: up to 500 UserIDs (/1047/34958)
+#: send_group_system_notification ToMembers_Account: "上限50个" on the current page
+#: (https://www.tencentcloud.com/zh/document/product/1047/34958, 2025-11-07; the older English page says 500).
+NOTIFY_CHUNK = 50
 
 
 class TencentGroups(TencentCore):
@@ -294,8 +296,9 @@ class TencentGroups(TencentCore):
         return Page(items=groups, next_cursor=cursor, provider=NAME)
 
     def notify_group(self, group_id: str, text: str, to: Sequence[str] | None) -> Flow[None]:
-        # send_group_system_notification: to every member, or to ToMembers_Account (up to 500; AVChatRoom groups
-        # only to everyone); clients receive it through onReceiveRESTCustomData, not as a chat message (/1047/34958).
+        # send_group_system_notification: to every member, or to ToMembers_Account (up to 50; AVChatRoom groups only
+        # to everyone); "an online message, not roamed", received through onReceiveRESTCustomData, not as a chat
+        # message (https://cloud.tencent.com/document/product/269/1630, /1047/34958).
         if to is None:
             body = wire.SendGroupSystemNotificationRequest(GroupId=group_id, Content=text)
             yield self._req("group_open_http_svc", "send_group_system_notification", body.body())

@@ -134,9 +134,10 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups):
                 "get_appid_group_list (Limit/Next, 1 call/s) then get_group_info 50 at a time; the order is Tencent's",
             ),
             Operation.GROUPS_NOTIFY: (
-                n,
-                "send_group_system_notification (to everyone, or to up to 500 members per "
-                "request): received by clients as a group system notification "
-                "(onReceiveRESTCustomData), not a chat message, not in history",
+                p,
+                "send_group_system_notification (to everyone, or to up to 50 members per request): an online-only "
+                "group system notification (onReceiveRESTCustomData), not a chat message, never stored or roamed. "
+                "Tencent has taken this API offline for new apps (the docs point to ordinary group messages); such "
+                "apps get Tencent's error",
             ),
         }

@@ -416,11 +416,12 @@ class WukongGroups(WukongCore):
                 raise NotFoundError(f"not members of {group_id!r}: {', '.join(outsiders)}", provider=NAME,
                                     operation=Operation.GROUPS_NOTIFY.value)  # fmt: skip
         payload = {"type": CMD_PAYLOAD_TYPE, "cmd": NOTIFICATION_CMD, "param": {"group_id": group_id, "content": text}}
-        # A command message from the system account (from_uid omitted: message.go:81-83): sync_once keeps it out
-        # of the group's history (stored in the command twin, message.go:256-258) and delivers it once to each
-        # device; red_dot 0 (not unread). To some members: the subscribers form, which the server sends on a
-        # temporary channel and accepts only with sync_once (message.go:95-150).
-        body: dict[str, Any] = {"header": {"sync_once": 1, "red_dot": 0}, "client_msg_no": self.new_notice_key(),
+        # As Tencent's group system notification, an online message that is not stored: no_persist (never written,
+        # pushed to the connected devices only, channel/handler/event_persist.go:202-204), from the system account
+        # (from_uid omitted, message.go:81-83), red_dot 0. To some members: the subscribers form, which the server
+        # takes only with sync_once and sends, not persisted, on its online command channel (message.go:95-150).
+        header = {"no_persist": 1, "red_dot": 0} if to is None else {"no_persist": 1, "sync_once": 1, "red_dot": 0}
+        body: dict[str, Any] = {"header": header, "client_msg_no": self.new_notice_key(),
                                 "payload": mapping.to_base64(payload)}  # fmt: skip
         if to is None:
             body.update(channel_id=group_id, channel_type=wire.GROUP)

@@ -211,9 +211,10 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups):
             ),
             Operation.GROUPS_NOTIFY: (
                 Support.EMULATED,
-                "A command message (sync_once=1, red_dot=0, payload type 99 cmd 'groupSystemNotification' with "
-                "group_id and content) from the system account: not in the group's history, delivered once to "
-                "each member device (also later), handed to the SDKs' command listeners. With to=..., the "
-                "subscribers form (a temporary channel of those users). Not looked up afterwards.",
+                "As Tencent's group system notification, an online message never stored: no_persist=1 from the "
+                "system account with payload type 99 (cmd 'groupSystemNotification', group_id, content), pushed to "
+                "the members' connected devices only and handed to the SDKs' command listeners; with to=..., the "
+                "subscribers form (sync_once with no_persist, the server's online command channel). Not in history, "
+                "not unread, nothing to look up afterwards.",
             ),
         }
