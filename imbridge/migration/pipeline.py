@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from imbridge.capabilities import Operation
 from imbridge.client import AsyncIMClient, IMClient
 from imbridge.errors import (
     ConfigurationError,
@@ -37,12 +38,44 @@ from imbridge.migration import ids
 from imbridge.migration.progress import Progress, make_progress
 from imbridge.migration.source import TencentSource
 from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, StateDB
-from imbridge.models import Conversation, Custom, Element, Message, Role, SentMessage, Text
+from imbridge.models import Conversation, Custom, Element, Group, Member, Message, Role, SentMessage, Text
 
 T = TypeVar("T")
 
 PHASES = ("accounts", "profiles", "groups", "history", "mutes")
 MAX_MUTE = timedelta(days=36500)
+
+
+# -- issue 17: what member administration adds to a group's plan ------------------------------------
+
+
+def _admin_plan(info: Group, members: Sequence[Member]) -> dict[str, Any]:
+    """The join policy and the name cards of a source group, for the plan."""
+    return {
+        "join_option": info.join_option.value if info.join_option else None,
+        "max_members": info.max_members,
+        "name_cards": {m.user_id: m.name_card for m in members if m.name_card},
+    }
+
+
+def _join_policy(target: AsyncIMClient, data: Mapping[str, Any]) -> dict[str, Any]:
+    """create() keywords for the planned join policy, when the target keeps one."""
+    if not target.capabilities[Operation.GROUPS_JOIN_POLICY].available:
+        return {}
+    policy = {"join_option": data.get("join_option"), "max_members": data.get("max_members")}
+    members = len(data.get("members", ()))
+    if policy["max_members"] is not None and policy["max_members"] < members:
+        policy["max_members"] = None  # never below the members being carried (a source answering oddly)
+    return {key: value for key, value in policy.items() if value is not None}
+
+
+async def _carry_name_cards(
+    target: AsyncIMClient, group_id: str, data: Mapping[str, Any], uid: Callable[[str], str]
+) -> None:
+    if not data.get("name_cards") or not target.capabilities[Operation.GROUPS_SET_NAME_CARD].available:
+        return
+    for source_uid, card in sorted(data["name_cards"].items()):
+        await target.groups.set_name_card(group_id, uid(source_uid), card)
 #: Waits (seconds) before sending again a message WuKongIM accepted but had not stored yet (under load).
 STORE_LAG_WAITS = (1.0, 3.0, 5.0)
 REVOKED_PLACEHOLDER = "[this message was recalled before the migration]"
@@ -57,8 +90,11 @@ NOTES = [
     "lists all accounts).",
     "Recalled messages are copied as recalled (a placeholder then imbridge's revoke, i.e. a type-1006 notice "
     "plus imbridge's store) or skipped, by option; their content is gone at the source.",
-    "Member mutes keep their remaining duration (from Tencent's MutedUntil; a 'permanent' mute becomes 100 years) "
-    "and mute_all is applied after the group's history, since WuKongIM's ban drops every send.",
+    "Member mutes keep their remaining duration (from Tencent's MutedUntil); a permanent one stays a mute "
+    "without an end. They and mute_all are applied after the group's history, since WuKongIM's ban drops every "
+    "send.",
+    "Roles, owners, join options, size limits and name cards are carried where the target keeps them (on WuKongIM "
+    "in imbridge's store).",
 ]
 
 
@@ -238,7 +274,9 @@ class Migration:
                 "name": info.name, "owner": info.owner, "introduction": info.introduction,
                 "notification": info.notification, "face_url": info.face_url, "mute_all": info.mute_all,
                 "members": [[m.user_id, m.role.value] for m in members],
-                "mutes": {m.user_id: m.muted_until.timestamp() for m in muted if m.muted_until is not None},
+                # None: muted without an end (Tencent's permanent MuteTime), kept as such on the target.
+                "mutes": {m.user_id: m.muted_until.timestamp() if m.muted_until else None for m in muted if m.muted},
+                **_admin_plan(info, members),
             }  # fmt: skip
             task.advance()
 
@@ -434,8 +472,10 @@ class Migration:
         spec: dict[str, Any] = {"name": data["name"] or group_id, "owner": owner, "members": plain, "admins": admins,
                 "group_id": tgid, "introduction": data.get("introduction") or "",
                 "notification": data.get("notification") or "", "face_url": data.get("face_url") or ""}  # fmt: skip
+        spec.update(_join_policy(target, data))
         try:
             await target.groups.create(**spec)
+            await _carry_name_cards(target, tgid, data, self.uid)
             return detail
         except ConflictError:
             pass
@@ -449,6 +489,7 @@ class Migration:
             return detail or "already there"
         await target.groups.dismiss(tgid)
         await target.groups.create(**spec)
+        await _carry_name_cards(target, tgid, data, self.uid)
         return detail or "re-created (an interrupted run left it incomplete)"
 
     # -- history ----------------------------------------------------------------------------------
@@ -610,7 +651,9 @@ class Migration:
                 now = time.time()
                 tgid = self.gid(group_id)
                 for uid, until in sorted(group.data.get("mutes", {}).items()):
-                    # Tencent's "permanent" (2**32-1 s) is beyond imbridge's 100-year ceiling: capped there.
+                    if until is None:  # permanent at the source: without an end on the target too
+                        await target.groups.mute(tgid, [self.uid(uid)], None)
+                        continue
                     remaining = min(float(until) - now, MAX_MUTE.total_seconds())
                     if remaining >= 1:
                         await target.groups.mute(tgid, [self.uid(uid)], timedelta(seconds=remaining))

@@ -19,8 +19,9 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def _group(store: Store, group_id: str, now: float) -> None:
+    members = [("a", "owner"), ("b", "member"), ("c", "admin")]
     assert store.create_group(group_id, name=group_id.upper(), owner="a", introduction="", notification="",
-                              face_url="", now=now, members=[("a", "owner"), ("b", "member"), ("c", "admin")])  # fmt: skip
+                              face_url="", now=now, members=members)  # fmt: skip
 
 
 def test_admin_schema_is_recorded(store: Store) -> None:
