@@ -22,7 +22,7 @@ from imbridge.client import AsyncIMClient, IMClient
 from imbridge.errors import IMBridgeError
 from imbridge.migration import ids
 from imbridge.migration.state import DONE, StateDB
-from imbridge.models import Conversation, Element, Group, MessageRef, SentMessage
+from imbridge.models import Conversation, Delivery, Element, Group, MessageRef, SentMessage
 
 _ELEMENT: TypeAdapter[Element] = TypeAdapter(Element)
 
@@ -32,6 +32,9 @@ WRITES: dict[str, set[str]] = {
     "messages": {"send", "send_batch", "revoke"},
     "groups": {"create", "update", "dismiss", "add_members", "remove_members", "mute", "unmute", "mute_all"},
 }
+# Member administration, sessions and notifications (issue 17): writes too.
+WRITES["users"] |= {"kick", "delete"}
+WRITES["groups"] |= {"set_role", "transfer_owner", "set_name_card", "notify"}
 _REFS_TABLE = "CREATE TABLE IF NOT EXISTS mirror_refs (primary_ref TEXT PRIMARY KEY, secondary_ref TEXT NOT NULL)"
 
 
@@ -39,6 +42,8 @@ _REFS_TABLE = "CREATE TABLE IF NOT EXISTS mirror_refs (primary_ref TEXT PRIMARY 
 
 
 def encode(value: Any) -> Any:
+    if isinstance(value, Delivery):
+        return {"$delivery": value.model_dump()}
     if isinstance(value, Conversation):
         return {"$conv": str(value)}
     if isinstance(value, MessageRef):
@@ -69,6 +74,8 @@ def decode(value: Any) -> Any:
             return timedelta(seconds=float(value["$td"]))
         if "$el" in value:
             return _ELEMENT.validate_python(value["$el"])
+        if "$delivery" in value:
+            return Delivery(**value["$delivery"])
         return {k: decode(v) for k, v in value.items()}
     return value
 
@@ -127,7 +134,7 @@ class _Translator:
         bound = _bind(resource, method, args, kwargs)
         uid, conv = self.uid, self.conv
         if resource == "users":
-            if method == "register":
+            if method in ("register", "delete"):
                 return ([uid(u) for u in bound["user_ids"]],), {}
             rest = {k: v for k, v in bound.items() if k != "user_id"}
             return (uid(bound["user_id"]),), rest
@@ -137,7 +144,8 @@ class _Translator:
                 key, origin = self.send_key(result, sender, to)
                 metadata = {**(bound.get("metadata") or {}), **origin}
                 # options are the primary vendor's own fields (OfflinePushInfo...): not for the secondary.
-                return (uid(sender), conv(to), bound["content"]), {"idempotency_key": key, "metadata": metadata or None}
+                return (uid(sender), conv(to), bound["content"]), {"idempotency_key": key, "metadata": metadata or None,
+                                                                   "delivery": bound.get("delivery")}  # fmt: skip
             if method == "send_batch":
                 return (uid(bound["sender"]), [uid(r) for r in bound["recipients"]], bound["content"]), {
                     "metadata": bound.get("metadata")
@@ -161,6 +169,12 @@ class _Translator:
             return (gid, [uid(u) for u in bound["user_ids"]]), extra
         if method == "mute_all":
             return (gid,), {"enabled": bound.get("enabled", True)}
+        if method in ("set_role", "transfer_owner", "set_name_card"):
+            rest = {k: v for k, v in bound.items() if k not in ("group_id", "user_id")}
+            return (gid, uid(bound["user_id"])), rest
+        if method == "notify":
+            to = bound.get("to")
+            return (gid, bound["text"]), {"to": [uid(u) for u in to] if to is not None else None}
         return None
 
 
@@ -178,6 +192,13 @@ _PARAMS: dict[str, list[str]] = {
     "groups.mute": ["group_id", "user_ids", "duration"],
     "groups.unmute": ["group_id", "user_ids"],
     "groups.mute_all": ["group_id", "enabled"],
+    # issue 17
+    "users.kick": ["user_id", "device"],
+    "users.delete": ["user_ids"],
+    "groups.set_role": ["group_id", "user_id", "role"],
+    "groups.transfer_owner": ["group_id", "user_id"],
+    "groups.set_name_card": ["group_id", "user_id", "name_card"],
+    "groups.notify": ["group_id", "text", "to"],
 }
 
 
