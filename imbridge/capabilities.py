@@ -45,6 +45,19 @@ class Operation(StrEnum):
     GROUPS_MUTED = "groups.muted"
     # due work on the server (issue 15)
     MAINTENANCE_RUN_DUE = "maintenance.run_due"
+    # -- member administration, join policy, presence and sessions, system messages, accounts (issue 17)
+    USERS_PRESENCE = "users.presence"
+    USERS_KICK = "users.kick"
+    USERS_EXISTS = "users.exists"
+    USERS_DELETE = "users.delete"
+    MESSAGES_DELIVERY = "messages.delivery"
+    GROUPS_SET_ROLE = "groups.set_role"
+    GROUPS_TRANSFER_OWNER = "groups.transfer_owner"
+    GROUPS_SET_NAME_CARD = "groups.set_name_card"
+    GROUPS_JOIN_POLICY = "groups.join_policy"
+    GROUPS_JOINED = "groups.joined"
+    GROUPS_LIST = "groups.list"
+    GROUPS_NOTIFY = "groups.notify"
 
 
 class Capability(BaseModel):

@@ -28,7 +28,7 @@ from imbridge.errors import (
     InvalidRequestError,
     UnsupportedOperationError,
 )
-from imbridge.models import Conversation, Message
+from imbridge.models import Conversation, DeviceKind, Message
 from imbridge.models.health import Health
 from imbridge.models.maintenance import MaintenanceReport
 from imbridge.providers.base import Direction
@@ -165,8 +165,11 @@ def cmd_groups_members(args: argparse.Namespace, out: Output) -> int:
         def text() -> str:
             rows = []
             for member in members:
-                muted = f"muted until {member.muted_until.isoformat()}" if member.muted_until else ""
-                rows.append(f"{member.user_id:<24} {member.role.value:<7} {muted}")
+                muted = ""
+                if member.muted:
+                    muted = f"muted until {member.muted_until.isoformat()}" if member.muted_until else "muted (no end)"
+                card = f"[{member.name_card}] " if member.name_card else ""
+                rows.append(f"{member.user_id:<24} {member.role.value:<7} {card}{muted}".rstrip())
             return "\n".join(rows)
 
         out.emit(members, text)
@@ -174,11 +177,12 @@ def cmd_groups_members(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_groups_mute(args: argparse.Namespace, out: Output) -> int:
+    seconds = None if args.forever else args.duration
     with _client(args) as im:
-        im.groups.mute(args.group_id, args.user_ids, timedelta(seconds=args.duration))
+        im.groups.mute(args.group_id, args.user_ids, timedelta(seconds=seconds) if seconds is not None else None)
         out.emit(
-            {"muted": args.user_ids, "seconds": args.duration},
-            lambda: f"muted {', '.join(args.user_ids)} for {args.duration} s",
+            {"muted": args.user_ids, "seconds": seconds},
+            lambda: f"muted {', '.join(args.user_ids)} " + (f"for {seconds} s" if seconds else "until unmuted"),
         )
     return EXIT_OK
 
@@ -242,6 +246,67 @@ def cmd_worker(args: argparse.Namespace, out: Output) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return EXIT_OK
+
+
+# -- member administration, presence and sessions (issue 17) ------------------------------------------
+
+
+def cmd_users_presence(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        presence = im.users.presence(args.user_ids)
+
+        def text() -> str:
+            rows = []
+            for item in presence:
+                kinds = ", ".join(sorted(kind.value for kind in item.device_kinds()))
+                rows.append(f"{item.user_id:<24} {item.state.value}" + (f" ({kinds})" if kinds else ""))
+            return "\n".join(rows)
+
+        out.emit(presence, text)
+    return EXIT_OK
+
+
+def cmd_users_kick(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        im.users.kick(args.user_id, device=args.device)
+        where = f"{args.device} devices" if args.device else "every device"
+        out.emit({"kicked": args.user_id, "device": args.device}, lambda: f"kicked {args.user_id} off {where}")
+    return EXIT_OK
+
+
+def cmd_groups_role(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        im.groups.set_role(args.group_id, args.user_id, args.role)
+        out.emit({"group": args.group_id, "user": args.user_id, "role": args.role},
+                 lambda: f"{args.user_id} is now {args.role} of {args.group_id}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_groups_transfer(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        im.groups.transfer_owner(args.group_id, args.user_id)
+        out.emit({"group": args.group_id, "owner": args.user_id},
+                 lambda: f"{args.user_id} now owns {args.group_id}")  # fmt: skip
+    return EXIT_OK
+
+
+def _add_admin_commands(users: Any, groups: Any) -> None:
+    presence = users.add_parser("presence", help="who is online, on which kinds of device")
+    presence.add_argument("user_ids", nargs="+")
+    presence.set_defaults(handler=cmd_users_presence)
+    kick = users.add_parser("kick", help="end a user's sessions (every device unless --device)")
+    kick.add_argument("user_id")
+    kick.add_argument("--device", choices=[kind.value for kind in DeviceKind])
+    kick.set_defaults(handler=cmd_users_kick)
+    role = groups.add_parser("role", help="make a member an admin or a plain member")
+    role.add_argument("group_id")
+    role.add_argument("user_id")
+    role.add_argument("role", choices=["admin", "member"])
+    role.set_defaults(handler=cmd_groups_role)
+    transfer = groups.add_parser("transfer", help="make a member the owner (the old owner stays a member)")
+    transfer.add_argument("group_id")
+    transfer.add_argument("user_id")
+    transfer.set_defaults(handler=cmd_groups_transfer)
 
 
 def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
@@ -353,11 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     mute.add_argument("group_id")
     mute.add_argument("user_ids", nargs="+")
     mute.add_argument("--duration", type=int, default=3600, help="seconds (default 3600)")
+    mute.add_argument("--forever", action="store_true", help="until unmuted (no --duration)")
     mute.set_defaults(handler=cmd_groups_mute)
     unmute = groups.add_parser("unmute")
     unmute.add_argument("group_id")
     unmute.add_argument("user_ids", nargs="+")
     unmute.set_defaults(handler=cmd_groups_unmute)
+    _add_admin_commands(users, groups)
 
     worker = commands.add_parser(
         "worker",

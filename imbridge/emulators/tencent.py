@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from imbridge._clock import Clock, SystemClock
 from imbridge.emulators._base import EmulatorReply, EmulatorRequest, EmulatorTransport
 from imbridge.errors import AuthenticationError
-from imbridge.providers.local.store import MessageRow, Store, conversation_key
+from imbridge.providers.local.store import MUTED_FOREVER, MessageRow, Store, conversation_key
 from imbridge.providers.tencent import mapping
 from imbridge.providers.tencent.usersig import verify_usersig
 
@@ -79,6 +79,18 @@ GROUP_INFO_MAX = mapping.LIMITS["groups per info request"].value
 MEMBER_PAGE_MAX = mapping.LIMITS["member page"].value
 COMMUNITY_PAGE_MAX = mapping.LIMITS["community member page"].value
 GROUP_LIST_MAX = 10_000
+
+ACCOUNT_MAX = 100  # account_check, account_delete: "up to 100 accounts" (/1047/34956, /1047/34955)
+ONLINE_STATUS_MAX = 500  # query_online_status: "up to 500 UserIDs at a time" (/1047/35477), 90011 past it
+NOTIFY_MAX = 50  # send_group_system_notification ToMembers_Account: "上限50个" (zh /1047/34958, 2025-11-07)
+JOINED_LIMIT_MAX = 5000  # get_joined_group_list Limit "cannot exceed 5,000" (/1047/34925)
+NAME_CARD_MAX = mapping.LIMITS["group name card"].value
+DEFAULT_MAX_MEMBERS = 2000
+"""MaxMemberNum of a group created without MaxMemberCount ("the upper limit of the paid package": this emulator's
+package allows 2,000; the real figure depends on the edition)."""
+JOIN_OPTIONS = ("FreeAccess", "NeedPermission", "DisableApply")
+SEND_CONTROLS = ("NoUnread", "NoLastMsg", "WithMuteNotifications")  # sendmsg/batchsendmsg/send_group_msg
+PLATFORMS = ("iPhone", "Android", "Web", "PC", "iPad", "Mac")  # query_online_status Detail.Platform
 
 GROUP_TYPES = ("Public", "Private", "ChatRoom", "AVChatRoom", "Community", "BChatRoom")
 _CREATABLE = ("Public", "Private", "ChatRoom", "AVChatRoom", "Community")
@@ -237,12 +249,18 @@ class TencentEmulator:
         self._c2c_dedupe: dict[str, tuple[float, str]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.RLock()
+        #: Simulated logins (the emulator has no client side): account -> {platform: "Online" | "PushOnline"}.
+        self.sessions: dict[str, dict[str, str]] = {}
+        #: Group system notifications sent: (GroupId, recipients, Content), in order.
+        self.notifications: list[tuple[str, list[str], str]] = []
         self.store.add_users([admin], self._now())  # the App admin is an account like any other
         self._commands: dict[str, Callable[[_Args], dict[str, Any]]] = {
             "im_open_login_svc/account_import": self._account_import,
             "im_open_login_svc/multiaccount_import": self._multiaccount_import,
             "im_open_login_svc/account_check": self._account_check,
+            "im_open_login_svc/account_delete": self._account_delete,
             "im_open_login_svc/kick": self._kick,
+            "openim/query_online_status": self._query_online_status,
             "profile/portrait_get": self._portrait_get,
             "profile/portrait_set": self._portrait_set,
             "openim/sendmsg": self._sendmsg,
@@ -267,6 +285,9 @@ class TencentEmulator:
                     ("send_group_msg", self._send_group_msg),
                     ("group_msg_recall", self._recall),
                     ("group_msg_get_simple", self._get_simple),
+                    ("change_group_owner", self._change_owner),
+                    ("get_joined_group_list", self._joined_groups),
+                    ("send_group_system_notification", self._system_notification),
                 )
             },
         }
@@ -464,7 +485,70 @@ class TencentEmulator:
         uid = args.text("UserID") if args.has("UserID") else args.text("Identifier", code=70402)
         if not self._exists([uid]):
             raise _Fail(70107, f"{uid!r} is not imported")
+        # "invalidate the user's login state ... the login fails" with the old UserSig (/1047/34957): every
+        # device of the account is logged out.
+        self.sessions.pop(uid, None)
         return _ok()
+
+    def connect(self, account: str, platform: str = "Web", status: str = "Online") -> None:
+        """Simulate a login of ``account`` on ``platform`` (one of the documented Detail.Platform values), in
+        ``status`` Online or PushOnline (an app in the background)."""
+        if platform not in PLATFORMS or status not in ("Online", "PushOnline"):
+            raise ValueError(f"platform one of {PLATFORMS}, status Online or PushOnline; got {platform}, {status}")
+        with self._lock:
+            self.sessions.setdefault(account, {})[platform] = status
+
+    def _query_online_status(self, args: _Args) -> dict[str, Any]:
+        """query_online_status (https://www.tencentcloud.com/document/product/1047/35477): Status per account
+        (Online if any device is, else PushOnline if any is, else Offline), Detail per platform with
+        IsNeedDetail 1, unknown accounts in ErrorList with 70107; "If the query for all the accounts failed,
+        the return value is not 0" (this emulator: 70107)."""
+        accounts = args.accounts("To_Account", code=90001)
+        if not accounts:
+            raise _Fail(90001, "To_Account is an empty array")
+        if len(accounts) > ONLINE_STATUS_MAX:
+            raise _Fail(90011, f"at most {ONLINE_STATUS_MAX} accounts, got {len(accounts)}")
+        detail = args.body.get("IsNeedDetail") == 1
+        known = self._exists(accounts)
+        errors = [{"To_Account": uid, "ErrorCode": 70107} for uid in accounts if uid not in known]
+        if len(errors) == len(accounts):
+            return {"ActionStatus": "FAIL", "ErrorInfo": "no To_Account exists", "ErrorCode": 70107,
+                    "QueryResult": [], "ErrorList": errors}  # fmt: skip
+        results = []
+        for uid in accounts:
+            if uid not in known:
+                continue
+            platforms = self.sessions.get(uid, {})
+            states = set(platforms.values())
+            status = "Online" if "Online" in states else ("PushOnline" if states else "Offline")
+            item: dict[str, Any] = {"To_Account": uid, "Status": status}
+            if detail and platforms:
+                item["Detail"] = [{"Platform": name, "Status": state} for name, state in sorted(platforms.items())]
+            results.append(item)
+        return _ok(QueryResult=results, ErrorList=errors)
+
+    def _account_delete(self, args: _Args) -> dict[str, Any]:
+        """account_delete (https://www.tencentcloud.com/document/product/1047/34955): one ResultItem per UserID,
+        70107 for an unknown one. The account leaves every group and its profile is deleted ("relationship
+        chain and profile will also be deleted"); what happens to a group it owns is not documented: this
+        emulator leaves the group without an owner."""
+        items = args.array("DeleteItem", code=70402)
+        ids: list[str] = [i["UserID"] for i in items if isinstance(i, dict) and isinstance(i.get("UserID"), str)]
+        if len(ids) != len(items) or not ids:
+            raise _Fail(70402, "DeleteItem items need a UserID")
+        if len(ids) > ACCOUNT_MAX:
+            raise _Fail(70402, f"at most {ACCOUNT_MAX} accounts per request, got {len(ids)}")
+        known = self._exists(ids)
+        results = []
+        for uid in ids:
+            if uid not in known or uid == self.admin:
+                results.append({"ResultCode": 70107, "ResultInfo": "Err_TLS_PT_Open_Login_Account_Not_Exist",
+                                "UserID": uid})  # fmt: skip
+                continue
+            self.store.delete_user(uid)
+            self.sessions.pop(uid, None)
+            results.append({"ResultCode": 0, "ResultInfo": "", "UserID": uid})
+        return _ok(ResultItem=results)
 
     def _portrait_get(self, args: _Args) -> dict[str, Any]:
         users = args.accounts("To_Account", code=40001)
@@ -550,9 +634,25 @@ class TencentEmulator:
         for name in ("CloudCustomData", "SyncOtherMachine"):
             if args.body.get(name) is not None:
                 metadata[name] = args.body[name]
+        control = self._send_control(args, code=90001)
+        if control:
+            metadata["SendMsgControl"] = control
+        if life == 0:
+            metadata["MsgLifeTime"] = 0  # "only sent to the recipient online and not retained": never stored
         if not self._exists([sender]):
             raise _Fail(20003, f"sender {sender!r} is not imported")
         return sender, msg_seq, msg_random, body, metadata
+
+    @staticmethod
+    def _send_control(args: _Args, *, code: int) -> list[str]:
+        """SendMsgControl: NoUnread, NoLastMsg, WithMuteNotifications (sendmsg /1047/34919, send_group_msg
+        /1047/34959); other values are refused [the codes are ours: the pages list none for it]."""
+        control = args.body.get("SendMsgControl")
+        if control is None:
+            return []
+        if not isinstance(control, list) or not all(isinstance(c, str) and c in SEND_CONTROLS for c in control):
+            raise _Fail(code, f"SendMsgControl holds {', '.join(SEND_CONTROLS)}")
+        return list(control)
 
     @staticmethod
     def _dedupe_key(sender: str, msg_seq: int, msg_random: int, body: list[dict[str, Any]]) -> str:
@@ -581,6 +681,10 @@ class TencentEmulator:
         duplicate = self._c2c_duplicate(dedupe, now)
         if duplicate is not None:
             return _ok(MsgTime=int(duplicate[0]), MsgKey=duplicate[1])
+        if metadata.get("MsgLifeTime") == 0:  # to online devices only; nothing is kept to roam
+            msg_key = f"{msg_seq}_{msg_random}_{int(now)}"
+            self._c2c_remember(dedupe, now, msg_key)
+            return _ok(MsgTime=int(now), MsgKey=msg_key)
         row, _ = self._c2c_store(sender, recipient, body, msg_seq=msg_seq, msg_random=msg_random,
                                  now=now, metadata=metadata)  # fmt: skip
         self._c2c_remember(dedupe, now, row.metadata["MsgKey"])
@@ -608,7 +712,7 @@ class TencentEmulator:
             return _ok(MsgKey=duplicate[1])
         msg_key = f"{msg_seq}_{msg_random}_{int(now)}"
         for uid in recipients:
-            if uid in known:
+            if uid in known and metadata.get("MsgLifeTime") != 0:
                 row, _ = self._c2c_store(sender, uid, body, msg_seq=msg_seq, msg_random=msg_random, now=now,
                                          metadata=metadata)  # fmt: skip
                 msg_key = row.metadata["MsgKey"]
@@ -765,6 +869,9 @@ class TencentEmulator:
         if missing:
             raise _Fail(10019, f"accounts do not exist: {', '.join(missing)}")
         texts = {field: args.opt_str(field) or "" for field in ("Introduction", "Notification", "FaceUrl")}
+        option, size = self._join_policy(args, None, "MaxMemberCount")
+        if size is not None and size < len(roles):
+            raise _Fail(10004, f"MaxMemberCount {size} is below the {len(roles)} initial members")
         group_id = args.opt_str("GroupId")
         # Custom ids: printable ASCII, at most 48 bytes, not starting with @TGS# (use limits page,
         # https://cloud.tencent.com/document/product/269/9346); Community ids carry the @TGS#_ prefix
@@ -786,14 +893,26 @@ class TencentEmulator:
         if not created:
             raise _Fail(10021, f"group id {final_id!r} is already in use")
         self.store.set_meta(_TYPE_META + final_id, kind)
+        if option is not None or size is not None:
+            self.store.set_group_policy(final_id, option, size)
         return _ok(GroupId=final_id)
 
-    def _member_item(self, member: Any, now: float, fields: set[str] | None) -> dict[str, Any]:
-        until = member.muted_until or 0
+    @staticmethod
+    def _mute_end(until: float | None, now: float) -> int:
+        """MuteUntil/MutedUntil: 0 when not muted, 4294967295 for a permanent mute [the docs do not say how
+        one reads back: this emulator's choice], else the end in whole seconds."""
+        if until is None or until <= now:
+            return 0
+        return MUTE_PERMANENT if until == MUTED_FOREVER else int(until)
+
+    def _member_item(
+        self, member: Any, now: float, fields: set[str] | None, cards: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         item: dict[str, Any] = {
             "Member_Account": member.user_id, "Role": member.role.capitalize(), "JoinTime": int(member.joined_at),
             "MsgSeq": 0, "MsgFlag": "AcceptAndNotify", "LastSendMsgTime": 0,
-            "MuteUntil": int(until) if until > now else 0, "NameCard": "", "AppMemberDefinedData": [],
+            "MuteUntil": self._mute_end(member.muted_until, now), "NameCard": (cards or {}).get(member.user_id, ""),
+            "AppMemberDefinedData": [],
         }  # fmt: skip
         if fields is None:
             return item
@@ -808,18 +927,21 @@ class TencentEmulator:
         if group is None:
             return {"GroupId": group_id, "ErrorCode": 10010, "ErrorInfo": "group does not exist or was dismissed"}
         next_seq, last_time = self._next_seq(group_id)
+        policy = self.store.group_policy(group_id)
         base: dict[str, Any] = {
             "Type": self._group_type(group_id), "Name": group.name, "Appid": self.sdk_app_id,
             "Introduction": group.introduction, "Notification": group.notification, "FaceUrl": group.face_url,
             "Owner_Account": group.owner or "", "CreateTime": int(group.created_at),
             "LastInfoTime": int(group.created_at), "LastMsgTime": int(last_time), "NextMsgSeq": next_seq,
-            "MemberNum": group.member_count, "MaxMemberNum": 2000, "ApplyJoinOption": "NeedPermission",
+            "MemberNum": group.member_count, "MaxMemberNum": policy[1] or DEFAULT_MAX_MEMBERS,
+            "ApplyJoinOption": policy[0] or "NeedPermission",
             "MuteAllMember": "On" if group.mute_all else "Off", "AppDefinedData": [],
         }  # fmt: skip
         item: dict[str, Any] = {"GroupId": group_id, "ErrorCode": 0, "ErrorInfo": ""}
         now = self._now()
+        cards = self.store.name_cards(group_id)
         if not filters:  # "所有群基础信息、群成员信息和自定义信息"
-            members = [self._member_item(m, now, None) for m in self.store.members(group_id)]
+            members = [self._member_item(m, now, None, cards) for m in self.store.members(group_id)]
             return {**item, **base, "MemberList": members}
         # "如果设置了过滤器,没有在过滤器中指明的字段将不被拉取" (https://cloud.tencent.com/document/api/269/1616):
         # with a ResponseFilter, base fields, members and custom data come back only as far as it names them.
@@ -829,7 +951,7 @@ class TencentEmulator:
         member_filter = filters.get("MemberInfoFilter")
         if isinstance(member_filter, list):
             fields = set(member_filter)
-            item["MemberList"] = [self._member_item(m, now, fields) for m in self.store.members(group_id)]
+            item["MemberList"] = [self._member_item(m, now, fields, cards) for m in self.store.members(group_id)]
         return item
 
     def _group_info(self, args: _Args) -> dict[str, Any]:
@@ -880,7 +1002,8 @@ class TencentEmulator:
             members = [m for m in members if m.role.capitalize() in roles]
         page = members[offset:] if limit is None else members[offset : offset + limit]
         now = self._now()
-        items = [self._member_item(m, now, fields) for m in page]
+        cards = self.store.name_cards(group_id)
+        items = [self._member_item(m, now, fields, cards) for m in page]
         if limit is None and _size(items) > MEMBER_ANSWER_BYTES:
             raise _Fail(10018, "the answer exceeds 1 MB: page with Limit and Offset")
         reply = _ok(MemberNum=len(members), MemberList=items)
@@ -917,8 +1040,27 @@ class TencentEmulator:
             if mute_all not in ("On", "Off"):
                 raise _Fail(10004, "MuteAllMember is On or Off")
             fields["mute_all"] = int(mute_all == "On")
+        option, size = self._join_policy(args, group_id, "MaxMemberNum")
         self.store.update_group(group_id, fields)
+        if option is not None or size is not None:
+            self.store.set_group_policy(group_id, option, size)
         return _ok()
+
+    def _join_policy(self, args: _Args, group_id: str | None, size_field: str) -> tuple[str | None, int | None]:
+        """ApplyJoinOption (FreeAccess, NeedPermission, DisableApply; "Community groups currently do not support
+        this field") and the member limit (MaxMemberCount on create_group, MaxMemberNum on modify_group_base_info,
+        /1047/34895, /1047/34962). A limit below the current member count is refused [our choice: the pages do
+        not say] with 10004."""
+        option = args.opt_str("ApplyJoinOption")
+        kind = self._group_type(group_id) if group_id else args.opt_str("Type")
+        if option is not None and (option not in JOIN_OPTIONS or kind == "Community"):
+            raise _Fail(10004, f"ApplyJoinOption is one of {', '.join(JOIN_OPTIONS)} (not for Community groups)")
+        size = args.integer(size_field, low=1) if args.has(size_field) else None
+        if size is not None and group_id is not None:
+            group = self.store.group(group_id)
+            if group is not None and size < group.member_count:
+                raise _Fail(10004, f"{size_field} {size} is below the {group.member_count} members")
+        return option, size
 
     def _destroy_group(self, args: _Args) -> dict[str, Any]:
         group_id, _ = self._group(args)
@@ -938,6 +1080,12 @@ class TencentEmulator:
         if not accounts or len(accounts) > ADD_MEMBERS_MAX:
             raise _Fail(10005, f"1 to {ADD_MEMBERS_MAX} members per request, got {len(accounts)}")
         known = self._exists(accounts)
+        group = self.store.group(group_id)
+        newcomers = {a for a in accounts if a in known and self.store.member(group_id, a) is None}
+        limit = self.store.group_policy(group_id)[1] or DEFAULT_MAX_MEMBERS
+        if group is not None and group.member_count + len(newcomers) > limit:
+            # "cannot be added to the group because the group is already full" (add_group_member, /1047/34921)
+            raise _Fail(10014, f"the group is full: {group.member_count} members, MaxMemberNum {limit}")
         added = self.store.add_members(group_id, [(a, "member") for a in accounts if a in known], self._now())
         return _ok(MemberList=[
             {"Member_Account": a, "Result": 0 if a not in known else (1 if added.get(a) else 2)} for a in accounts
@@ -967,6 +1115,11 @@ class TencentEmulator:
             if role == "Admin" and self._group_type(group_id) == "Private":
                 raise _Fail(10007, "Private (Work) groups have no admins")
             self.store.set_role(group_id, account, role.lower())
+        card = args.opt_str("NameCard")
+        if card is not None:
+            if mapping.utf8_len(card) > NAME_CARD_MAX:  # "with a maximum length of 50 bytes" (/1047/34900)
+                raise _Fail(10004, f"NameCard is at most {NAME_CARD_MAX} bytes")
+            self.store.set_name_card(group_id, account, card)
         if args.has("MuteTime"):
             self._apply_mute(group_id, [account], args.integer("MuteTime"))
         return _ok()
@@ -978,7 +1131,9 @@ class TencentEmulator:
             raise _Fail(10004, "MuteTime exceeds 4294967295")
         targets = sorted(self._exists(accounts))
         # Whole seconds, as MutedUntil is reported: the client and the server then agree on when it ends.
-        self.store.set_mutes(group_id, targets, int(self._now()) + seconds if seconds else None)
+        # 4294967295 is "Permanent muting" (/1047/34951): it never ends.
+        until = MUTED_FOREVER if seconds == MUTE_PERMANENT else int(self._now()) + seconds
+        self.store.set_mutes(group_id, targets, until if seconds else None)
 
     def _forbid(self, args: _Args) -> dict[str, Any]:
         group_id, _ = self._group(args)
@@ -993,8 +1148,10 @@ class TencentEmulator:
         group_id, _ = self._group(args)
         mutes = self.store.mutes(group_id, self._now())
         members = {m.user_id for m in self.store.members(group_id)}
+        now = self._now()
         return _ok(GroupId=group_id, MutedAccountList=[
-            {"Member_Account": uid, "MutedUntil": int(until)} for uid, until in mutes.items() if uid in members
+            {"Member_Account": uid, "MutedUntil": self._mute_end(until, now)} for uid, until in mutes.items()
+            if uid in members
         ])  # fmt: skip
 
     def _send_group_msg(self, args: _Args) -> dict[str, Any]:
@@ -1007,6 +1164,10 @@ class TencentEmulator:
             raise _Fail(10004, f"unknown MsgPriority {priority!r}")
         if self._group_type(group_id) == "AVChatRoom" and args.body.get("OnlineOnlyFlag") == 1:
             raise _Fail(10004, "OnlineOnlyFlag is not for AVChatRoom")
+        control = self._send_control(args, code=10004)
+        if control and args.body.get("OnlineOnlyFlag") == 1:
+            # "If OnlineOnlyFlag is set to 1 for the message, this field cannot be used" (/1047/34959)
+            raise _Fail(10004, "SendMsgControl cannot be used with OnlineOnlyFlag 1")
         now = self._now()
         if sender != self.admin:  # the App admin may post in any group
             if not self._exists([sender]):
@@ -1025,6 +1186,8 @@ class TencentEmulator:
         if args.body.get("OnlineOnlyFlag") == 1:  # delivered to online members only; never stored
             return _ok(MsgTime=int(now), MsgSeq=next_seq, MsgDropReason="")
         metadata: dict[str, Any] = {"Random": random_value, "MsgPriority": priority}
+        if control:
+            metadata["SendMsgControl"] = control
         if args.body.get("CloudCustomData") is not None:
             metadata["CloudCustomData"] = args.body["CloudCustomData"]
         conv = conversation_key("group", group_id)
@@ -1157,3 +1320,70 @@ class TencentEmulator:
             "revoked": sum(m.revoked for m in data.messages),
         }
         return counts
+
+    # -- member administration, system notifications (issue 17) ---------------------------------------
+
+    def _change_owner(self, args: _Args) -> dict[str, Any]:
+        """change_group_owner (https://www.tencentcloud.com/document/product/1047/34966): "The new group owner must
+        be a member of the group" (10007 otherwise [the code is ours]); AVChatRoom groups answer 10007."""
+        group_id, _ = self._group(args)
+        new_owner = args.text("NewOwner_Account")
+        if self._group_type(group_id) == "AVChatRoom":
+            raise _Fail(10007, "AVChatRoom groups do not support transferring ownership")
+        if not self.store.transfer_owner(group_id, new_owner):
+            raise _Fail(10007, f"{new_owner!r} is not a member of the group")
+        return _ok()
+
+    def _joined_groups(self, args: _Args) -> dict[str, Any]:
+        """get_joined_group_list (https://www.tencentcloud.com/document/product/1047/34925): Limit (<= 5,000) and
+        Offset over the user's groups, TotalCount regardless of them, ResponseFilter's GroupBaseInfoFilter and
+        SelfInfoFilter naming what comes back; GroupType filters. AVChatRoom groups only WithHugeGroups 1."""
+        account = args.text("Member_Account")
+        limit = args.integer("Limit", low=1) if args.has("Limit") else None
+        if limit is not None and limit > JOINED_LIMIT_MAX:
+            raise _Fail(10004, f"Limit is at most {JOINED_LIMIT_MAX}")
+        offset = args.integer("Offset", 0)
+        kind = args.opt_str("GroupType")
+        huge = args.body.get("WithHugeGroups") == 1
+        filters = args.body.get("ResponseFilter") or {}
+        if not isinstance(filters, dict):
+            raise _Fail(10004, "ResponseFilter must be an object")
+        ids = [
+            gid for gid in self.store.groups_of(account)
+            if (kind is None or self._group_type(gid) == kind) and (huge or self._group_type(gid) != "AVChatRoom")
+        ]  # fmt: skip
+        page = ids[offset:] if limit is None else ids[offset : offset + limit]
+        base_filter = filters.get("GroupBaseInfoFilter")
+        self_filter = filters.get("SelfInfoFilter")
+        items = []
+        for gid in page:
+            item: dict[str, Any] = {"GroupId": gid}
+            if isinstance(base_filter, list):
+                info = self._info_item(gid, {"GroupBaseInfoFilter": base_filter})
+                item.update({k: v for k, v in info.items() if k not in ("ErrorCode", "ErrorInfo")})
+            if isinstance(self_filter, list):
+                member = self.store.member(gid, account)
+                own: dict[str, Any] = {}
+                if member is not None:
+                    own = {"Role": member.role.capitalize(), "JoinTime": int(member.joined_at),
+                           "MsgFlag": "AcceptAndNotify", "MsgSeq": 0}  # fmt: skip
+                item["SelfInfo"] = {k: v for k, v in own.items() if k in self_filter}
+            items.append(item)
+        return _ok(TotalCount=len(ids), GroupIdList=items)
+
+    def _system_notification(self, args: _Args) -> dict[str, Any]:
+        """send_group_system_notification (https://www.tencentcloud.com/document/product/1047/34958): to every
+        member, or to ToMembers_Account (up to 50; not for AVChatRoom groups). "An online message, not roamed"
+        (https://cloud.tencent.com/document/product/269/1630): nothing is stored; the emulator records it in
+        ``notifications``. Recipients that are not members are skipped [the page does not say]."""
+        group_id, _ = self._group(args)
+        content = args.text("Content")
+        recipients = args.accounts("ToMembers_Account") if args.has("ToMembers_Account") else []
+        if len(recipients) > NOTIFY_MAX:
+            raise _Fail(10004, f"ToMembers_Account holds at most {NOTIFY_MAX} accounts")
+        if recipients and self._group_type(group_id) == "AVChatRoom":
+            raise _Fail(10004, "AVChatRoom groups take system notifications for all members only")
+        members = [m.user_id for m in self.store.members(group_id)]
+        chosen = [uid for uid in recipients if uid in members] if recipients else members
+        self.notifications.append((group_id, chosen, content))
+        return _ok()

@@ -62,7 +62,11 @@ _SNOWFLAKE_EPOCH_MS = 1288834974657  # message ids are Twitter-style snowflakes 
 _SLOT_COUNT = 64  # slot = crc32(channel_id) % 64, as /cluster/channels reports it
 _PAGE_SIZE = 20
 _SYNC_LIMIT_CAP = 10000
-_ZERO_HEADER = {"no_persist": 0, "red_dot": 0, "sync_once": 0}  # header flags always read back as 0
+# Header flags are rendered 0. The real server's read-back is irregular (verified on v2.2.5): a channel's first
+# message (seq 1) and every /message/byclientmsgno answer read 0, later messages read by messagesync sometimes
+# as sent and sometimes 0 (a red_dot 1 after a no_persist and a sync_once send read 0); the cause was not
+# traced. imbridge never relies on the flags it reads back.
+_ZERO_HEADER = {"no_persist": 0, "red_dot": 0, "sync_once": 0}
 _CMD_SUFFIX = "____cmd"
 _SPECIAL = ("@", "#", "&")  # options.IsSpecialChar
 _CLUSTER_LIST = re.compile(r"^/cluster/channels/([^/]+)/([^/]+)/(subscribers|denylist|allowlist)$")
@@ -295,6 +299,28 @@ def _bind(raw: bytes, struct: _Struct) -> dict[str, Any]:
         raise
 
 
+def _bind_string_list(raw: bytes) -> list[str]:
+    """gin's ``c.BindJSON(&uids)`` into ``[]string``: its errors are text/plain 400s like the sends' binds."""
+    text = raw.decode(errors="replace")
+    start = len(text) - len(text.lstrip(" \t\r\n"))
+    if start == len(text):
+        raise _BadRequest("EOF", content_type=_GIN_BIND_TYPE)
+    try:
+        body, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError as error:
+        raise _BadRequest(_go_syntax_error(text, error), content_type=_GIN_BIND_TYPE) from None
+    if body is None:
+        return []
+    if not isinstance(body, list):
+        raise _BadRequest(f"json: cannot unmarshal {_kind(body)} into Go value of type []string",
+                          content_type=_GIN_BIND_TYPE)  # fmt: skip
+    for item in body:
+        if not isinstance(item, str) and item is not None:
+            raise _BadRequest(f"json: cannot unmarshal {_kind(item)} into Go value of type string",
+                              content_type=_GIN_BIND_TYPE)  # fmt: skip
+    return [item or "" for item in body]
+
+
 def _fields(**specs: str | _Field) -> dict[str, _Field]:
     return {name: spec if isinstance(spec, _Field) else _Field(spec) for name, spec in specs.items()}
 
@@ -328,7 +354,7 @@ _USER_TOKEN = _Struct(
     _fields(uid="string", token="string", device_flag=_Field("uint8", shown="wkproto.DeviceFlag"),
             device_level=_Field("uint8", shown="wkproto.DeviceLevel")),
 )  # fmt: skip
-_DEVICE_QUIT = _Struct("deviceQuitReq", _fields(uid="string", device_flag="int"))
+_DEVICE_QUIT = _Struct("", _fields(uid="string", device_flag="int"))  # an anonymous struct (api/user.go:57-60)
 _SEND = _Struct(
     "messageSendReq",
     _fields(header="header", client_msg_no="string", is_stream="int", from_uid="string", channel_id="string",
@@ -440,6 +466,12 @@ class WukongEmulator:
     ) -> None:
         if store_delay_requests < 0:
             raise ValueError("store_delay_requests must be >= 0")
+        # Simulated client connections (the emulator has no TCP/WebSocket side): id -> (uid, device_flag,
+        # device_level), what /user/onlinestatus reports and /user/device_quit ends.
+        self._connections: dict[int, tuple[str, int, int]] = {}
+        self._last_conn_id = 0
+        #: Connections ended by /user/device_quit: id -> the DISCONNECT reason code sent (12, ConnectKick).
+        self.kicked: dict[int, int] = {}
         self.manager_token = manager_token or None
         self.store = Store(store)
         self.clock: Clock = clock or SystemClock()
@@ -460,6 +492,7 @@ class WukongEmulator:
             ("GET", "/varz"): self._varz,
             ("POST", "/user/token"): self._user_token,
             ("POST", "/user/device_quit"): self._device_quit,
+            ("POST", "/user/onlinestatus"): self._online_status,
             ("POST", "/channel"): self._channel_create,
             ("POST", "/channel/info"): self._channel_info,
             ("POST", "/channel/delete"): self._channel_delete,
@@ -516,6 +549,31 @@ class WukongEmulator:
 
     def _now_ns(self) -> int:
         return int(self.clock.now().timestamp() * 1e9)
+
+    def connect(self, uid: str, device_flag: int = 0, *, master: bool = True) -> int:
+        """Simulate a client connection of ``uid`` on ``device_flag``; returns its connection id. Like the
+        real server with token auth on, it needs the token of that uid and device flag not to be blank
+        (a device_quit blanks it, api/user.go:93-116)."""
+        with self._lock:
+            with self.store.sqlite_write() as db:
+                row = db.execute(
+                    "SELECT token FROM wukong_emu_devices WHERE uid = ? AND device_flag = ?", (uid, device_flag)
+                ).fetchone()
+            if row is None or not row["token"]:
+                raise ValueError(f"{uid!r} has no token for device_flag {device_flag}: the server would not answer")
+            self._last_conn_id += 1
+            self._connections[self._last_conn_id] = (uid, device_flag, 1 if master else 0)
+            return self._last_conn_id
+
+    def disconnect(self, conn_id: int) -> None:
+        """End a simulated connection as its client would."""
+        with self._lock:
+            self._connections.pop(conn_id)
+
+    def connections(self, uid: str) -> list[int]:
+        """The ids of ``uid``'s live simulated connections."""
+        with self._lock:
+            return [conn for conn, (u, _flag, _level) in self._connections.items() if u == uid]
 
     def _tick(self) -> None:
         """Each request brings every accepted message one step closer to being stored."""
@@ -580,14 +638,16 @@ class WukongEmulator:
         return bool(row is not None and row["configured"])
 
     def _write_info(self, channel_type: int, channel_id: str, flags: Mapping[str, Any]) -> None:
-        """addOrUpdateChannel: every flag is overwritten (an omitted one becomes 0)."""
+        """addOrUpdateChannel: every flag is overwritten (an omitted one becomes 0); created_at stays what the
+        first write set (verified: /channel/info after /channel moves updated_at only)."""
         now = self._now_ns()
         values = [1 if flags.get(flag) == 1 else 0 for flag in _FLAGS]
         with self.store.sqlite_write() as db:
             self._ensure_channel(db, channel_type, channel_id)
             db.execute(
                 "UPDATE wukong_emu_channels SET info = 1, large = ?, ban = ?, disband = ?, send_ban = ?, "
-                "allow_stranger = ?, created_at = ?, updated_at = ? WHERE channel_type = ? AND channel_id = ?",
+                "allow_stranger = ?, created_at = CASE WHEN created_at > 0 THEN created_at ELSE ? END, "
+                "updated_at = ? WHERE channel_type = ? AND channel_id = ?",
                 (*values, now, now, channel_type, channel_id),
             )
 
@@ -694,7 +754,8 @@ class WukongEmulator:
                     channel_id = part
         message_id = int(row.key)
         return {
-            "header": dict(_ZERO_HEADER), "setting": meta.get("setting", 0), "message_id": message_id,
+            "header": dict(_ZERO_HEADER),
+            "setting": meta.get("setting", 0), "message_id": message_id,
             "message_idstr": str(message_id), "client_msg_no": meta["client_msg_no"], "message_seq": row.seq,
             "from_uid": from_uid, "channel_id": channel_id, "channel_type": channel_type,
             "expire": meta.get("expire", 0), "timestamp": int(row.time), "payload": meta["payload"],
@@ -747,13 +808,39 @@ class WukongEmulator:
 
     def _device_quit(self, request: EmulatorRequest) -> EmulatorReply:
         req = _bind(request.body, _DEVICE_QUIT)
-        uid, flag = req.get("uid") or "", req.get("device_flag")
-        if _is_blank(uid):
-            raise _BadRequest("uid不能为空！")
+        uid, flag = req.get("uid") or "", req.get("device_flag") or 0
+        if uid == "":
+            return EmulatorReply(500, b"", {})  # verified: an empty uid panics in the slot lookup (recovered, 500)
+        # -1 quits APP, WEB and PC; any other value that one flag (api/user.go:80-86). For each device that
+        # has a token: blank it (a blank token never logs in), DISCONNECT its connections with ConnectKick
+        # (12) and close them (api/user.go:93-131). Unknown uids and devices are not errors.
+        flags = [0, 1, 2] if flag == -1 else [flag]
         with self.store.sqlite_write() as db:
-            where, params = ("uid = ?", [uid]) if flag in (None, -1) else ("uid = ? AND device_flag = ?", [uid, flag])
-            db.execute(f"UPDATE wukong_emu_devices SET token = '' WHERE {where}", params)
+            for device_flag in flags:
+                db.execute(
+                    "UPDATE wukong_emu_devices SET token = '', device_level = 1 WHERE uid = ? AND device_flag = ?",
+                    (uid, device_flag),
+                )
+        for conn_id, (conn_uid, conn_flag, _level) in list(self._connections.items()):
+            if conn_uid == uid and conn_flag in flags:
+                del self._connections[conn_id]
+                self.kicked[conn_id] = wire.REASON_CONNECT_KICK
         return _reply({"status": 200})
+
+    def _online_status(self, request: EmulatorRequest) -> EmulatorReply:
+        """``POST /user/onlinestatus`` with a JSON array of uids: one entry per live connection, offline uids
+        absent; an empty (or null) array answers ``{"status":200}`` (api/user.go:134-156, 236-251)."""
+        uids = _bind_string_list(request.body)
+        if not uids:
+            return _reply({"status": 200})
+        wanted = set(uids)
+        rows = [
+            {"uid": uid, "device_flag": flag, "online": 1}
+            for uid in dict.fromkeys(uids)
+            for conn_uid, flag, _level in self._connections.values()
+            if conn_uid == uid and uid in wanted
+        ]
+        return _reply(rows)
 
     def _cluster_users(self, request: EmulatorRequest) -> EmulatorReply:
         uid = (request.query.get("uid") or "").strip()
@@ -780,7 +867,7 @@ class WukongEmulator:
         uid = (request.query.get("uid") or "").strip()
         with self.store.sqlite_write() as db:
             rows = db.execute(
-                "SELECT * FROM wukong_emu_devices WHERE (? = '' OR uid = ?) ORDER BY created_at LIMIT ?",
+                "SELECT * FROM wukong_emu_devices WHERE (? = '' OR uid = ?) ORDER BY created_at DESC, id DESC LIMIT ?",
                 (uid, uid, _PAGE_SIZE),
             ).fetchall()
         data = [
@@ -1038,6 +1125,10 @@ class WukongEmulator:
         except ValueError:
             limit = 0
         limit = limit if limit > 0 else _PAGE_SIZE
+        try:
+            offset = int(query.get("offset_created_at") or 0)
+        except ValueError:
+            offset = 0
         if channel_id and channel_type:  # an exact lookup: always one element, counts always 0
             element = self._channel_element(self._channel_row(channel_type, channel_id), counts=False)
             return _reply({"total": 0, "more": 0, "data": [element]})
@@ -1045,8 +1136,9 @@ class WukongEmulator:
         with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT * FROM wukong_emu_channels WHERE info = 1 AND created_at > 0 AND (? = '' OR channel_id = ?) "
-                "AND (? = 0 OR channel_type = ?) ORDER BY created_at DESC LIMIT ?",
-                (channel_id, channel_id, channel_type, channel_type, limit + 1),
+                "AND (? = 0 OR channel_type = ?) AND (? <= 0 OR created_at < ?) ORDER BY created_at DESC LIMIT ?",
+                # offset_created_at: strictly older, newest first (pkg/wkdb/channel.go:196-200, 226-255)
+                (channel_id, channel_id, channel_type, channel_type, offset, offset, limit + 1),
             ).fetchall()
         data = [self._channel_element(row, counts=True) for row in rows[:limit]]
         return _reply({"total": 0, "more": int(len(rows) > limit), "data": data})

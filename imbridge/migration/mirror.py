@@ -28,7 +28,7 @@ from imbridge.client import AsyncIMClient, IMClient
 from imbridge.errors import IMBridgeError
 from imbridge.migration import ids
 from imbridge.migration.state import DONE, FAILED, PENDING, JournalEntry, StateDB
-from imbridge.models import Conversation, Element, Group, MessageRef, SentMessage
+from imbridge.models import Conversation, Delivery, Element, Group, MessageRef, SentMessage
 
 log = logging.getLogger("imbridge.migration.mirror")
 
@@ -40,6 +40,9 @@ WRITES: dict[str, set[str]] = {
     "messages": {"send", "send_batch", "revoke"},
     "groups": {"create", "update", "dismiss", "add_members", "remove_members", "mute", "unmute", "mute_all"},
 }
+# Member administration, sessions and notifications (issue 17): writes too.
+WRITES["users"] |= {"kick", "delete"}
+WRITES["groups"] |= {"set_role", "transfer_owner", "set_name_card", "notify"}
 _REFS_TABLE = "CREATE TABLE IF NOT EXISTS mirror_refs (primary_ref TEXT PRIMARY KEY, secondary_ref TEXT NOT NULL)"
 #: Journal entries written by this version: ``{"v": 2, "args": [...], "kwargs": {...}}`` in the envelope below.
 JOURNAL_VERSION = 2
@@ -49,9 +52,9 @@ MAX_ERRORS_LISTED = 50
 # -- journal encoding: the secondary's call, as JSON, in an envelope -------------------------------------
 #
 # Every JSON object in the encoding is a one-key tag: ``{"$map": {...}}`` wraps the caller's own mappings,
-# ``{"$td": seconds}``, ``{"$conv": ...}``, ``{"$ref": ...}``, ``{"$el": ...}`` carry imbridge's types. A
-# caller's mapping is only ever found inside ``$map``, whose keys are never read as tags, so any JSON the
-# caller gave (metadata ``{"$td": 5}`` included) comes back as it was.
+# ``{"$td": seconds}``, ``{"$conv": ...}``, ``{"$ref": ...}``, ``{"$el": ...}``, ``{"$delivery": ...}`` carry
+# imbridge's types. A caller's mapping is only ever found inside ``$map``, whose keys are never read as tags, so
+# any JSON the caller gave (metadata ``{"$td": 5}`` included) comes back as it was.
 
 
 class JournalEncodingError(IMBridgeError):
@@ -62,6 +65,8 @@ def encode(value: Any) -> Any:
     """The journal's JSON for a secondary call's argument; :func:`decode` gives it back unchanged."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, Delivery):
+        return {"$delivery": value.model_dump()}
     if isinstance(value, Conversation):
         return {"$conv": str(value)}
     if isinstance(value, MessageRef):
@@ -101,6 +106,8 @@ def decode(value: Any) -> Any:
         return timedelta(seconds=inner)
     if tag == "$el" and isinstance(inner, dict):
         return _ELEMENT.validate_python(inner)
+    if tag == "$delivery" and isinstance(inner, dict):
+        return Delivery(**inner)
     raise ValueError(f"not a journal tag: {tag!r}")
 
 
@@ -187,7 +194,7 @@ class _Translator:
         bound = _bind(resource, method, args, kwargs)
         uid, conv = self.uid, self.conv
         if resource == "users":
-            if method == "register":
+            if method in ("register", "delete"):
                 return ([uid(u) for u in bound["user_ids"]],), {}
             rest = {k: v for k, v in bound.items() if k != "user_id"}
             return (uid(bound["user_id"]),), rest
@@ -197,7 +204,8 @@ class _Translator:
                 key, origin = self.send_key(result, sender, to)
                 metadata = {**(bound.get("metadata") or {}), **origin}
                 # options are the primary vendor's own fields (OfflinePushInfo...): not for the secondary.
-                return (uid(sender), conv(to), bound["content"]), {"idempotency_key": key, "metadata": metadata or None}
+                return (uid(sender), conv(to), bound["content"]), {"idempotency_key": key, "metadata": metadata or None,
+                                                                   "delivery": bound.get("delivery")}  # fmt: skip
             if method == "send_batch":
                 return (uid(bound["sender"]), [uid(r) for r in bound["recipients"]], bound["content"]), {
                     "metadata": bound.get("metadata")
@@ -221,6 +229,12 @@ class _Translator:
             return (gid, [uid(u) for u in bound["user_ids"]]), extra
         if method == "mute_all":
             return (gid,), {"enabled": bound.get("enabled", True)}
+        if method in ("set_role", "transfer_owner", "set_name_card"):
+            rest = {k: v for k, v in bound.items() if k not in ("group_id", "user_id")}
+            return (gid, uid(bound["user_id"])), rest
+        if method == "notify":
+            to = bound.get("to")
+            return (gid, bound["text"]), {"to": [uid(u) for u in to] if to is not None else None}
         return None
 
 
@@ -238,6 +252,13 @@ _PARAMS: dict[str, list[str]] = {
     "groups.mute": ["group_id", "user_ids", "duration"],
     "groups.unmute": ["group_id", "user_ids"],
     "groups.mute_all": ["group_id", "enabled"],
+    # issue 17
+    "users.kick": ["user_id", "device"],
+    "users.delete": ["user_ids"],
+    "groups.set_role": ["group_id", "user_id", "role"],
+    "groups.transfer_owner": ["group_id", "user_id"],
+    "groups.set_name_card": ["group_id", "user_id", "name_card"],
+    "groups.notify": ["group_id", "text", "to"],
 }
 
 

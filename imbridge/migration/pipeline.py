@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from imbridge.capabilities import Operation
 from imbridge.client import AsyncIMClient, IMClient
 from imbridge.errors import (
     ConfigurationError,
@@ -38,7 +39,7 @@ from imbridge.migration import ids
 from imbridge.migration.progress import Progress, make_progress
 from imbridge.migration.source import TencentSource
 from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, IdCollisionError, StateDB
-from imbridge.models import Conversation, Custom, Element, Group, Message, Role, SentMessage, Text
+from imbridge.models import Conversation, Custom, Element, Group, Member, Message, Role, SentMessage, Text
 from imbridge.providers.base import Direction
 
 T = TypeVar("T")
@@ -54,6 +55,38 @@ MAX_REPAIR_ROUNDS = 3
 #: Mismatches kept in a repair's result and in the state file (verify's own limit).
 MAX_LISTED_MISMATCHES = 100
 MAX_MUTE = timedelta(days=36500)
+
+
+# -- issue 17: what member administration adds to a group's plan ------------------------------------
+
+
+def _admin_plan(info: Group, members: Sequence[Member]) -> dict[str, Any]:
+    """The join policy and the name cards of a source group, for the plan."""
+    return {
+        "join_option": info.join_option.value if info.join_option else None,
+        "max_members": info.max_members,
+        "name_cards": {m.user_id: m.name_card for m in members if m.name_card},
+    }
+
+
+def _join_policy(target: AsyncIMClient, data: Mapping[str, Any]) -> dict[str, Any]:
+    """create() keywords for the planned join policy, when the target keeps one."""
+    if not target.capabilities[Operation.GROUPS_JOIN_POLICY].available:
+        return {}
+    policy = {"join_option": data.get("join_option"), "max_members": data.get("max_members")}
+    members = len(data.get("members", ()))
+    if policy["max_members"] is not None and policy["max_members"] < members:
+        policy["max_members"] = None  # never below the members being carried (a source answering oddly)
+    return {key: value for key, value in policy.items() if value is not None}
+
+
+async def _carry_name_cards(
+    target: AsyncIMClient, group_id: str, data: Mapping[str, Any], uid: Callable[[str], str]
+) -> None:
+    if not data.get("name_cards") or not target.capabilities[Operation.GROUPS_SET_NAME_CARD].available:
+        return
+    for source_uid, card in sorted(data["name_cards"].items()):
+        await target.groups.set_name_card(group_id, uid(source_uid), card)
 #: Waits (seconds) before sending again a message WuKongIM accepted but had not stored yet (under load).
 STORE_LAG_WAITS = (1.0, 3.0, 5.0)
 REVOKED_PLACEHOLDER = "[this message was recalled before the migration]"
@@ -68,8 +101,11 @@ NOTES = [
     "lists all accounts).",
     "Recalled messages are copied as recalled (a placeholder then imbridge's revoke, i.e. a type-1006 notice "
     "plus imbridge's store) or skipped, by option; their content is gone at the source.",
-    "Member mutes keep their remaining duration (from Tencent's MutedUntil; a 'permanent' mute becomes 100 years) "
-    "and mute_all is applied after the group's history, since WuKongIM's ban drops every send.",
+    "Member mutes keep their remaining duration (from Tencent's MutedUntil); a permanent one stays a mute "
+    "without an end. They and mute_all are applied after the group's history, since WuKongIM's ban drops every "
+    "send.",
+    "Roles, owners, join options, size limits and name cards are carried where the target keeps them (on WuKongIM "
+    "in imbridge's store).",
 ]
 
 
@@ -360,8 +396,10 @@ class Migration:
                 "name": info.name, "owner": info.owner, "introduction": info.introduction,
                 "notification": info.notification, "face_url": info.face_url, "mute_all": info.mute_all,
                 "members": [[m.user_id, m.role.value] for m in members],
-                "mutes": {m.user_id: m.muted_until.timestamp() for m in muted if m.muted_until is not None},
+                # None: muted without an end (Tencent's permanent MuteTime), kept as such on the target.
+                "mutes": {m.user_id: m.muted_until.timestamp() if m.muted_until else None for m in muted if m.muted},
                 "estimate": estimate,
+                **_admin_plan(info, members),
             }  # fmt: skip
             with self.state.transaction():
                 self.state.add_items(PLAN_USERS, ((m.user_id, {}) for m in members), own_transaction=False)
@@ -584,8 +622,10 @@ class Migration:
         spec: dict[str, Any] = {"name": data["name"] or group_id, "owner": owner, "members": plain, "admins": admins,
                 "group_id": tgid, "introduction": data.get("introduction") or "",
                 "notification": data.get("notification") or "", "face_url": data.get("face_url") or ""}  # fmt: skip
+        spec.update(_join_policy(target, data))
         try:
             await target.groups.create(**spec)
+            await _carry_name_cards(target, tgid, data, self.uid)
             return detail
         except ConflictError:
             pass
@@ -600,6 +640,7 @@ class Migration:
             # Created by an earlier, interrupted run: re-created (no history was copied into it yet).
             await target.groups.dismiss(tgid)
             await target.groups.create(**spec)
+            await _carry_name_cards(target, tgid, data, self.uid)
             return detail or "re-created (an interrupted run left it incomplete)"
         return await self._repair_group(target, group_id, spec, existing, roles, wanted) or detail
 
@@ -617,7 +658,12 @@ class Migration:
         done: list[str] = []
         moved = [u for u, role in wanted.items()
                  if u in roles and roles[u] != role and Role.OWNER not in (role, roles[u])]  # fmt: skip
-        if moved:  # a role is changed by removing and adding back (the first-round API has no set_role)
+        if moved and target.capabilities[Operation.GROUPS_SET_ROLE].available:
+            for uid in moved:  # issue 17: a role is set in place
+                await target.groups.set_role(tgid, uid, wanted[uid])
+            done.append(f"{len(moved)} roles set")
+            moved = []
+        if moved:  # without set_role, a role is changed by removing and adding back
             await target.groups.remove_members(tgid, moved)
             self.state.requeue("mutes", [group_id], "members added back: their mutes are applied again")
         for role in (Role.ADMIN, Role.MEMBER):
@@ -807,7 +853,9 @@ class Migration:
                 now = time.time()
                 tgid = self.gid(group_id)
                 for uid, until in sorted(group.data.get("mutes", {}).items()):
-                    # Tencent's "permanent" (2**32-1 s) is beyond imbridge's 100-year ceiling: capped there.
+                    if until is None:  # permanent at the source: without an end on the target too
+                        await target.groups.mute(tgid, [self.uid(uid)], None)
+                        continue
                     remaining = min(float(until) - now, MAX_MUTE.total_seconds())
                     if remaining >= 1:
                         await target.groups.mute(tgid, [self.uid(uid)], timedelta(seconds=remaining))

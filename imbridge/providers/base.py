@@ -26,19 +26,23 @@ from imbridge.errors import UnsupportedOperationError
 from imbridge.models import (
     BatchResult,
     Conversation,
+    Delivery,
+    DeviceKind,
     Element,
     Gender,
     Group,
+    JoinedGroup,
+    JoinOption,
     LoginCredentials,
     Member,
     Message,
     MessageRef,
     Page,
+    Presence,
     Profile,
     Role,
     SentMessage,
 )
-from imbridge.models.device import DeviceKind
 from imbridge.models.health import Health
 from imbridge.models.maintenance import MaintenanceReport
 
@@ -120,6 +124,8 @@ class OutgoingMessage:
     #: True when the caller chose ``idempotency_key`` (a retry of its own): providers whose server does not
     #: deduplicate look it up before sending.
     key_from_caller: bool = False
+    #: None for an ordinary message; set only when the caller asked for other delivery.
+    delivery: Delivery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +138,7 @@ class BatchDraft:
     idempotency_key: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    delivery: Delivery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +171,8 @@ class GroupSpec:
     introduction: str = ""
     notification: str = ""
     face_url: str = ""
+    join_option: JoinOption | None = None
+    max_members: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +183,15 @@ class GroupUpdate:
     introduction: str | None = None
     notification: str | None = None
     face_url: str | None = None
+    join_option: JoinOption | None = None
+    max_members: int | None = None
+
+    @property
+    def profile_fields(self) -> dict[str, str]:
+        """The profile fields to change (not the join policy), by name."""
+        fields = (("name", self.name), ("introduction", self.introduction), ("notification", self.notification),
+                  ("face_url", self.face_url))  # fmt: skip
+        return {name: value for name, value in fields if value is not None}
 
 
 def _unsupported(provider: Provider, operation: Operation) -> UnsupportedOperationError:
@@ -280,7 +298,8 @@ class Provider:
     def list_members(self, group_id: str) -> Flow[list[Member]]:
         raise _unsupported(self, Operation.GROUPS_MEMBERS)
 
-    def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta) -> Flow[None]:
+    def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta | None) -> Flow[None]:
+        """Mute for ``duration``, or until unmuted when it is None."""
         raise _unsupported(self, Operation.GROUPS_MUTE)
 
     def unmute(self, group_id: str, user_ids: Sequence[str]) -> Flow[None]:
@@ -297,6 +316,43 @@ class Provider:
         """Do the work that has fallen due on the server, as ``worker``; where instances share a store, under
         its lease for ``lease`` (renewed while the run lasts), so one instance does it at a time."""
         raise _unsupported(self, Operation.MAINTENANCE_RUN_DUE)
+    # -- member administration, join policy, presence and sessions, system messages, accounts (issue 17)
+
+    # users
+    def presence(self, user_ids: Sequence[str]) -> Flow[list[Presence]]:
+        raise _unsupported(self, Operation.USERS_PRESENCE)
+
+    def kick(self, user_id: str, device: DeviceKind | None) -> Flow[None]:
+        """End the user's sessions on ``device`` (every device when None)."""
+        raise _unsupported(self, Operation.USERS_KICK)
+
+    def users_exist(self, user_ids: Sequence[str]) -> Flow[dict[str, bool]]:
+        raise _unsupported(self, Operation.USERS_EXISTS)
+
+    def delete_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
+        raise _unsupported(self, Operation.USERS_DELETE)
+
+    # groups
+    def set_role(self, group_id: str, user_id: str, role: Role) -> Flow[None]:
+        """Make a member an admin or a plain member (the owner changes only by transfer_owner)."""
+        raise _unsupported(self, Operation.GROUPS_SET_ROLE)
+
+    def transfer_owner(self, group_id: str, user_id: str) -> Flow[None]:
+        """Make a member the owner; the previous owner stays as a plain member."""
+        raise _unsupported(self, Operation.GROUPS_TRANSFER_OWNER)
+
+    def set_name_card(self, group_id: str, user_id: str, name_card: str) -> Flow[None]:
+        raise _unsupported(self, Operation.GROUPS_SET_NAME_CARD)
+
+    def joined_groups(self, user_id: str) -> Flow[list[JoinedGroup]]:
+        raise _unsupported(self, Operation.GROUPS_JOINED)
+
+    def list_groups(self, limit: int, cursor: str | None) -> Flow[Page[Group]]:
+        raise _unsupported(self, Operation.GROUPS_LIST)
+
+    def notify_group(self, group_id: str, text: str, to: Sequence[str] | None) -> Flow[None]:
+        """A group system notification from no member: to every member, or to ``to``."""
+        raise _unsupported(self, Operation.GROUPS_NOTIFY)
 
     def new_group_id(self) -> str:
         """The id of a group created without one, where the provider (not its server) picks ids."""

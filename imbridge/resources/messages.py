@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from imbridge._flow import EMPTY
@@ -11,6 +11,7 @@ from imbridge.errors import InvalidRequestError
 from imbridge.models import (
     BatchResult,
     Conversation,
+    Delivery,
     Message,
     MessageRef,
     Page,
@@ -27,6 +28,23 @@ _ELEMENT_TYPES = (Text, Image, File, Sound, Video, Location, Face, Custom)
 _CONTENT_TYPES = (str, *_ELEMENT_TYPES)
 ContentInput = str | Text | Image | File | Sound | Video | Location | Face | Custom
 MAX_HISTORY_PAGE = 200
+
+
+def _delivery(gate: Callable[[Operation], str], delivery: Delivery | Mapping[str, Any] | None) -> Delivery | None:
+    """The caller's delivery options (None for an ordinary message), gated by ``messages.delivery``."""
+    if delivery is None:
+        return None
+    if isinstance(delivery, Mapping):
+        unknown = set(delivery) - set(Delivery.model_fields)
+        if unknown:
+            raise InvalidRequestError(f"unknown delivery options: {', '.join(sorted(unknown))}")
+        delivery = Delivery(**delivery)
+    if not isinstance(delivery, Delivery):
+        raise InvalidRequestError("delivery must be a Delivery (or a mapping of its fields)")
+    if delivery.is_default:
+        return None
+    gate(Operation.MESSAGES_DELIVERY)
+    return delivery
 
 
 def _text_element(text: str) -> Text:
@@ -65,7 +83,7 @@ class MessageOperations(Operations):
     def send(
         self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None, metadata: Mapping[str, Any] | None, options: Mapping[str, Any] | None,
-        confirm: bool | None,
+        confirm: bool | None, delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> Call[SentMessage]:  # fmt: skip
         operation = self._gate(Operation.MESSAGES_SEND)
         if not isinstance(to, Conversation):
@@ -81,12 +99,14 @@ class MessageOperations(Operations):
             options=dict(options) if options else EMPTY,
             confirm=confirm,
             key_from_caller=idempotency_key is not None,
+            delivery=_delivery(self._gate, delivery) if delivery is not None else None,
         )
         return operation, self.provider.send_message(message)
 
     def send_batch(
         self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None, metadata: Mapping[str, Any] | None, options: Mapping[str, Any] | None,
+        delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> Call[BatchResult]:  # fmt: skip
         operation = self._gate(Operation.MESSAGES_SEND_BATCH)
         batch = BatchDraft(
@@ -96,6 +116,7 @@ class MessageOperations(Operations):
             idempotency_key=check_id(idempotency_key, "idempotency_key") if idempotency_key else _new_key(),
             metadata=dict(metadata or {}),
             options=dict(options or {}),
+            delivery=_delivery(self._gate, delivery),
         )
         return operation, self.provider.send_batch(batch)
 
@@ -136,12 +157,15 @@ class Messages(SyncResource[MessageOperations]):
         self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None, confirm: bool | None = None,
+        delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> SentMessage:  # fmt: skip
         """Send ``content`` (elements, or a plain string for text) from ``sender`` to a user or a group.
 
         The same ``idempotency_key`` (generated when omitted) is used on every retry, so a retried send
         is stored once. ``options`` passes provider-specific fields through (Tencent ``OfflinePushInfo``,
-        ``CloudCustomData``...). ``confirm`` (WuKongIM) waits until the message is stored.
+        ``CloudCustomData``...). ``confirm`` (WuKongIM) waits until the message is stored. ``delivery``
+        (a :class:`Delivery`) sends it not persisted, online-only, not counted as unread or not updating
+        conversation lists, where the provider can (capability ``messages.delivery``).
         """
         return self._run(
             self._ops.send(
@@ -152,18 +176,25 @@ class Messages(SyncResource[MessageOperations]):
                 metadata=metadata,
                 options=options,
                 confirm=confirm,
+                delivery=delivery,
             )
         )
 
     def send_batch(
         self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None, delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> BatchResult:  # fmt: skip
         """Send one message to many users one-to-one; the result has an item per recipient."""
         return self._run(
             self._ops.send_batch(
-                sender, recipients, content, idempotency_key=idempotency_key, metadata=metadata, options=options
+                sender,
+                recipients,
+                content,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                options=options,
+                delivery=delivery,
             )
         )
 
@@ -203,6 +234,7 @@ class AsyncMessages(AsyncResource[MessageOperations]):
         self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None, confirm: bool | None = None,
+        delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> SentMessage:  # fmt: skip
         """Send ``content`` from ``sender`` to a user or a group; see :meth:`Messages.send`."""
         return await self._run(
@@ -214,18 +246,25 @@ class AsyncMessages(AsyncResource[MessageOperations]):
                 metadata=metadata,
                 options=options,
                 confirm=confirm,
+                delivery=delivery,
             )
         )
 
     async def send_batch(
         self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None, delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> BatchResult:  # fmt: skip
         """Send one message to many users one-to-one; the result has an item per recipient."""
         return await self._run(
             self._ops.send_batch(
-                sender, recipients, content, idempotency_key=idempotency_key, metadata=metadata, options=options
+                sender,
+                recipients,
+                content,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                options=options,
+                delivery=delivery,
             )
         )
 

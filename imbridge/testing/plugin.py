@@ -167,6 +167,14 @@ class ContractRun:
             return SystemClock()
         return ShiftedClock(started[test] - now) if test in started else SystemClock()
 
+    def prefix_for(self, test: str) -> str:
+        """The id prefix of one test: the run's, or in replay the one it was recorded with (a recording of some
+        tests only keeps the others' cassettes and prefixes, and gives the new ones a prefix of their own)."""
+        if self.run_file is None or self.mode != "replay":
+            return self.prefix
+        document = json.loads(self.run_file.read_text())
+        return str(document.get("prefixes", {}).get(test, document["prefix"]))
+
 
 @pytest.fixture(scope="session")
 def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ContractRun:
@@ -377,6 +385,10 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     if context is not None:
         context.__enter__()
     prefix, run_file = run.for_module(module)
+    if run_file is not None and run_file == run.run_file:
+        # A module replayed from the provider's shared run file: its tests recorded one by one (-k) carry
+        # prefixes of their own there.
+        prefix = run.prefix_for(f"{module}/{test_name}")
     clock = run.clock_for(f"{module}/{test_name}", run_file)
     # A module recorded on its own lives in its recording's time: its WuKongIM store is its own too, or the
     # mutes other modules stored at their recordings' times would fall due in it (and in its maintenance runs).

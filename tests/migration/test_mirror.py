@@ -254,3 +254,32 @@ def test_replay_keeps_metadata_that_looks_like_a_tag_and_one_bad_entry_blocks_no
     assert kept == tagged
     primary.close()
     secondary.close()
+
+
+def test_mirror_carries_member_administration_and_delivery(tmp_path: Path, sides: Any) -> None:
+    from imbridge import Delivery, Role
+
+    switch = sides[2]
+    primary, secondary = sync_pair(tmp_path, sides)
+    state = str(tmp_path / "state.db")
+    with MirrorClient(primary, secondary, state) as mirror:
+        mirror.users.register(["ann", "ben", "cid"])
+        group = mirror.groups.create("Team", owner="ann", members=["ben", "cid"])
+        gid = target_id(group.id)
+        mirror.groups.set_role(group.id, "ben", "admin")
+        mirror.groups.set_name_card(group.id, "cid", "Cid")
+        mirror.groups.transfer_owner(group.id, "ben")
+        mirror.groups.mute(group.id, ["cid"], None)
+        mirror.groups.notify(group.id, "hello all", to=["cid"])
+        switch.down = True
+        mirror.messages.send("ann", Conversation.group(group.id), "typing", delivery=Delivery(online_only=True))
+        switch.down = False
+        [entry] = StateDB(state).journal()
+        assert (entry.resource, entry.method) == ("messages", "send")  # journaled with its delivery, encoded
+        from imbridge.migration.mirror import decode
+
+        assert decode(entry.args["kwargs"])["delivery"] == Delivery(online_only=True)
+    members = {m.user_id: m for m in secondary.groups.members(gid)}
+    assert {u: m.role for u, m in members.items()} == {"ann": Role.MEMBER, "ben": Role.OWNER, "cid": Role.MEMBER}
+    assert members["cid"].name_card == "Cid" and members["cid"].muted and members["cid"].muted_until is None
+    assert secondary.groups.get(gid).owner == "ben"

@@ -12,7 +12,17 @@ from imbridge._cursor import decode_cursor, encode_cursor
 from imbridge._flow import Flow
 from imbridge.capabilities import Operation
 from imbridge.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from imbridge.models import BatchItem, BatchResult, Conversation, Message, MessageRef, Page, Role, SentMessage
+from imbridge.models import (
+    BatchItem,
+    BatchResult,
+    Conversation,
+    Delivery,
+    Message,
+    MessageRef,
+    Page,
+    Role,
+    SentMessage,
+)
 from imbridge.models.content import Element
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.local._core import NAME, LocalCore, _ts
@@ -51,7 +61,15 @@ class LocalMessages(LocalCore):
                 self._check_may_send(self._require_group(message.to.id, operation), message.sender)
             else:
                 self._require_users([message.to.id], operation)
+            delivery = message.delivery
+            if delivery is not None and not delivery.persist:
+                # Not persisted (online-only, or a command): checked like any send, then stored nowhere; the
+                # local provider has no connected clients to hand it to.
+                ref = MessageRef(provider=NAME, conversation=message.to, sender=message.sender, key=uuid.uuid4().hex)
+                return SentMessage(ref=ref, time=_ts(self._now()), confirmed=False, provider=NAME,
+                                   raw={"persisted": False})  # fmt: skip
             row = self._append(message.sender, message.to, message.elements, message.metadata, message.idempotency_key)
+            self._keep_delivery(row, delivery)
             return SentMessage(
                 ref=self._ref(row, message.sender, message.to),
                 time=_ts(row.time),
@@ -78,6 +96,12 @@ class LocalMessages(LocalCore):
         )
         return row
 
+    def _keep_delivery(self, row: MessageRow, delivery: Delivery | None) -> None:
+        """Flags of a stored message sent as not unread or not updating conversations (conversation lists and
+        unread counts read them)."""
+        if delivery is not None and not (delivery.unread and delivery.update_conversation):
+            self.store.set_delivery(row.key, unread=delivery.unread, update_conversation=delivery.update_conversation)
+
     def _ref(self, row: MessageRow, sender: str, to: Conversation) -> MessageRef:
         return MessageRef(provider=NAME, conversation=to, sender=sender, key=row.key, seq=row.seq)
 
@@ -94,7 +118,11 @@ class LocalMessages(LocalCore):
                     items.append(BatchItem(target=recipient, ok=False, error=error, detail=error.message))
                     continue
                 to = Conversation.user(recipient)
+                if batch.delivery is not None and not batch.delivery.persist:
+                    items.append(BatchItem(target=recipient, ok=True, detail="not persisted; no client to deliver to"))
+                    continue
                 row = self._append(batch.sender, to, batch.elements, batch.metadata, batch.idempotency_key)
+                self._keep_delivery(row, batch.delivery)
                 items.append(BatchItem(target=recipient, ok=True, ref=self._ref(row, batch.sender, to)))
             return BatchResult(items=items, provider=NAME)
 

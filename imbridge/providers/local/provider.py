@@ -21,4 +21,41 @@ class LocalProvider(LocalUsers, LocalMessages, LocalGroups, LocalMaintenance):
 
     @property
     def capabilities(self) -> CapabilityMap:
-        return CapabilityMap(NAME, {operation: Support.NATIVE for operation in Operation})
+        entries: dict[Operation, tuple[Support, str] | Support] = {operation: Support.NATIVE for operation in Operation}
+        entries.update(_ADMIN_NOTES)
+        return CapabilityMap(NAME, entries)
+
+
+#: Member administration, join policy, presence and sessions, system messages, accounts (issue 17): native,
+#: with what "native" means for a provider that has no client connections.
+_ADMIN_NOTES: dict[Operation, tuple[Support, str] | Support] = {
+    Operation.USERS_PRESENCE: (
+        Support.NATIVE,
+        "The local provider has no client connections: every registered user is reported offline.",
+    ),
+    Operation.USERS_KICK: (
+        Support.NATIVE,
+        "Ends every session of the user (device kinds are not told apart): login tokens issued before the kick are "
+        "refused by authenticate; new ones work.",
+    ),
+    Operation.USERS_DELETE: (
+        Support.NATIVE,
+        "The account, its profile, memberships, name cards and mutes are deleted (its messages stay in history); a "
+        "group it owned is left without an owner; its login tokens are refused.",
+    ),
+    Operation.MESSAGES_DELIVERY: (
+        Support.NATIVE,
+        "A message that is not persisted is checked like any send and stored nowhere (no client is connected to "
+        "receive it; returned unconfirmed). unread / update_conversation are kept with a stored message for "
+        "conversation lists and unread counts.",
+    ),
+    Operation.GROUPS_JOIN_POLICY: (
+        Support.NATIVE,
+        "Kept with the group; max_members is enforced on add_members (all or nothing); join_option is for the app's "
+        "own join flow (adding members is never held up).",
+    ),
+    Operation.GROUPS_NOTIFY: (
+        Support.NATIVE,
+        "Checked (group, recipients are members) and delivered to nobody: the local provider has no clients.",
+    ),
+}

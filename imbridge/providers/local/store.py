@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from imbridge.models import Gender, Profile
 from imbridge.providers.base import ProfileUpdate
 from imbridge.storage import CORE_SCHEMA, SCHEMA_VERSION, Database, SQLiteWriter
+from imbridge.storage.admin import ADMIN_SCHEMA, group_policies, message_delivery, name_cards
 from imbridge.storage.core import (
     conversations,
     groups,
@@ -38,6 +39,7 @@ from imbridge.storage.core import members as _member_table  # create_group's par
 from imbridge.storage.schema import meta_table
 
 __all__ = [
+    "MUTED_FOREVER",
     "SCHEMA_VERSION",
     "GroupRow",
     "MemberRow",
@@ -48,6 +50,10 @@ __all__ = [
     "profile_fields",
     "profile_from_fields",
 ]
+
+#: ``mutes.until`` of a mute without an end (lifted only by an unmute): never reached by any clock. SQLite REAL
+#: and PostgreSQL double precision both hold infinity.
+MUTED_FOREVER = float("inf")
 
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 _NO_LIMIT = 2**62
@@ -160,6 +166,7 @@ class Store:
         self._insert = self.db.insert
         try:
             self.db.ensure(CORE_SCHEMA)
+            self.db.ensure(ADMIN_SCHEMA)
         except BaseException:
             self.db.close()
             raise
@@ -369,6 +376,8 @@ class Store:
         db.execute(delete(groups).where(groups.c.id == group_id))
         db.execute(delete(members).where(members.c.group_id == group_id))
         db.execute(delete(mutes).where(mutes.c.group_id == group_id))
+        db.execute(delete(group_policies).where(group_policies.c.group_id == group_id))
+        db.execute(delete(name_cards).where(name_cards.c.group_id == group_id))
         db.execute(delete(messages).where(messages.c.conversation == conversation))
         db.execute(delete(conversations).where(conversations.c["key"] == conversation))
 
@@ -392,6 +401,7 @@ class Store:
             )
             if result.rowcount == 1:
                 db.execute(delete(members).where(members.c.group_id == group_id))
+                db.execute(delete(name_cards).where(name_cards.c.group_id == group_id))
             return result.rowcount == 1
 
     # -- members and mutes --------------------------------------------------------------------
@@ -444,9 +454,13 @@ class Store:
         statement = delete(members).where(
             members.c.group_id == bindparam("group_id"), members.c.user_id == bindparam("user_id")
         )
+        cards = delete(name_cards).where(
+            name_cards.c.group_id == bindparam("group_id"), name_cards.c.user_id == bindparam("user_id")
+        )
         with self.db.write() as db:
             for user_id in sorted(set(ids)):
                 removed[user_id] = db.execute(statement, {"group_id": group_id, "user_id": user_id}).rowcount == 1
+                db.execute(cards, {"group_id": group_id, "user_id": user_id})
         return {user_id: removed[user_id] for user_id in ids}
 
     def set_mutes(self, group_id: str, user_ids: Iterable[str], until: float | None) -> None:
@@ -472,6 +486,129 @@ class Store:
                 select(mutes.c.user_id, mutes.c.until).where(mutes.c.group_id == group_id).order_by(mutes.c.user_id)
             )
             return {row.user_id: row.until for row in rows}
+
+    # -- member administration, join policy, delivery flags (issue 17) -----------------------
+
+    def transfer_owner(self, group_id: str, new_owner: str) -> bool:
+        """Make a member the owner in one transaction; the previous owner becomes a member. False when the
+        group is unknown or ``new_owner`` is not a member."""
+        with self.db.write() as db:
+            owner = db.execute(
+                select(groups.c.owner).where(groups.c.id == group_id, groups.c.dismissed_at.is_(None)).with_for_update()
+            ).first()
+            member = db.execute(
+                select(members.c.user_id).where(members.c.group_id == group_id, members.c.user_id == new_owner)
+            ).first()
+            if owner is None or member is None:
+                return False
+            if owner.owner and owner.owner != new_owner:
+                db.execute(
+                    update(members)
+                    .where(members.c.group_id == group_id, members.c.user_id == owner.owner)
+                    .values(role="member")
+                )
+            db.execute(
+                update(members)
+                .where(members.c.group_id == group_id, members.c.user_id == new_owner)
+                .values(role="owner")
+            )
+            db.execute(update(groups).where(groups.c.id == group_id).values(owner=new_owner))
+            return True
+
+    def delete_user(self, user_id: str) -> bool:
+        """Delete an account with its profile, memberships, name cards and mutes (messages stay, as history).
+        A group it owned is left without an owner. False if there was no such account."""
+        with self.db.write() as db:
+            if db.execute(delete(users).where(users.c.id == user_id)).rowcount != 1:
+                return False
+            db.execute(delete(profiles).where(profiles.c.user_id == user_id))
+            db.execute(delete(members).where(members.c.user_id == user_id))
+            db.execute(delete(name_cards).where(name_cards.c.user_id == user_id))
+            db.execute(delete(mutes).where(mutes.c.user_id == user_id))
+            db.execute(update(groups).where(groups.c.owner == user_id).values(owner=None))
+            return True
+
+    def groups_page(self, after: tuple[float, str] | None, limit: int) -> list[GroupRow]:
+        """Live groups in creation order (then id), strictly after ``after`` = (created_at, id)."""
+        query = select(groups.c.id).where(groups.c.dismissed_at.is_(None))
+        if after is not None:
+            low_time, low_id = after
+            query = query.where(
+                (groups.c.created_at > low_time) | ((groups.c.created_at == low_time) & (groups.c.id > low_id))
+            )
+        with self.db.read() as db:
+            ids = list(db.execute(query.order_by(groups.c.created_at, groups.c.id).limit(limit)).scalars())
+        found = [self.group(group_id) for group_id in ids]
+        return [group for group in found if group is not None]
+
+    def group_policy(self, group_id: str) -> tuple[str | None, int | None]:
+        """(join option, max members) as last set; (None, None) when never set."""
+        with self.db.read() as db:
+            row = db.execute(
+                select(group_policies.c.join_option, group_policies.c.max_members).where(
+                    group_policies.c.group_id == group_id
+                )
+            ).first()
+        return (row.join_option, row.max_members) if row is not None else (None, None)
+
+    def set_group_policy(self, group_id: str, join_option: str | None, max_members: int | None) -> None:
+        """Set the join option and/or the size limit; None keeps what is there."""
+        statement = self._insert(group_policies).values(
+            group_id=group_id, join_option=join_option, max_members=max_members
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["group_id"],
+            set_={
+                "join_option": func.coalesce(statement.excluded.join_option, group_policies.c.join_option),
+                "max_members": func.coalesce(statement.excluded.max_members, group_policies.c.max_members),
+            },
+        )
+        with self.db.write() as db:
+            db.execute(statement)
+
+    def name_cards(self, group_id: str) -> dict[str, str]:
+        with self.db.read() as db:
+            rows = db.execute(
+                select(name_cards.c.user_id, name_cards.c.name_card).where(name_cards.c.group_id == group_id)
+            )
+            return {row.user_id: row.name_card for row in rows}
+
+    def set_name_card(self, group_id: str, user_id: str, name_card: str) -> None:
+        """A member's name card; an empty one is removed."""
+        with self.db.write() as db:
+            if not name_card:
+                db.execute(delete(name_cards).where(name_cards.c.group_id == group_id, name_cards.c.user_id == user_id))
+                return
+            statement = self._insert(name_cards).values(group_id=group_id, user_id=user_id, name_card=name_card)
+            db.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["group_id", "user_id"], set_={"name_card": statement.excluded.name_card}
+                )
+            )
+
+    def set_delivery(self, key: str, *, unread: bool, update_conversation: bool) -> None:
+        """Keep a stored message's delivery flags (what conversation lists and unread counts honour)."""
+        values = {"key": key, "unread": int(unread), "update_conversation": int(update_conversation)}
+        statement = self._insert(message_delivery).values(values)
+        with self.db.write() as db:
+            db.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={"unread": values["unread"], "update_conversation": values["update_conversation"]},
+                )
+            )
+
+    def delivery(self, keys: Iterable[str]) -> dict[str, tuple[bool, bool]]:
+        """(unread, update_conversation) of the messages that were sent with other than the defaults."""
+        ids = list(keys)
+        found: dict[str, tuple[bool, bool]] = {}
+        with self.db.read() as db:
+            for start in range(0, len(ids), _IN_CHUNK):
+                rows = db.execute(
+                    select(message_delivery).where(message_delivery.c["key"].in_(ids[start : start + _IN_CHUNK]))
+                )
+                found.update({row.key: (bool(row.unread), bool(row.update_conversation)) for row in rows})
+        return found
 
     # -- messages -----------------------------------------------------------------------------
 

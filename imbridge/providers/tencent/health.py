@@ -20,7 +20,7 @@ class TencentHealth(TencentCore):
         https://www.tencentcloud.com/document/product/1047/34348. Tencent exposes no server version."""
         request = self._req(
             "im_open_login_svc", "account_check",
-            wire.AccountCheckRequest(CheckItem=[wire.AccountCheckItem(UserID=self.tencent.admin)]).body(),
+            wire.AccountCheckRequest(CheckItem=[wire.UserIdItem(UserID=self.tencent.admin)]).body(),
         )  # fmt: skip
         return probe(
             self, request, self._read_account_check, target=f"Tencent IM at {self.base_url}",
@@ -29,7 +29,7 @@ class TencentHealth(TencentCore):
 
     def _read_account_check(self, reply: Any) -> Reading:
         items = wire.AccountCheckResponse.model_validate(reply).ResultItem
-        status = next((item.AccountStatus for item in items if item.UserID == self.tencent.admin), "")
+        status = next((item.AccountStatus or "" for item in items if item.UserID == self.tencent.admin), "")
         warnings = []
         if status != "Imported":
             warnings.append(f"account_check reports the admin {self.tencent.admin!r} as {status or 'absent'!r}")

@@ -29,16 +29,21 @@ from imbridge.errors import (
 from imbridge.models import (
     Conversation,
     Custom,
+    DeviceKind,
+    DeviceSession,
     Element,
     Face,
     File,
     Gender,
     Group,
     Image,
+    JoinOption,
     Location,
     Member,
     Message,
     MessageRef,
+    Presence,
+    PresenceState,
     Profile,
     Role,
     Sound,
@@ -598,21 +603,63 @@ def timestamp(seconds: int | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds else None
 
 
+#: forbid_send_msg ``MuteTime`` 4294967295 is "Permanent muting" (https://www.tencentcloud.com/document/product/
+#: 1047/34951). The docs do not say how such a mute reads back; a mute end at or past that second (the
+#: year 2106) is read as one without an end.
+MUTE_FOREVER = LIMITS["mute time"].value
+
+
+def mute_state(until_seconds: int | None, now: datetime) -> tuple[bool, datetime | None]:
+    """(muted, muted_until) from a MuteUntil/MutedUntil value: (True, None) for a mute without an end."""
+    if until_seconds is None or until_seconds <= 0:
+        return False, None
+    if until_seconds >= MUTE_FOREVER:
+        return True, None
+    until = timestamp(until_seconds)
+    return (True, until) if until is not None and until > now else (False, None)
+
+
 def member_from_wire(item: wire.WireMember, now: datetime) -> Member:
-    until = timestamp(item.MuteUntil)
+    muted, until = mute_state(item.MuteUntil, now)
     return Member(
         user_id=item.Member_Account,
         # Documentation samples print "Member " with a trailing space: compare stripped.
         role=ROLES.get(item.Role.strip(), Role.MEMBER),
         joined_at=timestamp(item.JoinTime),
-        muted_until=until if until is not None and until > now else None,
+        muted=muted,
+        muted_until=until,
+        name_card=item.NameCard or None,
         provider=NAME,
         raw=item.model_dump(),
     )
 
 
+#: ApplyJoinOption values (create_group, modify_group_base_info: /1047/34895, /1047/34962).
+JOIN_OPTIONS = {"FreeAccess": JoinOption.FREE, "NeedPermission": JoinOption.APPROVAL,
+                "DisableApply": JoinOption.CLOSED}  # fmt: skip
+JOIN_OPTIONS_BACK = {option: name for name, option in JOIN_OPTIONS.items()}
+
+#: query_online_status ``Detail.Platform`` values (https://www.tencentcloud.com/document/product/1047/35477).
+PLATFORMS = {"iphone": DeviceKind.APP, "android": DeviceKind.APP, "ipad": DeviceKind.APP,
+             "web": DeviceKind.WEB, "pc": DeviceKind.DESKTOP, "mac": DeviceKind.DESKTOP}  # fmt: skip
+#: query_online_status ``Status``: Online (connected), PushOnline (reachable by push), Offline.
+PRESENCE_STATES = {"online": PresenceState.ONLINE, "pushonline": PresenceState.BACKGROUND,
+                   "offline": PresenceState.OFFLINE}  # fmt: skip
+
+
+def presence_from_wire(item: wire.OnlineStatus) -> Presence:
+    devices = [
+        DeviceSession(kind=PLATFORMS.get(d.Platform.strip().lower()), platform=d.Platform,
+                      state=PRESENCE_STATES.get(d.Status.strip().lower(), PresenceState.OFFLINE))
+        for d in item.Detail
+    ]  # fmt: skip
+    state = PRESENCE_STATES.get(item.state.strip().lower(), PresenceState.OFFLINE)
+    return Presence(user_id=item.To_Account, state=state, devices=devices, provider=NAME, raw=item.model_dump())
+
+
 GROUP_BASE_FIELDS = (
     "Name", "Introduction", "Notification", "FaceUrl", "Owner_Account", "CreateTime", "MemberNum", "MuteAllMember",
+    "MaxMemberNum", "ApplyJoinOption",
 )  # fmt: skip
 """The base-info fields ``group_from_wire`` reads: what ``get_group_info``'s GroupBaseInfoFilter asks for."""
 
@@ -629,6 +676,8 @@ def group_from_wire(info: wire.GroupInfoItem) -> Group:
         face_url=info.FaceUrl,
         mute_all=(info.MuteAllMember or "").strip() == "On",
         member_count=info.MemberNum,
+        join_option=JOIN_OPTIONS.get((info.ApplyJoinOption or "").strip()),
+        max_members=info.MaxMemberNum or None,
         created_at=timestamp(info.CreateTime),
         provider=NAME,
         raw=raw,

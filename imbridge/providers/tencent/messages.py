@@ -9,8 +9,15 @@ from pydantic import BaseModel, ValidationError
 
 from imbridge._cursor import decode_cursor, encode_cursor
 from imbridge._flow import Flow, Gather, Request, encode_json, windows
-from imbridge.errors import AuthenticationError, IMBridgeError, InvalidRequestError, ProviderError
-from imbridge.models import BatchItem, BatchResult, Custom, Message, MessageRef, Page, SentMessage
+from imbridge.capabilities import Operation
+from imbridge.errors import (
+    AuthenticationError,
+    IMBridgeError,
+    InvalidRequestError,
+    ProviderError,
+    UnsupportedOperationError,
+)
+from imbridge.models import BatchItem, BatchResult, Custom, Delivery, Message, MessageRef, Page, SentMessage
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.tencent import mapping, paging, wire
 from imbridge.providers.tencent._core import BULK_WINDOW, LIMITS, TencentCore, _check_user_ids, _chunks, _over
@@ -30,6 +37,35 @@ def _failed(chunk: Sequence[str], error: IMBridgeError) -> Iterator[BatchItem]:
         raise error
     for uid in chunk:
         yield BatchItem(target=uid, ok=False, error=error, native_code=error.native_code, detail=error.message)
+
+
+def _delivery_fields(delivery: Delivery | None, *, group: bool, options: dict[str, Any]) -> dict[str, Any]:
+    """The request fields of a send with these delivery options; UnsupportedOperationError (before any
+    request) for what Tencent cannot do."""
+    if delivery is None:
+        return {}
+    operation = Operation.MESSAGES_DELIVERY.value
+    if delivery.command:
+        raise UnsupportedOperationError(
+            "Tencent cannot keep a message out of history and still deliver it later: only online-only "
+            "(MsgLifeTime 0 / OnlineOnlyFlag 1) messages are not stored", provider=NAME, operation=operation,
+        )  # fmt: skip
+    if delivery.online_only:
+        # One-to-one and batch: MsgLifeTime 0 "only sent to the recipient online and not retained offline"
+        # (/1047/34919, /1047/34920). Groups: OnlineOnlyFlag 1, "not for offline or roaming retention", and
+        # SendMsgControl "cannot be used" with it (/1047/34959); online-only messages are "neither roamed nor
+        # counted as unread" (web.sdk.qcloud.com SendMessageOptions onlineUserOnly).
+        fields: dict[str, Any] = {"OnlineOnlyFlag": 1} if group else {"MsgLifeTime": 0}
+    else:
+        # SendMsgControl: NoUnread (not counted as unread), NoLastMsg (conversation list not refreshed).
+        control = [flag for flag, off in (("NoUnread", not delivery.unread),
+                                          ("NoLastMsg", not delivery.update_conversation)) if off]  # fmt: skip
+        fields = {"SendMsgControl": control} if control else {}
+    clash = sorted(set(fields) & set(options))
+    if clash:
+        raise InvalidRequestError(f"options cannot set {', '.join(clash)} together with delivery", provider=NAME,
+                                  operation=operation)  # fmt: skip
+    return fields
 
 
 def _build(model: type[M], **fields: Any) -> M:
@@ -79,11 +115,13 @@ class TencentMessages(TencentCore):
         _check_user_ids([message.sender] if message.to.is_group else [message.sender, message.to.id])
         body = self._body(message.elements, LIMITS["group message body" if message.to.is_group else "message body"])
         options = dict(message.options)
+        delivery = _delivery_fields(message.delivery, group=message.to.is_group, options=options)
         cloud = mapping.cloud_custom_data(message.metadata, options)
         if message.to.is_group:
             group_req = _build(
                 wire.SendGroupMsgRequest, GroupId=message.to.id, Random=msg_random, MsgBody=body,
                 From_Account=message.sender, CloudCustomData=cloud, **self._options(options, allow_to=True),
+                **delivery,
             )  # fmt: skip
             reply = yield self._req("group_open_http_svc", "send_group_msg", group_req.body())
             sent = wire.SendGroupMsgResponse.model_validate(reply)
@@ -95,7 +133,7 @@ class TencentMessages(TencentCore):
         extra.setdefault("SyncOtherMachine", 1)  # the sender's devices and roaming see it too
         c2c_req = _build(
             wire.SendMsgRequest, From_Account=message.sender, To_Account=message.to.id, MsgSeq=msg_seq,
-            MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra,
+            MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra, **delivery,
         )  # fmt: skip
         reply = yield self._req("openim", "sendmsg", c2c_req.body())
         c2c = wire.SendMsgResponse.model_validate(reply)
@@ -109,8 +147,9 @@ class TencentMessages(TencentCore):
         _, msg_seq = mapping.dedupe_numbers(batch.idempotency_key)
         body = self._body(batch.elements)
         options = dict(batch.options)
+        delivery = _delivery_fields(batch.delivery, group=False, options=options)
         cloud = mapping.cloud_custom_data(batch.metadata, options)
-        extra = self._options(options, allow_to=False)
+        extra = {**self._options(options, allow_to=False), **delivery}
         extra.setdefault("SyncOtherMachine", 1)
         items: list[BatchItem] = []
         raws: list[dict[str, Any]] = []

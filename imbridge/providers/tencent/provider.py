@@ -25,6 +25,7 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealt
         return CapabilityMap(
             NAME,
             {
+                **self._admin_capabilities(),
                 Operation.USERS_REGISTER: (n, "multiaccount_import, 100 per request; an existing account is not "
                                               "reported as such (Tencent does not say)"),
                 Operation.USERS_GET_PROFILES: (p, "portrait_get; custom keys are read only for the keys listed in "
@@ -64,14 +65,18 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealt
                                           "(a ResponseFilter returns only what it names)"),
                 Operation.GROUPS_UPDATE: (n, "modify_group_base_info; the same text limits as create"),
                 Operation.GROUPS_DISMISS: n,
-                Operation.GROUPS_ADD_MEMBERS: (n, "add_group_member (100 per request); admins are then set with "
-                                                  "modify_group_member_info"),
+                Operation.GROUPS_ADD_MEMBERS: (n, "add_group_member (100 per request); new admins are then set with "
+                                                  "modify_group_member_info, an existing member keeps its role; "
+                                                  "Result 3 (approval asked) is a pending item, not a failure; a "
+                                                  "full group (10014) refuses the whole request"),
                 Operation.GROUPS_REMOVE_MEMBERS: (p, "delete_group_member reports nothing per member: imbridge reads "
                                                      "the member list first to report non-members and the owner"),
                 Operation.GROUPS_MEMBERS: (n, "get_group_member_info paged 200 at a time with Limit/Offset, 100 at a "
                                               "time with Next for Community groups (the documented caps)"),
-                Operation.GROUPS_MUTE: (n, "forbid_send_msg MuteTime in seconds (at most 4294967295), 500 accounts "
-                                           "per request; not for Private (Work) groups"),
+                Operation.GROUPS_MUTE: (n, "forbid_send_msg MuteTime in seconds, 500 accounts per request; "
+                                           "4294967295 (permanent) for a mute without an end, read back as no end "
+                                           "(a mute end at or past 4294967295: the docs do not say how Tencent "
+                                           "reports it); not for Private (Work) groups"),
                 Operation.GROUPS_UNMUTE: (n, "forbid_send_msg MuteTime 0"),
                 Operation.GROUPS_MUTE_ALL: (n, "modify_group_base_info MuteAllMember On/Off"),
                 Operation.GROUPS_MUTED: (n, "get_group_muted_account, roles from the member list"),
@@ -79,3 +84,65 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealt
                 Operation.MAINTENANCE_RUN_DUE: (n, "nothing falls due: Tencent ends timed mutes itself"),
             },
         )  # fmt: skip
+
+    @staticmethod
+    def _admin_capabilities() -> dict[Operation, tuple[Support, str] | Support]:
+        """Member administration, join policy, presence and sessions, system messages, accounts (issue 17)."""
+        n, p = Support.NATIVE, Support.PARTIAL
+        return {
+            Operation.USERS_PRESENCE: (
+                n,
+                "openim/query_online_status (500 per request) with IsNeedDetail: "
+                "Online, PushOnline (BACKGROUND: reachable by push) or Offline, per "
+                "platform (iPhone/Android/iPad app, Web, PC/Mac desktop)",
+            ),
+            Operation.USERS_KICK: (
+                p,
+                "im_open_login_svc/kick invalidates the user's login state on every device at "
+                "once (device must be None); a newly generated UserSig logs in again",
+            ),
+            Operation.USERS_EXISTS: (n, "im_open_login_svc/account_check, 100 per request"),
+            Operation.USERS_DELETE: (
+                p,
+                "im_open_login_svc/account_delete, 100 per request; only apps on the Trial "
+                "edition may delete accounts (error 71000 otherwise); profile and "
+                "relationships are deleted with the account",
+            ),
+            Operation.MESSAGES_DELIVERY: (
+                p,
+                "online_only: MsgLifeTime 0 (one-to-one, batch) or OnlineOnlyFlag 1 "
+                "(groups): not stored, not counted as unread; unread=False: "
+                "SendMsgControl NoUnread; update_conversation=False: NoLastMsg. A "
+                "message that is not persisted but delivered later "
+                "(persist=False, online_only=False) is UNSUPPORTED",
+            ),
+            Operation.GROUPS_SET_ROLE: (n, "modify_group_member_info Role Admin/Member"),
+            Operation.GROUPS_TRANSFER_OWNER: (
+                n,
+                "change_group_owner (not for AVChatRoom); the previous owner stays a member",
+            ),
+            Operation.GROUPS_SET_NAME_CARD: (n, "modify_group_member_info NameCard (at most 50 bytes)"),
+            Operation.GROUPS_JOIN_POLICY: (
+                n,
+                "ApplyJoinOption (FreeAccess, NeedPermission, DisableApply) and "
+                "MaxMemberCount/MaxMemberNum with create_group and "
+                "modify_group_base_info; not for Community groups (join option) and "
+                "bounded by the edition's member limit",
+            ),
+            Operation.GROUPS_JOINED: (
+                n,
+                "get_joined_group_list with the base fields and the user's Role/JoinTime, "
+                "paged 500 at a time (not-yet-active Work groups included)",
+            ),
+            Operation.GROUPS_LIST: (
+                n,
+                "get_appid_group_list (Limit/Next, 1 call/s) then get_group_info 50 at a time; the order is Tencent's",
+            ),
+            Operation.GROUPS_NOTIFY: (
+                p,
+                "send_group_system_notification (to everyone, or to up to 50 members per request): an online-only "
+                "group system notification (onReceiveRESTCustomData), not a chat message, never stored or roamed. "
+                "Tencent has taken this API offline for new apps (the docs point to ordinary group messages); such "
+                "apps get Tencent's error",
+            ),
+        }

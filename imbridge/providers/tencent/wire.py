@@ -53,27 +53,6 @@ class MultiAccountImportResponse(WireResponse):
     FailAccounts: list[str] = Field(default_factory=list)
 
 
-class AccountCheckItem(WireRequest):
-    UserID: str
-
-
-class AccountCheckRequest(WireRequest):
-    CheckItem: list[AccountCheckItem]
-
-
-class AccountCheckResult(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    UserID: str
-    ResultCode: int = 0
-    ResultInfo: str = ""
-    AccountStatus: str = ""
-
-
-class AccountCheckResponse(WireResponse):
-    ResultItem: list[AccountCheckResult] = Field(default_factory=list)
-
-
 class TagValue(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -234,6 +213,7 @@ class WireMember(BaseModel):
     Role: str = "Member"
     JoinTime: int | None = None
     MuteUntil: int | None = None
+    NameCard: str | None = None
 
 
 class GroupInfoItem(BaseModel):
@@ -250,6 +230,8 @@ class GroupInfoItem(BaseModel):
     Owner_Account: str | None = None
     CreateTime: int | None = None
     MemberNum: int | None = None
+    MaxMemberNum: int | None = None
+    ApplyJoinOption: str | None = None
     NextMsgSeq: int | None = None
     MuteAllMember: str | None = None
     MemberList: list[WireMember] = Field(default_factory=list)
@@ -265,6 +247,8 @@ class ModifyGroupBaseInfoRequest(WireRequest):
     Introduction: str | None = None
     Notification: str | None = None
     FaceUrl: str | None = None
+    MaxMemberNum: int | None = None
+    ApplyJoinOption: str | None = None
     MuteAllMember: str | None = None
 
 
@@ -300,6 +284,7 @@ class ModifyGroupMemberInfoRequest(WireRequest):
     GroupId: str
     Member_Account: str
     Role: str | None = None
+    NameCard: str | None = None
     MuteTime: int | None = None
 
 
@@ -408,3 +393,132 @@ class GroupMsgGetSimpleResponse(WireResponse):
 
     def messages(self) -> list[GroupMsg]:
         return self.RspMsgList or (self.MsgList or [])
+
+
+# -- member administration, presence and sessions, system notifications, accounts (issue 17) -------
+
+
+class UserIdItem(WireRequest):
+    UserID: str
+
+
+class AccountCheckRequest(WireRequest):
+    CheckItem: list[UserIdItem]
+
+
+class AccountResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    UserID: str
+    ResultCode: int = 0
+    ResultInfo: str = ""
+    AccountStatus: str | None = None
+
+
+class AccountCheckResponse(WireResponse):
+    ResultItem: list[AccountResult] = Field(default_factory=list)
+
+
+class AccountDeleteRequest(WireRequest):
+    DeleteItem: list[UserIdItem]
+
+
+class AccountDeleteResponse(WireResponse):
+    ResultItem: list[AccountResult] = Field(default_factory=list)
+
+
+class KickRequest(WireRequest):
+    UserID: str
+
+
+class QueryOnlineStatusRequest(WireRequest):
+    To_Account: list[str]
+    IsNeedDetail: int | None = None
+
+
+class PlatformStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Platform: str = ""
+    Status: str = ""
+
+
+class OnlineStatus(BaseModel):
+    """One ``QueryResult`` entry. The field table names the state ``Status``; the English page's examples
+    (mirror @02ec31c2) print ``State``: both are read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    To_Account: str
+    Status: str | None = None
+    State: str | None = None
+    Detail: list[PlatformStatus] = Field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return self.Status or self.State or ""
+
+
+class AccountError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    To_Account: str
+    ErrorCode: int
+
+
+class QueryOnlineStatusResponse(WireResponse):
+    QueryResult: list[OnlineStatus] = Field(default_factory=list)
+    ErrorList: list[AccountError] = Field(default_factory=list)
+
+
+class ChangeGroupOwnerRequest(WireRequest):
+    GroupId: str
+    NewOwner_Account: str
+
+
+class GetJoinedGroupListRequest(WireRequest):
+    Member_Account: str
+    WithNoActiveGroups: int | None = None
+    Limit: int | None = None
+    Offset: int | None = None
+    ResponseFilter: dict[str, list[str]] | None = None
+
+
+class MemberSelfInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Role: str = "Member"
+    JoinTime: int | None = None
+
+
+class JoinedGroupItem(GroupInfoItem):
+    SelfInfo: MemberSelfInfo | None = None
+
+
+class GetJoinedGroupListResponse(WireResponse):
+    TotalCount: int = 0
+    GroupIdList: list[JoinedGroupItem] = Field(default_factory=list)
+
+
+class GetAppidGroupListRequest(WireRequest):
+    Limit: int | None = None
+    Next: int | None = None
+    GroupType: str | None = None
+
+
+class GroupIdOnly(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    GroupId: str
+
+
+class GetAppidGroupListResponse(WireResponse):
+    TotalCount: int = 0
+    GroupIdList: list[GroupIdOnly] = Field(default_factory=list)
+    Next: int = 0
+
+
+class SendGroupSystemNotificationRequest(WireRequest):
+    GroupId: str
+    ToMembers_Account: list[str] | None = None
+    Content: str

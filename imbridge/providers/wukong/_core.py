@@ -63,6 +63,8 @@ class WukongCore(Provider):
         self._policy_cache: dict[str, tuple[float, _GroupState]] = {}
         #: Makes the random token that ``register`` stores for a new user (a test seam for recordings).
         self.registration_token: Callable[[str], str] = lambda _uid: secrets.token_urlsafe(24)
+        #: Makes the client_msg_no of a group system notification.
+        self.new_notice_key: Callable[[], str] = lambda: "notice-" + secrets.token_hex(12)
 
     # -- transport hooks ----------------------------------------------------------------------
 
@@ -209,22 +211,34 @@ class WukongCore(Provider):
 
     def _require_users(self, user_ids: Sequence[str], operation: Operation) -> Flow[None]:
         """Users known to the store, or to WuKongIM (then remembered); NotFoundError otherwise."""
-        store = self._need_store(operation)
-        missing = [uid for uid in user_ids if uid not in store.existing_users(user_ids)]
-        unknown = []
-        for uid in missing:
+        self._need_store(operation)
+        yield from self._require_known(user_ids, operation)
+
+    def _require_known(self, user_ids: Sequence[str], operation: Operation) -> Flow[None]:
+        """Like ``_require_users``, with or without a store."""
+        known = yield from self._known_users(user_ids)
+        unknown = [uid for uid in user_ids if uid not in known]
+        if unknown:
+            raise NotFoundError(f"unknown users: {', '.join(unknown)}", provider=NAME, operation=operation.value)
+
+    def _known_users(self, user_ids: Sequence[str]) -> Flow[set[str]]:
+        """The users WuKongIM knows: from the store when it has them, else ``GET /cluster/users?uid=`` (a user
+        exists once it has had a token, api/user.go:300-316; 500 with an empty body for an unknown uid),
+        remembered in the store."""
+        known = self.store.existing_users(user_ids) if self.store is not None else set()
+        for uid in user_ids:
+            if uid in known:
+                continue
             try:
                 reply = yield self._get("/cluster/users", {"uid": uid})
             except NotFoundError:
-                unknown.append(uid)
                 continue
             rows = reply.get("data") if isinstance(reply, dict) else None
             if any(isinstance(row, dict) and row.get("uid") == uid for row in rows or []):
-                store.add_users([uid], self._now())
-            else:
-                unknown.append(uid)
-        if unknown:
-            raise NotFoundError(f"unknown users: {', '.join(unknown)}", provider=NAME, operation=operation.value)
+                known.add(uid)
+                if self.store is not None:
+                    self.store.add_users([uid], self._now())
+        return known
 
     # -- escape hatch -------------------------------------------------------------------------
 

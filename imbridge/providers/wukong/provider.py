@@ -139,7 +139,8 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth, Wu
             Operation.GROUPS_MUTED: (
                 Support.EMULATED,
                 "The denylist (GET /cluster/channels/{id}/2/denylist) with expiries from imbridge's store; a "
-                "denylisted member with no stored expiry is reported muted until 9999-12-31.",
+                "denylisted member with no stored expiry (muted until unmuted, or put there by other means) is "
+                "reported muted with no end (muted_until None).",
             ),
         }
         # due work (issue 15)
@@ -155,4 +156,83 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth, Wu
             if stored
             else (Support.NATIVE, "Nothing falls due without a store (timed mutes need one).")
         )
+        entries.update(self._admin_capabilities(stored, no_store))
         return CapabilityMap(NAME, entries)
+
+    @staticmethod
+    def _admin_capabilities(stored: bool, no_store: str) -> dict[Operation, tuple[Support, str] | Support]:
+        """Member administration, join policy, presence and sessions, system messages, accounts (issue 17)."""
+
+        def store_kept(note: str) -> tuple[Support, str]:
+            return (Support.EMULATED, note) if stored else (Support.UNSUPPORTED, no_store)
+
+        return {
+            Operation.USERS_PRESENCE: (
+                Support.NATIVE,
+                "POST /user/onlinestatus: one entry per live connection with its device_flag (0 app, 1 web, 2 "
+                "desktop), offline users absent; unknown users (GET /cluster/users) are NotFoundError. No "
+                "'background' state: WuKongIM has no push-only presence.",
+            ),
+            Operation.USERS_KICK: (
+                Support.NATIVE,
+                "POST /user/device_quit (device_flag -1 for every device): DISCONNECT with ConnectKick, the socket "
+                "closed 2 s later, and the device's token BLANKED, so the old login token never connects again: "
+                "issue new login_credentials to let the user back in.",
+            ),
+            Operation.USERS_EXISTS: (
+                Support.NATIVE,
+                "GET /cluster/users?uid= per user not already in imbridge's store (a user exists once it has had "
+                "a token).",
+            ),
+            Operation.USERS_DELETE: (
+                Support.UNSUPPORTED,
+                "WuKongIM v2.2.5 has no API that deletes a user (the /user routes are token, device_quit, "
+                "onlinestatus and systemuids, internal/api/user.go:39-51).",
+            ),
+            Operation.MESSAGES_DELIVERY: (
+                Support.PARTIAL,
+                "Header flags. online_only (not persisted): no_persist=1, never stored, pushed to connected devices "
+                "only, returned unconfirmed (nothing to look up) and never re-sent after an unknown outcome. "
+                "persist=False with online_only=False: sync_once=1, a command message kept in the channel's "
+                "command twin (<id>____cmd, not in history) and delivered once to each device, also later; it is "
+                "confirmed there. unread=False: red_dot=0, which the official SDKs do not count as unread, but "
+                "the server's own conversation unread counts still do. update_conversation=False on a persisted "
+                "message is UNSUPPORTED (only no_persist skips the conversation update).",
+            ),
+            Operation.GROUPS_SET_ROLE: store_kept(
+                "WuKongIM has no roles: kept in imbridge's store, after checking the user is a subscriber."
+            ),
+            Operation.GROUPS_TRANSFER_OWNER: store_kept(
+                "WuKongIM has no owners: kept in imbridge's store (the previous owner becomes a member), after "
+                "checking the new owner is a subscriber."
+            ),
+            Operation.GROUPS_SET_NAME_CARD: store_kept("WuKongIM has no name cards: kept in imbridge's store."),
+            Operation.GROUPS_JOIN_POLICY: store_kept(
+                "WuKongIM has no join requests or size limit: join_option is kept in imbridge's store (for the "
+                "app's own join flow) and max_members is enforced by imbridge on add_members."
+            ),
+            Operation.GROUPS_JOINED: (
+                (
+                    Support.PARTIAL,
+                    "WuKongIM cannot list a user's channels: the groups imbridge's store knows the user in, each "
+                    "checked against WuKongIM (alive, user still a subscriber); groups the user joined without "
+                    "imbridge are missing.",
+                )
+                if stored
+                else (Support.UNSUPPORTED, no_store)
+            ),
+            Operation.GROUPS_LIST: (
+                Support.NATIVE,
+                "GET /cluster/channels?channel_type=2, newest first by creation time (kept across flag writes), "
+                "paged by offset_created_at; dismissed channels (still listed by WuKongIM) and command twins are "
+                "skipped, so a page may hold fewer than limit groups. Names from imbridge's store.",
+            ),
+            Operation.GROUPS_NOTIFY: (
+                Support.EMULATED,
+                "As Tencent's group system notification, an online message never stored: no_persist=1 from the "
+                "system account with payload type 99 (cmd 'groupSystemNotification', group_id, content), pushed to "
+                "the members' connected devices only and handed to the SDKs' command listeners; with to=..., the "
+                "subscribers form (sync_once with no_persist, the server's online command channel). Not in history, "
+                "not unread, nothing to look up afterwards.",
+            ),
+        }

@@ -28,6 +28,7 @@ REASON_SUBSCRIBER_NOT_EXIST = 3
 REASON_IN_BLACKLIST = 4
 REASON_CHANNEL_NOT_EXIST = 5
 REASON_NOT_ALLOW_SEND = 11
+REASON_CONNECT_KICK = 12
 REASON_NOT_IN_WHITELIST = 13
 REASON_SYSTEM_ERROR = 15
 REASON_CHANNEL_ID_ERROR = 16
@@ -41,6 +42,12 @@ REASON_SEND_BAN = 25
 #: ``PC`` 2; ``SYSTEM`` 99 is the server's), the module v2.2.5 builds with (go.mod:7).
 DEVICE_FLAGS: dict[DeviceKind, int] = {DeviceKind.APP: 0, DeviceKind.WEB: 1, DeviceKind.DESKTOP: 2}
 DEVICE_KINDS: dict[int, DeviceKind] = {flag: kind for kind, flag in DEVICE_FLAGS.items()}
+#: ``device_flag`` -1 in ``POST /user/device_quit``: every device (api/user.go:80-84 quits APP, WEB and PC).
+ALL_DEVICES = -1
+
+CMD_SUFFIX = "____cmd"
+"""A ``sync_once`` message is stored in the channel's command twin ``<id>____cmd`` (options.go:426, 1454-1458;
+message.go:256), looked up there and never in the channel's own history."""
 
 FORBIDDEN_ID_CHARS = "@#&/"
 """``@#&`` are refused by some routes and silently stored by others (FACTS §11); ``/`` would break the
@@ -134,10 +141,24 @@ class ClusterChannel(_Wire):
     ban: int = 0
     disband: int = 0
     created_at: int = 0
+    subscriber_count: int = 0
 
 
 class ClusterChannels(_Wire):
+    """``GET /cluster/channels``: one (possibly zero) element for a channel_id, or a page of channels newest
+    first by ``created_at`` with ``more`` (pkg/cluster/cluster/api_channel.go:21-227)."""
+
     data: list[ClusterChannel] = Field(default_factory=list)
+    more: int = 0
+
+
+class OnlineConnection(_Wire):
+    """One element of ``POST /user/onlinestatus``: one per live connection, offline users absent
+    (``OnlinestatusResp``, api/user.go:245-259)."""
+
+    uid: str
+    device_flag: int = 0
+    online: int = 0
 
 
 class ChannelFlags(BaseModel):
