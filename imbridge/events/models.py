@@ -239,6 +239,9 @@ class Refuse(BaseModel):
     reason: str = ""
     code: int | None = None
 
+    def __init__(self, reason: str = "", code: int | None = None) -> None:
+        super().__init__(reason=reason, code=code)
+
 
 class Rewrite(BaseModel):
     """Deliver this content instead (and, when given, this metadata)."""

@@ -247,6 +247,10 @@ class EventReceiver:
             delivery: Delivery = self._adapter.parse(request, datetime.fromtimestamp(now, UTC), self._limits)
         except IMBridgeError as refusal:
             return self._refused(refusal)
+        except Exception as exc:  # a bug of imbridge's: answered as a failure, never raised into the server
+            _log.exception("a %s webhook could not be read", self.provider)
+            failed = IMBridgeError("the request could not be read", provider=self.provider)
+            return replace(self._adapter.refuse(failed, 500), error=exc)
         if delivery.pending is not None:
             return (yield from self._decide(delivery.pending))
         handled: list[BaseEvent] = []
