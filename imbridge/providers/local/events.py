@@ -25,7 +25,32 @@ from imbridge._inbound import Limits, forged, load_json, malformed
 from imbridge.capabilities import Support
 from imbridge.errors import ConfigurationError, IMBridgeError
 from imbridge.events.base import Delivery, EventSupport, InboundRequest, Reply
-from imbridge.events.models import Decision, Event, MessageSending
+from imbridge.events.models import (
+    Decision,
+    Event,
+    GroupCreated,
+    GroupDismissed,
+    GroupUpdated,
+    MemberJoined,
+    MemberLeft,
+    MessageCreated,
+    MessageRevoked,
+    MessageSending,
+    ProfileUpdated,
+)
+
+__all__ = [
+    "EventPublisher",
+    "GroupCreated",
+    "GroupDismissed",
+    "GroupUpdated",
+    "LocalInbound",
+    "MemberJoined",
+    "MemberLeft",
+    "MessageCreated",
+    "MessageRevoked",
+    "ProfileUpdated",
+]  # fmt: skip
 
 NAME = "local"
 TIMESTAMP_HEADER = "x-imbridge-timestamp"

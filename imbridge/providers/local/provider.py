@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import SecretStr, TypeAdapter
@@ -52,6 +53,7 @@ from imbridge.providers.base import (
     Provider,
     ProviderSettings,
 )
+from imbridge.providers.local import events as local_events
 from imbridge.providers.local.store import (
     GroupRow,
     MemberRow,
@@ -83,6 +85,8 @@ class LocalProvider(Provider):
         assert isinstance(settings, LocalSettings)
         self.store = Store(settings.database)
         self._token_key = login_tokens.signing_key(settings.token_secret, self.store, "token_secret")
+        self.events = local_events.EventPublisher(self._now)
+        """Where this provider's events go: attach a receiver with ``EventReceiver("local").attach(client)``."""
 
     @property
     def capabilities(self) -> CapabilityMap:
@@ -101,6 +105,12 @@ class LocalProvider(Provider):
 
     def _run(self, compute: Callable[[], T]) -> Flow[T]:
         return immediate(compute)
+
+    def _publish(self, build: Callable[[dict[str, Any]], list[Any]]) -> None:
+        """Hand the events of a committed write to the attached receivers (built only when one is attached)."""
+        if self.events.active:
+            now = self.clock.now()
+            self.events.publish(build({"provider": NAME, "received_at": now, "occurred_at": now}))
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -158,7 +168,14 @@ class LocalProvider(Provider):
     def set_profile(self, user_id: str, update: ProfileUpdate) -> Flow[None]:
         def compute() -> None:
             self._require_users([user_id], Operation.USERS_SET_PROFILE.value)
-            self.store.set_profile_fields(user_id, profile_fields(update))
+            fields = profile_fields(update)
+            self.store.set_profile_fields(user_id, fields)
+            custom_prefix = "custom:"
+            self._publish(lambda common: [local_events.ProfileUpdated(
+                **common, event_id=f"local:profile:{user_id}:{uuid.uuid4().hex}", user_id=user_id,
+                changes={k: v for k, v in fields.items() if not k.startswith(custom_prefix)},
+                custom={k[len(custom_prefix):]: v for k, v in fields.items() if k.startswith(custom_prefix)},
+            )])  # fmt: skip
 
         return self._run(compute)
 
@@ -197,7 +214,11 @@ class LocalProvider(Provider):
                 self._check_may_send(self._require_group(message.to.id, operation), message.sender)
             else:
                 self._require_users([message.to.id], operation)
-            row = self._append(message.sender, message.to, message.elements, message.metadata, message.idempotency_key)
+            row, new = self._append(
+                message.sender, message.to, message.elements, message.metadata, message.idempotency_key
+            )
+            if new:
+                self._publish(lambda common: [self._created(row, message.sender, message.to, common)])
             return SentMessage(
                 ref=self._ref(row, message.sender, message.to),
                 time=_ts(row.time),
@@ -210,8 +231,8 @@ class LocalProvider(Provider):
 
     def _append(
         self, sender: str, to: Conversation, elements: Sequence[Element], metadata: Any, dedupe: str
-    ) -> MessageRow:
-        row, _ = self.store.append_message(
+    ) -> tuple[MessageRow, bool]:
+        return self.store.append_message(
             self._conversation_key(sender, to),
             key=uuid.uuid4().hex,
             sender=sender,
@@ -222,7 +243,14 @@ class LocalProvider(Provider):
             # (A space cannot occur in a checked id, so the pair is unambiguous.)
             dedupe=f"{sender} {dedupe}",
         )
-        return row
+
+    def _created_list(self, row: MessageRow, sender: str, to: Conversation, common: dict[str, Any]) -> list[Any]:
+        return [self._created(row, sender, to, common)]
+
+    def _created(self, row: MessageRow, sender: str, to: Conversation, common: dict[str, Any]) -> Any:
+        message = self._message(row, to, sender)
+        return local_events.MessageCreated(**common | {"occurred_at": message.time}, event_id=f"local:msg:{row.key}",
+                                           message=message, raw=message.raw)  # fmt: skip
 
     def _ref(self, row: MessageRow, sender: str, to: Conversation) -> MessageRef:
         return MessageRef(provider=NAME, conversation=to, sender=sender, key=row.key, seq=row.seq)
@@ -240,7 +268,9 @@ class LocalProvider(Provider):
                     items.append(BatchItem(target=recipient, ok=False, error=error, detail=error.message))
                     continue
                 to = Conversation.user(recipient)
-                row = self._append(batch.sender, to, batch.elements, batch.metadata, batch.idempotency_key)
+                row, new = self._append(batch.sender, to, batch.elements, batch.metadata, batch.idempotency_key)
+                if new:
+                    self._publish(partial(self._created_list, row, batch.sender, to))
                 items.append(BatchItem(target=recipient, ok=True, ref=self._ref(row, batch.sender, to)))
             return BatchResult(items=items, provider=NAME)
 
@@ -308,8 +338,14 @@ class LocalProvider(Provider):
                 raise InvalidRequestError(
                     f"a {ref.provider} message reference cannot be revoked on {NAME}", provider=NAME
                 )
-            if self.store.revoke_message(ref.key) is None:
+            revoked = self.store.revoke_message(ref.key)
+            if revoked is None:
                 raise NotFoundError("no such message", provider=NAME, operation=Operation.MESSAGES_REVOKE.value)
+            if revoked:
+                self._publish(lambda common: [local_events.MessageRevoked(
+                    **common, event_id=f"local:revoke:{ref.key}", conversation=ref.conversation, key=ref.key,
+                    seq=ref.seq, sender=ref.sender, revoked_by=ref.sender, ref=ref,
+                )])  # fmt: skip
 
         return self._run(compute)
 
@@ -336,7 +372,13 @@ class LocalProvider(Provider):
             )  # fmt: skip
             if not created:
                 raise ConflictError(f"group {group_id!r} already exists", provider=NAME, operation=operation)
-            return self._group(self._require_group(group_id, operation))
+            group = self._group(self._require_group(group_id, operation))
+            self._publish(lambda common: [local_events.GroupCreated(
+                **common, event_id=f"local:group.created:{group_id}:{uuid.uuid4().hex}",
+                group_id=group_id, name=spec.name, owner=spec.owner,
+                members=[uid for uid in roles if uid != spec.owner],
+            )])  # fmt: skip
+            return group
 
         return self._run(compute)
 
@@ -357,6 +399,11 @@ class LocalProvider(Provider):
                 raise NotFoundError(
                     f"unknown group {group_id!r}", provider=NAME, operation=Operation.GROUPS_UPDATE.value
                 )
+            if fields:
+                self._publish(lambda common: [local_events.GroupUpdated(
+                    **common, event_id=f"local:group.updated:{group_id}:{uuid.uuid4().hex}", group_id=group_id,
+                    changes={name: str(value) for name, value in fields.items()},
+                )])  # fmt: skip
             return self._group(self._require_group(group_id, Operation.GROUPS_UPDATE.value))
 
         return self._run(compute)
@@ -367,6 +414,9 @@ class LocalProvider(Provider):
                 raise NotFoundError(
                     f"unknown group {group_id!r}", provider=NAME, operation=Operation.GROUPS_DISMISS.value
                 )
+            self._publish(lambda common: [local_events.GroupDismissed(
+                **common, event_id=f"local:group.dismissed:{group_id}:{uuid.uuid4().hex}", group_id=group_id,
+            )])  # fmt: skip
 
         return self._run(compute)
 
@@ -382,6 +432,11 @@ class LocalProvider(Provider):
             added = self.store.add_members(
                 group_id, [(uid, role.value) for uid in user_ids if uid in known], self._now()
             )
+            self._publish(lambda common: [
+                local_events.MemberJoined(**common, event_id=f"local:join:{group_id}:{uid}:{uuid.uuid4().hex}",
+                                          group_id=group_id, user_id=uid, how="added")
+                for uid in user_ids if added.get(uid)
+            ])  # fmt: skip
             items = []
             for uid in user_ids:
                 if uid not in known:
@@ -399,6 +454,11 @@ class LocalProvider(Provider):
             group = self._require_group(group_id, operation)
             removable = [uid for uid in user_ids if uid != group.owner]
             removed = self.store.remove_members(group_id, removable)
+            self._publish(lambda common: [
+                local_events.MemberLeft(**common, event_id=f"local:exit:{group_id}:{uid}:{uuid.uuid4().hex}",
+                                        group_id=group_id, user_id=uid, how="removed")
+                for uid in removable if removed.get(uid)
+            ])  # fmt: skip
             items = []
             for uid in user_ids:
                 if uid == group.owner:
