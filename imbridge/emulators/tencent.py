@@ -296,7 +296,7 @@ class TencentEmulator:
     # -- construction and plumbing ----------------------------------------------------------------
 
     @classmethod
-    def for_client(cls, settings: Mapping[str, Any]) -> TencentEmulator:
+    def for_client(cls, settings: Mapping[str, Any], **options: Any) -> TencentEmulator:
         """An emulator that accepts a client built with these TencentSettings-style keys."""
         key = settings["secret_key"]
         key = key.get_secret_value() if hasattr(key, "get_secret_value") else str(key)
@@ -304,6 +304,7 @@ class TencentEmulator:
             sdk_app_id=int(settings.get("sdk_app_id", 1400000000)),
             secret_key=key,
             admin=str(settings.get("admin", "administrator")),
+            **options,
         )
 
     def transport(self) -> EmulatorTransport:

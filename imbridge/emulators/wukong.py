@@ -515,14 +515,14 @@ class WukongEmulator:
     # -- construction and plumbing ---------------------------------------------------------------
 
     @classmethod
-    def for_client(cls, settings: Mapping[str, Any]) -> WukongEmulator:
+    def for_client(cls, settings: Mapping[str, Any], **options: Any) -> WukongEmulator:
         """An emulator that accepts an imbridge client configured with these WukongSettings-style keys
         (``manager_token``). The client's own ``store`` is imbridge's, not the server's, so the emulator
         keeps its state in memory; sends are stored one request late, so clients must confirm them."""
         token = settings.get("manager_token")
         if token is not None and hasattr(token, "get_secret_value"):
             token = token.get_secret_value()
-        return cls(manager_token=str(token) if token else None, store_delay_requests=1)
+        return cls(manager_token=str(token) if token else None, **{"store_delay_requests": 1, **options})
 
     def transport(self) -> EmulatorTransport:
         """An httpx transport (sync and async) answering from this emulator in process."""
@@ -533,8 +533,10 @@ class WukongEmulator:
             self.webhooks.close()
         self.store.close()
 
-    def drain_webhooks(self, timeout: float = 10.0) -> bool:
-        """Wait until every webhook queued so far was delivered (or given up); True if all were."""
+    def drain_callbacks(self, timeout: float = 10.0) -> bool:
+        """Store what was accepted (:meth:`flush`), then wait until every webhook queued so far was
+        delivered (or given up); True if all were."""
+        self.flush()
         return self.webhooks.drain(timeout) if self.webhooks is not None else True
 
     def flush(self) -> None:

@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import itertools
 import json
+import os
 import secrets
 import zlib
 from collections.abc import Callable, Iterator
@@ -39,10 +40,12 @@ from imbridge._clock import Clock, SystemClock
 from imbridge.capabilities import Operation, Support
 from imbridge.client import AsyncIMClient, IMClient, build_provider
 from imbridge.errors import IMBridgeError, UnsupportedOperationError
+from imbridge.events import EventReceiver
 from imbridge.providers import canonical_name
 from imbridge.providers.base import Provider
 from imbridge.testing import cassettes
 from imbridge.testing.clock import ShiftedClock
+from imbridge.testing.events import TENCENT_TEST_TOKEN, EventChannel, WebhookServer, with_path
 
 MODES = ("live", "record", "replay", "emulator")
 
@@ -110,9 +113,23 @@ class ContractRun:
     run_file: Path | None = None
     param: str = ""
     """The target as given (``wukong@replay``); test names are keyed with ``name`` in its place."""
+    _recorded_modules: set[str] = field(default_factory=set)
 
     def test_name(self, node_name: str) -> str:
         return node_name.replace(self.param, self.name) if self.param else node_name
+
+    def prefix_for(self, module: str) -> str:
+        """The id prefix of one test module: a module recorded on its own gets a prefix of its own (kept in
+        the run file), so that re-recording it leaves the other modules' recordings replayable."""
+        if self.run_file is None or self.mode not in ("record", "replay"):
+            return self.prefix
+        document = json.loads(self.run_file.read_text())
+        prefixes: dict[str, str] = document.setdefault("module_prefixes", {})
+        if self.mode == "record" and module not in self._recorded_modules:
+            self._recorded_modules.add(module)
+            prefixes[module] = "c" + secrets.token_hex(3)
+            self.run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        return prefixes.get(module, self.prefix)
 
     def clock_for(self, test: str) -> Clock:
         """The clock a test runs on: real, or in replay the time at which that test was recorded (answers
@@ -156,7 +173,10 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         prefix = "c" + secrets.token_hex(3)
         if run_file is not None:
             run_file.parent.mkdir(parents=True, exist_ok=True)
-            run_file.write_text(json.dumps({"prefix": prefix, "started": {}}, indent=1) + "\n")
+            # Recording keeps what other modules were recorded with (their prefixes and start times).
+            document = json.loads(run_file.read_text()) if run_file.exists() else {"started": {}}
+            document.setdefault("prefix", prefix)
+            run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
     return ContractRun(
         target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param
@@ -173,6 +193,10 @@ class Contract:
     make_async: Callable[[], AsyncIMClient]
     requests_sent: list[str] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
+    prefix: str = ""
+    """This test's id prefix (the run's, or its module's when recorded apart)."""
+    events: EventChannel | None = None
+    """Inbound events of this test (None until a test asks for them with ``contract.inbound``)."""
     #: "behaviour" when the test checked the behaviour, "unsupported" when it checked the refusal.
     outcome: str = "behaviour"
     _groups: list[str] = field(default_factory=list)
@@ -191,10 +215,19 @@ class Contract:
 
     def uid(self, name: str) -> str:
         """A user id unique to this run and test (short enough for Tencent's 32-byte limit)."""
-        return f"{self.run.prefix}{self.test_key}{name}"[:32]
+        return f"{self.prefix or self.run.prefix}{self.test_key}{name}"[:32]
 
     def gid(self, name: str) -> str:
-        return f"{self.run.prefix}{self.test_key}{name}"[:40]
+        return f"{self.prefix or self.run.prefix}{self.test_key}{name}"[:40]
+
+    @property
+    def inbound(self) -> EventChannel:
+        """The receiver of this provider's events and what reached it (see ``imbridge.testing.events``)."""
+        if self.events is None:
+            pytest.skip(self._events_unavailable or "no inbound events for this target")
+        return self.events
+
+    _events_unavailable: str = ""
 
     def users(self, *names: str) -> list[str]:
         """Register users for this test and return their ids."""
@@ -235,14 +268,68 @@ def _settings(run: ContractRun) -> dict[str, Any] | None:
     return None  # live and record: from the environment
 
 
-def _emulator(run: ContractRun) -> Any:
+def _emulator(run: ContractRun, **callbacks: Any) -> Any:
     if run.mode != "emulator":
         return None
     if run.name not in EMULATORS:
         raise pytest.UsageError(f"there is no emulator of {run.name}")
     module_name, _, attribute = EMULATORS[run.name].partition(":")
     emulator_class = getattr(importlib.import_module(module_name), attribute)
-    return emulator_class.for_client(_settings(run) or {})
+    return emulator_class.for_client(_settings(run) or {}, **callbacks)
+
+
+#: The path secret of WuKongIM webhooks in emulator and replay runs (a test value, not a deployment's).
+TEST_PATH_SECRET = "contract-webhook-path-secret-0123"
+_WEBHOOK_SERVER: list[WebhookServer] = []
+
+
+def _webhook_server() -> WebhookServer | None:
+    """The loopback server live runs receive the vendor's webhooks on (``IMBRIDGE_CONTRACT_WEBHOOK_PORT``)."""
+    if not _WEBHOOK_SERVER:
+        port = os.environ.get("IMBRIDGE_CONTRACT_WEBHOOK_PORT")
+        if not port:
+            return None
+        _WEBHOOK_SERVER.append(WebhookServer(int(port)))
+    return _WEBHOOK_SERVER[0]
+
+
+def _events_channel(
+    run: ContractRun, module: str, test_name: str, clock: Clock
+) -> tuple[EventChannel | None, dict[str, Any], str]:
+    """The channel of a test, the emulator options that feed it, and why there is none (when there is none)."""
+    now: Callable[[], float] = lambda: clock.now().timestamp()  # noqa: E731
+    live = run.mode in ("live", "record") and run.name != "local"
+    recording = run.cassette_dir / module / f"{test_name}.events.json" if run.cassette_dir else None
+    if run.name == "local" or run.provider_class is not None:
+        secret = secrets.token_urlsafe(24)
+        receiver = EventReceiver("local", secret=secret, clock=now)
+        return EventChannel(receiver, provider="local", secret=secret, clock=now), {}, ""
+    if run.name == "tencent":
+        receiver = EventReceiver("tencent", sdk_app_id=int((_settings(run) or {}).get("sdk_app_id", 0) or
+                                 os.environ.get("IMBRIDGE_TENCENT_SDK_APP_ID", "1400000000")),
+                                 callback_token=TENCENT_TEST_TOKEN, clock=now)  # fmt: skip
+        secret = TENCENT_TEST_TOKEN
+    elif run.name == "wukong":
+        secret = os.environ.get("IMBRIDGE_WUKONG_WEBHOOK_SECRET", "") if live else TEST_PATH_SECRET
+        if not secret:
+            return None, {}, "live WuKongIM events need IMBRIDGE_WUKONG_WEBHOOK_SECRET (the path secret)"
+        receiver = EventReceiver("wukong", path_secret=secret, clock=now)
+    else:
+        return None, {}, f"no inbound events for {run.name}"
+    if live and _webhook_server() is None:
+        return None, {}, "live events need IMBRIDGE_CONTRACT_WEBHOOK_PORT (where the server's webhooks arrive)"
+    channel = EventChannel(
+        receiver, provider=run.name, secret=secret, clock=now, live=live,
+        recording=recording if run.mode == "record" else None,
+        replaying=recording if run.mode == "replay" else None,
+    )  # fmt: skip
+    options: dict[str, Any] = {}
+    if run.mode == "emulator":
+        if run.name == "tencent":
+            options = {"callback": channel.deliver, "callback_token": TENCENT_TEST_TOKEN}
+        else:
+            options = {"webhook": with_path(f"/hook/{secret}", channel.deliver), "webhook_retry_delay": 0.05}
+    return channel, options, ""
 
 
 def _provider(run: ContractRun, test_key: str, clock: Clock) -> Provider:
@@ -278,12 +365,19 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     if context is not None:
         context.__enter__()
     clock = run.clock_for(f"{module}/{test_name}")
+    prefix = run.prefix_for(module)
     provider = _provider(run, test_key.rstrip("-"), clock)
     if run.mode in ("record", "replay"):
         # Ids the client picks must be the same when replayed as when recorded.
         generated = itertools.count(1)
-        provider.new_group_id = lambda: f"{run.prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
-    emulator = _emulator(run)
+        provider.new_group_id = lambda: f"{prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
+    channel, callbacks, no_events = _events_channel(run, module, test_name, clock)
+    emulator = _emulator(run, **callbacks)
+    if channel is not None and run.name == "local":
+        provider.events.attach(channel.deliver, channel.secret)  # type: ignore[attr-defined]
+    if channel is not None and emulator is not None:
+        channel.drain_with(emulator.drain_callbacks)
+    server = _webhook_server() if channel is not None and channel.live else None
     transport = emulator.transport() if emulator is not None else None
     http_client = httpx.Client(transport=transport, event_hooks={"request": [count]})
     client = IMClient(provider, http_client=http_client, clock=clock)
@@ -293,9 +387,15 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
             return AsyncIMClient(provider, clock=clock)
         return AsyncIMClient(provider, http_client=httpx.AsyncClient(transport=transport), clock=clock)
 
-    contract = Contract(run, test_key, client, make_async, sent, clock=clock)
+    contract = Contract(run, test_key, client, make_async, sent, clock=clock, prefix=prefix, events=channel)
+    contract._events_unavailable = no_events
+    serving = server.serving(channel) if server is not None and channel is not None else contextlib.nullcontext()
     try:
-        yield contract
+        with serving:
+            yield contract
+            if channel is not None:
+                channel.settle()  # late deliveries land in the recording too
+                channel.save()
         # Read by `python -m imbridge.testing.semantics` to tell what each provider's run proved.
         request.node.user_properties.append(("imbridge_provider", run.name))
         request.node.user_properties.append(("imbridge_outcome", contract.outcome))
@@ -306,5 +406,7 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
             client.close()
             http_client.close()
             provider.close()
+            if emulator is not None:
+                emulator.close()
             if context is not None:
                 context.__exit__(None, None, None)
