@@ -76,7 +76,7 @@ def test_joins_and_leaves(contract: Contract) -> None:
         else:
             # Declared PARTIAL or UNSUPPORTED: imbridge's own change produces no event, and the notes say why.
             assert found == [] and events.receiver.support[kind].notes
-            contract.outcome = "unsupported"
+            contract.outcome = "not_delivered"
 
 
 def _tampered(channel: EventChannel, genuine: InboundRequest) -> list[tuple[str, InboundRequest]]:
