@@ -101,7 +101,8 @@ def main() -> None:
             cwd=args.jssdk, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         time.sleep(2.5)
-        for target, channel_type, text in ((carol, 1, "hi carol, from the js sdk"), (group, 2, "hi group, from the js sdk")):
+        js_sends = ((carol, 1, "hi carol, from the js sdk"), (group, 2, "hi group, from the js sdk"))
+        for target, channel_type, text in js_sends:
             out = subprocess.run(
                 ["node", "send.mjs", "--uid", bob, "--token", bob_token, "--to", target, "--type", str(channel_type),
                  "--text", text, "--addr", args.ws],
@@ -109,8 +110,8 @@ def main() -> None:
             ).stdout  # fmt: skip
             ack = next(json.loads(line) for line in out.splitlines() if '"sendack"' in line)
             sent[f"jssdk_{'c2c' if channel_type == 1 else 'group'}"] = {
-                "message_id": ack["message_id"], "message_seq": ack["message_seq"], "client_msg_no": ack["client_msg_no"],
-                "from": bob, "to": target, "text": text,
+                "message_id": ack["message_id"], "message_seq": ack["message_seq"],
+                "client_msg_no": ack["client_msg_no"], "from": bob, "to": target, "text": text,
             }  # fmt: skip
         listener.wait(timeout=30)
         # 4. a delivery the receiver fails once
