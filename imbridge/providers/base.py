@@ -218,7 +218,9 @@ class Provider:
         return f"{type(self).__name__}({self.settings!r})"
 
     # -- operations: each returns a flow. Defaults refuse; the capability map gates calls first. --
+    # Grouped by resource, like the modules of imbridge/resources/ and of each provider package.
 
+    # users
     def register_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
         raise _unsupported(self, Operation.USERS_REGISTER)
 
@@ -231,6 +233,7 @@ class Provider:
     def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
         raise _unsupported(self, Operation.USERS_LOGIN_CREDENTIALS)
 
+    # messages
     def send_message(self, message: OutgoingMessage) -> Flow[SentMessage]:
         raise _unsupported(self, Operation.MESSAGES_SEND)
 
@@ -243,6 +246,7 @@ class Provider:
     def revoke(self, ref: MessageRef) -> Flow[None]:
         raise _unsupported(self, Operation.MESSAGES_REVOKE)
 
+    # groups
     def create_group(self, spec: GroupSpec) -> Flow[Group]:
         raise _unsupported(self, Operation.GROUPS_CREATE)
 

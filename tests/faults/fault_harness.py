@@ -20,7 +20,7 @@ from typing import Any
 from imbridge import AsyncIMClient, Conversation, IMClient
 from imbridge.errors import IMBridgeError, TransportError
 from imbridge.providers.local.store import conversation_key
-from imbridge.providers.wukong import provider as wukong_provider
+from imbridge.providers.wukong import messages as wukong_messages
 from imbridge.providers.wukong import wire
 from imbridge.retry import RetryPolicy
 from imbridge.testing.faults import Fault, FaultPlan, FaultProxy
@@ -37,8 +37,8 @@ RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, max_
 RETRY_AFTER = "1"
 
 #: What a WuKongIM send may sleep by design: recovery lookups before each re-send, then confirmation polls.
-WUKONG_FLOW_SLEEPS = (wukong_provider.MAX_RESENDS + 1) * sum(wukong_provider.RECOVERY_DELAYS) + sum(
-    wukong_provider.CONFIRM_DELAYS
+WUKONG_FLOW_SLEEPS = (wukong_messages.MAX_RESENDS + 1) * sum(wukong_messages.RECOVERY_DELAYS) + sum(
+    wukong_messages.CONFIRM_DELAYS
 )
 
 

@@ -22,8 +22,8 @@ from imbridge.errors import (
     ServiceUnavailableError,
 )
 from imbridge.models import Custom, Face, File, Image, Location, Sound, Text, Video
+from imbridge.providers.tencent._core import HOSTS
 from imbridge.providers.tencent.mapping import ERROR_TABLE, element_from_wire, element_to_wire, error_for
-from imbridge.providers.tencent.provider import HOSTS
 from imbridge.providers.tencent.usersig import verify_usersig
 from imbridge.providers.tencent.wire import MsgElement
 from imbridge.retry import RetryPolicy

@@ -38,7 +38,8 @@ from imbridge.errors import (
     PermissionDeniedError,
 )
 from imbridge.models import Role
-from imbridge.providers.wukong.provider import MUTED_INDEFINITELY, WukongProvider
+from imbridge.providers.wukong.groups import MUTED_INDEFINITELY
+from imbridge.providers.wukong.provider import WukongProvider
 from imbridge.retry import RetryPolicy
 
 RECORD = os.environ.get("IMBRIDGE_WUKONG_RECORD") == "1"

@@ -12,8 +12,8 @@ import pytest
 from wukong_fake import FakeWukong
 
 from imbridge import Conversation, IMClient, MessageRef, SentMessage, Text
-from imbridge._operations import _content
 from imbridge.providers.wukong import wire
+from imbridge.resources.messages import _content
 
 MakeClient = Callable[..., IMClient]
 

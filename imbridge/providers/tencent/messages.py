@@ -1,0 +1,311 @@
+"""Tencent messages: sendmsg/send_group_msg, batchsendmsg, roaming and group history, recall."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from imbridge._cursor import decode_cursor, encode_cursor
+from imbridge._flow import Flow, Gather, Request, windows
+from imbridge.errors import AuthenticationError, IMBridgeError, InvalidRequestError, ProviderError
+from imbridge.models import BatchItem, BatchResult, Custom, Message, MessageRef, Page, SentMessage
+from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
+from imbridge.providers.tencent import mapping, wire
+from imbridge.providers.tencent._core import BULK_WINDOW, TencentCore, _chunks
+from imbridge.providers.tencent.mapping import NAME
+
+BATCH_CHUNK = 500
+GROUP_HISTORY_PAGE = 20
+
+_RESERVED_OPTIONS = {"MsgRandom", "MsgSeq", "MsgBody", "From_Account", "GroupId", "Random"}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _failed(chunk: Sequence[str], error: IMBridgeError) -> Iterator[BatchItem]:
+    """The chunk's items failed with ``error``; an error about the whole call (credentials) is raised."""
+    if isinstance(error, AuthenticationError):
+        raise error
+    for uid in chunk:
+        yield BatchItem(target=uid, ok=False, error=error, native_code=error.native_code, detail=error.message)
+
+
+def _build(model: type[M], **fields: Any) -> M:
+    """A wire request, or InvalidRequestError naming the offending option (never echoing values)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidRequestError(f"invalid {model.__name__} field: {problems}", provider=NAME) from None
+
+
+class TencentMessages(TencentCore):
+    @staticmethod
+    def _body(elements: Sequence[Any]) -> list[dict[str, Any]]:
+        if sum(isinstance(e, Custom) for e in elements) > 1:
+            raise InvalidRequestError("a Tencent message may hold only one Custom element", provider=NAME)
+        return [mapping.element_to_wire(e) for e in elements]
+
+    @staticmethod
+    def _options(options: dict[str, Any], *, allow_to: bool) -> dict[str, Any]:
+        reserved = _RESERVED_OPTIONS | (set() if allow_to else {"To_Account"})
+        clash = sorted(reserved & options.keys())
+        if clash:
+            raise InvalidRequestError(f"options cannot set {', '.join(clash)}: imbridge sets them", provider=NAME)
+        options.pop("CloudCustomData", None)
+        return options
+
+    def _ordered_seq(self) -> int:
+        """A C2C MsgSeq that grows with every send: Tencent orders one second's messages by MsgSeq.
+        Milliseconds since the epoch (kept strictly increasing), so sends of several clients order by
+        time too; modulo 2**32 it wraps once every 49.7 days."""
+        with self._seq_lock:
+            self._last_seq = max(int(self.clock.now().timestamp() * 1000), self._last_seq + 1)
+            return self._last_seq % 2**32
+
+    def send_message(self, message: OutgoingMessage) -> Flow[SentMessage]:
+        msg_random, msg_seq = mapping.dedupe_numbers(message.idempotency_key)
+        if not message.key_from_caller:
+            # A generated key is never re-sent by the caller, only retried by the executor with this
+            # very body, so MsgSeq can keep send order instead of being derived from the key.
+            msg_seq = self._ordered_seq()
+        body = self._body(message.elements)
+        options = dict(message.options)
+        cloud = mapping.cloud_custom_data(message.metadata, options)
+        if message.to.is_group:
+            group_req = _build(
+                wire.SendGroupMsgRequest, GroupId=message.to.id, Random=msg_random, MsgBody=body,
+                From_Account=message.sender, CloudCustomData=cloud, **self._options(options, allow_to=True),
+            )  # fmt: skip
+            reply = yield self._req("group_open_http_svc", "send_group_msg", group_req.body())
+            sent = wire.SendGroupMsgResponse.model_validate(reply)
+            return SentMessage(
+                ref=mapping.group_ref(message.to.id, message.sender, sent.MsgSeq),
+                time=mapping.timestamp(sent.MsgTime), seq=sent.MsgSeq, provider=NAME, raw=reply,
+            )  # fmt: skip
+        extra = self._options(options, allow_to=False)
+        extra.setdefault("SyncOtherMachine", 1)  # the sender's devices and roaming see it too
+        c2c_req = _build(
+            wire.SendMsgRequest, From_Account=message.sender, To_Account=message.to.id, MsgSeq=msg_seq,
+            MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra,
+        )  # fmt: skip
+        reply = yield self._req("openim", "sendmsg", c2c_req.body())
+        c2c = wire.SendMsgResponse.model_validate(reply)
+        return SentMessage(
+            ref=mapping.c2c_ref(message.sender, message.to.id, c2c.MsgKey),
+            time=mapping.timestamp(c2c.MsgTime), provider=NAME, raw=reply,
+        )  # fmt: skip
+
+    def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
+        msg_random, msg_seq = mapping.dedupe_numbers(batch.idempotency_key)
+        body = self._body(batch.elements)
+        options = dict(batch.options)
+        cloud = mapping.cloud_custom_data(batch.metadata, options)
+        extra = self._options(options, allow_to=False)
+        extra.setdefault("SyncOtherMachine", 1)
+        items: list[BatchItem] = []
+        raws: list[dict[str, Any]] = []
+        # A few chunks at a time (concurrently on the async client; pacing still spaces them): memory stays
+        # flat however many recipients there are.
+        for window in windows(list(_chunks(batch.recipients, BATCH_CHUNK)), BULK_WINDOW):
+            requests = []
+            for chunk in window:
+                request = _build(
+                    wire.BatchSendMsgRequest, From_Account=batch.sender, To_Account=chunk, MsgSeq=msg_seq,
+                    MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra,
+                )  # fmt: skip
+                requests.append(self._req("openim", "batchsendmsg", request.body(), cost=len(chunk)))
+            replies = yield Gather(requests)
+            for chunk, reply in zip(window, replies, strict=True):
+                if isinstance(reply, IMBridgeError):
+                    # ErrorCode != 0: the message reached none of this chunk's recipients (a transport
+                    # error says whether it may have landed).
+                    items.extend(_failed(chunk, reply))
+                    continue
+                items.extend(self._batch_items(batch.sender, chunk, reply))
+                raws.append(reply)
+        return BatchResult(items=items, provider=NAME, raw={"responses": raws})
+
+    @staticmethod
+    def _batch_items(sender: str, chunk: Sequence[str], reply: dict[str, Any]) -> Iterator[BatchItem]:
+        result = wire.BatchSendMsgResponse.model_validate(reply)
+        failures = {entry.To_Account: entry.ErrorCode for entry in result.ErrorList}
+        for uid in chunk:
+            if uid in failures:
+                item_error = mapping.error_for(failures[uid], uid)
+                yield BatchItem(
+                    target=uid, ok=False, error=item_error, native_code=failures[uid], detail=item_error.message
+                )
+            else:
+                yield BatchItem(target=uid, ok=True, ref=mapping.c2c_ref(sender, uid, result.MsgKey))
+
+    # -- history ----------------------------------------------------------------------------------
+
+    def history(self, query: HistoryQuery) -> Flow[Page[Message]]:
+        position: dict[str, Any] = {}
+        if query.cursor is not None:
+            position = decode_cursor(NAME, query.cursor)
+            if position.get("d") != query.direction.value:
+                raise InvalidRequestError("history cursor does not fit this query's direction", provider=NAME)
+        if query.conversation.is_group:
+            if query.direction is Direction.BACKWARD:
+                return (yield from self._group_backward(query, position))
+            return (yield from self._group_forward(query, position))
+        if query.direction is Direction.BACKWARD:
+            return (yield from self._c2c_backward(query, position))
+        return (yield from self._c2c_forward(query, position))
+
+    def _roam(self, query: HistoryQuery, count: int, min_time: int, max_time: int, key: str | None) -> Request:
+        body = wire.GetRoamMsgRequest(
+            Operator_Account=query.viewer, Peer_Account=query.conversation.id, MaxCnt=count,
+            MinTime=min_time, MaxTime=max_time, LastMsgKey=key,
+        ).body()  # fmt: skip
+        return self._req("openim", "admin_getroammsg", body)
+
+    @staticmethod
+    def _newest_first(messages: list[wire.RoamMsg]) -> list[wire.RoamMsg]:
+        return sorted(messages, key=lambda m: (m.MsgTimeStamp, m.MsgSeq, m.MsgKey), reverse=True)
+
+    def _c2c_backward(self, query: HistoryQuery, position: dict[str, Any]) -> Flow[Page[Message]]:
+        max_time = int(position.get("t", self.clock.now().timestamp()))
+        last_key: str | None = position.get("k")
+        collected: list[wire.RoamMsg] = []
+        more = True
+        while len(collected) < query.limit:
+            reply = yield self._roam(query, query.limit - len(collected), 0, max_time, last_key)
+            page = wire.GetRoamMsgResponse.model_validate(reply)
+            batch = self._newest_first(page.MsgList)[: query.limit - len(collected)]
+            collected.extend(batch)
+            more = page.Complete == 0 and bool(batch)
+            if not more:
+                break
+            # Continue below the oldest message taken, as the docs' LastMsgTime/LastMsgKey do.
+            max_time, last_key = batch[-1].MsgTimeStamp, batch[-1].MsgKey
+        cursor = None
+        if more and collected:
+            oldest = collected[-1]
+            cursor = encode_cursor(NAME, {"d": "backward", "t": oldest.MsgTimeStamp, "k": oldest.MsgKey})
+        return Page(items=[mapping.c2c_message_from_wire(m, query.conversation) for m in collected],
+                    next_cursor=cursor, provider=NAME)  # fmt: skip
+
+    def _c2c_forward(self, query: HistoryQuery, position: dict[str, Any]) -> Flow[Page[Message]]:
+        # The API only walks backward: read everything from now down to the cursor's second, then
+        # serve the oldest part. Honest but costly; the capability note says so.
+        since = int(position.get("t", 0))
+        seen_at_since = set(position.get("k", []))
+        max_time, last_key = int(self.clock.now().timestamp()), None
+        remaining: list[wire.RoamMsg] = []
+        while True:
+            reply = yield self._roam(query, 100, since, max_time, last_key)
+            page = wire.GetRoamMsgResponse.model_validate(reply)
+            batch = self._newest_first(page.MsgList)
+            remaining.extend(batch)
+            if page.Complete != 0 or not batch:
+                break
+            max_time, last_key = batch[-1].MsgTimeStamp, batch[-1].MsgKey
+        unique = {m.MsgKey: m for m in remaining if not (m.MsgTimeStamp == since and m.MsgKey in seen_at_since)}
+        ordered = sorted(unique.values(), key=lambda m: (m.MsgTimeStamp, m.MsgSeq, m.MsgKey))
+        items, rest = ordered[: query.limit], ordered[query.limit :]
+        cursor = None
+        if rest and items:
+            last_time = items[-1].MsgTimeStamp
+            keys = [m.MsgKey for m in items if m.MsgTimeStamp == last_time]
+            if last_time == since:
+                keys += sorted(seen_at_since)
+            cursor = encode_cursor(NAME, {"d": "forward", "t": last_time, "k": keys})
+        return Page(items=[mapping.c2c_message_from_wire(m, query.conversation) for m in items],
+                    next_cursor=cursor, provider=NAME)  # fmt: skip
+
+    def _simple(self, group_id: str, count: int, seq: int | None) -> Request:
+        body = wire.GroupMsgGetSimpleRequest(
+            GroupId=group_id, ReqMsgNumber=count, ReqMsgSeq=seq, WithRecalledMsg=1
+        ).body()
+        return self._req("group_open_http_svc", "group_msg_get_simple", body)
+
+    @staticmethod
+    def _visible(messages: list[wire.GroupMsg]) -> list[wire.GroupMsg]:
+        return [m for m in messages if m.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not m.IsSystemMsg]
+
+    def _group_backward(self, query: HistoryQuery, position: dict[str, Any]) -> Flow[Page[Message]]:
+        group_id = query.conversation.id
+        next_seq: int | None = position.get("s")
+        collected: list[wire.GroupMsg] = []
+        more = True
+        while len(collected) < query.limit:
+            count = min(GROUP_HISTORY_PAGE, query.limit - len(collected))
+            reply = yield self._simple(group_id, count, next_seq)
+            page = wire.GroupMsgGetSimpleResponse.model_validate(reply)
+            got = sorted(page.messages(), key=lambda m: m.MsgSeq, reverse=True)
+            collected.extend(self._visible(got))
+            lowest = got[-1].MsgSeq if got else 1
+            next_seq = lowest - 1
+            more = page.IsFinished == 0 and bool(got) and next_seq >= 1
+            if not more:
+                break
+        cursor = encode_cursor(NAME, {"d": "backward", "s": next_seq}) if more else None
+        return Page(items=[mapping.group_message_from_wire(m, group_id) for m in collected],
+                    next_cursor=cursor, provider=NAME)  # fmt: skip
+
+    def _group_forward(self, query: HistoryQuery, position: dict[str, Any]) -> Flow[Page[Message]]:
+        group_id = query.conversation.id
+        start = int(position.get("s", 1))
+        newest: int | None = position.get("n")
+        if newest is None:
+            reply = yield self._simple(group_id, 1, None)
+            top = wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
+            newest = max((m.MsgSeq for m in top), default=0)
+        collected: list[wire.GroupMsg] = []
+        while len(collected) < query.limit and start <= newest:
+            end = min(start + GROUP_HISTORY_PAGE - 1, newest)
+            reply = yield self._simple(group_id, end - start + 1, end)
+            got = sorted(
+                (
+                    m
+                    for m in wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
+                    if start <= m.MsgSeq <= end
+                ),
+                key=lambda m: m.MsgSeq,
+            )
+            visible = self._visible(got)
+            room = query.limit - len(collected)
+            if len(visible) > room:
+                visible = visible[:room]
+                end = visible[-1].MsgSeq
+            collected.extend(visible)
+            start = end + 1
+        cursor = encode_cursor(NAME, {"d": "forward", "s": start, "n": newest}) if start <= newest else None
+        return Page(items=[mapping.group_message_from_wire(m, group_id) for m in collected],
+                    next_cursor=cursor, provider=NAME)  # fmt: skip
+
+    # -- revoke -----------------------------------------------------------------------------------
+
+    def revoke(self, ref: MessageRef) -> Flow[None]:
+        if ref.conversation.is_group:
+            seq = ref.seq if ref.seq is not None else int(ref.key)
+            body = wire.GroupMsgRecallRequest(GroupId=ref.conversation.id, MsgSeqList=[wire.MsgSeqItem(MsgSeq=seq)])
+            reply = yield self._req("group_open_http_svc", "group_msg_recall", body.body())
+            for result in wire.GroupMsgRecallResponse.model_validate(reply).RecallRetList:
+                if result.MsgSeq != seq or result.RetCode in (0, 20023):
+                    continue
+                if result.RetCode == 10032 and (yield from self._group_recalled(ref.conversation.id, seq)):
+                    continue  # "cannot be recalled" because it already was: the goal is reached
+                raise mapping.error_for(result.RetCode, f"seq {seq}")
+            return None
+        body_c2c = wire.MsgWithdrawRequest(
+            From_Account=ref.extra.get("From_Account", ref.sender),
+            To_Account=ref.extra.get("To_Account", ref.conversation.id),
+            MsgKey=ref.key,
+        )
+        try:
+            yield self._req("openim", "admin_msgwithdraw", body_c2c.body())
+        except ProviderError as error:
+            if error.native_code != 20023:  # already recalled: the goal is reached
+                raise
+        return None
+
+    def _group_recalled(self, group_id: str, seq: int) -> Flow[bool]:
+        reply = yield self._simple(group_id, 1, seq)
+        found = wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
+        return any(m.MsgSeq == seq and m.IsPlaceMsg == mapping.PLACEHOLDER_RECALLED for m in found)

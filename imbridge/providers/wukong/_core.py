@@ -1,0 +1,248 @@
+"""What every WuKongIM resource module shares: settings, transport hooks, the escape hatch, and the
+channel, flag, mute and user helpers used by more than one resource."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from imbridge._clock import Clock
+from imbridge._flow import Flow, HTTPRequest, Request, Response, encode_json
+from imbridge.capabilities import Operation
+from imbridge.config import WukongSettings
+from imbridge.errors import InvalidRequestError, NotFoundError, RateLimitError, ServiceUnavailableError
+from imbridge.providers import _login_tokens as login_tokens
+from imbridge.providers.base import Provider, ProviderSettings
+from imbridge.providers.local.store import Store
+from imbridge.providers.wukong import mapping, wire
+from imbridge.providers.wukong.mapping import NAME
+
+_FLAGS_TABLE = "CREATE TABLE IF NOT EXISTS wukong_channel_flags (channel_id TEXT PRIMARY KEY, flags TEXT NOT NULL)"
+
+_FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass
+class _GroupState:
+    """What the send policy needs to know about a group, read from WuKongIM."""
+
+    channel: wire.ClusterChannel
+    subscribers: set[str] = field(default_factory=set)
+    denylist: set[str] = field(default_factory=set)
+
+
+class WukongCore(Provider):
+    name = NAME
+    settings_class = WukongSettings
+
+    def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
+        super().__init__(settings, clock=clock)
+        assert isinstance(settings, WukongSettings)
+        self.config: WukongSettings = settings
+        self._base_url = settings.base_url.rstrip("/")
+        self._manager_token = settings.manager_token.get_secret_value() if settings.manager_token else ""
+        self._headers: dict[str, str] = {"token": self._manager_token} if self._manager_token else {}
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        self.store: Store | None = Store(settings.store) if settings.store else None
+        self._token_key = login_tokens.signing_key(settings.token_secret, self.store, "wukong_token_secret")
+        if self.store is not None:
+            with self.store.write() as db:
+                db.execute(_FLAGS_TABLE)
+        self._flags: dict[str, wire.ChannelFlags] = {}
+        self._policy_cache: dict[str, tuple[float, _GroupState]] = {}
+        #: Makes the random token that ``register`` stores for a new user (a test seam for recordings).
+        self.registration_token: Callable[[str], str] = lambda _uid: secrets.token_urlsafe(24)
+
+    # -- transport hooks ----------------------------------------------------------------------
+
+    def to_http(self, request: Request) -> HTTPRequest:
+        content = None if request.json is None else encode_json(request.json)
+        if request.headers:
+            headers = {**(self._json_headers if content is not None else self._headers), **request.headers}
+        else:  # the common case: shared, never mutated (the HTTP clients copy what they are given)
+            headers = self._json_headers if content is not None else self._headers
+        return HTTPRequest(request.method, self._base_url + request.path, request.params, headers, content)
+
+    def decode(self, request: Request, response: Response) -> Any:
+        if request.path == "/cluster/users" and response.status_code == 500 and not response.content:
+            # Verified on v2.2.5: the user search answers HTTP 500 with an empty body for an unknown uid
+            # (its store lookup fails with "not found"), and 200 with the user for a known one.
+            raise NotFoundError(f"WuKongIM knows no user {request.params.get('uid')!r}", http_status=500)
+        try:
+            return mapping.unwrap(response.status_code, response.content, where=f"{request.method} {request.path}")
+        except (RateLimitError, ServiceUnavailableError) as error:
+            error.retry_after = response.retry_after()  # a proxy or load balancer in front may say when
+            raise
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def __repr__(self) -> str:
+        return f"WukongProvider(base_url={self._base_url!r}, store={self.config.store!r})"
+
+    # -- small helpers ------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    @staticmethod
+    def _get(path: str, params: dict[str, str] | None = None) -> Request:
+        return Request("GET", path, params=params or {}, api=path.split("/cluster/channels/")[0] or path)
+
+    @staticmethod
+    def _post(path: str, body: Any, *, replay_safe: bool = True) -> Request:
+        return Request("POST", path, json=body, api=path, replay_safe=replay_safe)
+
+    @staticmethod
+    def _check_ids(ids: Sequence[str], operation: Operation) -> None:
+        # One search over the ids run together (a send checks three ids on its hot path).
+        if _FORBIDDEN.search("".join(ids)):
+            bad = [uid for uid in ids if _FORBIDDEN.search(uid)]
+            raise InvalidRequestError(
+                f"WuKongIM ids must not contain any of {wire.FORBIDDEN_ID_CHARS!r}: {', '.join(bad)}",
+                provider=NAME,
+                operation=operation.value,
+            )
+
+    def _need_store(self, operation: Operation) -> Store:
+        if self.store is None:
+            raise InvalidRequestError(
+                f"{operation.value} needs imbridge's store (settings.store)", provider=NAME, operation=operation.value
+            )
+        return self.store
+
+    # -- channel reads ------------------------------------------------------------------------
+
+    def _channel(self, group_id: str) -> Flow[wire.ClusterChannel]:
+        reply = yield self._get("/cluster/channels", {"channel_id": group_id, "channel_type": str(wire.GROUP)})
+        data = wire.ClusterChannels.model_validate(reply).data
+        return data[0] if data else wire.ClusterChannel()
+
+    def _uid_list(self, group_id: str, which: str) -> Flow[set[str]]:
+        reply = yield self._get(f"/cluster/channels/{quote(group_id, safe='')}/{wire.GROUP}/{which}")
+        return {str(uid) for uid in (reply or [])}
+
+    def _group_state(self, group_id: str) -> Flow[_GroupState]:
+        ttl = self.config.policy_cache_seconds
+        cached = self._policy_cache.get(group_id)
+        if cached is not None and ttl > 0 and self.clock.monotonic() - cached[0] < ttl:
+            return cached[1]
+        channel = yield from self._channel(group_id)
+        state = _GroupState(channel)
+        if channel.channel_id and not channel.disband:
+            state.subscribers = yield from self._uid_list(group_id, "subscribers")
+            state.denylist = yield from self._uid_list(group_id, "denylist")
+        if ttl > 0:
+            self._policy_cache[group_id] = (self.clock.monotonic(), state)
+        return state
+
+    def _invalidate(self, group_id: str) -> None:
+        self._policy_cache.pop(group_id, None)
+
+    # -- flags --------------------------------------------------------------------------------
+
+    def _stored_flags(self, group_id: str) -> wire.ChannelFlags:
+        if group_id in self._flags:
+            return self._flags[group_id]
+        if self.store is not None:
+            with self.store.write() as db:
+                row = db.execute("SELECT flags FROM wukong_channel_flags WHERE channel_id = ?", (group_id,)).fetchone()
+            if row is not None:
+                return wire.ChannelFlags.model_validate_json(row["flags"])
+        return wire.ChannelFlags()
+
+    def _remember_flags(self, group_id: str, flags: wire.ChannelFlags) -> None:
+        """Keep the flags WuKongIM cannot read back (send_ban, allow_stranger, large) as last written."""
+        self._flags[group_id] = flags
+        if self.store is not None:
+            with self.store.write() as db:
+                db.execute(
+                    "INSERT INTO wukong_channel_flags (channel_id, flags) VALUES (?, ?) "
+                    "ON CONFLICT (channel_id) DO UPDATE SET flags = excluded.flags",
+                    (group_id, flags.model_dump_json()),
+                )
+
+    def _current_flags(self, group_id: str, channel: wire.ClusterChannel) -> wire.ChannelFlags:
+        """The full flag set now in force: ban and disband as read, the rest as imbridge last wrote them."""
+        return self._stored_flags(group_id).model_copy(update={"ban": channel.ban, "disband": channel.disband})
+
+    # -- mutes --------------------------------------------------------------------------------
+
+    def _sweep_mutes(self, group_id: str) -> Flow[None]:
+        """Lift timed mutes that are due: off the denylist first, then out of the store."""
+        if self.store is None:
+            return
+        now = self._now()
+        due = [m.user_id for m in self.store.members(group_id) if m.muted_until is not None and m.muted_until <= now]
+        if not due:
+            return
+        yield self._post("/channel/blacklist_remove", {"channel_id": group_id, "channel_type": wire.GROUP, "uids": due})
+        self.store.set_mutes(group_id, due, None)
+        self._invalidate(group_id)
+
+    def _store_mute(self, group_id: str, user_id: str) -> float | None:
+        if self.store is None:
+            return None
+        row = self.store.member(group_id, user_id)
+        return row.muted_until if row is not None and row.muted_until and row.muted_until > self._now() else None
+
+    # -- users --------------------------------------------------------------------------------
+
+    def _require_users(self, user_ids: Sequence[str], operation: Operation) -> Flow[None]:
+        """Users known to the store, or to WuKongIM (then remembered); NotFoundError otherwise."""
+        store = self._need_store(operation)
+        missing = [uid for uid in user_ids if uid not in store.existing_users(user_ids)]
+        unknown = []
+        for uid in missing:
+            try:
+                reply = yield self._get("/cluster/users", {"uid": uid})
+            except NotFoundError:
+                unknown.append(uid)
+                continue
+            rows = reply.get("data") if isinstance(reply, dict) else None
+            if any(isinstance(row, dict) and row.get("uid") == uid for row in rows or []):
+                store.add_users([uid], self._now())
+            else:
+                unknown.append(uid)
+        if unknown:
+            raise NotFoundError(f"unknown users: {', '.join(unknown)}", provider=NAME, operation=operation.value)
+
+    # -- escape hatch -------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, body: Any = None, *, params: dict[str, Any] | None = None) -> Flow[Any]:
+        """Any v2 route, with the manager token and the envelope/error mapping. A GET is retried after a
+        failure; any other method is not (it may have landed). Flags written through ``/channel`` or
+        ``/channel/info`` for a group are remembered, so imbridge's later flag writes preserve them."""
+        verb = method.upper()
+        if not path.startswith("/"):
+            path = "/" + path
+        request = Request(
+            verb, path, json=body, params={k: str(v) for k, v in (params or {}).items()}, api=path,
+            replay_safe=verb == "GET",
+        )  # fmt: skip
+        return self._call(request)
+
+    def _call(self, request: Request) -> Flow[Any]:
+        reply = yield request
+        body = request.json
+        if (
+            request.method == "POST"
+            and request.path in ("/channel", "/channel/info")
+            and isinstance(body, dict)
+            and body.get("channel_type", wire.GROUP) == wire.GROUP
+            and isinstance(body.get("channel_id"), str)
+        ):
+            flags = wire.ChannelFlags.model_validate({k: int(body.get(k) or 0) for k in wire.FLAG_NAMES})
+            self._remember_flags(body["channel_id"], flags)
+            self._invalidate(body["channel_id"])
+        return reply

@@ -1,0 +1,259 @@
+"""``im.messages``: send (one, or one to many), history, revoke."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from imbridge._flow import EMPTY
+from imbridge.capabilities import Operation
+from imbridge.errors import InvalidRequestError
+from imbridge.models import (
+    BatchResult,
+    Conversation,
+    Message,
+    MessageRef,
+    Page,
+    SentMessage,
+    Text,
+)
+from imbridge.models._build import prevalidated
+from imbridge.models._validation import check_id, check_ids
+from imbridge.models.content import Custom, Face, File, Image, Location, Sound, Video
+from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
+from imbridge.resources._base import AsyncResource, Call, Operations, SyncResource, _new_key
+
+_ELEMENT_TYPES = (Text, Image, File, Sound, Video, Location, Face, Custom)
+_CONTENT_TYPES = (str, *_ELEMENT_TYPES)
+ContentInput = str | Text | Image | File | Sound | Video | Location | Face | Custom
+MAX_HISTORY_PAGE = 200
+
+
+def _text_element(text: str) -> Text:
+    """The element for a non-empty ``str``, checked by the caller: built without pydantic validating it
+    again, since nearly every send carries one."""
+    if type(text) is not str:  # a subclass goes through the model, which decides what to keep of it
+        return Text(text)
+    return prevalidated(Text, {"type": "text", "text": text}, {"text"})
+
+
+def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
+    if type(content) is str and content:  # most sends: one piece of text, without building a list for it
+        return (_text_element(content),)
+    if isinstance(content, _CONTENT_TYPES):
+        items = [content]
+    elif isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):
+        items = list(content)
+    else:  # an int, a dict or bytes would otherwise fail deep inside with a TypeError, or send its keys
+        raise InvalidRequestError(f"content must be text, an element or a list of them, not {type(content).__name__}")
+    if not items:
+        raise InvalidRequestError("a message needs at least one content element")
+    elements: list[Any] = []
+    for item in items:
+        if isinstance(item, str):
+            if not item:
+                raise InvalidRequestError("empty text")
+            elements.append(_text_element(item))
+        elif isinstance(item, _ELEMENT_TYPES):
+            elements.append(item)
+        else:
+            raise InvalidRequestError(f"not a content element: {type(item).__name__}")
+    return tuple(elements)
+
+
+class MessageOperations(Operations):
+    def send(
+        self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
+        idempotency_key: str | None, metadata: Mapping[str, Any] | None, options: Mapping[str, Any] | None,
+        confirm: bool | None,
+    ) -> Call[SentMessage]:  # fmt: skip
+        operation = self._gate(Operation.MESSAGES_SEND)
+        if not isinstance(to, Conversation):
+            raise InvalidRequestError("to must be a Conversation (Conversation.user(...) or Conversation.group(...))")
+        check_id(to.id, "conversation id")  # Conversation(...) built directly skips the factories' check
+        message = OutgoingMessage(
+            sender=check_id(sender, "sender"),
+            to=to,
+            elements=_content(content),
+            # Fixed here, before the first attempt, so every retry carries the same dedupe key.
+            idempotency_key=check_id(idempotency_key, "idempotency_key") if idempotency_key else _new_key(),
+            metadata=dict(metadata) if metadata else EMPTY,
+            options=dict(options) if options else EMPTY,
+            confirm=confirm,
+            key_from_caller=idempotency_key is not None,
+        )
+        return operation, self.provider.send_message(message)
+
+    def send_batch(
+        self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
+        idempotency_key: str | None, metadata: Mapping[str, Any] | None, options: Mapping[str, Any] | None,
+    ) -> Call[BatchResult]:  # fmt: skip
+        operation = self._gate(Operation.MESSAGES_SEND_BATCH)
+        batch = BatchDraft(
+            sender=check_id(sender, "sender"),
+            recipients=tuple(check_ids(recipients, "recipients")),
+            elements=_content(content),
+            idempotency_key=check_id(idempotency_key, "idempotency_key") if idempotency_key else _new_key(),
+            metadata=dict(metadata or {}),
+            options=dict(options or {}),
+        )
+        return operation, self.provider.send_batch(batch)
+
+    def history(
+        self, conversation: Conversation, viewer: str, *, limit: int, cursor: str | None, direction: Direction | str
+    ) -> Call[Page[Message]]:
+        operation = self._gate(Operation.MESSAGES_HISTORY)
+        if not isinstance(conversation, Conversation):
+            raise InvalidRequestError("conversation must be a Conversation")
+        check_id(conversation.id, "conversation id")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_PAGE:
+            raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_HISTORY_PAGE}, got {limit!r}")
+        if cursor is not None and (not isinstance(cursor, str) or not cursor):
+            raise InvalidRequestError("cursor must be a string returned as next_cursor")
+        try:
+            way = Direction(direction)
+        except ValueError:
+            raise InvalidRequestError(f"direction must be 'backward' or 'forward', got {direction!r}") from None
+        query = HistoryQuery(conversation, check_id(viewer, "viewer"), limit, cursor, way)
+        return operation, self.provider.history(query)
+
+    def revoke(self, ref: MessageRef | str) -> Call[None]:
+        operation = self._gate(Operation.MESSAGES_REVOKE)
+        parsed = MessageRef.parse(ref) if isinstance(ref, str) else ref
+        if not isinstance(parsed, MessageRef):
+            raise InvalidRequestError("ref must be a MessageRef or its string form")
+        if parsed.provider != self.provider.name:
+            raise InvalidRequestError(
+                f"this reference names a {parsed.provider} message; this client is {self.provider.name}"
+            )
+        return operation, self.provider.revoke(parsed)
+
+
+class Messages(SyncResource[MessageOperations]):
+    _operations = MessageOperations
+
+    def send(
+        self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
+        idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None, confirm: bool | None = None,
+    ) -> SentMessage:  # fmt: skip
+        """Send ``content`` (elements, or a plain string for text) from ``sender`` to a user or a group.
+
+        The same ``idempotency_key`` (generated when omitted) is used on every retry, so a retried send
+        is stored once. ``options`` passes provider-specific fields through (Tencent ``OfflinePushInfo``,
+        ``CloudCustomData``...). ``confirm`` (WuKongIM) waits until the message is stored.
+        """
+        return self._run(
+            self._ops.send(
+                sender,
+                to,
+                content,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                options=options,
+                confirm=confirm,
+            )
+        )
+
+    def send_batch(
+        self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
+        idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> BatchResult:  # fmt: skip
+        """Send one message to many users one-to-one; the result has an item per recipient."""
+        return self._run(
+            self._ops.send_batch(
+                sender, recipients, content, idempotency_key=idempotency_key, metadata=metadata, options=options
+            )
+        )
+
+    def history(
+        self, conversation: Conversation, viewer: str, *, limit: int = 50, cursor: str | None = None,
+        direction: Direction | str = Direction.BACKWARD,
+    ) -> Page[Message]:  # fmt: skip
+        """One page of history as ``viewer`` sees it: newest first (``backward``) or oldest first."""
+        return self._run(self._ops.history(conversation, viewer, limit=limit, cursor=cursor, direction=direction))
+
+    def iter_history(
+        self,
+        conversation: Conversation,
+        viewer: str,
+        *,
+        page_size: int = 50,
+        direction: Direction | str = Direction.BACKWARD,
+    ) -> Iterator[Message]:
+        """Every message, page after page, in the order of ``direction``."""
+        cursor: str | None = None
+        while True:
+            page = self.history(conversation, viewer, limit=page_size, cursor=cursor, direction=direction)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def revoke(self, ref: MessageRef | str) -> None:
+        """Revoke (recall) a sent message; history then shows it revoked, its content gone."""
+        self._run(self._ops.revoke(ref))
+
+
+class AsyncMessages(AsyncResource[MessageOperations]):
+    _operations = MessageOperations
+
+    async def send(
+        self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
+        idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None, confirm: bool | None = None,
+    ) -> SentMessage:  # fmt: skip
+        """Send ``content`` from ``sender`` to a user or a group; see :meth:`Messages.send`."""
+        return await self._run(
+            self._ops.send(
+                sender,
+                to,
+                content,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                options=options,
+                confirm=confirm,
+            )
+        )
+
+    async def send_batch(
+        self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
+        idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> BatchResult:  # fmt: skip
+        """Send one message to many users one-to-one; the result has an item per recipient."""
+        return await self._run(
+            self._ops.send_batch(
+                sender, recipients, content, idempotency_key=idempotency_key, metadata=metadata, options=options
+            )
+        )
+
+    async def history(
+        self, conversation: Conversation, viewer: str, *, limit: int = 50, cursor: str | None = None,
+        direction: Direction | str = Direction.BACKWARD,
+    ) -> Page[Message]:  # fmt: skip
+        """One page of history as ``viewer`` sees it: newest first (``backward``) or oldest first."""
+        return await self._run(self._ops.history(conversation, viewer, limit=limit, cursor=cursor, direction=direction))
+
+    async def iter_history(
+        self,
+        conversation: Conversation,
+        viewer: str,
+        *,
+        page_size: int = 50,
+        direction: Direction | str = Direction.BACKWARD,
+    ) -> AsyncIterator[Message]:
+        """Every message, page after page, in the order of ``direction``."""
+        cursor: str | None = None
+        while True:
+            page = await self.history(conversation, viewer, limit=page_size, cursor=cursor, direction=direction)
+            for message in page.items:
+                yield message
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def revoke(self, ref: MessageRef | str) -> None:
+        """Revoke (recall) a sent message; history then shows it revoked, its content gone."""
+        await self._run(self._ops.revoke(ref))

@@ -1,0 +1,107 @@
+"""``im.users``: accounts, profiles and login credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from imbridge.capabilities import Operation
+from imbridge.errors import InvalidRequestError
+from imbridge.models import BatchResult, Gender, LoginCredentials, Profile
+from imbridge.models._validation import check_id, check_ids
+from imbridge.providers.base import ProfileUpdate
+from imbridge.resources._base import AsyncResource, Call, Operations, SyncResource, _seconds, _text
+
+DEFAULT_LOGIN_TTL = timedelta(days=1)
+
+
+class UserOperations(Operations):
+    def register(self, user_ids: Sequence[str]) -> Call[BatchResult]:
+        operation = self._gate(Operation.USERS_REGISTER)
+        return operation, self.provider.register_users(check_ids(user_ids, "user ids"))
+
+    def get_profiles(self, user_ids: Sequence[str]) -> Call[list[Profile]]:
+        operation = self._gate(Operation.USERS_GET_PROFILES)
+        return operation, self.provider.get_profiles(check_ids(user_ids, "user ids"))
+
+    def set_profile(
+        self, user_id: str, *, nickname: str | None, avatar_url: str | None, gender: Gender | str | None,
+        signature: str | None, custom: Mapping[str, str] | None,
+    ) -> Call[None]:  # fmt: skip
+        operation = self._gate(Operation.USERS_SET_PROFILE)
+        custom = dict(custom or {})
+        for key, value in custom.items():
+            check_id(key, "custom profile key", max_bytes=32)
+            _text(value, f"custom profile value {key!r}", max_bytes=500)
+        try:
+            gender_value = Gender(gender) if gender is not None else None
+        except ValueError:
+            raise InvalidRequestError(f"gender must be one of {[g.value for g in Gender]}, got {gender!r}") from None
+        update = ProfileUpdate(
+            nickname=_text(nickname, "nickname", max_bytes=500),
+            avatar_url=_text(avatar_url, "avatar_url", max_bytes=500),
+            gender=gender_value,
+            signature=_text(signature, "signature", max_bytes=500),
+            custom=custom,
+        )
+        if update == ProfileUpdate():
+            raise InvalidRequestError("set_profile needs at least one field to change")
+        return operation, self.provider.set_profile(check_id(user_id, "user id"), update)
+
+    def login_credentials(self, user_id: str, ttl: timedelta | int) -> Call[LoginCredentials]:
+        operation = self._gate(Operation.USERS_LOGIN_CREDENTIALS)
+        return operation, self.provider.login_credentials(check_id(user_id, "user id"), _seconds(ttl, "ttl"))
+
+
+class Users(SyncResource[UserOperations]):
+    _operations = UserOperations
+
+    def register(self, user_ids: Sequence[str]) -> BatchResult:
+        """Create accounts (an existing account is left as it is). One BatchItem per user."""
+        return self._run(self._ops.register(user_ids))
+
+    def get_profiles(self, user_ids: Sequence[str]) -> list[Profile]:
+        """Profiles in the order asked. NotFoundError names any unknown user."""
+        return self._run(self._ops.get_profiles(user_ids))
+
+    def set_profile(
+        self, user_id: str, *, nickname: str | None = None, avatar_url: str | None = None,
+        gender: Gender | str | None = None, signature: str | None = None, custom: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """Change the given fields; others stay. ``custom`` keys are merged into the existing ones."""
+        self._run(
+            self._ops.set_profile(
+                user_id, nickname=nickname, avatar_url=avatar_url, gender=gender, signature=signature, custom=custom
+            )
+        )
+
+    def login_credentials(self, user_id: str, ttl: timedelta | int = DEFAULT_LOGIN_TTL) -> LoginCredentials:
+        """What a client SDK logs in with (a UserSig on Tencent, a token on WuKongIM and local)."""
+        return self._run(self._ops.login_credentials(user_id, ttl))
+
+
+class AsyncUsers(AsyncResource[UserOperations]):
+    _operations = UserOperations
+
+    async def register(self, user_ids: Sequence[str]) -> BatchResult:
+        """Create accounts (an existing account is left as it is). One BatchItem per user."""
+        return await self._run(self._ops.register(user_ids))
+
+    async def get_profiles(self, user_ids: Sequence[str]) -> list[Profile]:
+        """Profiles in the order asked. NotFoundError names any unknown user."""
+        return await self._run(self._ops.get_profiles(user_ids))
+
+    async def set_profile(
+        self, user_id: str, *, nickname: str | None = None, avatar_url: str | None = None,
+        gender: Gender | str | None = None, signature: str | None = None, custom: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """Change the given fields; others stay. ``custom`` keys are merged into the existing ones."""
+        await self._run(
+            self._ops.set_profile(
+                user_id, nickname=nickname, avatar_url=avatar_url, gender=gender, signature=signature, custom=custom
+            )
+        )
+
+    async def login_credentials(self, user_id: str, ttl: timedelta | int = DEFAULT_LOGIN_TTL) -> LoginCredentials:
+        """What a client SDK logs in with (a UserSig on Tencent, a token on WuKongIM and local)."""
+        return await self._run(self._ops.login_credentials(user_id, ttl))
