@@ -207,3 +207,18 @@ def test_before_send_without_a_handler_allows_and_a_failing_handler_lets_tencent
     # Not 200: Tencent then applies the console's timeout policy (documented default: deliver).
     assert reply.status == 500 and isinstance(reply.error, RuntimeError)
     assert TOKEN not in reply.body.decode() and str(APP) not in reply.body.decode()
+
+
+def test_the_app_handler_written_once_on_the_official_examples() -> None:
+    from chat_index import ChatIndex
+
+    receiver = tencent_receiver()
+    index = ChatIndex(receiver)
+    for command in ("C2C.CallbackAfterSendMsg", "Group.CallbackAfterSendMsg", "C2C.CallbackAfterMsgWithDraw",
+                    "Group.CallbackAfterNewMemberJoin", "Group.CallbackAfterMemberExit", "State.StateChange"):  # fmt: skip
+        assert receiver.handle("POST", "/", {}, signed_query(command), official_body(command)).status == 200
+    c2c = mapping.c2c_ref("jared", "Jonh", "48374_2837546_1557481126")
+    assert index.text_of(c2c) == "red packet" and index.was_revoked(c2c)
+    assert index.text_of(mapping.group_ref("@TGS#2J4SZEAEL", "jared", 123)) == "red packet"
+    assert index.left["@TGS#2J4SZEAEL"] == {"jared", "tommy"} and index.members["@TGS#2J4SZEAEL"] == set()
+    assert index.online["testuser316"] == 1 - 2  # logged in, and two devices kicked off

@@ -74,7 +74,9 @@ SUPPORT: dict[str, EventSupport] = {
     "user.offline": EventSupport(Support.UNSUPPORTED, "the local provider has no client connections"),
     "message.recipients_offline": EventSupport(Support.UNSUPPORTED, "the local provider has no client connections"),
     "before_send": EventSupport(
-        Support.EMULATED, "imbridge applies the app's on_before_send policy to every send made through imbridge"
+        Support.EMULATED,
+        "IMClient(before_send=policy) applies the policy to each messages.send, before it is stored "
+        "(send_batch is not asked, as Tencent's batchsendmsg is not)",
     ),
 }  # fmt: skip
 

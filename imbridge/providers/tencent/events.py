@@ -87,8 +87,10 @@ SUPPORT: dict[str, EventSupport] = {
     "message.recipients_offline": EventSupport(Support.UNSUPPORTED, "Tencent has no such callback"),
     "before_send": EventSupport(
         Support.NATIVE,
-        f"C2C.CallbackBeforeSendMsg ({_PAGES}34364), Group.CallbackBeforeSendMsg ({_PAGES}34374): every send, "
-        "client SDKs' included; Tencent waits 2 s, then applies the console's timeout policy (default: deliver)",
+        f"C2C.CallbackBeforeSendMsg ({_PAGES}34364), Group.CallbackBeforeSendMsg ({_PAGES}34374), answered by "
+        "EventReceiver.on_before_send: every sendmsg/send_group_msg, client SDKs' included (batchsendmsg triggers "
+        "none); Tencent waits 2 s, then applies the console's timeout policy (default: deliver). A client's "
+        "before_send is not applied on Tencent, so that a policy runs once per message",
     ),
 }
 

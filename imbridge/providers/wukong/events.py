@@ -96,8 +96,9 @@ SUPPORT: dict[str, EventSupport] = {
     ),
     "before_send": EventSupport(
         Support.EMULATED,
-        "WuKongIM v2.2.5 has no before-send hook: imbridge applies the app's on_before_send policy to sends "
-        "made through imbridge; messages client SDKs send are not covered (they reach WuKongIM directly)",
+        "WuKongIM v2.2.5 has no before-send hook: IMClient(before_send=policy) applies the policy to each "
+        "messages.send made through that client, before any request (send_batch is not asked, as Tencent's "
+        "batchsendmsg is not); messages client SDKs send reach WuKongIM directly and are not covered",
     ),
 }
 
