@@ -214,8 +214,9 @@ def test_the_app_handler_written_once_on_the_official_examples() -> None:
 
     receiver = tencent_receiver()
     index = ChatIndex(receiver)
-    for command in ("C2C.CallbackAfterSendMsg", "Group.CallbackAfterSendMsg", "C2C.CallbackAfterMsgWithDraw",
-                    "Group.CallbackAfterNewMemberJoin", "Group.CallbackAfterMemberExit", "State.StateChange"):  # fmt: skip
+    commands = ("C2C.CallbackAfterSendMsg", "Group.CallbackAfterSendMsg", "C2C.CallbackAfterMsgWithDraw",
+                "Group.CallbackAfterNewMemberJoin", "Group.CallbackAfterMemberExit", "State.StateChange")
+    for command in commands:
         assert receiver.handle("POST", "/", {}, signed_query(command), official_body(command)).status == 200
     c2c = mapping.c2c_ref("jared", "Jonh", "48374_2837546_1557481126")
     assert index.text_of(c2c) == "red packet" and index.was_revoked(c2c)
