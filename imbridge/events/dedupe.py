@@ -45,22 +45,31 @@ class MemoryDedupeStore:
         self.max_entries = max_entries
         self._expiry: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+        self._next_sweep = 0.0
 
     def claim(self, key: str, *, ttl: float, now: float) -> bool:
         with self._lock:
             expiry = self._expiry
             held = expiry.get(key)
-            if held is not None and held > now:
-                return False
-            # Claims are appended in time order, so the expired ones are at the front.
-            while expiry:
-                oldest, until = next(iter(expiry.items()))
-                if until > now and len(expiry) < self.max_entries:
-                    break
-                del expiry[oldest]
-            expiry.pop(key, None)
+            if held is not None:
+                if held > now:
+                    return False
+                del expiry[key]
+            if now >= self._next_sweep or len(expiry) >= self.max_entries:
+                self._sweep(now)
             expiry[key] = now + ttl
             return True
+
+    def _sweep(self, now: float) -> None:
+        """Drop expired claims, then the oldest past the bound. Claims are appended in time order, so the
+        expired ones are at the front; a sweep runs at most once a second (or when full)."""
+        expiry = self._expiry
+        while expiry:
+            oldest, until = next(iter(expiry.items()))
+            if until > now and len(expiry) < self.max_entries:
+                break
+            del expiry[oldest]
+        self._next_sweep = now + 1.0
 
     def release(self, key: str) -> None:
         with self._lock:

@@ -132,6 +132,7 @@ class EventReceiver:
         self._handlers: list[tuple[tuple[type[BaseEvent], ...], Handler]] = []
         self._before_send: BeforeSend | None = None
         self._app: ReceiverApp | None = None
+        self._ack = self._adapter.acknowledge()
 
     @staticmethod
     def _build_adapter(
@@ -277,7 +278,8 @@ class EventReceiver:
                 reply = self._adapter.refuse(failed, 500)
                 return replace(reply, handled=tuple(handled), duplicates=duplicates, error=exc)
             handled.append(event)
-        return replace(self._adapter.acknowledge(), handled=tuple(handled), duplicates=duplicates)
+        ack = self._ack
+        return Reply(ack.status, ack.body, ack.headers, tuple(handled), duplicates)
 
     def _decide(self, pending: MessageSending) -> Generator[_Call, Any, Reply]:
         decision: Any = Allow()
@@ -311,7 +313,7 @@ class EventReceiver:
             while True:
                 try:
                     result = call.handler(call.argument)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         if inspect.iscoroutine(result):
                             result.close()
                         raise ConfigurationError("an async handler needs handle_async() or the ASGI app")
@@ -329,7 +331,7 @@ class EventReceiver:
             while True:
                 try:
                     result = call.handler(call.argument)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         result = await result
                 except Exception as exc:
                     call = flow.throw(exc)

@@ -147,3 +147,25 @@ def test_revoke_notices_are_not_new_messages() -> None:
     ]  # fmt: skip
     assert len(notices) == 1 and len(revoked) == 1
     assert notices[0] not in {event.ref.key for event in created}
+
+
+def test_events_built_without_revalidation_equal_the_validating_constructors() -> None:
+    receiver = wukong_receiver()
+    created: list[MessageCreated] = []
+    receiver.on(MessageCreated)(created.append)
+    replay(receiver)
+    assert created
+    for event in created:
+        m = event.message
+        conversation = Conversation.model_validate(m.conversation.model_dump())
+        ref = MessageRef(provider=m.ref.provider, conversation=conversation, sender=m.ref.sender, key=m.ref.key,
+                         seq=m.ref.seq, extra=dict(m.ref.extra))  # fmt: skip
+        again = MessageCreated(
+            provider=event.provider, event_id=event.event_id, occurred_at=event.occurred_at,
+            received_at=event.received_at, raw=event.raw,
+            message=type(m)(ref=ref, sender=m.sender, conversation=conversation, elements=list(m.elements),
+                            time=m.time, seq=m.seq, metadata=m.metadata, provider=m.provider, raw=m.raw),
+        )  # fmt: skip
+        assert again == event and again.model_dump_json() == event.model_dump_json()
+        assert str(again.ref) == str(event.ref) and MessageRef.parse(str(event.ref)) == event.ref
+        assert again.model_fields_set == event.model_fields_set

@@ -41,6 +41,7 @@ from imbridge.events.models import (
     UnknownEvent,
     UserOffline,
     UserOnline,
+    build,
 )
 from imbridge.models import Message, MessageRef
 from imbridge.models.conversation import Conversation, ConversationKind
@@ -107,28 +108,30 @@ def _digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:32]
 
 
+_KINDS = {wire.PERSON: ConversationKind.USER, wire.GROUP: ConversationKind.GROUP}
+
+
 def _conversation(message: webhooks.WebhookMessage) -> Conversation | None:
-    if message.channel_type == wire.PERSON:
-        # MessageResp.From renders a person channel as the recipient (internal/types/message.go:81-92).
-        return Conversation(kind=ConversationKind.USER, id=message.channel_id)
-    if message.channel_type == wire.GROUP:
-        return Conversation(kind=ConversationKind.GROUP, id=message.channel_id)
-    return None
+    # MessageResp.From renders a person channel as the recipient (internal/types/message.go:81-92).
+    kind = _KINDS.get(message.channel_type)
+    return None if kind is None else build(Conversation, kind=kind, id=message.channel_id)
 
 
-def message_of(message: webhooks.WebhookMessage, payload: dict[str, Any] | None) -> Message | None:
-    """The neutral message (its ref as an imbridge send of it returned), or None for other channel types."""
+def message_of(
+    message: webhooks.WebhookMessage, payload: dict[str, Any] | None, raw: dict[str, Any], time: datetime
+) -> Message | None:
+    """The neutral message (its ref as an imbridge send of it returned), or None for other channel types.
+    Built from the wire model's checked fields (``build``): this runs for every message of every batch."""
     conversation = _conversation(message)
     if conversation is None:
         return None
-    sender = message.sender
-    ref = MessageRef(provider=NAME, conversation=conversation, sender=sender, key=str(message.message_id),
-                     seq=message.message_seq or None, extra={"client_msg_no": message.client_msg_no})  # fmt: skip
-    return Message(
-        ref=ref, sender=sender, conversation=conversation,
-        elements=mapping.payload_to_elements(payload, message.payload),
-        time=seconds(message.timestamp, "timestamp", provider=NAME), seq=message.message_seq or None,
-        metadata=mapping.payload_metadata(payload), provider=NAME, raw=message.model_dump(),
+    sender, seq = message.sender, message.message_seq or None
+    ref = build(MessageRef, provider=NAME, conversation=conversation, sender=sender, key=str(message.message_id),
+                seq=seq, extra={"client_msg_no": message.client_msg_no})  # fmt: skip
+    return build(
+        Message, ref=ref, sender=sender, conversation=conversation,
+        elements=mapping.payload_to_elements(payload, message.payload), time=time, seq=seq,
+        metadata=mapping.payload_metadata(payload), provider=NAME, raw=raw,
     )  # fmt: skip
 
 
@@ -191,12 +194,10 @@ def _revoked(message: webhooks.WebhookMessage, payload: dict[str, Any], target: 
 
 def notify_events(event: webhooks.MessageNotifyEvent, received_at: datetime) -> list[Event]:
     events: list[Event] = []
-    for message in event.messages:
+    for message, raw in zip(event.messages, event.raw, strict=True):
         payload = mapping.decode_payload(message.payload)
-        common: dict[str, Any] = {
-            "provider": NAME, "received_at": received_at, "raw": message.model_dump(),
-            "occurred_at": seconds(message.timestamp, "timestamp", provider=NAME),
-        }  # fmt: skip
+        time = seconds(message.timestamp, "timestamp", provider=NAME)
+        common: dict[str, Any] = {"provider": NAME, "received_at": received_at, "raw": raw, "occurred_at": time}
         target = mapping.revoked_target(payload)
         if payload is not None and target is not None:
             events.append(_revoked(message, payload, target, common))
@@ -205,13 +206,13 @@ def notify_events(event: webhooks.MessageNotifyEvent, received_at: datetime) -> 
         if notices is not None:
             events.extend(notices)
             continue
-        built = message_of(message, payload)
+        built = message_of(message, payload, raw, time)
         if built is None:
             detail = f"channel type {message.channel_type}"
             events.append(UnknownEvent(**common, event_id=f"wukong:msg:{message.message_id}",
                                        name=webhooks.MSG_NOTIFY, detail=detail))  # fmt: skip
             continue
-        events.append(MessageCreated(**common, event_id=f"wukong:msg:{message.message_id}", message=built))
+        events.append(build(MessageCreated, **common, event_id=f"wukong:msg:{message.message_id}", message=built))
     return events
 
 
@@ -235,11 +236,12 @@ def to_events(event: Any, body: bytes, received_at: datetime) -> list[Event]:
     if isinstance(event, webhooks.MessageOfflineEvent):
         message = event.message
         payload = mapping.decode_payload(message.payload)
-        built = message_of(message, payload)
+        raw = message.model_dump()
+        # This timestamp is the webhook's (webhook.go:280), not the message's.
+        time = seconds(message.timestamp, "timestamp", provider=NAME)
+        built = message_of(message, payload, raw, time)
         common: dict[str, Any] = {
-            "provider": NAME, "received_at": received_at, "raw": message.model_dump(),
-            # This timestamp is the webhook's (webhook.go:280), not the message's.
-            "occurred_at": seconds(message.timestamp, "timestamp", provider=NAME),
+            "provider": NAME, "received_at": received_at, "raw": raw, "occurred_at": time,
             "event_id": f"wukong:offline:{message.message_id}:{event.source_id}",
         }  # fmt: skip
         if built is None:

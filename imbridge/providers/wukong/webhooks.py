@@ -65,6 +65,8 @@ class MessageNotifyEvent(BaseModel):
 
     event: Literal["msg.notify"] = "msg.notify"
     messages: list[WebhookMessage]
+    raw: list[dict[str, Any]] = Field(default_factory=list, repr=False, exclude=True)
+    """Each message as it arrived (the JSON objects ``messages`` were read from)."""
 
 
 class MessageOfflineEvent(BaseModel):
@@ -173,7 +175,7 @@ def parse_webhook(
         if event == MSG_NOTIFY:
             if not isinstance(data, list):
                 raise _invalid(event, "body is not an array")
-            return MessageNotifyEvent(messages=[WebhookMessage.model_validate(item) for item in data])
+            return MessageNotifyEvent(messages=[WebhookMessage.model_validate(item) for item in data], raw=data)
         if event == MSG_OFFLINE:
             if not isinstance(data, dict):
                 raise _invalid(event, "body is not an object")
