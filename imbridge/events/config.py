@@ -24,7 +24,8 @@ class ReceiverSettings(ProviderSettings):
     dedupe_seconds: float = Field(default=3600.0, gt=0)
     """How long an event's id is remembered: a re-delivery inside this window is not handed on again."""
     dedupe_store: str = "memory"
-    """``memory`` (this process only), or a database (``sqlite:///path``, a file path) shared by every worker."""
+    """``memory`` (this process only), or a database shared by every worker (``sqlite:///path``, a file path, or
+    ``postgresql://...`` for several hosts)."""
     dedupe_max_entries: int = Field(default=DEFAULT_MAX_ENTRIES, ge=1)
     """Bound of the in-memory store."""
     allow_from: str = ""

@@ -74,7 +74,8 @@ def _settings_error(what: str, error: pydantic.ValidationError) -> Configuration
 
 
 def open_dedupe_store(spec: str, *, max_entries: int) -> DedupeStore:
-    """``memory``, or a database shared by workers (imbridge's store: ``sqlite:///path`` or a file path)."""
+    """``memory``, or a database shared by workers (imbridge's storage layer: ``sqlite:///path``, a file path
+    or ``postgresql://...``)."""
     if spec.strip().lower() in ("", "memory", ":memory:"):
         return MemoryDedupeStore(max_entries)
     from imbridge.events.sql_dedupe import SQLDedupeStore

@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -72,25 +73,10 @@ def test_a_failing_handler_gets_the_retry() -> None:
 
 
 def test_concurrent_deliveries_of_one_event_hand_it_on_once(tmp_path: Path) -> None:
-    # Two receivers (two workers) sharing one database store, eight threads delivering the same batch.
+    # Two receivers (two workers) sharing one SQLite store database, eight threads delivering the same batch.
     database = f"sqlite:///{tmp_path / 'claims.db'}"
     receivers = [wukong_receiver(dedupe=SQLDedupeStore(database)) for _ in range(2)]
-    seen: list[str] = []
-    lock = threading.Lock()
-    for receiver in receivers:
-        receiver.on(MessageCreated)(lambda event: (lock.acquire(), seen.append(event.event_id), lock.release()))
-    barrier = threading.Barrier(8)
-
-    def deliver(index: int) -> None:
-        barrier.wait()
-        assert _notify(receivers[index % 2]) == 200
-
-    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert seen == ["wukong:msg:2128000000000000001"]
+    assert _race(receivers, 8) == ["wukong:msg:2128000000000000001"]
 
 
 def test_the_memory_store_is_bounded_and_expires() -> None:
@@ -202,3 +188,42 @@ def test_tencent_retries_and_replays_inside_the_window_are_one_event() -> None:
     later.on()(seen.append)
     again = later.handle("POST", "/", {}, signed_query("Group.CallbackAfterSendMsg", at=REQUEST_TIME + 1), body)
     assert first.status == again.status == 200 and again.duplicates == 1 and len(seen) == 1
+
+
+def _race(receivers: list[EventReceiver], deliveries: int) -> list[str]:
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def count(event: BaseEvent) -> None:
+        with lock:
+            seen.append(event.event_id)
+
+    for receiver in receivers:
+        receiver.on(MessageCreated)(count)
+    barrier = threading.Barrier(deliveries)
+
+    def deliver(index: int) -> None:
+        barrier.wait()
+        assert _notify(receivers[index % len(receivers)]) == 200
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(deliveries)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return seen
+
+
+def test_workers_on_one_postgresql_database_hand_an_event_on_once(imbridge_postgres: Any) -> None:
+    url = imbridge_postgres.fresh_database()
+    stores = [SQLDedupeStore(url) for _ in range(3)]  # three workers, each with its own connection pool
+    try:
+        assert _race([wukong_receiver(dedupe=store) for store in stores], 9) == ["wukong:msg:2128000000000000001"]
+        # An expired claim is taken over; a released one is free again.
+        assert stores[0].claim("k", ttl=10, now=100) and not stores[1].claim("k", ttl=10, now=105)
+        assert stores[2].claim("k", ttl=10, now=111)
+        stores[0].release("k")
+        assert stores[1].claim("k", ttl=10, now=112)
+    finally:
+        for store in stores:
+            store.close()
