@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pydantic
 
@@ -48,7 +48,6 @@ __all__ = ["EventReceiver"]
 
 _log = logging.getLogger("imbridge.events")
 
-E = TypeVar("E", bound=BaseEvent)
 Handler = Callable[[Any], Any]
 """A sync function, or (with ``handle_async`` and the ASGI app) an ``async def``, taking one event."""
 BeforeSend = Callable[[MessageSending], Decision | Awaitable[Decision]]
