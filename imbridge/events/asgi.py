@@ -32,6 +32,24 @@ async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
+def _query(raw: bytes) -> dict[str, str]:
+    """The query string's parameters (the first of repeated ones, as most frameworks keep)."""
+    text = raw.decode("latin-1")
+    if "%" not in text and "+" not in text and text.count("&") < MAX_QUERY_FIELDS:
+        # Nothing to unquote (the vendors' own parameters): split it, at a tenth of parse_qsl's cost.
+        query: dict[str, str] = {}
+        for part in text.split("&"):
+            if part:
+                name, _, value = part.partition("=")
+                query.setdefault(name, value)
+        return query
+    pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
+    query = {}
+    for name, value in pairs:
+        query.setdefault(name, value)
+    return query
+
+
 class ReceiverApp:
     """``receiver.asgi``: serves every path it receives (the receiver checks what it must)."""
 
@@ -51,7 +69,12 @@ class ReceiverApp:
         if kind != "http":
             return
         limit = self.receiver.max_body_bytes
-        declared = next((value for name, value in scope.get("headers", ()) if name == b"content-length"), None)
+        headers: dict[str, str] = {}
+        declared: bytes | None = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                declared = value
+            headers[name.decode("latin-1")] = value.decode("latin-1")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _answer(send, 413, b"request body too large", [(b"content-type", b"text/plain")])
             return
@@ -71,15 +94,10 @@ class ReceiverApp:
                 chunks.append(chunk)
             more = message.get("more_body", False)
         try:
-            pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True,
-                              max_num_fields=MAX_QUERY_FIELDS)  # fmt: skip
+            query = _query(scope.get("query_string", b""))
         except ValueError:
             await _answer(send, 400, b"too many query parameters", [(b"content-type", b"text/plain")])
             return
-        query: dict[str, str] = {}
-        for name, value in pairs:
-            query.setdefault(name, value)  # the first of repeated parameters, as most frameworks do
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", ())}
         client = scope.get("client")
         request = InboundRequest(
             method=scope.get("method", "POST"), path=scope.get("path", "/"), headers=headers, query=query,

@@ -227,3 +227,21 @@ def test_workers_on_one_postgresql_database_hand_an_event_on_once(imbridge_postg
     finally:
         for store in stores:
             store.close()
+
+
+def test_the_asgi_query_parser_agrees_with_parse_qsl() -> None:
+    from urllib.parse import parse_qsl
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from imbridge.events.asgi import _query
+
+    @given(st.text(alphabet="ab=&%+2F0x", max_size=30))
+    def agree(text: str) -> None:
+        expected: dict[str, str] = {}
+        for name, value in parse_qsl(text, keep_blank_values=True):
+            expected.setdefault(name, value)
+        assert _query(text.encode()) == expected
+
+    agree()

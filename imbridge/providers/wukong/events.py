@@ -44,6 +44,7 @@ from imbridge.events.models import (
     build,
 )
 from imbridge.models import Message, MessageRef
+from imbridge.models._build import prevalidated
 from imbridge.models.conversation import Conversation, ConversationKind
 from imbridge.providers.wukong import mapping, webhooks, wire
 
@@ -117,22 +118,34 @@ def _conversation(message: webhooks.WebhookMessage) -> Conversation | None:
     return None if kind is None else build(Conversation, kind=kind, id=message.channel_id)
 
 
+_CREATED_FIELDS = {"provider", "event_id", "occurred_at", "received_at", "raw", "message"}
+_REF_FIELDS = {"provider", "conversation", "sender", "key", "seq", "extra"}
+_MESSAGE_FIELDS = {"ref", "sender", "conversation", "elements", "time", "seq", "metadata", "provider", "raw"}
+_CONVERSATION_FIELDS = {"kind", "id"}
+
+
 def message_of(
     message: webhooks.WebhookMessage, payload: dict[str, Any] | None, raw: dict[str, Any], time: datetime
 ) -> Message | None:
     """The neutral message (its ref as an imbridge send of it returned), or None for other channel types.
-    Built from the wire model's checked fields (``build``): this runs for every message of every batch."""
-    conversation = _conversation(message)
-    if conversation is None:
+
+    Built from the wire model's checked fields without validating them again, every field named in
+    declaration order (as the send path builds its results): this runs for every message of every batch.
+    ``tests/events/test_events_wukong_recorded.py`` builds the same through the validating constructors."""
+    kind = _KINDS.get(message.channel_type)
+    if kind is None:
         return None
+    conversation = prevalidated(Conversation, {"kind": kind, "id": message.channel_id}, _CONVERSATION_FIELDS)
     sender, seq = message.sender, message.message_seq or None
-    ref = build(MessageRef, provider=NAME, conversation=conversation, sender=sender, key=str(message.message_id),
-                seq=seq, extra={"client_msg_no": message.client_msg_no})  # fmt: skip
-    return build(
-        Message, ref=ref, sender=sender, conversation=conversation,
-        elements=mapping.payload_to_elements(payload, message.payload), time=time, seq=seq,
-        metadata=mapping.payload_metadata(payload), provider=NAME, raw=raw,
-    )  # fmt: skip
+    ref = prevalidated(MessageRef, {
+        "provider": NAME, "conversation": conversation, "sender": sender, "key": str(message.message_id),
+        "seq": seq, "extra": {"client_msg_no": message.client_msg_no},
+    }, _REF_FIELDS)  # fmt: skip
+    return prevalidated(Message, {
+        "ref": ref, "sender": sender, "conversation": conversation,
+        "elements": mapping.payload_to_elements(payload, message.payload), "time": time, "seq": seq,
+        "revoked": False, "metadata": mapping.payload_metadata(payload), "provider": NAME, "raw": raw,
+    }, _MESSAGE_FIELDS)  # fmt: skip
 
 
 def _uids(payload: dict[str, Any]) -> list[str]:
@@ -212,7 +225,10 @@ def notify_events(event: webhooks.MessageNotifyEvent, received_at: datetime) -> 
             events.append(UnknownEvent(**common, event_id=f"wukong:msg:{message.message_id}",
                                        name=webhooks.MSG_NOTIFY, detail=detail))  # fmt: skip
             continue
-        events.append(build(MessageCreated, **common, event_id=f"wukong:msg:{message.message_id}", message=built))
+        events.append(prevalidated(MessageCreated, {
+            "provider": NAME, "event_id": f"wukong:msg:{message.message_id}", "occurred_at": time,
+            "received_at": received_at, "raw": raw, "kind": "message.created", "message": built,
+        }, _CREATED_FIELDS))  # fmt: skip
     return events
 
 

@@ -175,7 +175,9 @@ def parse_webhook(
         if event == MSG_NOTIFY:
             if not isinstance(data, list):
                 raise _invalid(event, "body is not an array")
-            return MessageNotifyEvent(messages=[WebhookMessage.model_validate(item) for item in data], raw=data)
+            messages = [WebhookMessage.model_validate(item) for item in data]
+            # Built from what was just validated (each message; the list it came from): not validated twice.
+            return MessageNotifyEvent.model_construct(messages=messages, raw=data)
         if event == MSG_OFFLINE:
             if not isinstance(data, dict):
                 raise _invalid(event, "body is not an object")
