@@ -21,9 +21,14 @@ __all__ = ["Delivery", "EventSupport", "InboundAdapter", "InboundRequest", "Repl
 JSON = {"content-type": "application/json"}
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (a frozen dataclass costs four times as much to build, and these are built on every request):
+# treat them as read-only.
+
+
+@dataclass(slots=True)
 class InboundRequest:
-    """One HTTP request as any web framework can describe it. Header names are matched case-insensitively."""
+    """One HTTP request as any web framework can describe it. Header names are matched case-insensitively.
+    Treat it as read-only."""
 
     method: str
     path: str
@@ -41,9 +46,10 @@ class InboundRequest:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
-    """What to answer the vendor: status, headers and body, plus what happened (for logs and tests)."""
+    """What to answer the vendor: status, headers and body, plus what happened (for logs and tests).
+    Treat it as read-only."""
 
     status: int
     body: bytes = b""
@@ -60,7 +66,7 @@ class Reply:
     """The before-send decision this reply carries."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
     """One verified request, parsed: its events, or a before-send question."""
 

@@ -130,6 +130,8 @@ class EventReceiver:
         self._limits = limits or Limits()
         self._clock = clock
         self._handlers: list[tuple[tuple[type[BaseEvent], ...], Handler]] = []
+        self._by_type: dict[type, list[Handler]] = {}
+        """Handlers of each event class, in registration order (filled on first use, reset by ``on``)."""
         self._before_send: BeforeSend | None = None
         self._app: ReceiverApp | None = None
         self._ack = self._adapter.acknowledge()
@@ -214,6 +216,7 @@ class EventReceiver:
 
         def register(handler: Handler) -> Handler:
             self._handlers.append((tuple(wanted), handler))
+            self._by_type.clear()
             return handler
 
         return register
@@ -268,9 +271,13 @@ class EventReceiver:
                 duplicates += 1
                 continue
             try:
-                for kinds, handler in self._handlers:
-                    if isinstance(event, kinds):
-                        yield _Call(handler, event)
+                handlers = self._by_type.get(type(event))
+                if handlers is None:
+                    handlers = self._by_type[type(event)] = [
+                        handler for kinds, handler in self._handlers if issubclass(type(event), kinds)
+                    ]
+                for handler in handlers:
+                    yield _Call(handler, event)
             except Exception as exc:
                 self._dedupe.release(event.event_id)  # not handled: the vendor's retry must be
                 _log.exception("a %s event handler failed on %s", self.provider, event.event_id)

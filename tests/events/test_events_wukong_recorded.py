@@ -169,3 +169,4 @@ def test_events_built_without_revalidation_equal_the_validating_constructors() -
         assert again == event and again.model_dump_json() == event.model_dump_json()
         assert str(again.ref) == str(event.ref) and MessageRef.parse(str(event.ref)) == event.ref
         assert again.model_fields_set == event.model_fields_set
+

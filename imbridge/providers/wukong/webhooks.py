@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imbridge._inbound import Limits, gunzip_base64, load_json, malformed
 from imbridge.errors import InvalidRequestError
+from imbridge.models._build import prevalidated
 from imbridge.models.content import Element
 from imbridge.providers.wukong import mapping, wire
 
@@ -177,7 +178,8 @@ def parse_webhook(
                 raise _invalid(event, "body is not an array")
             messages = [WebhookMessage.model_validate(item) for item in data]
             # Built from what was just validated (each message; the list it came from): not validated twice.
-            return MessageNotifyEvent.model_construct(messages=messages, raw=data)
+            return prevalidated(MessageNotifyEvent, {"event": MSG_NOTIFY, "messages": messages, "raw": data},
+                                {"messages", "raw"})  # fmt: skip
         if event == MSG_OFFLINE:
             if not isinstance(data, dict):
                 raise _invalid(event, "body is not an object")
