@@ -1,6 +1,6 @@
 """Webhook deliveries into the event receiver's ASGI app, against a bare ASGI app that only parses JSON.
 
-    .venv/bin/python -m benchmarks.webhooks [--deliveries 10000] [--duplicates 0.1] [--rounds 3] [--concurrency 16]
+    .venv/bin/python -m benchmarks.webhooks [--deliveries 10000] [--duplicates 0.1] [--rounds 5] [--block 500]
 
 Both apps are served by uvicorn (one worker, loopback, access log off), each in a process of its own, pinned
 to the last core; the client (raw asyncio streams over keep-alive connections, cheap enough that the servers set
@@ -175,7 +175,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=10_000)
     parser.add_argument("--duplicates", type=float, default=0.1)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--block", type=int, default=500, help="deliveries per turn")
     parser.add_argument("--serve", choices=["receiver", "bare"], help=argparse.SUPPRESS)
