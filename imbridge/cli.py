@@ -320,14 +320,15 @@ def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
         key = args.secret_key or os.environ.get("IMBRIDGE_TENCENT_SECRET_KEY") or secrets.token_hex(32)
         app_id = args.sdk_app_id or int(os.environ.get("IMBRIDGE_TENCENT_SDK_APP_ID") or 1400000000)
         admin = args.admin or os.environ.get("IMBRIDGE_TENCENT_ADMIN") or "administrator"
-        emulator = TencentEmulator(sdk_app_id=app_id, secret_key=key, admin=admin, store=args.store)
+        emulator = TencentEmulator(sdk_app_id=app_id, secret_key=key, admin=admin, store=args.store,
+                                   callback=args.callback_url, callback_token=args.callback_token)  # fmt: skip
         settings = {"IMBRIDGE_TENCENT_SDK_APP_ID": str(app_id), "IMBRIDGE_TENCENT_SECRET_KEY": key,
                     "IMBRIDGE_TENCENT_ADMIN": admin}  # fmt: skip
     else:
         from imbridge.emulators.wukong import WukongEmulator
 
         token = args.manager_token or os.environ.get("IMBRIDGE_WUKONG_MANAGER_TOKEN") or ""
-        emulator = WukongEmulator(manager_token=token or None, store=args.store)
+        emulator = WukongEmulator(manager_token=token or None, store=args.store, webhook=args.callback_url)
         settings = {"IMBRIDGE_WUKONG_MANAGER_TOKEN": token} if token else {}
     seeded = emulator.seed(args.seed) if args.seed else {}
     server = LoopbackServer(emulator, args.port)
@@ -350,6 +351,42 @@ def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
     finally:
         server.stop()
     return EXIT_OK
+
+
+def cmd_listen(args: argparse.Namespace, out: Output) -> int:
+    """Serve an EventReceiver built from the environment until interrupted, printing each event."""
+    from imbridge.events import BaseEvent, EventReceiver
+    from imbridge.events.devserver import DevServer
+
+    receiver = EventReceiver.from_env(args.provider)
+
+    @receiver.on()
+    def show(event: BaseEvent) -> None:
+        line = event.model_dump(mode="json") if out.as_json else None
+        print(json.dumps(line, ensure_ascii=False) if line is not None else _event_line(event), flush=True)
+
+    server = DevServer(receiver, host=args.host, port=args.port, record=args.record)
+    if not out.as_json:
+        print(f"{receiver.provider} event receiver on {server.url} (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return EXIT_OK
+
+
+def _event_line(event: Any) -> str:
+    details = {k: v for k, v in event.model_dump(mode="json", exclude={"raw", "provider", "received_at"}).items()
+               if v not in (None, [], {}, "")}  # fmt: skip
+    kind, event_id = details.pop("kind"), details.pop("event_id")
+    message = details.pop("message", None)
+    if message is not None:
+        details["from"] = message["sender"]
+        details["to"] = f"{message['conversation']['kind']}:{message['conversation']['id']}"
+        details["content"] = [element.get("text") or element["type"] for element in message["elements"]]
+    return f"{kind} {event_id} " + json.dumps(details, ensure_ascii=False)
 
 
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
@@ -445,7 +482,17 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--secret-key", help="tencent: default IMBRIDGE_TENCENT_SECRET_KEY or a random key")
     emulate.add_argument("--admin", help="tencent: default IMBRIDGE_TENCENT_ADMIN or administrator")
     emulate.add_argument("--manager-token", help="wukong: require this token (default IMBRIDGE_WUKONG_MANAGER_TOKEN)")
+    emulate.add_argument("--callback-url", help="POST the vendor's callbacks (webhooks) to this URL")
+    emulate.add_argument("--callback-token", help="tencent: sign callbacks with this token (Sign, RequestTime)")
     emulate.set_defaults(handler=cmd_emulate)
+
+    listen = commands.add_parser(
+        "listen", help="receive the provider's webhooks on 127.0.0.1 and print each event (for development)"
+    )
+    listen.add_argument("--port", type=int, default=8099, help="default 8099")
+    listen.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    listen.add_argument("--record", help="also append every request received to this JSON-lines file")
+    listen.set_defaults(handler=cmd_listen)
 
     demo = commands.add_parser(
         "demo", help="a tour of the neutral API on local, then a Tencent IM -> WuKongIM migration, verified"

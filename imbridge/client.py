@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
 import httpx
 import pydantic
@@ -39,6 +39,9 @@ from imbridge.resources.maintenance import AsyncMaintenance, Maintenance
 from imbridge.resources.messages import AsyncMessages, Messages
 from imbridge.resources.users import AsyncUsers, Users
 from imbridge.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from imbridge.events.policy import BeforeSendPolicy
 
 E = TypeVar("E", SyncExecutor, AsyncExecutor)
 S = TypeVar("S", bound=SyncResource[Any])
@@ -115,6 +118,7 @@ class _ClientBase(Generic[E]):
         clock: Clock | None,
         settings: Mapping[str, Any],
         bulk_concurrency: int = 8,
+        before_send: Any = None,
     ) -> None:
         if bulk_concurrency < 1:
             raise ConfigurationError("bulk_concurrency must be at least 1")
@@ -131,7 +135,9 @@ class _ClientBase(Generic[E]):
         if self._timeout <= 0:
             raise ConfigurationError("timeout must be positive")
         self._pacer = Pacer(self._clock.monotonic)
-        self._gate = Gate(self._provider)
+        if before_send is not None and not callable(before_send):
+            raise ConfigurationError("before_send must be a function of a MessageSending returning a Decision")
+        self._gate = Gate(self._provider, before_send)
 
     def _share(self, clone: _ClientBase[E]) -> None:
         """Copy this client's state into ``clone`` (``with_options``), but not its resources: they run on
@@ -211,9 +217,11 @@ class IMClient(_ClientBase[SyncExecutor]):
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         clock: Clock | None = None,
+        before_send: BeforeSendPolicy | None = None,
         **settings: Any,
     ) -> None:
-        super().__init__(provider, retry=retry, timeout=timeout, clock=clock, settings=settings)
+        super().__init__(provider, retry=retry, timeout=timeout, clock=clock, settings=settings,
+                         before_send=before_send)  # fmt: skip
         self._transport: SyncTransport | None = None
         self._owns_transport = False
         if self._provider.uses_http:
@@ -301,11 +309,13 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         clock: Clock | None = None,
         max_connections: int = 100,
         bulk_concurrency: int = 8,
+        before_send: BeforeSendPolicy | None = None,
         background_maintenance: float | None = None,
         **settings: Any,
     ) -> None:
         super().__init__(
-            provider, retry=retry, timeout=timeout, clock=clock, settings=settings, bulk_concurrency=bulk_concurrency
+            provider, retry=retry, timeout=timeout, clock=clock, settings=settings, bulk_concurrency=bulk_concurrency,
+            before_send=before_send,
         )
         self._background_maintenance = background_maintenance
         self._transport: AsyncTransport | None = None

@@ -14,19 +14,27 @@ ride in each message's metadata, and a group's ``Type`` in the store's meta tabl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import secrets
 import string
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from imbridge._clock import Clock, SystemClock
-from imbridge.emulators._base import EmulatorReply, EmulatorRequest, EmulatorTransport
+from imbridge.emulators._base import (
+    Callback,
+    CallbackDispatcher,
+    CallbackTarget,
+    EmulatorReply,
+    EmulatorRequest,
+    EmulatorTransport,
+)
 from imbridge.errors import AuthenticationError
 from imbridge.providers.local.store import MUTED_FOREVER, MessageRow, Store, conversation_key
 from imbridge.providers.tencent import mapping
@@ -35,7 +43,25 @@ from imbridge.providers.tencent.usersig import verify_usersig
 if TYPE_CHECKING:
     from imbridge.emulators._tencent_seed import SeedSize
 
-__all__ = ["DEFAULT_RATE_LIMITS", "TencentEmulator"]
+__all__ = ["CALLBACK_COMMANDS", "DEFAULT_RATE_LIMITS", "TencentEmulator"]
+
+#: The callbacks this emulator sends (each page: https://www.tencentcloud.com/document/product/1047/<id>).
+CALLBACK_COMMANDS = (
+    "C2C.CallbackBeforeSendMsg",  # 34364: sendmsg, before delivery; the answer decides
+    "C2C.CallbackAfterSendMsg",  # 34365: sendmsg, after (batchsendmsg triggers none: reference §6.3)
+    "C2C.CallbackAfterMsgWithDraw",  # 43466: admin_msgwithdraw
+    "Group.CallbackBeforeSendMsg",  # 34374: send_group_msg, before delivery; the answer decides
+    "Group.CallbackAfterSendMsg",  # 34375: send_group_msg, after
+    "Group.CallbackAfterRecallMsg",  # 46979: group_msg_recall
+    "Group.CallbackAfterCreateGroup",  # 34369: create_group
+    "Group.CallbackAfterGroupDestroyed",  # 34377: destroy_group
+    "Group.CallbackAfterGroupInfoChanged",  # 34378: modify_group_base_info (name, introduction, notice, face)
+    "Group.CallbackAfterNewMemberJoin",  # 34372: add_group_member
+    "Group.CallbackAfterMemberExit",  # 34373: delete_group_member
+    "Profile.CallbackPortraitSet",  # 48733: portrait_set
+)
+#: Before-send answers that refuse with an app code passed to the sender (/1047/34364, /1047/34374).
+C2C_APP_CODES, GROUP_APP_CODES = (120001, 130000), (10100, 10200)
 
 #: Documented default frequency limits, calls per second by command (reference §0.3, §8); 200/s otherwise.
 DEFAULT_RATE_LIMITS: dict[str, float] = {
@@ -218,6 +244,11 @@ class TencentEmulator:
         batch_window_seconds: float = 60.0,
         history_answer_bytes: int = HISTORY_ANSWER_BYTES,
         community_groups: bool = False,
+        callback: str | CallbackTarget | None = None,
+        callback_token: str | None = None,
+        callback_commands: Iterable[str] | None = None,
+        callback_retries: int = 0,
+        callback_timeout: float = 2.0,
     ) -> None:
         if not secret_key:
             raise ValueError("secret_key is empty")
@@ -253,6 +284,17 @@ class TencentEmulator:
         self.sessions: dict[str, dict[str, str]] = {}
         #: Group system notifications sent: (GroupId, recipients, Content), in order.
         self.notifications: list[tuple[str, list[str], str]] = []
+        # Callbacks: POSTed to ``callback`` (a URL, or an in-process receiver) for the commands enabled, signed
+        # when a token is set; "after" ones are not retried by default and are sent once the call is answered.
+        self.callbacks = CallbackDispatcher(callback, timeout=callback_timeout) if callback is not None else None
+        self.callback_token = callback_token
+        self.callback_commands = frozenset(CALLBACK_COMMANDS if callback_commands is None else callback_commands)
+        unknown = self.callback_commands - set(CALLBACK_COMMANDS)
+        if unknown:
+            raise ValueError(f"this emulator sends no {', '.join(sorted(unknown))} callback")
+        if callback_retries < 0:
+            raise ValueError("callback_retries must be >= 0")
+        self.callback_retries = callback_retries
         self.store.add_users([admin], self._now())  # the App admin is an account like any other
         self._commands: dict[str, Callable[[_Args], dict[str, Any]]] = {
             "im_open_login_svc/account_import": self._account_import,
@@ -295,7 +337,7 @@ class TencentEmulator:
     # -- construction and plumbing ----------------------------------------------------------------
 
     @classmethod
-    def for_client(cls, settings: Mapping[str, Any]) -> TencentEmulator:
+    def for_client(cls, settings: Mapping[str, Any], **options: Any) -> TencentEmulator:
         """An emulator that accepts a client built with these TencentSettings-style keys."""
         key = settings["secret_key"]
         key = key.get_secret_value() if hasattr(key, "get_secret_value") else str(key)
@@ -303,6 +345,7 @@ class TencentEmulator:
             sdk_app_id=int(settings.get("sdk_app_id", 1400000000)),
             secret_key=key,
             admin=str(settings.get("admin", "administrator")),
+            **options,
         )
 
     def transport(self) -> EmulatorTransport:
@@ -310,7 +353,13 @@ class TencentEmulator:
         return EmulatorTransport(self)
 
     def close(self) -> None:
+        if self.callbacks is not None:
+            self.callbacks.close()
         self.store.close()
+
+    def drain_callbacks(self, timeout: float = 10.0) -> bool:
+        """Wait until every callback sent so far was delivered (or given up); True if all were."""
+        return self.callbacks.drain(timeout) if self.callbacks is not None else True
 
     @property
     def commands(self) -> list[str]:
@@ -389,6 +438,74 @@ class TencentEmulator:
             if service == _GROUP_SERVICE:
                 raise _Fail(10006, f"{command}: operation frequency limit ({rate:g}/s)")
             raise _Fail(60007, f"{command}: REST call frequency limit exceeded ({rate:g}/s)")
+
+    # -- callbacks --------------------------------------------------------------------------------
+
+    def _callback_query(self, command: str) -> dict[str, str]:
+        """What Tencent appends to the callback URL (overview /1047/34354, "Webhook Protocol"; ``Sign`` =
+        sha256(token + RequestTime) with authentication on). Calls come from the REST API, hence the platform."""
+        query = {"SdkAppid": str(self.sdk_app_id), "CallbackCommand": command, "contenttype": "json",
+                 "ClientIP": "127.0.0.1", "OptPlatform": "RESTAPI"}  # fmt: skip
+        if self.callback_token is not None:
+            at = int(self._now())
+            query["Sign"] = hashlib.sha256(f"{self.callback_token}{at}".encode()).hexdigest()
+            query["RequestTime"] = str(at)
+        return query
+
+    def _callback(self, command: str, fields: dict[str, Any]) -> Callback | None:
+        if self.callbacks is None or command not in self.callback_commands:
+            return None
+        body = json.dumps({"CallbackCommand": command, **fields}, ensure_ascii=False).encode()
+        return Callback(self._callback_query(command), body, attempts=1 + self.callback_retries)
+
+    def _after(self, command: str, fields: dict[str, Any]) -> None:
+        """An "after" callback, sent once this call is answered (not retried unless configured)."""
+        callback = self._callback(command, fields)
+        if callback is not None and self.callbacks is not None:
+            self.callbacks.enqueue(self.callbacks.deliverer(callback))
+
+    def _event_time(self) -> int:
+        return int(self._now() * 1000)
+
+    def _before_send(
+        self, command: str, fields: dict[str, Any], body: list[dict[str, Any]], *, one_to_one: bool
+    ) -> tuple[list[dict[str, Any]], str | None, bool]:
+        """Ask the before-send callback: (body to deliver, CloudCustomData to use or None to keep, drop).
+
+        The answers of /1047/34364 and /1047/34374: ErrorCode 0 delivers (``MsgBody`` / ``CloudCustomData``
+        replace the message's when given), 1 refuses (20006 for one-to-one, 10016 for groups), 2 drops the
+        message while the caller sees success, an app code ([120001, 130000] / [10100, 10200]) refuses with
+        that code and ``ErrorInfo``. No answer in 2 s, a non-200 or a non-JSON answer: the documented default
+        timeout policy, deliver (overview /1047/34354). Before-send callbacks are never retried.
+        """
+        callback = self._callback(command, fields)
+        if callback is None or self.callbacks is None:
+            return body, None, False
+        answer = self.callbacks.send_now(callback)
+        if answer is None or answer.status != 200:
+            return body, None, False
+        try:
+            reply = json.loads(answer.body)
+        except ValueError:
+            return body, None, False
+        code = reply.get("ErrorCode") if isinstance(reply, dict) else None
+        if not isinstance(code, int) or isinstance(code, bool):
+            return body, None, False
+        low, high = C2C_APP_CODES if one_to_one else GROUP_APP_CODES
+        info = reply.get("ErrorInfo") if isinstance(reply.get("ErrorInfo"), str) else ""
+        if code == 1:
+            raise _Fail(20006 if one_to_one else 10016, "blocked by the before-send callback")
+        if low <= code <= high:
+            raise _Fail(code, info or "refused by the before-send callback")
+        if code == 2:
+            return body, None, True
+        if code != 0:
+            return body, None, False
+        new_body = reply.get("MsgBody")
+        if isinstance(new_body, list) and new_body:
+            body = self._body(_Args({"MsgBody": new_body}, 90001), too_long=93000, bad=90002)
+        cloud = reply.get("CloudCustomData")
+        return body, cloud if isinstance(cloud, str) else None, False
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -600,6 +717,10 @@ class TencentEmulator:
                 raise _Fail(40605, f"{value!r} is not a valid {tag}")
             fields[tag] = value
         self.store.set_profile_fields(uid, fields)
+        self._after("Profile.CallbackPortraitSet", {
+            "Operator_Account": self.admin, "From_Account": uid, "EventTime": self._event_time(),
+            "ProfileItem": [{"Tag": item["Tag"], "Value": item.get("Value")} for item in items],
+        })  # fmt: skip
         return _ok(ErrorDisplay="")
 
     # -- one-to-one messages ----------------------------------------------------------------------
@@ -679,15 +800,36 @@ class TencentEmulator:
         now = self._now()
         dedupe = self._dedupe_key(sender, msg_seq, msg_random, body)
         duplicate = self._c2c_duplicate(dedupe, now)
-        if duplicate is not None:
+        if duplicate is not None:  # deduplicated before anything else: no callback either [inferred]
             return _ok(MsgTime=int(duplicate[0]), MsgKey=duplicate[1])
-        if metadata.get("MsgLifeTime") == 0:  # to online devices only; nothing is kept to roam
-            msg_key = f"{msg_seq}_{msg_random}_{int(now)}"
-            self._c2c_remember(dedupe, now, msg_key)
+        msg_key = f"{msg_seq}_{msg_random}_{int(now)}"
+        online_only = 1 if args.body.get("MsgLifeTime") == 0 else 0
+        message = {"From_Account": sender, "To_Account": recipient, "MsgSeq": msg_seq, "MsgRandom": msg_random,
+                   "MsgTime": int(now), "MsgKey": msg_key, "OnlineOnlyFlag": online_only}  # fmt: skip
+        cloud = metadata.get("CloudCustomData")
+        asked = {**message, "MsgBody": body, **({"CloudCustomData": cloud} if cloud is not None else {})}
+        body, new_cloud, drop = self._before_send("C2C.CallbackBeforeSendMsg", asked, body, one_to_one=True)
+        if drop:  # ErrorCode 2: the sender is told it was sent
             return _ok(MsgTime=int(now), MsgKey=msg_key)
-        row, _ = self._c2c_store(sender, recipient, body, msg_seq=msg_seq, msg_random=msg_random,
-                                 now=now, metadata=metadata)  # fmt: skip
+        if new_cloud is not None:
+            metadata["CloudCustomData"] = cloud = new_cloud
+
+        def after_send(key: str) -> None:
+            # The after-send callback carries the message as delivered (rewritten, if it was; /1047/34364).
+            self._after("C2C.CallbackAfterSendMsg", {
+                **message, "MsgKey": key, "SendMsgResult": 0, "ErrorInfo": "send msg succeed",
+                "MsgBody": body, **({"CloudCustomData": cloud} if cloud is not None else {}),
+            })  # fmt: skip
+
+        if online_only:  # MsgLifeTime 0: to online devices only; nothing is kept to roam
+            self._c2c_remember(dedupe, now, msg_key)
+            after_send(msg_key)
+            return _ok(MsgTime=int(now), MsgKey=msg_key)
+        row, new = self._c2c_store(sender, recipient, body, msg_seq=msg_seq, msg_random=msg_random,
+                                   now=now, metadata=metadata)  # fmt: skip
         self._c2c_remember(dedupe, now, row.metadata["MsgKey"])
+        if new:
+            after_send(row.metadata["MsgKey"])
         return _ok(MsgTime=int(row.time), MsgKey=row.metadata["MsgKey"])
 
     def _batchsendmsg(self, args: _Args) -> dict[str, Any]:
@@ -796,6 +938,8 @@ class TencentEmulator:
             raise _Fail(20022, "the message to recall does not exist")
         if not self.store.revoke_message(row.key):
             raise _Fail(20023, "the message has already been recalled")
+        withdrawn = {"From_Account": sender, "To_Account": recipient, "MsgKey": msg_key}
+        self._after("C2C.CallbackAfterMsgWithDraw", withdrawn)
         return _ok()
 
     def _recent_contacts(self, args: _Args) -> dict[str, Any]:
@@ -895,6 +1039,11 @@ class TencentEmulator:
         self.store.set_meta(_TYPE_META + final_id, kind)
         if option is not None or size is not None:
             self.store.set_group_policy(final_id, option, size)
+        self._after("Group.CallbackAfterCreateGroup", {
+            "GroupId": final_id, "Operator_Account": self.admin, "Owner_Account": owner or "", "Type": kind,
+            "Name": name, "MemberList": [{"Member_Account": item["Member_Account"]} for item in members],
+            "EventTime": self._event_time(),
+        })  # fmt: skip
         return _ok(GroupId=final_id)
 
     @staticmethod
@@ -1044,6 +1193,13 @@ class TencentEmulator:
         self.store.update_group(group_id, fields)
         if option is not None or size is not None:
             self.store.set_group_policy(group_id, option, size)
+        changed = {name: args.body[name] for name in ("Name", "Introduction", "Notification", "FaceUrl")
+                   if args.has(name)}  # fmt: skip
+        if changed:  # the callback names the profile fields; mute-all is not one of them (/1047/34378)
+            self._after("Group.CallbackAfterGroupInfoChanged", {
+                "GroupId": group_id, "Type": self._group_type(group_id), "Operator_Account": self.admin, **changed,
+                "EventTime": self._event_time(),
+            })  # fmt: skip
         return _ok()
 
     def _join_policy(self, args: _Args, group_id: str | None, size_field: str) -> tuple[str | None, int | None]:
@@ -1063,8 +1219,14 @@ class TencentEmulator:
         return option, size
 
     def _destroy_group(self, args: _Args) -> dict[str, Any]:
-        group_id, _ = self._group(args)
+        group_id, group = self._group(args)
+        members = [{"Member_Account": m.user_id} for m in self.store.members(group_id)]
+        kind = self._group_type(group_id)
         self.store.dismiss_group(group_id, self._now())
+        self._after("Group.CallbackAfterGroupDestroyed", {
+            "GroupId": group_id, "Type": kind, "Owner_Account": group.owner or "", "Name": group.name,
+            "MemberList": members, "EventTime": self._event_time(),
+        })  # fmt: skip
         return _ok()
 
     def _add_members(self, args: _Args) -> dict[str, Any]:
@@ -1087,6 +1249,13 @@ class TencentEmulator:
             # "cannot be added to the group because the group is already full" (add_group_member, /1047/34921)
             raise _Fail(10014, f"the group is full: {group.member_count} members, MaxMemberNum {limit}")
         added = self.store.add_members(group_id, [(a, "member") for a in accounts if a in known], self._now())
+        joined = [a for a in accounts if added.get(a)]
+        if joined:
+            self._after("Group.CallbackAfterNewMemberJoin", {
+                "GroupId": group_id, "Type": self._group_type(group_id), "JoinType": "Invited",
+                "Operator_Account": self.admin, "NewMemberList": [{"Member_Account": a} for a in joined],
+                "EventTime": self._event_time(),
+            })  # fmt: skip
         return _ok(MemberList=[
             {"Member_Account": a, "Result": 0 if a not in known else (1 if added.get(a) else 2)} for a in accounts
         ])  # fmt: skip
@@ -1099,7 +1268,14 @@ class TencentEmulator:
         if group.owner in accounts:
             raise _Fail(10004, "the owner cannot be removed")
         # Non-members are ignored and nothing is reported per member, as documented.
-        self.store.remove_members(group_id, accounts)
+        removed = self.store.remove_members(group_id, accounts)
+        gone = [a for a in accounts if removed.get(a)]
+        if gone:
+            self._after("Group.CallbackAfterMemberExit", {
+                "GroupId": group_id, "Type": self._group_type(group_id), "ExitType": "Kicked",
+                "Operator_Account": self.admin, "ExitMemberList": [{"Member_Account": a} for a in gone],
+                "EventTime": self._event_time(),
+            })  # fmt: skip
         return _ok()
 
     def _modify_member(self, args: _Args) -> dict[str, Any]:
@@ -1183,18 +1359,34 @@ class TencentEmulator:
         if not self._bucket(f"group#{group_id}", GROUP_MSGS_PER_SECOND, GROUP_MSGS_PER_SECOND).take(now):
             # Dropped by frequency control, yet answered OK: the documented silent drop.
             return _ok(MsgTime=int(now), MsgSeq=next_seq, MsgDropReason="MsgFreqCtrl")
-        if args.body.get("OnlineOnlyFlag") == 1:  # delivered to online members only; never stored
+        online_only = 1 if args.body.get("OnlineOnlyFlag") == 1 else 0
+        cloud = args.body.get("CloudCustomData")
+        message = {"GroupId": group_id, "Type": self._group_type(group_id), "From_Account": sender,
+                   "Operator_Account": self.admin, "Random": random_value, "OnlineOnlyFlag": online_only}  # fmt: skip
+        asked = {**message, "MsgBody": body, **({"CloudCustomData": cloud} if cloud is not None else {}),
+                 "EventTime": self._event_time()}  # fmt: skip
+        body, new_cloud, drop = self._before_send("Group.CallbackBeforeSendMsg", asked, body, one_to_one=False)
+        if drop:  # ErrorCode 2: the caller is told it was sent
+            return _ok(MsgTime=int(now), MsgSeq=next_seq, MsgDropReason="")
+        if new_cloud is not None:
+            cloud = new_cloud
+        if online_only:  # delivered to online members only; never stored
             return _ok(MsgTime=int(now), MsgSeq=next_seq, MsgDropReason="")
         metadata: dict[str, Any] = {"Random": random_value, "MsgPriority": priority}
         if control:
             metadata["SendMsgControl"] = control
-        if args.body.get("CloudCustomData") is not None:
-            metadata["CloudCustomData"] = args.body["CloudCustomData"]
+        if cloud is not None:
+            metadata["CloudCustomData"] = cloud
         conv = conversation_key("group", group_id)
-        row, _ = self.store.append_message(
+        row, new = self.store.append_message(
             conv, key=f"{conv}#{secrets.token_hex(8)}", sender=sender, elements=body, metadata=metadata, time=now,
             dedupe=f"{sender}:{random_value}", dedupe_window=GROUP_DEDUPE_SECONDS,
         )  # fmt: skip
+        if new:
+            self._after("Group.CallbackAfterSendMsg", {
+                **message, "MsgSeq": row.seq, "MsgTime": int(row.time), "MsgBody": body,
+                **({"CloudCustomData": cloud} if cloud is not None else {}), "EventTime": self._event_time(),
+            })  # fmt: skip
         return _ok(MsgTime=int(row.time), MsgSeq=row.seq, MsgDropReason="")
 
     def _group_row(self, group_id: str, seq: int) -> MessageRow | None:
@@ -1228,6 +1420,12 @@ class TencentEmulator:
                 self.store.revoke_message(row.key)
                 code = 0
             results.append({"MsgSeq": seq, "RetCode": code})
+        recalled = [{"MsgSeq": item["MsgSeq"]} for item in results if item["RetCode"] == 0]
+        if recalled:
+            self._after("Group.CallbackAfterRecallMsg", {
+                "Operator_Account": self.admin, "Type": self._group_type(group_id), "GroupId": group_id,
+                "MsgSeqList": recalled, "EventTime": self._event_time(),
+            })  # fmt: skip
         return _ok(RecallRetList=results)
 
     @staticmethod

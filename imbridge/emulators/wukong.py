@@ -30,6 +30,7 @@ devices and a ``client_msg_no`` index in small tables of the emulator's own in t
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import random
 import re
@@ -45,7 +46,14 @@ from decimal import Decimal
 from typing import Any
 
 from imbridge._clock import Clock, SystemClock
-from imbridge.emulators._base import EmulatorReply, EmulatorRequest, EmulatorTransport
+from imbridge.emulators._base import (
+    Callback,
+    CallbackDispatcher,
+    CallbackTarget,
+    EmulatorReply,
+    EmulatorRequest,
+    EmulatorTransport,
+)
 from imbridge.errors import ServiceUnavailableError
 from imbridge.providers.local.store import MessageRow, Store
 from imbridge.providers.wukong import mapping, wire
@@ -449,6 +457,7 @@ class _Pending:
     payload: bytes
     expire: int
     setting: int
+    red_dot: int = 0
 
 
 class WukongEmulator:
@@ -463,9 +472,29 @@ class WukongEmulator:
         clock: Clock | None = None,
         store_delay_requests: int = 0,
         version: str = "v2.2.5-20260422",
+        webhook: str | CallbackTarget | None = None,
+        webhook_retry_max: int = 5,
+        webhook_retry_delay: float = 1.0,
+        webhook_count_per_push: int = 100,
+        subscriber_compress_of_count: int = 0,
+        node_id: int = 1001,
     ) -> None:
         if store_delay_requests < 0:
             raise ValueError("store_delay_requests must be >= 0")
+        if webhook_retry_max < 1 or webhook_count_per_push < 1 or subscriber_compress_of_count < 0:
+            raise ValueError("webhook_retry_max and webhook_count_per_push must be >= 1, the compress count >= 0")
+        # Webhooks as v2.2.5 sends them (internal/webhook/webhook.go): POST {webhook}?event=<name>, JSON body,
+        # anything but 200 is a failure. msg.notify batches (<= msgNotifyEventCountPerPush, default 100) are
+        # retried msgNotifyEventRetryMaxCount times (default 5) with 1 s between (webhook.go:305-560);
+        # user.onlinestatus likewise (563-618); msg.offline is sent once (201-289).
+        self.webhooks = CallbackDispatcher(webhook, timeout=30.0) if webhook is not None else None
+        self.webhook_retry_max = webhook_retry_max
+        self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_count_per_push = webhook_count_per_push
+        self.subscriber_compress_of_count = subscriber_compress_of_count
+        self.node_id = node_id
+        self._notify_queue: list[dict[str, Any]] = []
+        self._status_queue: list[str] = []
         # Simulated client connections (the emulator has no TCP/WebSocket side): id -> (uid, device_flag,
         # device_level), what /user/onlinestatus reports and /user/device_quit ends.
         self._connections: dict[int, tuple[str, int, int]] = {}
@@ -524,21 +553,29 @@ class WukongEmulator:
     # -- construction and plumbing ---------------------------------------------------------------
 
     @classmethod
-    def for_client(cls, settings: Mapping[str, Any]) -> WukongEmulator:
+    def for_client(cls, settings: Mapping[str, Any], **options: Any) -> WukongEmulator:
         """An emulator that accepts an imbridge client configured with these WukongSettings-style keys
         (``manager_token``). The client's own ``store`` is imbridge's, not the server's, so the emulator
         keeps its state in memory; sends are stored one request late, so clients must confirm them."""
         token = settings.get("manager_token")
         if token is not None and hasattr(token, "get_secret_value"):
             token = token.get_secret_value()
-        return cls(manager_token=str(token) if token else None, store_delay_requests=1)
+        return cls(manager_token=str(token) if token else None, **{"store_delay_requests": 1, **options})
 
     def transport(self) -> EmulatorTransport:
         """An httpx transport (sync and async) answering from this emulator in process."""
         return EmulatorTransport(self)
 
     def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.close()
         self.store.close()
+
+    def drain_callbacks(self, timeout: float = 10.0) -> bool:
+        """Store what was accepted (:meth:`flush`), then wait until every webhook queued so far was
+        delivered (or given up); True if all were."""
+        self.flush()
+        return self.webhooks.drain(timeout) if self.webhooks is not None else True
 
     def flush(self) -> None:
         """Store every accepted message now (what the real server does within a few milliseconds)."""
@@ -553,7 +590,8 @@ class WukongEmulator:
     def connect(self, uid: str, device_flag: int = 0, *, master: bool = True) -> int:
         """Simulate a client connection of ``uid`` on ``device_flag``; returns its connection id. Like the
         real server with token auth on, it needs the token of that uid and device flag not to be blank
-        (a device_quit blanks it, api/user.go:93-116)."""
+        (a device_quit blanks it, api/user.go:93-116). Sends user.onlinestatus as the server does when a
+        device comes online."""
         with self._lock:
             with self.store.sqlite_write() as db:
                 row = db.execute(
@@ -563,12 +601,14 @@ class WukongEmulator:
                 raise ValueError(f"{uid!r} has no token for device_flag {device_flag}: the server would not answer")
             self._last_conn_id += 1
             self._connections[self._last_conn_id] = (uid, device_flag, 1 if master else 0)
+            self._status(uid, device_flag, True, self._last_conn_id)
             return self._last_conn_id
 
     def disconnect(self, conn_id: int) -> None:
-        """End a simulated connection as its client would."""
+        """End a simulated connection as its client would (user.onlinestatus with online 0)."""
         with self._lock:
-            self._connections.pop(conn_id)
+            uid, flag, _ = self._connections.pop(conn_id)
+            self._status(uid, flag, False, conn_id)
 
     def connections(self, uid: str) -> list[int]:
         """The ids of ``uid``'s live simulated connections."""
@@ -689,7 +729,7 @@ class WukongEmulator:
         if row is None or not (row["ban"] or row["disband"]):
             self._configure(channel_type, stored_id)
         message = _Pending(self.store_delay_requests, message_id, channel_type, stored_id, from_uid, client_msg_no,
-                           payload, expire, setting)  # fmt: skip
+                           payload, expire, setting, 1 if header.get("red_dot") == 1 else 0)  # fmt: skip
         if message.countdown <= 0:
             self._persist(message)
         else:
@@ -714,6 +754,69 @@ class WukongEmulator:
                 "INSERT OR IGNORE INTO wukong_emu_client_msg_nos (conversation, client_msg_no, seq) VALUES (?, ?, ?)",
                 (conversation, message.client_msg_no, stored.seq),
             )
+        if self.webhooks is not None:
+            self._message_webhooks(message, stored)
+
+    # -- webhooks ----------------------------------------------------------------------------------
+
+    def _message_webhooks(self, message: _Pending, stored: MessageRow) -> None:
+        """msg.notify for every stored message (event_persist.go:90-100 -> webhook.go:291-303), and
+        msg.offline for the recipients with no master device online, the sender filtered out
+        (event_distribute.go:136-146, 178-199 -> webhook.go:243-289)."""
+        rendered = self._render(stored)
+        rendered["header"] = {"no_persist": 0, "red_dot": message.red_dot, "sync_once": 0}
+        self._notify_queue.append(rendered)
+        dispatcher = self.webhooks
+        assert dispatcher is not None
+        dispatcher.enqueue(self._push_notify)
+        if message.channel_type == PERSON:
+            parts = message.stored_id.split("@")
+            members = [uid for uid in parts if uid != message.from_uid] or parts[:1]
+        elif message.channel_type == GROUP and not message.stored_id.endswith(_CMD_SUFFIX):
+            members = self._list(GROUP, message.stored_id, "subscribers")
+        else:
+            return
+        masters_online = {uid for uid, _flag, level in self._connections.values() if level == 1}
+        offline = [uid for uid in members if uid != SYSTEM_UID and uid not in masters_online]
+        if not offline:
+            return
+        to_uids = list(dict.fromkeys(uid for uid in offline if uid != message.from_uid))
+        # MessageResp of the send packet: its channel id is the one sent (the recipient, for a person message,
+        # as rendered above) and its timestamp the time of the webhook (webhook.go:264-282).
+        body: dict[str, Any] = {**rendered, "timestamp": int(self.clock.now().timestamp()), "to_uids": to_uids}
+        if 0 < self.subscriber_compress_of_count < len(to_uids):
+            packed = gzip.compress(json.dumps(to_uids, separators=(",", ":")).encode())
+            body.update(to_uids=[], compress="gzip", compress_to_uids=base64.b64encode(packed).decode())
+        if self.node_id:
+            body["source_id"] = self.node_id
+        callback = Callback({"event": "msg.offline"}, json.dumps(body, ensure_ascii=False).encode())
+        dispatcher.enqueue(dispatcher.deliverer(callback))
+
+    def _push_notify(self) -> None:
+        """One msg.notify POST of the messages waiting (at most the per-push count), retried as configured."""
+        with self._lock:
+            batch = self._notify_queue[: self.webhook_count_per_push]
+            del self._notify_queue[: len(batch)]
+        if batch and self.webhooks is not None:
+            body = json.dumps(batch, ensure_ascii=False).encode()
+            self.webhooks.deliver(Callback({"event": "msg.notify"}, body, attempts=self.webhook_retry_max,
+                                           retry_delay=self.webhook_retry_delay))  # fmt: skip
+
+    def _push_status(self) -> None:
+        with self._lock:
+            batch, self._status_queue = self._status_queue, []
+        if batch and self.webhooks is not None:
+            body = json.dumps(batch, ensure_ascii=False).encode()
+            self.webhooks.deliver(Callback({"event": "user.onlinestatus"}, body, attempts=self.webhook_retry_max,
+                                           retry_delay=self.webhook_retry_delay))  # fmt: skip
+
+    def _status(self, uid: str, device_flag: int, online: bool, conn_id: int) -> None:
+        devices = sum(1 for u, flag, _ in self._connections.values() if u == uid and flag == device_flag)
+        total = sum(1 for u, _, _ in self._connections.values() if u == uid)
+        # "<uid>-<deviceFlag>-<online>-<connId>-<deviceOnlineCount>-<totalOnlineCount>" (webhook.go:180-198)
+        self._status_queue.append(f"{uid}-{device_flag}-{int(online)}-{conn_id}-{devices}-{total}")
+        if self.webhooks is not None:
+            self.webhooks.enqueue(self._push_status)
 
     def _last_seq(self, conversation: str) -> int:
         rows = self.store.messages(conversation, limit=1, descending=True)
@@ -825,6 +928,7 @@ class WukongEmulator:
             if conn_uid == uid and conn_flag in flags:
                 del self._connections[conn_id]
                 self.kicked[conn_id] = wire.REASON_CONNECT_KICK
+                self._status(conn_uid, conn_flag, False, conn_id)
         return _reply({"status": 200})
 
     def _online_status(self, request: EmulatorRequest) -> EmulatorReply:

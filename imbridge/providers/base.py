@@ -208,6 +208,9 @@ class Provider:
     settings_class: ClassVar[type[ProviderSettings]]
     #: False for providers that do no HTTP at all (``local``): the client then builds no HTTP pool.
     uses_http: ClassVar[bool] = True
+    #: True when the vendor's server asks the app before delivering every message (Tencent's before-send
+    #: callbacks, answered by ``EventReceiver.on_before_send``): a client's ``before_send`` is then not applied.
+    asks_app_before_send: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
         self.settings = settings

@@ -101,6 +101,14 @@ class MessageOperations(Operations):
             key_from_caller=idempotency_key is not None,
             delivery=_delivery(self._gate, delivery) if delivery is not None else None,
         )
+        if self._before_send is not None:
+            from imbridge.events.policy import apply
+
+            message.elements, message.metadata = apply(
+                self._before_send, provider=self.provider.name, sender=message.sender, to=to,
+                elements=message.elements, metadata=message.metadata, key=message.idempotency_key,
+                now=self.provider.clock.now(),
+            )  # fmt: skip
         return operation, self.provider.send_message(message)
 
     def send_batch(

@@ -46,10 +46,12 @@ from imbridge._clock import Clock, SystemClock
 from imbridge.capabilities import Operation, Support
 from imbridge.client import AsyncIMClient, IMClient, build_provider
 from imbridge.errors import IMBridgeError, UnsupportedOperationError
+from imbridge.events import EventReceiver
 from imbridge.providers import canonical_name
 from imbridge.providers.base import Provider
 from imbridge.testing import cassettes, postgres
 from imbridge.testing.clock import ShiftedClock
+from imbridge.testing.events import TENCENT_TEST_TOKEN, EventChannel, WebhookServer, with_path
 from imbridge.testing.postgres import PostgresServer
 
 MODES = ("live", "record", "replay", "emulator")
@@ -266,6 +268,8 @@ class Contract:
     make_async: Callable[[], AsyncIMClient]
     requests_sent: list[str] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
+    events: EventChannel | None = None
+    """Inbound events of this test (None until a test asks for them with ``contract.inbound``)."""
     #: "behaviour" when the test checked the behaviour, "unsupported" when it checked the refusal.
     outcome: str = "behaviour"
     _groups: list[str] = field(default_factory=list)
@@ -290,6 +294,15 @@ class Contract:
 
     def gid(self, name: str) -> str:
         return f"{self.prefix}{self.test_key}{name}"[:40]
+
+    @property
+    def inbound(self) -> EventChannel:
+        """The receiver of this provider's events and what reached it (see ``imbridge.testing.events``)."""
+        if self.events is None:
+            pytest.skip(self._events_unavailable or "no inbound events for this target")
+        return self.events
+
+    _events_unavailable: str = ""
 
     def users(self, *names: str) -> list[str]:
         """Register users for this test and return their ids."""
@@ -330,14 +343,68 @@ def _settings(run: ContractRun) -> dict[str, Any] | None:
     return None  # live and record: from the environment
 
 
-def _emulator(run: ContractRun) -> Any:
+def _emulator(run: ContractRun, **callbacks: Any) -> Any:
     if run.mode != "emulator":
         return None
     if run.name not in EMULATORS:
         raise pytest.UsageError(f"there is no emulator of {run.name}")
     module_name, _, attribute = EMULATORS[run.name].partition(":")
     emulator_class = getattr(importlib.import_module(module_name), attribute)
-    return emulator_class.for_client(_settings(run) or {})
+    return emulator_class.for_client(_settings(run) or {}, **callbacks)
+
+
+#: The path secret of WuKongIM webhooks in emulator and replay runs (a test value, not a deployment's).
+TEST_PATH_SECRET = "contract-webhook-path-secret-0123"
+_WEBHOOK_SERVER: list[WebhookServer] = []
+
+
+def _webhook_server() -> WebhookServer | None:
+    """The loopback server live runs receive the vendor's webhooks on (``IMBRIDGE_CONTRACT_WEBHOOK_PORT``)."""
+    if not _WEBHOOK_SERVER:
+        port = os.environ.get("IMBRIDGE_CONTRACT_WEBHOOK_PORT")
+        if not port:
+            return None
+        _WEBHOOK_SERVER.append(WebhookServer(int(port)))
+    return _WEBHOOK_SERVER[0]
+
+
+def _events_channel(
+    run: ContractRun, module: str, test_name: str, clock: Clock
+) -> tuple[EventChannel | None, dict[str, Any], str]:
+    """The channel of a test, the emulator options that feed it, and why there is none (when there is none)."""
+    now: Callable[[], float] = lambda: clock.now().timestamp()  # noqa: E731
+    live = run.mode in ("live", "record") and run.name != "local"
+    recording = run.cassette_dir / module / f"{test_name}.events.json" if run.cassette_dir else None
+    if run.name == "local" or run.provider_class is not None:
+        secret = secrets.token_urlsafe(24)
+        receiver = EventReceiver("local", secret=secret, clock=now)
+        return EventChannel(receiver, provider="local", secret=secret, clock=now), {}, ""
+    if run.name == "tencent":
+        receiver = EventReceiver("tencent", sdk_app_id=int((_settings(run) or {}).get("sdk_app_id", 0) or
+                                 os.environ.get("IMBRIDGE_TENCENT_SDK_APP_ID", "1400000000")),
+                                 callback_token=TENCENT_TEST_TOKEN, clock=now)  # fmt: skip
+        secret = TENCENT_TEST_TOKEN
+    elif run.name == "wukong":
+        secret = os.environ.get("IMBRIDGE_WUKONG_WEBHOOK_SECRET", "") if live else TEST_PATH_SECRET
+        if not secret:
+            return None, {}, "live WuKongIM events need IMBRIDGE_WUKONG_WEBHOOK_SECRET (the path secret)"
+        receiver = EventReceiver("wukong", path_secret=secret, clock=now)
+    else:
+        return None, {}, f"no inbound events for {run.name}"
+    if live and _webhook_server() is None:
+        return None, {}, "live events need IMBRIDGE_CONTRACT_WEBHOOK_PORT (where the server's webhooks arrive)"
+    channel = EventChannel(
+        receiver, provider=run.name, secret=secret, clock=now, live=live,
+        recording=recording if run.mode == "record" else None,
+        replaying=recording if run.mode == "replay" else None,
+    )  # fmt: skip
+    options: dict[str, Any] = {}
+    if run.mode == "emulator":
+        if run.name == "tencent":
+            options = {"callback": channel.deliver, "callback_token": TENCENT_TEST_TOKEN}
+        else:
+            options = {"webhook": with_path(f"/hook/{secret}", channel.deliver), "webhook_retry_delay": 0.05}
+    return channel, options, ""
 
 
 def _provider(run: ContractRun, test_key: str, clock: Clock, store: Path | None = None) -> Provider:
@@ -398,7 +465,13 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
         # Ids the client picks must be the same when replayed as when recorded.
         generated = itertools.count(1)
         provider.new_group_id = lambda: f"{prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
-    emulator = _emulator(run)
+    channel, callbacks, no_events = _events_channel(run, module, test_name, clock)
+    emulator = _emulator(run, **callbacks)
+    if channel is not None and run.name == "local":
+        provider.events.attach(channel.deliver, channel.secret)  # type: ignore[attr-defined]
+    if channel is not None and emulator is not None:
+        channel.drain_with(emulator.drain_callbacks)
+    server = _webhook_server() if channel is not None and channel.live else None
     transport = emulator.transport() if emulator is not None else None
     http_client = httpx.Client(transport=transport, event_hooks={"request": [count]})
     client = IMClient(provider, http_client=http_client, clock=clock)
@@ -408,9 +481,15 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
             return AsyncIMClient(provider, clock=clock)
         return AsyncIMClient(provider, http_client=httpx.AsyncClient(transport=transport), clock=clock)
 
-    contract = Contract(run, test_key, client, make_async, sent, clock=clock, prefix=prefix)
+    contract = Contract(run, test_key, client, make_async, sent, clock=clock, prefix=prefix, events=channel)
+    contract._events_unavailable = no_events
+    serving = server.serving(channel) if server is not None and channel is not None else contextlib.nullcontext()
     try:
-        yield contract
+        with serving:
+            yield contract
+            if channel is not None:
+                channel.settle()  # late deliveries land in the recording too
+                channel.save()
         # Read by `python -m imbridge.testing.semantics` to tell what each provider's run proved.
         request.node.user_properties.append(("imbridge_provider", run.name))
         request.node.user_properties.append(("imbridge_outcome", contract.outcome))
@@ -421,5 +500,7 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
             client.close()
             http_client.close()
             provider.close()
+            if emulator is not None:
+                emulator.close()
             if context is not None:
                 context.__exit__(None, None, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from imbridge._clock import Clock
 from imbridge._flow import Flow, immediate
@@ -14,6 +14,7 @@ from imbridge.errors import IMBridgeError, NotFoundError
 from imbridge.models.health import Health
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import Provider, ProviderSettings
+from imbridge.providers.local.events import EventPublisher
 from imbridge.providers.local.store import GroupRow, Store
 
 T = TypeVar("T")
@@ -35,6 +36,8 @@ class LocalCore(Provider):
         assert isinstance(settings, LocalSettings)
         self.store = Store(settings.database)
         self._token_key = login_tokens.signing_key(settings.token_secret, self.store, "token_secret")
+        self.events = EventPublisher(self._now)
+        """Where this provider's events go: attach a receiver with ``EventReceiver("local").attach(client)``."""
 
     def close(self) -> None:
         self.store.close()
@@ -66,6 +69,12 @@ class LocalCore(Provider):
 
     def _run(self, compute: Callable[[], T]) -> Flow[T]:
         return immediate(compute)
+
+    def _publish(self, build: Callable[[dict[str, Any]], list[Any]]) -> None:
+        """Hand the events of a committed write to the attached receivers (built only when one is attached)."""
+        if self.events.active:
+            now = self.clock.now()
+            self.events.publish(build({"provider": NAME, "received_at": now, "occurred_at": now}))
 
     # -- checks -------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from imbridge.capabilities import Operation
 from imbridge.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from imbridge.models import BatchItem, BatchResult, Group, JoinedGroup, JoinOption, Member, Page, Role
 from imbridge.providers.base import GroupSpec, GroupUpdate
+from imbridge.providers.local import events as local_events
 from imbridge.providers.local._core import NAME, LocalCore, _ts
 from imbridge.providers.local.store import MUTED_FOREVER, GroupRow, MemberRow
 
@@ -43,6 +45,10 @@ class LocalGroups(LocalCore):
                 self.store.set_group_policy(
                     group_id, spec.join_option.value if spec.join_option else None, spec.max_members
                 )
+            self._publish(lambda common: [local_events.GroupCreated(
+                **common, event_id=f"local:group.created:{group_id}:{uuid.uuid4().hex}", group_id=group_id,
+                name=spec.name, owner=spec.owner, members=[uid for uid in roles if uid != spec.owner],
+            )])  # fmt: skip
             return self._group(self._require_group(group_id, operation))
 
         return self._run(compute)
@@ -65,6 +71,12 @@ class LocalGroups(LocalCore):
                 self.store.set_group_policy(
                     group_id, update.join_option.value if update.join_option else None, update.max_members
                 )
+            fields = update.profile_fields
+            if fields:
+                self._publish(lambda common: [local_events.GroupUpdated(
+                    **common, event_id=f"local:group.updated:{group_id}:{uuid.uuid4().hex}", group_id=group_id,
+                    changes={name: str(value) for name, value in fields.items()},
+                )])  # fmt: skip
             return self._group(self._require_group(group_id, operation))
 
         return self._run(compute)
@@ -75,6 +87,9 @@ class LocalGroups(LocalCore):
                 raise NotFoundError(
                     f"unknown group {group_id!r}", provider=NAME, operation=Operation.GROUPS_DISMISS.value
                 )
+            self._publish(lambda common: [local_events.GroupDismissed(
+                **common, event_id=f"local:group.dismissed:{group_id}:{uuid.uuid4().hex}", group_id=group_id,
+            )])  # fmt: skip
 
         return self._run(compute)
 
@@ -97,6 +112,11 @@ class LocalGroups(LocalCore):
             added = self.store.add_members(
                 group_id, [(uid, role.value) for uid in user_ids if uid in known], self._now()
             )
+            self._publish(lambda common: [
+                local_events.MemberJoined(**common, event_id=f"local:join:{group_id}:{uid}:{uuid.uuid4().hex}",
+                                          group_id=group_id, user_id=uid, how="added")
+                for uid in user_ids if added.get(uid)
+            ])  # fmt: skip
             items = []
             for uid in user_ids:
                 if uid not in known:
@@ -114,6 +134,11 @@ class LocalGroups(LocalCore):
             group = self._require_group(group_id, operation)
             removable = [uid for uid in user_ids if uid != group.owner]
             removed = self.store.remove_members(group_id, removable)
+            self._publish(lambda common: [
+                local_events.MemberLeft(**common, event_id=f"local:exit:{group_id}:{uid}:{uuid.uuid4().hex}",
+                                        group_id=group_id, user_id=uid, how="removed")
+                for uid in removable if removed.get(uid)
+            ])  # fmt: skip
             items = []
             for uid in user_ids:
                 if uid == group.owner:

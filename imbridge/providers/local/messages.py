@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -25,6 +26,7 @@ from imbridge.models import (
 )
 from imbridge.models.content import Element
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
+from imbridge.providers.local import events as local_events
 from imbridge.providers.local._core import NAME, LocalCore, _ts
 from imbridge.providers.local.store import GroupRow, MessageRow, conversation_key
 
@@ -68,8 +70,12 @@ class LocalMessages(LocalCore):
                 ref = MessageRef(provider=NAME, conversation=message.to, sender=message.sender, key=uuid.uuid4().hex)
                 return SentMessage(ref=ref, time=_ts(self._now()), confirmed=False, provider=NAME,
                                    raw={"persisted": False})  # fmt: skip
-            row = self._append(message.sender, message.to, message.elements, message.metadata, message.idempotency_key)
+            row, new = self._append(
+                message.sender, message.to, message.elements, message.metadata, message.idempotency_key
+            )
             self._keep_delivery(row, delivery)
+            if new:  # a re-send with the same key is the same message: no second event
+                self._publish(partial(self._created, row, message.sender, message.to))
             return SentMessage(
                 ref=self._ref(row, message.sender, message.to),
                 time=_ts(row.time),
@@ -82,8 +88,8 @@ class LocalMessages(LocalCore):
 
     def _append(
         self, sender: str, to: Conversation, elements: Sequence[Element], metadata: Any, dedupe: str
-    ) -> MessageRow:
-        row, _ = self.store.append_message(
+    ) -> tuple[MessageRow, bool]:
+        return self.store.append_message(
             self._conversation_key(sender, to),
             key=uuid.uuid4().hex,
             sender=sender,
@@ -94,7 +100,11 @@ class LocalMessages(LocalCore):
             # (A space cannot occur in a checked id, so the pair is unambiguous.)
             dedupe=f"{sender} {dedupe}",
         )
-        return row
+
+    def _created(self, row: MessageRow, sender: str, to: Conversation, common: dict[str, Any]) -> list[Any]:
+        message = self._message(row, to, sender)
+        return [local_events.MessageCreated(**common | {"occurred_at": message.time}, event_id=f"local:msg:{row.key}",
+                                            message=message, raw=message.raw)]  # fmt: skip
 
     def _keep_delivery(self, row: MessageRow, delivery: Delivery | None) -> None:
         """Flags of a stored message sent as not unread or not updating conversations (conversation lists and
@@ -121,8 +131,10 @@ class LocalMessages(LocalCore):
                 if batch.delivery is not None and not batch.delivery.persist:
                     items.append(BatchItem(target=recipient, ok=True, detail="not persisted; no client to deliver to"))
                     continue
-                row = self._append(batch.sender, to, batch.elements, batch.metadata, batch.idempotency_key)
+                row, new = self._append(batch.sender, to, batch.elements, batch.metadata, batch.idempotency_key)
                 self._keep_delivery(row, batch.delivery)
+                if new:
+                    self._publish(partial(self._created, row, batch.sender, to))
                 items.append(BatchItem(target=recipient, ok=True, ref=self._ref(row, batch.sender, to)))
             return BatchResult(items=items, provider=NAME)
 
@@ -190,7 +202,13 @@ class LocalMessages(LocalCore):
                 raise InvalidRequestError(
                     f"a {ref.provider} message reference cannot be revoked on {NAME}", provider=NAME
                 )
-            if self.store.revoke_message(ref.key) is None:
+            revoked = self.store.revoke_message(ref.key)
+            if revoked is None:
                 raise NotFoundError("no such message", provider=NAME, operation=Operation.MESSAGES_REVOKE.value)
+            if revoked:
+                self._publish(lambda common: [local_events.MessageRevoked(
+                    **common, event_id=f"local:revoke:{ref.key}", conversation=ref.conversation, key=ref.key,
+                    seq=ref.seq, sender=ref.sender, revoked_by=ref.sender, ref=ref,
+                )])  # fmt: skip
 
         return self._run(compute)

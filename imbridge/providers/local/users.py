@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from imbridge.errors import AuthenticationError, NotFoundError
 from imbridge.models import BatchItem, BatchResult, DeviceKind, LoginCredentials, Presence, PresenceState, Profile
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import ProfileUpdate
+from imbridge.providers.local import events as local_events
 from imbridge.providers.local._core import NAME, LocalCore, _ts
 from imbridge.providers.local.store import profile_fields, profile_from_fields
 
@@ -45,7 +47,14 @@ class LocalUsers(LocalCore):
     def set_profile(self, user_id: str, update: ProfileUpdate) -> Flow[None]:
         def compute() -> None:
             self._require_users([user_id], Operation.USERS_SET_PROFILE.value)
-            self.store.set_profile_fields(user_id, profile_fields(update))
+            fields = profile_fields(update)
+            self.store.set_profile_fields(user_id, fields)
+            custom = "custom:"  # the store's prefix of app-defined keys
+            self._publish(lambda common: [local_events.ProfileUpdated(
+                **common, event_id=f"local:profile:{user_id}:{uuid.uuid4().hex}", user_id=user_id,
+                changes={k: v for k, v in fields.items() if not k.startswith(custom)},
+                custom={k[len(custom):]: v for k, v in fields.items() if k.startswith(custom)},
+            )])  # fmt: skip
 
         return self._run(compute)
 

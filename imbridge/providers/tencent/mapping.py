@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imbridge._flow import encode_json
+from imbridge._flow import decode_json, encode_json
+from imbridge._inbound import nests_deeper as _nests_deeper
 from imbridge.errors import (
     AuthenticationError,
     ConflictError,
@@ -28,6 +29,7 @@ from imbridge.errors import (
 )
 from imbridge.models import (
     Conversation,
+    ConversationKind,
     Custom,
     DeviceKind,
     DeviceSession,
@@ -555,15 +557,21 @@ def cloud_custom_data(metadata: Mapping[str, Any], options: Mapping[str, Any]) -
     return encode_json(dict(metadata)).decode() if metadata else None
 
 
+METADATA_MAX_DEPTH = 32
+"""CloudCustomData nested deeper than this is kept as the string it is, not unpacked."""
+
+
 def metadata_from(cloud: str) -> dict[str, Any]:
     """CloudCustomData as metadata: a JSON object is unpacked; anything else is kept under its name."""
     if not cloud:
         return {}
     try:
-        value = json.loads(cloud)
+        value = decode_json(cloud)  # bounded nesting: the string is the sender's, not the server's
     except ValueError:
         value = None
-    return value if isinstance(value, dict) else {"CloudCustomData": cloud}
+    if isinstance(value, dict) and not _nests_deeper(value, METADATA_MAX_DEPTH):
+        return value
+    return {"CloudCustomData": cloud}
 
 
 # -- profiles ------------------------------------------------------------------------------------
@@ -693,9 +701,10 @@ PLACEHOLDER_EXPIRED, PLACEHOLDER_RECALLED = 1, 2
 
 
 def c2c_ref(sender: str, recipient: str, msg_key: str) -> MessageRef:
+    # Ids the server reports are taken as they are (no send-side checks): nothing it reports is lost.
     return MessageRef(
         provider=NAME,
-        conversation=Conversation.user(recipient),
+        conversation=Conversation(kind=ConversationKind.USER, id=recipient),
         sender=sender,
         key=msg_key,
         extra={"From_Account": sender, "To_Account": recipient},
@@ -703,7 +712,8 @@ def c2c_ref(sender: str, recipient: str, msg_key: str) -> MessageRef:
 
 
 def group_ref(group_id: str, sender: str, seq: int) -> MessageRef:
-    return MessageRef(provider=NAME, conversation=Conversation.group(group_id), sender=sender, key=str(seq), seq=seq)
+    conversation = Conversation(kind=ConversationKind.GROUP, id=group_id)
+    return MessageRef(provider=NAME, conversation=conversation, sender=sender, key=str(seq), seq=seq)
 
 
 def c2c_message_from_wire(item: wire.RoamMsg, conversation: Conversation) -> Message:

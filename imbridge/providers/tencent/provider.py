@@ -19,6 +19,8 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealt
     """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
     (settings, signing, the envelope and its errors, the escape hatch) in ``_core.py``."""
 
+    asks_app_before_send = True  # C2C.CallbackBeforeSendMsg / Group.CallbackBeforeSendMsg (/1047/34364, 34374)
+
     @property
     def capabilities(self) -> CapabilityMap:
         n, p = Support.NATIVE, Support.PARTIAL
