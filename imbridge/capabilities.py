@@ -44,6 +44,14 @@ class Operation(StrEnum):
     GROUPS_MUTE_ALL = "groups.mute_all"
     GROUPS_MUTED = "groups.muted"
 
+    # Conversations and message lookup (issue 16): each user's conversation list with unread counts.
+    CONVERSATIONS_LIST = "conversations.list"
+    CONVERSATIONS_DELETE = "conversations.delete"
+    CONVERSATIONS_MARK_READ = "conversations.mark_read"
+    CONVERSATIONS_SET_UNREAD = "conversations.set_unread"
+    MESSAGES_GET = "messages.get"
+    MESSAGES_GET_MANY = "messages.get_many"
+
 
 class Capability(BaseModel):
     """One operation's level of support on one provider."""

@@ -32,6 +32,7 @@ from imbridge.errors import ConfigurationError
 from imbridge.providers import load_provider_class
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.resources._base import AsyncResource, Gate, SyncResource
+from imbridge.resources.conversations import AsyncConversations, Conversations
 from imbridge.resources.groups import AsyncGroups, Groups
 from imbridge.resources.messages import AsyncMessages, Messages
 from imbridge.resources.users import AsyncUsers, Users
@@ -101,6 +102,7 @@ class _ClientBase(Generic[E]):
     users = _ResourceSlot(Users, AsyncUsers)
     messages = _ResourceSlot(Messages, AsyncMessages)
     groups = _ResourceSlot(Groups, AsyncGroups)
+    conversations = _ResourceSlot(Conversations, AsyncConversations)
 
     def __init__(
         self,

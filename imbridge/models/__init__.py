@@ -5,6 +5,7 @@ from imbridge.models.conversation import Conversation, ConversationKind
 from imbridge.models.group import Group, Member, Role
 from imbridge.models.message import BatchItem, BatchResult, Message, MessageRef, SentMessage
 from imbridge.models.page import Page
+from imbridge.models.summary import ConversationSummary
 from imbridge.models.user import Gender, LoginCredentials, Profile
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "BatchResult",
     "Conversation",
     "ConversationKind",
+    "ConversationSummary",
     "Custom",
     "Element",
     "Face",
