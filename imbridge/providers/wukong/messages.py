@@ -51,17 +51,28 @@ class WukongMessages(WukongCore):
     # -- sending ------------------------------------------------------------------------------
 
     @staticmethod
-    def _target(sender: str, to: Conversation) -> tuple[int, str]:
-        """(channel_type, id that GET /message/byclientmsgno needs: the fake id for person chats)."""
+    def _target(sender: str, to: Conversation, *, cmd: bool = False) -> tuple[int, str]:
+        """(channel_type, id that GET /message/byclientmsgno needs: the fake id for person chats). ``cmd``:
+        the conversation's command channel, where a ``sync_once`` message is stored (internal/api/
+        message.go:256-258 appends options' CmdSuffix ``____cmd`` to the stored id)."""
         if to.is_group:
-            return wire.GROUP, to.id
-        return wire.PERSON, wire.fake_channel_id(sender, to.id)
+            return wire.GROUP, to.id + (wire.CMD_SUFFIX if cmd else "")
+        return wire.PERSON, wire.fake_channel_id(sender, to.id) + (wire.CMD_SUFFIX if cmd else "")
+
+    @staticmethod
+    def _belongs(found: wire.MessageResp, sender: str, to: Conversation) -> bool:
+        """Whether a message looked up by id is in ``to`` as ``sender`` sees it: lookups by message_id
+        search every channel (FACTS §9)."""
+        if to.is_group:
+            return found.channel_type == wire.GROUP and found.channel_id == to.id
+        return found.channel_type == wire.PERSON and {found.from_uid or wire.SYSTEM_UID, found.channel_id} == {
+            sender, to.id}  # fmt: skip
 
     def _lookup(
-        self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None
+        self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None, *, cmd: bool = False
     ) -> Flow[wire.MessageResp | None]:
         """The stored message with this client_msg_no (and id, when given), or None."""
-        channel_type, lookup_id = self._target(sender, to)
+        channel_type, lookup_id = self._target(sender, to, cmd=cmd)
         params = {"channel_id": lookup_id, "channel_type": str(channel_type), "client_msg_no": client_msg_no}
         try:
             reply = yield self._get("/message/byclientmsgno", params)
@@ -88,18 +99,19 @@ class WukongMessages(WukongCore):
         return next((m for m in latest.messages if m.from_uid == sender), None)
 
     def _poll(
-        self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None, delays: Sequence[float]
-    ) -> Flow[wire.MessageResp | None]:
+        self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None, delays: Sequence[float],
+        *, cmd: bool = False,
+    ) -> Flow[wire.MessageResp | None]:  # fmt: skip
         for delay in delays:
             if delay:
                 yield Sleep(delay)
-            found = yield from self._lookup(sender, to, client_msg_no, message_id)
+            found = yield from self._lookup(sender, to, client_msg_no, message_id, cmd=cmd)
             if found is not None:
                 return found
         return None
 
     def _deliver(
-        self, body: dict[str, Any], sender: str, to: Conversation
+        self, body: dict[str, Any], sender: str, to: Conversation, *, cmd: bool = False
     ) -> Flow[tuple[wire.SendResult, wire.MessageResp | None]]:
         """POST /message/send once, and again only after a lookup proves an attempt did not land.
 
@@ -121,7 +133,7 @@ class WukongMessages(WukongCore):
                 if isinstance(error, TransportError) and not error.may_have_landed:
                     raise  # never reached the server; the executor already retried it
                 try:
-                    found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS)
+                    found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS, cmd=cmd)
                 except (ProviderError, TransportError) as lookup_error:
                     raise type(error)(
                         f"{error.message}; the message MAY HAVE LANDED: its lookup failed too "
@@ -393,18 +405,17 @@ class WukongMessages(WukongCore):
         except NotFoundError:
             raise NotFoundError(f"no message {message_id}", provider=NAME, operation=op) from None
         # POST /message looks ids up globally, ignoring the channel (FACTS §9): check it is this one.
-        if to.is_group:
-            same = target.channel_type == wire.GROUP and target.channel_id == to.id
-        else:
-            same = target.channel_type == wire.PERSON and {target.from_uid or wire.SYSTEM_UID, target.channel_id} == {
-                sender, to.id}  # fmt: skip
-        if not same:
+        if not self._belongs(target, sender, to):
             raise NotFoundError(f"message {message_id} is not in {to}", provider=NAME, operation=op)
         scope = self._scope(sender, to)
         if store.revoked_keys(scope, [ref.key]):
             return  # already revoked: nothing more to say
         notice = mapping.revoke_payload(target, message_id, sender)
-        body = {"header": {"red_dot": 0}, "client_msg_no": f"revoke-{message_id}", "from_uid": sender,
-                "channel_id": to.id, "channel_type": channel_type, "payload": mapping.to_base64(notice)}  # fmt: skip
-        yield from self._deliver(body, sender, to)
+        # sync_once: the notice goes to the conversation's command channel (internal/api/message.go:256-258),
+        # which clients sync as commands. Stored in the chat itself it would raise every reader's unread count,
+        # red_dot 0 or not: /conversation/sync counts seqs (conversation.go:526-548) and never reads red_dot.
+        body = {"header": {"red_dot": 0, "sync_once": 1}, "client_msg_no": f"revoke-{message_id}",
+                "from_uid": sender, "channel_id": to.id, "channel_type": channel_type,
+                "payload": mapping.to_base64(notice)}  # fmt: skip
+        yield from self._deliver(body, sender, to, cmd=True)
         store.record_revocation(scope, ref.key, self._now())

@@ -16,14 +16,16 @@ What WuKongIM does not do, and what imbridge does instead (each stated in the ca
 from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
+from imbridge.providers.wukong.conversations import WukongConversations
 from imbridge.providers.wukong.groups import WukongGroups
 from imbridge.providers.wukong.mapping import NAME
 from imbridge.providers.wukong.messages import WukongMessages
 from imbridge.providers.wukong.users import WukongUsers
 
 
-class WukongProvider(WukongUsers, WukongMessages, WukongGroups):
-    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
+class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGroups):
+    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
+    (conversation lists and message lookup); what they share
     (settings, transport hooks, the escape hatch) in ``_core.py``."""
 
     @property
@@ -72,15 +74,15 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups):
                 Support.NATIVE,
                 "POST /channel/messagesync (both directions, opaque cursors). No membership check on the server. "
                 "Revoked messages are marked from imbridge's revocation records and from revoke notices "
-                "(type 1006) in the same page; the notices themselves are not returned as messages.",
+                "(type 1006) stored in the same page by earlier versions; notices are not returned as messages.",
             ),
             Operation.MESSAGES_REVOKE: (
                 (
                     Support.EMULATED,
-                    "WuKongIM has no revoke: imbridge sends a revoke notice (payload type 1006, stored, not "
-                    "sync_once) to the conversation and records the revocation in its store; imbridge's history "
-                    "shows the message revoked, but WuKongIM keeps its content and other readers must honour the "
-                    "notice themselves.",
+                    "WuKongIM has no revoke: imbridge sends a revoke notice (payload type 1006, header sync_once, "
+                    "so it lands in the conversation's command channel, which clients sync as commands, and raises "
+                    "no unread count) and records the revocation in its store; imbridge's history shows the message "
+                    "revoked, but WuKongIM keeps its content and other readers must honour the notice themselves.",
                 )
                 if stored
                 else (Support.UNSUPPORTED, no_store)
@@ -137,4 +139,5 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups):
                 "denylisted member with no stored expiry is reported muted until 9999-12-31.",
             ),
         }
+        entries.update(self._conversation_capabilities())
         return CapabilityMap(NAME, entries)
