@@ -7,14 +7,16 @@ with a JSON body. HTTP is 200 even for errors: ``decode`` reads ``ErrorCode`` an
 from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
+from imbridge.providers.tencent.conversations import TencentConversations
 from imbridge.providers.tencent.groups import TencentGroups
 from imbridge.providers.tencent.mapping import NAME
 from imbridge.providers.tencent.messages import TencentMessages
 from imbridge.providers.tencent.users import TencentUsers
 
 
-class TencentProvider(TencentUsers, TencentMessages, TencentGroups):
-    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
+class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentConversations):
+    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
+    (conversation lists, unread counts and message lookup); what they share
     (settings, signing, the envelope and its errors, the escape hatch) in ``_core.py``."""
 
     @property
@@ -59,5 +61,6 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups):
                 Operation.GROUPS_UNMUTE: (n, "forbid_send_msg MuteTime 0"),
                 Operation.GROUPS_MUTE_ALL: (n, "modify_group_base_info MuteAllMember On/Off"),
                 Operation.GROUPS_MUTED: (n, "get_group_muted_account, roles from the member list"),
+                **self._conversation_capabilities(),
             },
         )  # fmt: skip
