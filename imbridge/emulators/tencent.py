@@ -92,6 +92,7 @@ _TAG_VALUES = {
 }
 _GROUP_SERVICE = "group_open_http_svc"
 _TYPE_META = "tencent.group_type."
+CONVERSATION_META = "tencent.conversations."
 
 
 class _Fail(Exception):
@@ -193,6 +194,7 @@ class TencentEmulator:
         rate_limits: dict[str, float] | None = None,
         retention: timedelta = timedelta(days=7),
         recent_contacts_limit: int = 100,
+        recent_contacts_page: int = 20,
         batch_recipients_per_second: float = BATCH_RECIPIENTS_PER_SECOND,
         batch_window_seconds: float = 60.0,
     ) -> None:
@@ -209,6 +211,8 @@ class TencentEmulator:
                 raise ValueError(f"rate limit for {command!r} must be positive")
         self.retention = retention
         self.recent_contacts_limit = recent_contacts_limit
+        # The docs give no page size for recentcontact/get_list; 20 is this emulator's (our reading).
+        self.recent_contacts_page = recent_contacts_page
         if batch_recipients_per_second <= 0 or batch_window_seconds <= 0:
             raise ValueError("the batchsendmsg rate and window must be positive")
         # batchsendmsg counts recipients: 12,000 per minute by default. A benchmark sets a shorter window so
@@ -230,6 +234,12 @@ class TencentEmulator:
             "openim/admin_getroammsg": self._getroammsg,
             "openim/admin_msgwithdraw": self._msgwithdraw,
             "recentcontact/get_list": self._recent_contacts,
+            # conversations and unread counts (issue 16)
+            "recentcontact/delete": self._delete_contact,
+            "openim/get_c2c_unread_msg_num": self._c2c_unread_num,
+            "openim/admin_set_msg_read": self._set_msg_read,
+            f"{_GROUP_SERVICE}/set_unread_msg_num": self._set_unread_num,
+            f"{_GROUP_SERVICE}/get_joined_group_list": self._joined_groups,
             **{
                 f"{_GROUP_SERVICE}/{name}": handler
                 for name, handler in (
@@ -645,26 +655,238 @@ class TencentEmulator:
             raise _Fail(20023, "the message has already been recalled")
         return _ok()
 
-    def _recent_contacts(self, args: _Args) -> dict[str, Any]:
-        user = args.text("From_Account", code=50001)
+    # -- conversations and unread counts (issue 16) ---------------------------------------------------
+    # What each command does, from its page (PROVENANCE.md in tests/fixtures/tencent/official names each):
+    # recentcontact/get_list /1047/43087, recentcontact/delete /1047/43088, get_c2c_unread_msg_num
+    # /1047/41046, admin_set_msg_read /1047/38996, set_unread_msg_num /1047/34909, get_joined_group_list
+    # /1047/34925. Where a page is silent, the choice is marked "our reading".
+    # Each user's read positions, deletions and pinned conversations are one JSON value in the store's meta
+    # table (CONVERSATION_META + user): c2c {peer: {"t": read before this second, "s": read up to this seq}},
+    # grp {group: read seq}, del {conversation key: last seq when deleted}, pin [conversation keys].
+
+    def _state(self, user: str) -> dict[str, Any]:
+        stored = self.store.meta(CONVERSATION_META + user)
+        state: dict[str, Any] = json.loads(stored) if stored else {}
+        for name, empty in (("c2c", {}), ("grp", {}), ("del", {}), ("pin", [])):
+            state.setdefault(name, empty)
+        return state
+
+    def _save_state(self, user: str, state: dict[str, Any]) -> None:
+        self.store.set_meta(CONVERSATION_META + user, json.dumps(state, sort_keys=True))
+
+    def pin(self, user: str, peer: str | None = None, *, group_id: str | None = None, pinned: bool = True) -> None:
+        """Pin (or unpin) one of ``user``'s conversations. The REST API has no command for it (clients pin
+        through the SDK), so tests of TopFlag and the pinned cursors set it here."""
+        key = conversation_key("group", group_id) if group_id else conversation_key("user", user, peer or "")
+        with self._lock:
+            state = self._state(user)
+            pins = [k for k in state["pin"] if k != key] + ([key] if pinned else [])
+            state["pin"] = pins
+            self._save_state(user, state)
+
+    def _last_seq_of(self, conv: str) -> int:
+        newest = self.store.messages(conv, limit=1)
+        return newest[0].seq if newest else 0
+
+    def _c2c_unread(self, user: str, peer: str, state: dict[str, Any]) -> int:
+        """Messages from ``peer`` to ``user`` not read yet (their read time and seq), within the retention."""
+        read = state["c2c"].get(peer, {})
+        before, upto = float(read.get("t", 0)), int(read.get("s", 0))
+        cutoff = self._cutoff()
+        return sum(
+            1
+            for row in self.store.messages(conversation_key("user", user, peer), limit=-1)
+            if row.sender == peer and row.time >= cutoff and not (int(row.time) < before or row.seq <= upto)
+        )
+
+    def _group_read_seq(self, user: str, group_id: str, state: dict[str, Any]) -> int:
+        """The member's read position (SelfInfo.MsgSeq): as set, else what the group held when they joined
+        (a new member has nothing unread: our reading of the import_group_member page's UnreadMsgNum)."""
+        member = self.store.member(group_id, user)
+        joined = 0
+        if member is not None:
+            older = [r.seq for r in self.store.messages(conversation_key("group", group_id), limit=-1)
+                     if r.time < member.joined_at]  # fmt: skip
+            joined = max(older, default=0)
+        return max(int(state["grp"].get(group_id, 0)), joined)
+
+    def _sessions(self, user: str, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every conversation of ``user`` with a message inside the retention and after its deletion."""
         cutoff = self._cutoff()
         sessions: list[dict[str, Any]] = []
         for conv, newest in self.store.conversations("u:").items():
             low, _, high = conv[2:].partition("|")
-            if user in (low, high) and newest >= cutoff:
+            if user in (low, high) and newest >= cutoff and self._last_seq_of(conv) > state["del"].get(conv, 0):
                 sessions.append({"Type": 1, "To_Account": high if user == low else low, "MsgTime": int(newest),
-                                 "TopFlag": 0})  # fmt: skip
+                                 "TopFlag": 0, "key": conv, "at": newest})  # fmt: skip
         groups = self.store.conversations("g:")
         for group_id in self.store.groups_of(user):
-            last = groups.get(conversation_key("group", group_id))
-            if last is not None and last >= cutoff:
-                sessions.append({"Type": 2, "GroupId": group_id, "MsgTime": int(last), "TopFlag": 0})
-        sessions.sort(key=lambda s: (-s["MsgTime"], s.get("To_Account", s.get("GroupId", ""))))
-        # Tencent keeps only the most recent contacts (100 by default); older ones are dropped.
-        sessions = sessions[: self.recent_contacts_limit]
+            conv = conversation_key("group", group_id)
+            last = groups.get(conv)
+            if last is not None and last >= cutoff and self._last_seq_of(conv) > state["del"].get(conv, 0):
+                sessions.append({"Type": 2, "GroupId": group_id, "MsgTime": int(last), "TopFlag": 0, "key": conv,
+                                 "at": last})  # fmt: skip
+        return sessions
+
+    @staticmethod
+    def _after(items: list[dict[str, Any]], time: int, index: int) -> list[dict[str, Any]]:
+        """The items after a (TimeStamp, StartIndex) cursor: later-second items are done, and ``index`` of
+        those in that second (our reading of "start time" and "starting point" of the next page)."""
+        if time == 0:
+            return items
+        same = [item for item in items if item["MsgTime"] == time]
+        return same[index:] + [item for item in items if item["MsgTime"] < time]
+
+    @staticmethod
+    def _cursor(done: list[dict[str, Any]], time: int, index: int) -> tuple[int, int]:
+        if not done:
+            return time, index
+        last = done[-1]["MsgTime"]
+        return last, sum(1 for item in done if item["MsgTime"] == last) + (index if last == time else 0)
+
+    def _recent_contacts(self, args: _Args) -> dict[str, Any]:
+        user = args.text("From_Account", code=50002)
+        if not self._exists([user]):
+            raise _Fail(50001, f"{user!r} has not been imported")
+        # Every cursor field is marked required; a missing one counts as 0 (the first page: our reading).
+        cursors = [args.integer(name, 0, code=50002) for name in ("TimeStamp", "StartIndex", "TopTimeStamp",
+                                                                    "TopStartIndex")]  # fmt: skip
+        time, index, top_time, top_index = cursors
+        flags = args.integer("AssistFlags", 0, code=50002)
+        state = self._state(user)
+        # Newest message first; within one second by the stored time (MsgTime shows whole seconds only: our
+        # reading is that the server orders by its own finer time).
+        order = lambda s: (-s["at"], s["key"])  # noqa: E731
+        sessions = sorted(self._sessions(user, state), key=order)[: self.recent_contacts_limit]
+        pinned_keys = set(state["pin"]) if flags & 1 else set()  # bit 0: pinned conversations supported
+        pinned = [dict(s, TopFlag=1) for s in sessions if s["key"] in pinned_keys]
+        general = [s for s in sessions if s["key"] not in pinned_keys]
+        if flags & 4:  # bit 2: pinned conversations are paged with their own cursor
+            pinned_left = self._after(pinned, top_time, top_index)
+        else:  # otherwise they all come on the first page
+            pinned_left = pinned if time == 0 and index == 0 and top_time == 0 else []
+        general_left = self._after(general, time, index)
+        page_pinned = pinned_left[: self.recent_contacts_page]
+        page_general = general_left[: self.recent_contacts_page - len(page_pinned)]
+        complete = len(page_pinned) == len(pinned_left) and len(page_general) == len(general_left)
         now = int(self._now())
-        return _ok(SessionItem=sessions, CompleteFlag=1, TimeStamp=now, StartIndex=0, TopTimeStamp=now,
-                   TopStartIndex=0, ErrorDisplay="")  # fmt: skip
+        if complete:  # the doc's sample: both cursors the time of the answer, indexes 0
+            time, index, top_time, top_index = now, 0, now, 0
+        else:
+            time, index = self._cursor(page_general, time, index)
+            top_time, top_index = self._cursor(page_pinned, top_time, top_index) if flags & 4 else (top_time, 0)
+        items = [{k: v for k, v in s.items() if k not in ("key", "at")} for s in page_pinned + page_general]
+        return _ok(SessionItem=items, CompleteFlag=int(complete), TimeStamp=time, StartIndex=index,
+                   TopTimeStamp=top_time, TopStartIndex=top_index, ErrorDisplay="")  # fmt: skip
+
+    def _delete_contact(self, args: _Args) -> dict[str, Any]:
+        user = args.text("From_Account", code=50002)
+        if not self._exists([user]):
+            raise _Fail(50001, f"{user!r} has not been imported")
+        kind = args.integer("Type", code=50002)
+        if kind == 1:
+            conv = conversation_key("user", user, args.text("To_Account", code=50002))
+        elif kind == 2:
+            conv = conversation_key("group", args.text("ToGroupid", code=50002))
+        else:
+            raise _Fail(50002, "Type is 1 (one-to-one) or 2 (group)")
+        if args.integer("ClearRamble", 0, code=50002) not in (0, 1):
+            raise _Fail(50002, "ClearRamble is 0 or 1")
+        # Hidden until a newer message (our reading: the SDK's deleteConversation behaves so). ClearRamble 1 is
+        # accepted; this emulator keeps the messages in the roaming history either way (docs/emulators.md).
+        state = self._state(user)
+        state["del"][conv] = self._last_seq_of(conv)
+        self._save_state(user, state)
+        return _ok(ErrorDisplay="")
+
+    def _c2c_unread_num(self, args: _Args) -> dict[str, Any]:
+        user = args.text("To_Account", code=90003)
+        if not self._exists([user]):
+            raise _Fail(90003, f"To_Account {user!r} does not exist")
+        state = self._state(user)
+        if not args.has("Peer_Account"):
+            chats = {s["To_Account"] for s in self._sessions(user, {**state, "del": {}}) if s["Type"] == 1}
+            return _ok(AllC2CUnreadMsgNum=sum(self._c2c_unread(user, peer, state) for peer in chats))
+        peers = args.accounts("Peer_Account", code=90001)
+        if len(peers) > 10:
+            raise _Fail(90001, "Peer_Account holds at most 10 accounts")
+        known = self._exists(peers)
+        return _ok(
+            C2CUnreadMsgNumList=[{"Peer_Account": p, "C2CUnreadMsgNum": self._c2c_unread(user, p, state)}
+                                 for p in peers if p in known],
+            **({"ErrorList": [{"Peer_Account": p, "ErrorCode": 70107} for p in peers if p not in known]}
+               if len(known) < len(peers) else {}),
+        )  # fmt: skip
+
+    def _set_msg_read(self, args: _Args) -> dict[str, Any]:
+        # The page's error table names From_Account (90008) and To_Account (90003): the reporting account and
+        # the peer (our reading).
+        user = args.text("Report_Account", code=90008)
+        peer = args.text("Peer_Account", code=90003)
+        if not self._exists([user]):
+            raise _Fail(90008, f"Report_Account {user!r} does not exist")
+        if not self._exists([peer]):
+            raise _Fail(90003, f"Peer_Account {peer!r} does not exist")
+        raw = args.body.get("MsgReadTime")
+        state = self._state(user)
+        read = dict(state["c2c"].get(peer, {}))
+        if raw is None:  # "the current timestamp is used": everything stored so far is read
+            read["s"] = max(int(read.get("s", 0)), self._last_seq_of(conversation_key("user", user, peer)))
+        else:  # a String of seconds; the messages *before* it are read
+            if isinstance(raw, bool) or not str(raw).isdigit():
+                raise _Fail(90001, "MsgReadTime is a timestamp in seconds")
+            read["t"] = max(int(read.get("t", 0)), int(raw))
+        state["c2c"][peer] = read
+        self._save_state(user, state)
+        return _ok()
+
+    def _set_unread_num(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        user = args.text("Member_Account")
+        count = args.integer("UnreadMsgNum")
+        if self._group_type(group_id) in ("ChatRoom", "AVChatRoom"):
+            return _ok()  # "no error will be returned" and nothing is set for these types
+        if self.store.member(group_id, user) is None:
+            raise _Fail(10007, f"{user!r} is not a member of the group")  # our reading: the permission code
+        last = self._last_seq_of(conversation_key("group", group_id))
+        state = self._state(user)
+        state["grp"][group_id] = max(last - count, 0)  # more than the group holds: all of it
+        self._save_state(user, state)
+        return _ok()
+
+    def _joined_groups(self, args: _Args) -> dict[str, Any]:
+        user = args.text("Member_Account")
+        kind = args.opt_str("GroupType")
+        ids = [gid for gid in self.store.groups_of(user) if kind is None or self._group_type(gid) == kind]
+        total = len(ids)
+        offset = args.integer("Offset", 0)
+        ids = ids[offset : offset + args.integer("Limit", low=1)] if args.has("Limit") else ids[offset:]
+        filters = args.body.get("ResponseFilter") or {}
+        if not isinstance(filters, dict):
+            raise _Fail(10004, "ResponseFilter must be an object")
+        base_fields = filters.get("GroupBaseInfoFilter") or []
+        self_fields = filters.get("SelfInfoFilter") or []
+        state = self._state(user)
+        items = []
+        for gid in ids:
+            group = self.store.group(gid)
+            member = self.store.member(gid, user)
+            if group is None or member is None:
+                continue
+            next_seq, last_time = self._next_seq(gid)
+            base = {"Type": self._group_type(gid), "Name": group.name, "Introduction": group.introduction,
+                    "Notification": group.notification, "FaceUrl": group.face_url, "CreateTime": int(group.created_at),
+                    "Owner_Account": group.owner or "", "LastInfoTime": int(group.created_at),
+                    "LastMsgTime": int(last_time), "NextMsgSeq": next_seq, "MemberNum": group.member_count,
+                    "MaxMemberNum": 2000, "ApplyJoinOption": "NeedPermission",
+                    "MuteAllMember": "On" if group.mute_all else "Off"}  # fmt: skip
+            own = {"Role": member.role.capitalize(), "JoinTime": int(member.joined_at), "MsgFlag": "AcceptAndNotify",
+                   "MsgSeq": self._group_read_seq(user, gid, state)}  # fmt: skip
+            item: dict[str, Any] = {"GroupId": gid, **{k: v for k, v in base.items() if k in base_fields}}
+            if self_fields:
+                item["SelfInfo"] = {k: v for k, v in own.items() if k in self_fields}
+            items.append(item)
+        return _ok(TotalCount=total, GroupIdList=items)
 
     # -- groups -----------------------------------------------------------------------------------
 

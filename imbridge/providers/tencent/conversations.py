@@ -372,7 +372,8 @@ class TencentConversations(TencentCore):
                 "messages stay in history).",
             ),
             Operation.CONVERSATIONS_MARK_READ: (
-                Support.NATIVE, "admin_set_msg_read (one-to-one) / set_unread_msg_num 0 (groups).",
+                Support.NATIVE,
+                "admin_set_msg_read (one-to-one) / set_unread_msg_num 0 (groups).",
             ),
             Operation.CONVERSATIONS_SET_UNREAD: (
                 Support.PARTIAL,
@@ -386,6 +387,7 @@ class TencentConversations(TencentCore):
                 "group_msg_get_simple at the seq with WithRecalledMsg; only within the roaming retention.",
             ),
             Operation.MESSAGES_GET_MANY: (
-                Support.NATIVE, "one lookup per ref, concurrently on the async client; None where not found.",
+                Support.NATIVE,
+                "one lookup per ref, concurrently on the async client; None where not found.",
             ),
         }

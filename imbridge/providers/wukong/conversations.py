@@ -91,8 +91,8 @@ class WukongConversations(WukongMessages):
         return Page(items=items, next_cursor=cursor, provider=NAME)
 
     def _summary(self, user: str, row: wire.ConversationResp) -> ConversationSummary:
-        conversation = Conversation.group(row.channel_id) if row.channel_type == wire.GROUP else Conversation.user(
-            row.channel_id
+        conversation = (
+            Conversation.group(row.channel_id) if row.channel_type == wire.GROUP else Conversation.user(row.channel_id)
         )
         last = row.recents[0] if row.recents else None
         message: Message | None = None
