@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.local._core import NAME
+from imbridge.providers.local.conversations import LocalConversations
 from imbridge.providers.local.groups import LocalGroups
 from imbridge.providers.local.messages import LocalMessages
 from imbridge.providers.local.users import LocalUsers
 
 
-class LocalProvider(LocalUsers, LocalMessages, LocalGroups):
-    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
+class LocalProvider(LocalConversations, LocalUsers, LocalMessages, LocalGroups):
+    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
+    (conversation lists with exact unread counts, message lookup); what they share
     (the store, flows, the user and group checks) in ``_core.py``; the SQL in ``store.py``."""
 
     @property

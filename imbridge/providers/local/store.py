@@ -54,6 +54,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_dedupe ON messages (conversation, ded
 CREATE TABLE IF NOT EXISTS revocations (
     scope TEXT NOT NULL, key TEXT NOT NULL, revoked_at REAL NOT NULL, PRIMARY KEY (scope, key)
 );
+CREATE TABLE IF NOT EXISTS read_positions (
+    user_id TEXT NOT NULL, conversation TEXT NOT NULL, read_seq INTEGER NOT NULL DEFAULT 0,
+    hidden_seq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, conversation)
+);
 """
 
 
@@ -504,6 +508,61 @@ class Store:
                 return False
             db.execute("UPDATE messages SET revoked = 1, elements = '[]' WHERE key = ?", (key,))
             return True
+
+    # -- read positions (conversation lists, unread counts) ----------------------------------
+
+    def read_position(self, user_id: str, conversation: str) -> tuple[int, int]:
+        """(read up to this seq, hidden from the list up to this seq) of ``user_id`` in a conversation."""
+        rows = self._read(
+            "SELECT read_seq, hidden_seq FROM read_positions WHERE user_id = ? AND conversation = ?",
+            (user_id, conversation),
+        )
+        return (int(rows[0]["read_seq"]), int(rows[0]["hidden_seq"])) if rows else (0, 0)
+
+    def set_read_position(
+        self, user_id: str, conversation: str, *, read_seq: int | None = None, hidden_seq: int | None = None
+    ) -> None:
+        """Set either position (None keeps it)."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO read_positions (user_id, conversation, read_seq, hidden_seq) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (user_id, conversation) DO UPDATE SET "
+                "read_seq = COALESCE(?, read_seq), hidden_seq = COALESCE(?, hidden_seq)",
+                (user_id, conversation, read_seq or 0, hidden_seq or 0, read_seq, hidden_seq),
+            )
+
+    def user_chats(self, user_id: str) -> list[str]:
+        """Keys of the one-to-one conversations ``user_id`` has a message in."""
+        rows = self._read(
+            "SELECT DISTINCT conversation FROM messages WHERE substr(conversation, 1, 2) = 'u:' AND "
+            "(substr(conversation, 3, ?) = ? OR substr(conversation, -?) = ?)",
+            (len(user_id) + 1, user_id + "|", len(user_id) + 1, "|" + user_id),
+        )
+        keys = []
+        for row in rows:
+            low, _, high = str(row["conversation"])[2:].partition("|")
+            if user_id in (low, high):
+                keys.append(str(row["conversation"]))
+        return keys
+
+    def seqs_after(self, conversation: str, after_seq: int, *, not_from: str) -> list[int]:
+        """Seqs of the messages after ``after_seq`` not sent by ``not_from``, newest first."""
+        rows = self._read(
+            "SELECT seq FROM messages WHERE conversation = ? AND seq > ? AND sender != ? ORDER BY seq DESC",
+            (conversation, after_seq, not_from),
+        )
+        return [int(row["seq"]) for row in rows]
+
+    def last_seq(self, conversation: str, *, sender: str | None = None, before_time: float | None = None) -> int:
+        """The newest seq of a conversation (0 when empty), of ``sender``'s messages, or stored before a time."""
+        sql = "SELECT MAX(seq) FROM messages WHERE conversation = ?"
+        params: list[Any] = [conversation]
+        if sender is not None:
+            sql, params = sql + " AND sender = ?", [*params, sender]
+        if before_time is not None:
+            sql, params = sql + " AND time < ?", [*params, before_time]
+        rows = self._read(sql, params)
+        return int(rows[0][0] or 0)
 
     # -- revocation records (for providers whose server cannot revoke) ------------------------
 
