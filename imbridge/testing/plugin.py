@@ -128,6 +128,20 @@ class ContractRun:
             return SystemClock()
         return ShiftedClock(started[test] - now) if test in started else SystemClock()
 
+    def prefix_for(self, test: str) -> str:
+        """The id prefix a test runs under. A recording run writes its own prefix beside each test it records
+        (``prefixes`` in the run file), so recording some tests keeps the other recordings replayable; a test
+        recorded before per-test prefixes uses the file's ``prefix``."""
+        if self.run_file is None or self.mode not in ("record", "replay"):
+            return self.prefix
+        document = json.loads(self.run_file.read_text())
+        prefixes: dict[str, str] = document.setdefault("prefixes", {})
+        if self.mode == "record":
+            prefixes[test] = self.prefix
+            self.run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+            return self.prefix
+        return prefixes.get(test, str(document["prefix"]))
+
 
 @pytest.fixture(scope="session")
 def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ContractRun:
@@ -154,9 +168,9 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         prefix = json.loads(run_file.read_text())["prefix"]
     else:
         prefix = "c" + secrets.token_hex(3)
-        if run_file is not None:
+        if run_file is not None and not run_file.exists():
             run_file.parent.mkdir(parents=True, exist_ok=True)
-            run_file.write_text(json.dumps({"prefix": prefix, "started": {}}, indent=1) + "\n")
+            run_file.write_text(json.dumps({"prefix": prefix, "prefixes": {}, "started": {}}, indent=1) + "\n")
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
     return ContractRun(
         target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param
@@ -173,6 +187,8 @@ class Contract:
     make_async: Callable[[], AsyncIMClient]
     requests_sent: list[str] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
+    #: The id prefix of this test (the run's, or in replay the one it was recorded under).
+    prefix: str = ""
     #: "behaviour" when the test checked the behaviour, "unsupported" when it checked the refusal.
     outcome: str = "behaviour"
     _groups: list[str] = field(default_factory=list)
@@ -191,10 +207,10 @@ class Contract:
 
     def uid(self, name: str) -> str:
         """A user id unique to this run and test (short enough for Tencent's 32-byte limit)."""
-        return f"{self.run.prefix}{self.test_key}{name}"[:32]
+        return f"{self.prefix or self.run.prefix}{self.test_key}{name}"[:32]
 
     def gid(self, name: str) -> str:
-        return f"{self.run.prefix}{self.test_key}{name}"[:40]
+        return f"{self.prefix or self.run.prefix}{self.test_key}{name}"[:40]
 
     def users(self, *names: str) -> list[str]:
         """Register users for this test and return their ids."""
@@ -278,11 +294,12 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     if context is not None:
         context.__enter__()
     clock = run.clock_for(f"{module}/{test_name}")
+    prefix = run.prefix_for(f"{module}/{test_name}")
     provider = _provider(run, test_key.rstrip("-"), clock)
     if run.mode in ("record", "replay"):
         # Ids the client picks must be the same when replayed as when recorded.
         generated = itertools.count(1)
-        provider.new_group_id = lambda: f"{run.prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
+        provider.new_group_id = lambda: f"{prefix}{test_key}auto{next(generated)}"  # type: ignore[method-assign]
     emulator = _emulator(run)
     transport = emulator.transport() if emulator is not None else None
     http_client = httpx.Client(transport=transport, event_hooks={"request": [count]})
@@ -293,7 +310,7 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
             return AsyncIMClient(provider, clock=clock)
         return AsyncIMClient(provider, http_client=httpx.AsyncClient(transport=transport), clock=clock)
 
-    contract = Contract(run, test_key, client, make_async, sent, clock=clock)
+    contract = Contract(run, test_key, client, make_async, sent, clock=clock, prefix=prefix)
     try:
         yield contract
         # Read by `python -m imbridge.testing.semantics` to tell what each provider's run proved.
