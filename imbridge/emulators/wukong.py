@@ -1343,8 +1343,14 @@ class WukongEmulator:
                 "read_seq = excluded.read_seq, updated_ns = excluded.updated_ns, cached_until_ns = NULL, "
                 "deleted_seq = CASE WHEN wukong_emu_conversations.cached_until_ns IS NULL "
                 "THEN wukong_emu_conversations.deleted_seq ELSE 0 END",
-                (uid, channel_type, stored_id, read_seq, self._now_ns()),
+                # ReadToMsgSeq is a uint64 (setUnread can wrap it to 2**64 - 1); SQLite keeps signed 64 bits.
+                (uid, channel_type, stored_id, read_seq - 2**64 if read_seq >= 2**63 else read_seq, self._now_ns()),
             )
+
+    @staticmethod
+    def _read_seq(row: sqlite3.Row | None) -> int:
+        """A row's ReadToMsgSeq as the uint64 the server holds (0 without a row)."""
+        return int(row["read_seq"]) % 2**64 if row is not None else 0
 
     def _user_last_seq(self, uid: str, conversation: str) -> int:
         """GetUserLastMsgSeqBatch: the seq of the user's own newest message in the channel."""
@@ -1382,7 +1388,7 @@ class WukongEmulator:
             if len(parts) == 2:
                 real_id = parts[1] if parts[0] == uid else parts[0]
         # ReadedToMsgSeq is a uint32 (conversation_model.go:52); the arithmetic below compares that.
-        read_seq = (int(row["read_seq"]) if row is not None else 0) & 0xFFFFFFFF
+        read_seq = self._read_seq(row) & 0xFFFFFFFF
         updated = row["updated_ns"] if row is not None else None
         resp: dict[str, Any] = {
             "channel_id": real_id, "channel_type": channel_type, "unread": 0, "timestamp": 0, "last_msg_seq": 0,
@@ -1461,7 +1467,7 @@ class WukongEmulator:
                 if kind == PERSON and real(kind, cid) == SYSTEM_UID:  # the system chat is not returned (:513)
                     continue
                 client_seq = client_seqs.get((real(kind, cid), kind), 0)
-                read_seq = int(row["read_seq"]) if row is not None else 0
+                read_seq = self._read_seq(row)
                 deleted = int(row["deleted_seq"]) if row is not None else 0
                 start_seq = client_seq + 1 if client_seq else (
                     read_seq + 1 if (req.get("version") or 0) > 0 or req.get("only_unread") == 1 else 0
@@ -1508,7 +1514,7 @@ class WukongEmulator:
         uid, kind, stored = self._conversation_target(_bind(request.body, _CONV_CLEAR), "uid cannot be empty")
         row = self._conversation_row(uid, kind, stored)
         last = self._last_seq(_conversation(kind, stored))
-        if (int(row["read_seq"]) if row is not None else 0) < last:
+        if self._read_seq(row) < last:
             self._write_conversation(uid, kind, stored, last)
         return _reply({"status": 200})
 
@@ -1524,7 +1530,7 @@ class WukongEmulator:
         elif unread > 0:
             target = last - unread
         row = self._conversation_row(uid, kind, stored)
-        if (int(row["read_seq"]) if row is not None else 0) < target:
+        if self._read_seq(row) < target:
             self._write_conversation(uid, kind, stored, target)
         return _reply({"status": 200})
 
