@@ -700,15 +700,18 @@ class TencentEmulator:
         )
 
     def _group_read_seq(self, user: str, group_id: str, state: dict[str, Any]) -> int:
-        """The member's read position (SelfInfo.MsgSeq): as set, else what the group held when they joined
-        (a new member has nothing unread: our reading of the import_group_member page's UnreadMsgNum)."""
+        """The member's read position (SelfInfo.MsgSeq): as last set during this membership, else what the group
+        held when they joined (a new member has nothing unread: our reading of the import_group_member page's
+        UnreadMsgNum)."""
         member = self.store.member(group_id, user)
-        joined = 0
-        if member is not None:
-            older = [r.seq for r in self.store.messages(conversation_key("group", group_id), limit=-1)
-                     if r.time < member.joined_at]  # fmt: skip
-            joined = max(older, default=0)
-        return max(int(state["grp"].get(group_id, 0)), joined)
+        if member is None:
+            return 0
+        stored = state["grp"].get(group_id)
+        if isinstance(stored, dict) and stored.get("j") == member.joined_at:
+            return int(stored["s"])
+        older = [r.seq for r in self.store.messages(conversation_key("group", group_id), limit=-1)
+                 if r.time < member.joined_at]  # fmt: skip
+        return max(older, default=0)
 
     def _sessions(self, user: str, state: dict[str, Any]) -> list[dict[str, Any]]:
         """Every conversation of ``user`` with a message inside the retention and after its deletion."""
@@ -761,20 +764,25 @@ class TencentEmulator:
         pinned_keys = set(state["pin"]) if flags & 1 else set()  # bit 0: pinned conversations supported
         pinned = [dict(s, TopFlag=1) for s in sessions if s["key"] in pinned_keys]
         general = [s for s in sessions if s["key"] not in pinned_keys]
-        if flags & 4:  # bit 2: pinned conversations are paged with their own cursor
+        paged_pins = bool(flags & 4)  # bit 2: pinned conversations are paged with their own cursor
+        if paged_pins:
             pinned_left = self._after(pinned, top_time, top_index)
-        else:  # otherwise they all come on the first page
-            pinned_left = pinned if time == 0 and index == 0 and top_time == 0 else []
+            page_pinned = pinned_left[: self.recent_contacts_page]
+        else:  # otherwise they all come on the first page (TopTimeStamp still 0), whatever their number
+            pinned_left = pinned if top_time == 0 else []
+            page_pinned = pinned_left
         general_left = self._after(general, time, index)
-        page_pinned = pinned_left[: self.recent_contacts_page]
-        page_general = general_left[: self.recent_contacts_page - len(page_pinned)]
+        page_general = general_left[: max(self.recent_contacts_page - len(page_pinned), 0)]
         complete = len(page_pinned) == len(pinned_left) and len(page_general) == len(general_left)
         now = int(self._now())
         if complete:  # the doc's sample: both cursors the time of the answer, indexes 0
             time, index, top_time, top_index = now, 0, now, 0
         else:
             time, index = self._cursor(page_general, time, index)
-            top_time, top_index = self._cursor(page_pinned, top_time, top_index) if flags & 4 else (top_time, 0)
+            if paged_pins:
+                top_time, top_index = self._cursor(page_pinned, top_time, top_index)
+            else:  # the pinned ones were all given: a non-zero TopTimeStamp says so (our reading)
+                top_time, top_index = (now if page_pinned or top_time else 0), 0
         items = [{k: v for k, v in s.items() if k not in ("key", "at")} for s in page_pinned + page_general]
         return _ok(SessionItem=items, CompleteFlag=int(complete), TimeStamp=time, StartIndex=index,
                    TopTimeStamp=top_time, TopStartIndex=top_index, ErrorDisplay="")  # fmt: skip
@@ -849,8 +857,10 @@ class TencentEmulator:
         if self.store.member(group_id, user) is None:
             raise _Fail(10007, f"{user!r} is not a member of the group")  # our reading: the permission code
         last = self._last_seq_of(conversation_key("group", group_id))
+        member = self.store.member(group_id, user)
         state = self._state(user)
-        state["grp"][group_id] = max(last - count, 0)  # more than the group holds: all of it
+        # More than the group holds: all of it. Kept with the join time, so a later membership starts afresh.
+        state["grp"][group_id] = {"s": max(last - count, 0), "j": member.joined_at if member else 0}
         self._save_state(user, state)
         return _ok()
 
