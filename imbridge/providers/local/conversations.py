@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from imbridge._cursor import decode_cursor, encode_cursor
 from imbridge._flow import Flow
-from imbridge.capabilities import Operation
+from imbridge.capabilities import Operation, Support
 from imbridge.errors import InvalidRequestError, NotFoundError
 from imbridge.models import Conversation, ConversationSummary, Message, MessageRef, Page
 from imbridge.providers.base import ConversationQuery
@@ -170,3 +170,15 @@ class LocalConversations(LocalMessages):
         ):
             return None
         return self._message(row, ref.conversation, ref.sender)
+
+    # -- capabilities -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _conversation_capabilities() -> dict[Operation, tuple[Support, str] | Support]:
+        return {
+            Operation.CONVERSATIONS_LIST: (
+                Support.NATIVE,
+                "The reference for the neutral unread rule: a read position per user and conversation in the store.",
+            ),
+            Operation.CONVERSATIONS_SET_UNREAD: (Support.NATIVE, "Raises a count as well as lowering it."),
+        }

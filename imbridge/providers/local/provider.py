@@ -22,4 +22,6 @@ class LocalProvider(LocalConversations, LocalUsers, LocalMessages, LocalGroups):
 
     @property
     def capabilities(self) -> CapabilityMap:
-        return CapabilityMap(NAME, {operation: Support.NATIVE for operation in Operation})
+        entries: dict[Operation, tuple[Support, str] | Support] = {operation: Support.NATIVE for operation in Operation}
+        entries.update(self._conversation_capabilities())
+        return CapabilityMap(NAME, entries)
