@@ -787,6 +787,35 @@ class TencentEmulator:
         return _ok(SessionItem=items, CompleteFlag=int(complete), TimeStamp=time, StartIndex=index,
                    TopTimeStamp=top_time, TopStartIndex=top_index, ErrorDisplay="")  # fmt: skip
 
+    def _seed_read_positions(self, rng: random.Random) -> None:
+        """Seeded users have read part of their conversations (two in three, up to a random message) and pinned
+        one now and then, so that unread counts and TopFlag vary as in a live app."""
+        states: dict[str, dict[str, Any]] = {}
+        users: set[str] = set()
+        for conv in self.store.conversations("u:"):
+            low, _, high = conv[2:].partition("|")
+            rows = self.store.messages(conv, limit=-1, descending=False)
+            for user, peer in ((low, high), (high, low)):
+                users.add(user)
+                if rng.random() < 2 / 3:
+                    state = states.setdefault(user, self._state(user))
+                    state["c2c"][peer] = {"s": rng.choice(rows).seq}
+        for group_id in self.store.group_ids():
+            rows = self.store.messages(conversation_key("group", group_id), limit=-1, descending=False)
+            for member in self.store.members(group_id):
+                users.add(member.user_id)
+                if rows and rng.random() < 2 / 3:
+                    state = states.setdefault(member.user_id, self._state(member.user_id))
+                    state["grp"][group_id] = {"s": rng.choice(rows).seq, "j": member.joined_at}
+        for user in sorted(users):
+            if rng.random() < 0.1:
+                sessions = sorted(self._sessions(user, self._state(user)), key=lambda s: -s["at"])
+                if sessions:
+                    state = states.setdefault(user, self._state(user))
+                    state["pin"] = [sessions[0]["key"]]
+        for user, state in states.items():
+            self._save_state(user, state)
+
     def _delete_contact(self, args: _Args) -> dict[str, Any]:
         user = args.text("From_Account", code=50002)
         if not self._exists([user]):
@@ -1276,6 +1305,7 @@ class TencentEmulator:
             for uid, until in group.mutes.items():
                 self.store.set_mutes(group.id, [uid], until)
         self.store.append_messages(data.messages)
+        self._seed_read_positions(random.Random(rng_seed * 7919 + 1))
         self.store.set_meta("tencent.seeded", f"{size if isinstance(size, str) else 'custom'}:{rng_seed}")
         counts = {
             "users": len(data.users),

@@ -7,8 +7,9 @@ Phases, each resumable on its own (progress is recorded per item in the state da
 3. ``groups``    create each group with its name, owner, admins, members, introduction and notification;
 4. ``history``   copy every group's messages (walking MsgSeq up) and every discovered one-to-one pair's
                  (``admin_getroammsg``), oldest first, one channel strictly in order, channels concurrently;
-5. ``mutes``     member mutes with their remaining duration, then mute_all. Last on purpose: WuKongIM's
-                 ``ban`` drops every send, and a muted member's old messages must still be copied.
+5. ``mutes``     member mutes with their remaining duration, then mute_all. After the history on purpose:
+                 WuKongIM's ``ban`` drops every send, and a muted member's old messages must still be copied.
+6. ``conversations``  each user's conversation list and unread counts (:mod:`.conversations`).
 
 Idempotence: each message's ``client_msg_no`` is derived from its source identity (:mod:`.ids`) and sent
 with imbridge's caller-chosen-key path, which looks the key up before sending; a per-channel checkpoint
@@ -34,6 +35,7 @@ from imbridge.errors import (
     ServiceUnavailableError,
 )
 from imbridge.migration import ids
+from imbridge.migration.conversations import conversations_phase, verify_conversations
 from imbridge.migration.progress import Progress, make_progress
 from imbridge.migration.source import TencentSource
 from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, StateDB
@@ -41,7 +43,7 @@ from imbridge.models import Conversation, Custom, Element, Message, Role, SentMe
 
 T = TypeVar("T")
 
-PHASES = ("accounts", "profiles", "groups", "history", "mutes")
+PHASES = ("accounts", "profiles", "groups", "history", "mutes", "conversations")
 MAX_MUTE = timedelta(days=36500)
 #: Waits (seconds) before sending again a message WuKongIM accepted but had not stored yet (under load).
 STORE_LAG_WAITS = (1.0, 3.0, 5.0)
@@ -59,6 +61,10 @@ NOTES = [
     "plus imbridge's store) or skipped, by option; their content is gone at the source.",
     "Member mutes keep their remaining duration (from Tencent's MutedUntil; a 'permanent' mute becomes 100 years) "
     "and mute_all is applied after the group's history, since WuKongIM's ban drops every send.",
+    "Each user's conversation list is carried with its unread counts (WuKongIM can only lower a count, so a count "
+    "the source kept for messages it no longer holds is reported); a conversation missing from the source list "
+    "is deleted on the target until its next message; pinned and muted flags are not carried (WuKongIM has "
+    "neither).",
 ]
 
 
@@ -625,6 +631,11 @@ class Migration:
         task.finish()
         return len(pending)
 
+    # -- conversations ----------------------------------------------------------------------------
+
+    async def _phase_conversations(self) -> int:
+        return await conversations_phase(self)
+
     # -- verify, status, report -------------------------------------------------------------------
 
     async def averify(self) -> dict[str, Any]:
@@ -633,6 +644,11 @@ class Migration:
         source, target = await self._open()
         self._load_ids()
         result = await verify(self, source, target)
+        if self.state.count("conversations", DONE):
+            lists = await verify_conversations(self, source.client, target)
+            result["conversation_lists"] = lists
+            result["ok"] = bool(result.get("ok")) and lists["ok"]
+            result["mismatch_count"] = int(result.get("mismatch_count") or 0) + lists["mismatch_count"]
         self.state.set_meta("verify", result)
         return result
 

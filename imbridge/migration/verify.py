@@ -193,6 +193,10 @@ def verify_text(result: dict[str, Any]) -> str:
         lines.append(f"  {result['aged_out_at_source']} migrated messages are no longer held by the source (retention)")
     if result.get("not_from_migration"):
         lines.append(f"  {result['not_from_migration']} target messages were not written by the migration")
+    if result.get("conversation_lists"):
+        from imbridge.migration.conversations import conversations_text
+
+        lines.append(conversations_text(result["conversation_lists"]))
     for item in result.get("mismatches") or []:
         where = item.get("channel") or f"group {item.get('group')}"
         counts = f" (source {item['source_count']}, target {item['target_count']})" if "source_count" in item else ""
