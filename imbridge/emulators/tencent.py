@@ -789,7 +789,9 @@ class TencentEmulator:
 
     def _seed_read_positions(self, rng: random.Random) -> None:
         """Seeded users have read part of their conversations (two in three, up to a random message) and pinned
-        one now and then, so that unread counts and TopFlag vary as in a live app."""
+        one now and then, so that unread counts and TopFlag vary as in a live app. A user has always read what
+        came before their own newest message, as with a client, which marks a conversation read when it is
+        opened to write in it."""
         states: dict[str, dict[str, Any]] = {}
         users: set[str] = set()
         for conv in self.store.conversations("u:"):
@@ -797,16 +799,23 @@ class TencentEmulator:
             rows = self.store.messages(conv, limit=-1, descending=False)
             for user, peer in ((low, high), (high, low)):
                 users.add(user)
-                if rng.random() < 2 / 3:
+                own = max((r.seq for r in rows if r.sender == user), default=0)
+                chosen = rng.choice(rows).seq if rng.random() < 2 / 3 else 0
+                if max(own, chosen):
                     state = states.setdefault(user, self._state(user))
-                    state["c2c"][peer] = {"s": rng.choice(rows).seq}
+                    state["c2c"][peer] = {"s": max(own, chosen)}
         for group_id in self.store.group_ids():
             rows = self.store.messages(conversation_key("group", group_id), limit=-1, descending=False)
+            own_last: dict[str, int] = {}
+            for row in rows:
+                own_last[row.sender] = max(own_last.get(row.sender, 0), row.seq)
             for member in self.store.members(group_id):
                 users.add(member.user_id)
-                if rows and rng.random() < 2 / 3:
+                chosen = rng.choice(rows).seq if rows and rng.random() < 2 / 3 else 0
+                if max(own_last.get(member.user_id, 0), chosen):
                     state = states.setdefault(member.user_id, self._state(member.user_id))
-                    state["grp"][group_id] = {"s": rng.choice(rows).seq, "j": member.joined_at}
+                    state["grp"][group_id] = {"s": max(own_last.get(member.user_id, 0), chosen),
+                                              "j": member.joined_at}  # fmt: skip
         for user in sorted(users):
             if rng.random() < 0.1:
                 sessions = sorted(self._sessions(user, self._state(user)), key=lambda s: -s["at"])
