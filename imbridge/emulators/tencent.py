@@ -54,25 +54,34 @@ GROUP_MSGS_PER_SECOND = 40.0
 C2C_DEDUPE_SECONDS = 120.0
 GROUP_DEDUPE_SECONDS = 300.0
 ROAM_PAGE_BYTES = 13 * 1024
-GROUP_PAGE = 20
-MAX_MESSAGE_BYTES = 12 * 1024
-MUTE_PERMANENT = 4_294_967_295
+GROUP_PAGE = mapping.LIMITS["group history window"].value
+MAX_MESSAGE_BYTES = mapping.LIMITS["message body"].value
+MUTE_PERMANENT = mapping.LIMITS["mute time"].value
+HISTORY_ANSWER_BYTES = 16 * 1024
+"""group_msg_get_simple answers "只返回部分" when "消息长度太长" (IsFinished 0) but the docs give no figure: this
+per-answer budget of RspMsgList bytes is ours (at least one message always fits: a message is at most 12 KB)."""
+MEMBER_ANSWER_BYTES = 1024 * 1024
+"""get_group_member_info without Limit answers 10018 past 1 MB ("应答包长度超过最大包长(1MB)")."""
+COMMUNITY_PREFIX = "@TGS#_"
+_NEXT_BASE = 144115188075855872
+"""Community member cursors look like the doc's sample ``"144115265295492787"``: opaque digit strings."""
 
 # Batch sizes. Where two official pages disagree the smaller one is enforced, so code that passes here
 # passes against the real service.
 IMPORT_MAX = 100
-BATCH_SEND_MAX = 500
+BATCH_SEND_MAX = mapping.LIMITS["batch recipients"].value
 CREATE_MEMBERS_MAX = 100
 ADD_MEMBERS_MAX = 100
 DELETE_MEMBERS_MAX = 100
-FORBID_MAX = 500
+FORBID_MAX = mapping.LIMITS["mute accounts"].value
 RECALL_MAX = 10
-GROUP_INFO_MAX = 50
-MEMBER_LIMIT_MAX = 6000
+GROUP_INFO_MAX = mapping.LIMITS["groups per info request"].value
+MEMBER_PAGE_MAX = mapping.LIMITS["member page"].value
+COMMUNITY_PAGE_MAX = mapping.LIMITS["community member page"].value
 GROUP_LIST_MAX = 10_000
 
 GROUP_TYPES = ("Public", "Private", "ChatRoom", "AVChatRoom", "Community", "BChatRoom")
-_CREATABLE = ("Public", "Private", "ChatRoom", "AVChatRoom")
+_CREATABLE = ("Public", "Private", "ChatRoom", "AVChatRoom", "Community")
 _ELEMENT_TYPES = {
     "TIMTextElem", "TIMLocationElem", "TIMFaceElem", "TIMCustomElem", "TIMSoundElem", "TIMImageElem",
     "TIMFileElem", "TIMVideoFileElem", "TIMRelayElem",
@@ -197,6 +206,8 @@ class TencentEmulator:
         recent_contacts_page: int = 20,
         batch_recipients_per_second: float = BATCH_RECIPIENTS_PER_SECOND,
         batch_window_seconds: float = 60.0,
+        history_answer_bytes: int = HISTORY_ANSWER_BYTES,
+        community_groups: bool = False,
     ) -> None:
         if not secret_key:
             raise ValueError("secret_key is empty")
@@ -219,6 +230,15 @@ class TencentEmulator:
         # that a client pacing too fast is refused within its run, not after a minute's burst allowance.
         self.batch_recipients_per_second = batch_recipients_per_second
         self.batch_window_seconds = batch_window_seconds
+        if history_answer_bytes < 1:
+            raise ValueError("history_answer_bytes must be positive")
+        # Lower it in tests to make group history answers come back truncated (IsFinished 0).
+        self.history_answer_bytes = history_answer_bytes
+        # Community groups need the Ultimate edition and a console switch; off, create_group answers 11000.
+        self.community_groups = community_groups
+        # C2C duplicates: "发送人 ID,MsgSeq,MsgRandom,消息内容的 CRC32 校验和组成去重 Key,该 Key 的有效期是120秒"
+        # (https://cloud.tencent.com/document/product/269/2282, 2026-02-04): the recipient is not part of the key.
+        self._c2c_dedupe: dict[str, tuple[float, str]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.RLock()
         self.store.add_users([admin], self._now())  # the App admin is an account like any other
@@ -369,7 +389,7 @@ class TencentEmulator:
 
     def _group(self, args: _Args, name: str = "GroupId") -> tuple[str, Any]:
         group_id = args.text(name)
-        if len(group_id.encode()) >= 48 or not group_id.isprintable():
+        if len(group_id.encode()) > mapping.LIMITS["custom group id"].value or not group_id.isprintable():
             raise _Fail(10015, f"invalid group id {group_id!r}")
         group = self.store.group(group_id)
         if group is None:
@@ -544,14 +564,36 @@ class TencentEmulator:
             raise _Fail(20003, f"sender {sender!r} is not imported")
         return sender, msg_seq, msg_random, body, metadata
 
+    @staticmethod
+    def _dedupe_key(sender: str, msg_seq: int, msg_random: int, body: list[dict[str, Any]]) -> str:
+        crc = zlib.crc32(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
+        return f"{sender}:{msg_seq}:{msg_random}:{crc}"
+
+    def _c2c_duplicate(self, key: str, now: float) -> tuple[float, str] | None:
+        """(time, MsgKey) of an earlier request with the same documented dedupe key inside 120 s, whoever it
+        was sent to. The docs say such a message is deduplicated, not what the answer is: this emulator answers
+        OK with the first one's MsgKey and stores nothing [inferred]."""
+        seen = self._c2c_dedupe.get(key)
+        return seen if seen is not None and seen[0] >= now - C2C_DEDUPE_SECONDS else None
+
+    def _c2c_remember(self, key: str, now: float, msg_key: str) -> None:
+        if len(self._c2c_dedupe) > 10_000:
+            self._c2c_dedupe = {k: v for k, v in self._c2c_dedupe.items() if v[0] >= now - C2C_DEDUPE_SECONDS}
+        self._c2c_dedupe[key] = (now, msg_key)
+
     def _sendmsg(self, args: _Args) -> dict[str, Any]:
         recipient = args.text("To_Account", code=90003)
         sender, msg_seq, msg_random, body, metadata = self._c2c_common(args)
         if not self._exists([recipient]):
             raise _Fail(90012, f"To_Account {recipient!r} is not imported")
+        now = self._now()
+        dedupe = self._dedupe_key(sender, msg_seq, msg_random, body)
+        duplicate = self._c2c_duplicate(dedupe, now)
+        if duplicate is not None:
+            return _ok(MsgTime=int(duplicate[0]), MsgKey=duplicate[1])
         row, _ = self._c2c_store(sender, recipient, body, msg_seq=msg_seq, msg_random=msg_random,
-                                 now=self._now(), metadata=metadata)  # fmt: skip
-        # A duplicate inside the window is not stored again; the answer names the original.
+                                 now=now, metadata=metadata)  # fmt: skip
+        self._c2c_remember(dedupe, now, row.metadata["MsgKey"])
         return _ok(MsgTime=int(row.time), MsgKey=row.metadata["MsgKey"])
 
     def _batchsendmsg(self, args: _Args) -> dict[str, Any]:
@@ -568,12 +610,19 @@ class TencentEmulator:
         errors = [{"To_Account": uid, "ErrorCode": 70107} for uid in recipients if uid not in known]
         if len(errors) == len(recipients):
             raise _Fail(90012, "no To_Account is imported")
+        dedupe = self._dedupe_key(sender, msg_seq, msg_random, body)
+        duplicate = self._c2c_duplicate(dedupe, now)
+        if duplicate is not None:
+            # One request reaches all its recipients; a second request with the same sender, MsgSeq, MsgRandom
+            # and content inside 120 s is a duplicate, whatever its recipients (the key has none).
+            return _ok(MsgKey=duplicate[1])
         msg_key = f"{msg_seq}_{msg_random}_{int(now)}"
         for uid in recipients:
             if uid in known:
                 row, _ = self._c2c_store(sender, uid, body, msg_seq=msg_seq, msg_random=msg_random, now=now,
                                          metadata=metadata)  # fmt: skip
                 msg_key = row.metadata["MsgKey"]
+        self._c2c_remember(dedupe, now, msg_key)
         if errors:
             return {
                 "ActionStatus": "SomeError",
@@ -952,21 +1001,20 @@ class TencentEmulator:
         return _ok(TotalCount=len(ids), GroupIdList=[{"GroupId": gid} for gid in page],
                    Next=after if after < len(ids) else 0)  # fmt: skip
 
-    def _new_group_id(self) -> str:
+    def _new_group_id(self, prefix: str = "@TGS#") -> str:
         while True:
-            candidate = "@TGS#" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(10))
+            candidate = prefix + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(10))
             if self.store.group(candidate) is None:
                 return candidate
 
     def _create_group(self, args: _Args) -> dict[str, Any]:
         kind = args.text("Type")
-        if kind == "Community":
+        if kind == "Community" and not self.community_groups:
             raise _Fail(11000, "Community groups are not enabled for this app")
         if kind not in _CREATABLE:
             raise _Fail(10004, f"unknown group Type {kind!r}")
         name = args.text("Name")
-        if len(name.encode()) > 30:
-            raise _Fail(10004, "Name exceeds 30 bytes")
+        self._check_text_limits(args)
         owner = args.opt_str("Owner_Account")
         members = args.array("MemberList", required=False)
         if len(members) > CREATE_MEMBERS_MAX:
@@ -986,18 +1034,21 @@ class TencentEmulator:
         missing = sorted(set(roles) - self._exists(list(roles)))
         if missing:
             raise _Fail(10019, f"accounts do not exist: {', '.join(missing)}")
-        texts = {}
-        for field, limit in (("Introduction", 240), ("Notification", 300), ("FaceUrl", 100)):
-            texts[field] = args.opt_str(field) or ""
-            if len(texts[field].encode()) > limit:
-                raise _Fail(10004, f"{field} exceeds {limit} bytes")
+        texts = {field: args.opt_str(field) or "" for field in ("Introduction", "Notification", "FaceUrl")}
         group_id = args.opt_str("GroupId")
+        # Custom ids: printable ASCII, at most 48 bytes, not starting with @TGS# (use limits page,
+        # https://cloud.tencent.com/document/product/269/9346); Community ids carry the @TGS#_ prefix
+        # (the doc's Community samples, "@TGS#_@TGS#cAVQXXXXXX" on https://cloud.tencent.com/document/product/269/1617)
+        # [that a custom Community id must carry it is our reading].
+        community = kind == "Community"
         if group_id is not None and (
-            not group_id or group_id.startswith("@TGS#") or len(group_id.encode()) >= 48
+            not group_id or group_id.startswith("@TGS#") != community
+            or (community and not group_id.startswith(COMMUNITY_PREFIX))
+            or len(group_id.encode()) > mapping.LIMITS["custom group id"].value
             or not group_id.isascii() or not group_id.isprintable()
         ):  # fmt: skip
             raise _Fail(10015, f"invalid custom group id {group_id!r}")
-        final_id = group_id or self._new_group_id()
+        final_id = group_id or self._new_group_id(COMMUNITY_PREFIX if community else "@TGS#")
         created = self.store.create_group(
             final_id, name=name, owner=owner, introduction=texts["Introduction"], notification=texts["Notification"],
             face_url=texts["FaceUrl"], now=self._now(), members=[(uid, role.lower()) for uid, role in roles.items()],
@@ -1035,14 +1086,21 @@ class TencentEmulator:
             "MemberNum": group.member_count, "MaxMemberNum": 2000, "ApplyJoinOption": "NeedPermission",
             "MuteAllMember": "On" if group.mute_all else "Off", "AppDefinedData": [],
         }  # fmt: skip
+        item: dict[str, Any] = {"GroupId": group_id, "ErrorCode": 0, "ErrorInfo": ""}
+        now = self._now()
+        if not filters:  # "所有群基础信息、群成员信息和自定义信息"
+            members = [self._member_item(m, now, None) for m in self.store.members(group_id)]
+            return {**item, **base, "MemberList": members}
+        # "如果设置了过滤器,没有在过滤器中指明的字段将不被拉取" (https://cloud.tencent.com/document/api/269/1616):
+        # with a ResponseFilter, base fields, members and custom data come back only as far as it names them.
         base_filter = filters.get("GroupBaseInfoFilter")
         if isinstance(base_filter, list):
-            base = {k: v for k, v in base.items() if k in base_filter}
+            item.update({k: v for k, v in base.items() if k in base_filter})
         member_filter = filters.get("MemberInfoFilter")
-        fields = set(member_filter) if isinstance(member_filter, list) else None
-        now = self._now()
-        members = [self._member_item(m, now, fields) for m in self.store.members(group_id)]
-        return {"GroupId": group_id, "ErrorCode": 0, "ErrorInfo": "", **base, "MemberList": members}
+        if isinstance(member_filter, list):
+            fields = set(member_filter)
+            item["MemberList"] = [self._member_item(m, now, fields) for m in self.store.members(group_id)]
+        return item
 
     def _group_info(self, args: _Args) -> dict[str, Any]:
         ids = args.accounts("GroupIdList")
@@ -1055,13 +1113,33 @@ class TencentEmulator:
         return _ok(GroupInfo=[self._info_item(gid, filters) for gid in ids])
 
     def _member_info(self, args: _Args) -> dict[str, Any]:
+        """get_group_member_info as https://cloud.tencent.com/document/product/269/1617 (2025-11-03) pages it:
+        Offset paging with "Limit ... 不得超过200"; Community groups page only with Next ("仅社群支持分批获取",
+        "社群目前不支持分页获取"), "Limit ... 不得超过100", Next "" first and "" back at the end. Without Limit
+        the whole list comes back, or 10018 past 1 MB."""
         group_id, _ = self._group(args)
-        if self._group_type(group_id) == "AVChatRoom":
+        kind = self._group_type(group_id)
+        if kind == "AVChatRoom":
             raise _Fail(10007, "AVChatRoom groups keep no member list")
+        community = kind == "Community"
+        cap = COMMUNITY_PAGE_MAX if community else MEMBER_PAGE_MAX
         limit = args.integer("Limit", low=1) if args.has("Limit") else None
-        if limit is not None and limit > MEMBER_LIMIT_MAX:
-            raise _Fail(10004, f"Limit is at most {MEMBER_LIMIT_MAX}")
-        offset = args.integer("Offset", 0)
+        if limit is not None and limit > cap:
+            raise _Fail(10004, f"Limit is at most {cap}{' for Community groups' if community else ''}")
+        if community:
+            if args.has("Offset"):
+                raise _Fail(10004, "Community groups page with Next, not Offset")
+            cursor = args.text("Next", "")
+            try:
+                offset = int(cursor) - _NEXT_BASE if cursor else 0
+            except ValueError:
+                raise _Fail(10004, f"invalid Next {cursor!r}") from None
+            if offset < 0:
+                raise _Fail(10004, f"invalid Next {cursor!r}")
+        else:
+            if args.has("Next"):
+                raise _Fail(10004, "only Community groups page with Next")
+            offset = args.integer("Offset", 0)
         roles = args.body.get("MemberRoleFilter")
         if roles is not None and (not isinstance(roles, list) or not set(roles) <= {"Owner", "Admin", "Member"}):
             raise _Fail(10004, "MemberRoleFilter holds Owner, Admin and Member")
@@ -1072,20 +1150,38 @@ class TencentEmulator:
             members = [m for m in members if m.role.capitalize() in roles]
         page = members[offset:] if limit is None else members[offset : offset + limit]
         now = self._now()
-        return _ok(MemberNum=len(members), MemberList=[self._member_item(m, now, fields) for m in page])
+        items = [self._member_item(m, now, fields) for m in page]
+        if limit is None and _size(items) > MEMBER_ANSWER_BYTES:
+            raise _Fail(10018, "the answer exceeds 1 MB: page with Limit and Offset")
+        reply = _ok(MemberNum=len(members), MemberList=items)
+        if community:
+            after = offset + len(page)
+            reply["Next"] = str(_NEXT_BASE + after) if after < len(members) else ""
+        return reply
+
+    #: Group profile texts and their documented limits in UTF-8 bytes (use limits page, "群名称最长30字节,
+    #: 群简介最长240字节,群公告最长300字节,群头像 URL 最长100字节"); create_group and modify_group_base_info
+    #: answer 10004 (invalid parameter) past them.
+    _TEXT_LIMITS = (
+        ("Name", "name", mapping.LIMITS["group name"]), ("Introduction", "introduction",
+         mapping.LIMITS["group introduction"]), ("Notification", "notification", mapping.LIMITS["group notification"]),
+        ("FaceUrl", "face_url", mapping.LIMITS["group face URL"]),
+    )  # fmt: skip
+
+    def _check_text_limits(self, args: _Args) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        for wire_name, column, limit in self._TEXT_LIMITS:
+            value = args.opt_str(wire_name)
+            if value is None:
+                continue
+            if mapping.utf8_len(value) > limit.value or (wire_name == "Name" and not value):
+                raise _Fail(limit.code, f"invalid {wire_name}: at most {limit.value} bytes, not empty for Name")
+            fields[column] = value
+        return fields
 
     def _modify_group(self, args: _Args) -> dict[str, Any]:
         group_id, _ = self._group(args)
-        fields: dict[str, Any] = {}
-        for wire_name, column, limit in (
-            ("Name", "name", 30), ("Introduction", "introduction", 240), ("Notification", "notification", 300),
-            ("FaceUrl", "face_url", 100),
-        ):  # fmt: skip
-            value = args.opt_str(wire_name)
-            if value is not None:
-                if len(value.encode()) > limit or (wire_name == "Name" and not value):
-                    raise _Fail(10004, f"invalid {wire_name}")
-                fields[column] = value
+        fields: dict[str, Any] = dict(self._check_text_limits(args))
         mute_all = args.opt_str("MuteAllMember")
         if mute_all is not None:
             if mute_all not in ("On", "Off"):
@@ -1242,50 +1338,54 @@ class TencentEmulator:
         return _ok(RecallRetList=results)
 
     @staticmethod
-    def _group_item(row: MessageRow) -> dict[str, Any]:
+    def _group_item(row: MessageRow, expired: bool = False) -> dict[str, Any]:
         meta = row.metadata
+        # IsPlaceMsg: "当消息被删除或者消息过期后,MsgBody 为空,该字段为1,撤回的消息,该字段为2".
+        place = 1 if expired else (2 if row.revoked else 0)
         item: dict[str, Any] = {
-            "From_Account": row.sender, "IsPlaceMsg": 2 if row.revoked else 0, "IsSystemMsg": 0,
+            "From_Account": row.sender, "IsPlaceMsg": place, "IsSystemMsg": 0,
             "MsgPriority": _PRIORITIES.get(meta.get("MsgPriority", "Normal"), 2), "MsgRandom": meta.get("Random", 0),
-            "MsgSeq": row.seq, "MsgTimeStamp": int(row.time), "MsgBody": [] if row.revoked else row.elements,
+            "MsgSeq": row.seq, "MsgTimeStamp": int(row.time), "MsgBody": row.elements if place == 0 else [],
         }  # fmt: skip
-        if "CloudCustomData" in meta and not row.revoked:
+        if "CloudCustomData" in meta and place == 0:
             item["CloudCustomData"] = meta["CloudCustomData"]
         return item
 
     def _get_simple(self, args: _Args) -> dict[str, Any]:
+        """group_msg_get_simple as https://cloud.tencent.com/document/api/269/2738 defines it (read 2026-12-02):
+        the window is the ReqMsgNumber messages with seq <= ReqMsgSeq (the newest when it is absent), answered
+        newest first; "目前一次请求最多返回20条". IsFinished is 1 "当成功返回了请求区间的全部消息时", 0 "当消息长度
+        太长或者区间太大(超过20)导致无法返回全部消息时", and 2 when that happens "且所有消息都过期时". So 1 says
+        nothing about older messages: the doc's own sample asks for 2 messages at seq 7803321 and answers 1.
+        Expired messages come back as IsPlaceMsg 1 placeholders with an empty MsgBody. What does not fit
+        ``history_answer_bytes`` is cut from the old end of the window [which end is our reading: the doc's
+        paging asks next for "上次返回的最小 Seq 减1"]."""
         group_id, _ = self._group(args)
         if self._group_type(group_id) == "AVChatRoom":
             raise _Fail(10044, "AVChatRoom groups keep no roaming messages")
-        wanted = min(args.integer("ReqMsgNumber", low=1), GROUP_PAGE)  # at most 20 per page, whatever is asked
-        top = args.integer("ReqMsgSeq", low=0) if args.has("ReqMsgSeq") else None
-        with_recalled = args.body.get("WithRecalledMsg") == 1
+        wanted = args.integer("ReqMsgNumber", low=1)
         conv = conversation_key("group", group_id)
+        newest, _ = self._next_seq(group_id)
+        top = min(args.integer("ReqMsgSeq", low=0), newest - 1) if args.has("ReqMsgSeq") else newest - 1
+        low = max(top - wanted + 1, 1)
+        with_recalled = args.body.get("WithRecalledMsg") == 1
         cutoff = self._cutoff()
-        picked: list[MessageRow] = []
-        below: int | None = None if top is None else top + 1
+        rows = self.store.messages(conv, before=top + 1, after=low - 1, limit=-1) if top >= 1 else []
+        in_window = [row for row in rows if not (row.revoked and not with_recalled)]
+        expired = [row.time < cutoff for row in in_window]
+        picked: list[dict[str, Any]] = []
+        used = 0
+        for row, old in zip(in_window, expired, strict=True):  # newest first
+            item = self._group_item(row, old)
+            size = _size(item)
+            if len(picked) == GROUP_PAGE or (picked and used + size > self.history_answer_bytes):
+                break
+            picked.append(item)
+            used += size
         finished = 1
-        while len(picked) < wanted:
-            batch = self.store.messages(conv, before=below, limit=50)
-            if not batch:
-                break
-            for row in batch:
-                below = row.seq
-                if row.time < cutoff:
-                    finished = 2  # what remains is beyond the retention window
-                    break
-                if row.revoked and not with_recalled:
-                    continue
-                picked.append(row)
-                if len(picked) == wanted:
-                    break
-            if finished == 2:
-                break
-        if finished == 1 and below is not None and below > 1 and len(picked) == wanted:
-            older = self.store.messages(conv, before=below, limit=1)
-            if older:
-                finished = 2 if older[0].time < cutoff else 0
-        return _ok(GroupId=group_id, IsFinished=finished, RspMsgList=[self._group_item(r) for r in picked])
+        if len(picked) < len(in_window):
+            finished = 2 if all(expired) else 0
+        return _ok(GroupId=group_id, IsFinished=finished, RspMsgList=picked)
 
     # -- seed data --------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ known difference. The quirks that matter to a client:
   ``POST /messages`` the last; ``max_message_seq``/``last_message`` answer 400 for a channel that has
   no cluster config yet (never messaged, synced or subscribed).
 
-State lives in :class:`imbridge.providers.local.store.Store` (the ``local`` provider's storage):
+State lives in :class:`imbridge.providers.local.store.Store` (the ``local`` provider's storage, SQLite only here):
 messages (per-channel seq), users, and subscribers as ``members`` rows; channel flags, deny/allow lists,
 devices and a ``client_msg_no`` index in small tables of the emulator's own in the same database.
 """
@@ -46,8 +46,10 @@ from typing import Any
 
 from imbridge._clock import Clock, SystemClock
 from imbridge.emulators._base import EmulatorReply, EmulatorRequest, EmulatorTransport
+from imbridge.errors import ServiceUnavailableError
 from imbridge.providers.local.store import MessageRow, Store
 from imbridge.providers.wukong import mapping, wire
+from imbridge.storage import SQLiteWriter
 
 __all__ = ["VERSION", "WukongEmulator"]
 
@@ -493,7 +495,7 @@ class WukongEmulator:
         self._pending: list[_Pending] = []
         self._last_id = 0
         self._lock = threading.RLock()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
             row = db.execute("SELECT MAX(CAST(key AS INTEGER)) FROM messages").fetchone()
@@ -595,20 +597,20 @@ class WukongEmulator:
             except _BadRequest as error:
                 body = json.dumps({"msg": error.msg, "status": 400}, ensure_ascii=False, separators=(",", ":"))
                 return EmulatorReply(400, body.encode(), {"content-type": error.content_type})
-            except (sqlite3.Error, ValueError, KeyError, TypeError):
+            except (sqlite3.Error, ServiceUnavailableError, ValueError, KeyError, TypeError):
                 return EmulatorReply(500, b"", {})  # gin's recovery: a panic is an empty 500
 
     # -- state: channels ---------------------------------------------------------------------------
 
     def _channel_row(self, channel_type: int, channel_id: str) -> sqlite3.Row | None:
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             row: sqlite3.Row | None = db.execute(
                 "SELECT * FROM wukong_emu_channels WHERE channel_type = ? AND channel_id = ?",
                 (channel_type, channel_id),
             ).fetchone()
         return row
 
-    def _ensure_channel(self, db: sqlite3.Connection, channel_type: int, channel_id: str) -> None:
+    def _ensure_channel(self, db: SQLiteWriter, channel_type: int, channel_id: str) -> None:
         db.execute(
             "INSERT OR IGNORE INTO wukong_emu_channels (channel_type, channel_id) VALUES (?, ?)",
             (channel_type, channel_id),
@@ -616,7 +618,7 @@ class WukongEmulator:
 
     def _configure(self, channel_type: int, channel_id: str) -> None:
         """Give the channel a cluster config (what makes max_message_seq/last_message answer)."""
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             self._ensure_channel(db, channel_type, channel_id)
             db.execute(
                 "UPDATE wukong_emu_channels SET configured = 1 WHERE channel_type = ? AND channel_id = ?",
@@ -631,7 +633,7 @@ class WukongEmulator:
         """addOrUpdateChannel: every flag is overwritten (an omitted one becomes 0)."""
         now = self._now_ns()
         values = [1 if flags.get(flag) == 1 else 0 for flag in _FLAGS]
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             self._ensure_channel(db, channel_type, channel_id)
             db.execute(
                 "UPDATE wukong_emu_channels SET info = 1, large = ?, ban = ?, disband = ?, send_ban = ?, "
@@ -646,7 +648,7 @@ class WukongEmulator:
     def _list(self, channel_type: int, channel_id: str, which: str) -> list[str]:
         if which == "subscribers":
             return [m.user_id for m in self.store.members(_member_key(channel_type, channel_id))]
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT uid FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? AND list = ? "
                 "ORDER BY added_at, id",
@@ -697,7 +699,7 @@ class WukongEmulator:
                       "expire": message.expire, "setting": message.setting, "red_dot": message.red_dot},
             time=self.clock.now().timestamp(), dedupe=None,
         )  # fmt: skip
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             db.execute(
                 "INSERT OR IGNORE INTO wukong_emu_client_msg_nos (conversation, client_msg_no, seq) VALUES (?, ?, ?)",
                 (conversation, message.client_msg_no, stored.seq),
@@ -721,7 +723,7 @@ class WukongEmulator:
         return rows[0] if rows else None
 
     def _client_msg_no_seq(self, conversation: str, client_msg_no: str, *, last: bool) -> int | None:
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             row = db.execute(
                 f"SELECT {'MAX' if last else 'MIN'}(seq) FROM wukong_emu_client_msg_nos "
                 "WHERE conversation = ? AND client_msg_no = ?",
@@ -775,7 +777,7 @@ class WukongEmulator:
             return _reply({"status": wire.REASON_DISBAND})
         now = self._now_ns()
         self.store.add_users([uid], now / 1e9)
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             db.execute(
                 "INSERT INTO wukong_emu_devices (uid, device_flag, device_level, token, id, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid, device_flag) DO UPDATE SET "
@@ -790,14 +792,14 @@ class WukongEmulator:
         uid, flag = req.get("uid") or "", req.get("device_flag")
         if _is_blank(uid):
             raise _BadRequest("uid不能为空！")
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             where, params = ("uid = ?", [uid]) if flag in (None, -1) else ("uid = ? AND device_flag = ?", [uid, flag])
             db.execute(f"UPDATE wukong_emu_devices SET token = '' WHERE {where}", params)
         return _reply({"status": 200})
 
     def _cluster_users(self, request: EmulatorRequest) -> EmulatorReply:
         uid = (request.query.get("uid") or "").strip()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             if uid:
                 rows = db.execute("SELECT id, created_at FROM users WHERE id = ?", (uid,)).fetchall()
                 if not rows:
@@ -818,7 +820,7 @@ class WukongEmulator:
 
     def _cluster_devices(self, request: EmulatorRequest) -> EmulatorReply:
         uid = (request.query.get("uid") or "").strip()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT * FROM wukong_emu_devices WHERE (? = '' OR uid = ?) ORDER BY created_at LIMIT ?",
                 (uid, uid, _PAGE_SIZE),
@@ -874,7 +876,7 @@ class WukongEmulator:
         if channel_type == PERSON:
             raise _BadRequest("个人频道不支持添加订阅者！")  # sic: the server's own text
         if self._has_info(channel_type, channel_id):  # unknown channel: 200 and nothing happens
-            with self.store.write() as db:
+            with self.store.sqlite_write() as db:
                 db.execute(
                     "UPDATE wukong_emu_channels SET disband = 1, updated_at = ? "
                     "WHERE channel_type = ? AND channel_id = ?",
@@ -902,7 +904,7 @@ class WukongEmulator:
         if req.get("temp_subscriber") == 1:
             raise _BadRequest("新版本临时订阅者已不支持！")
         channel_type = channel_type or GROUP
-        with self.store.write() as db:  # an unknown channel gets an info record with created_at 0
+        with self.store.sqlite_write() as db:  # an unknown channel gets an info record with created_at 0
             self._ensure_channel(db, channel_type, channel_id)
             db.execute(
                 "UPDATE wukong_emu_channels SET info = 1 WHERE channel_type = ? AND channel_id = ?",
@@ -956,7 +958,7 @@ class WukongEmulator:
 
     def _put_list(self, channel_type: int, channel_id: str, which: str, uids: Sequence[str]) -> None:
         now = self._now_ns()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             self._ensure_channel(db, channel_type, channel_id)
             for uid in uids:
                 db.execute(
@@ -972,7 +974,7 @@ class WukongEmulator:
                 )
 
     def _drop_list(self, channel_type: int, channel_id: str, which: str, uids: Sequence[str] | None) -> None:
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             if uids is None:
                 db.execute(
                     "DELETE FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? AND list = ?",
@@ -1026,7 +1028,7 @@ class WukongEmulator:
 
     def _whitelist_get(self, request: EmulatorRequest) -> EmulatorReply:
         channel_id, channel_type = request.query.get("channel_id") or "", _uint8(request.query.get("channel_type"))
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT uid, id, added_at FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? "
                 "AND list = 'allowlist' ORDER BY added_at, id",
@@ -1083,7 +1085,7 @@ class WukongEmulator:
             element = self._channel_element(self._channel_row(channel_type, channel_id), counts=False)
             return _reply({"total": 0, "more": 0, "data": [element]})
         # The created-at index scan: channels known only from subscriber_add (created_at 0) are not in it.
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT * FROM wukong_emu_channels WHERE info = 1 AND created_at > 0 AND (? = '' OR channel_id = ?) "
                 "AND (? = 0 OR channel_type = ?) ORDER BY created_at DESC LIMIT ?",
@@ -1290,7 +1292,7 @@ class WukongEmulator:
         if len(users) != 2:
             return
         until = self._now_ns() + _CONVERSATION_CACHE_NS
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             for uid in users:
                 db.execute(
                     "INSERT OR IGNORE INTO wukong_emu_conversations "
@@ -1305,7 +1307,7 @@ class WukongEmulator:
             return
         last = self._last_seq(_conversation(channel_type, channel_id))
         now = self._now_ns()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             for uid in uids:
                 db.execute(
                     "INSERT INTO wukong_emu_conversations "
@@ -1320,7 +1322,7 @@ class WukongEmulator:
         """(rows written, rows still in the write cache) of ``uid``; a cache entry whose interval has passed
         is a row, updated when it was written."""
         now = self._now_ns()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT * FROM wukong_emu_conversations WHERE uid = ?", (uid,)
             ).fetchall()  # fmt: skip
@@ -1335,7 +1337,7 @@ class WukongEmulator:
 
     def _write_conversation(self, uid: str, channel_type: int, stored_id: str, read_seq: int) -> None:
         """AddOrUpdateUserConversations of a read position: the row is created if missing (read 0 before)."""
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             db.execute(
                 "INSERT INTO wukong_emu_conversations "
                 "(uid, channel_type, channel_id, read_seq, deleted_seq, updated_ns, cached_until_ns) "
@@ -1354,7 +1356,7 @@ class WukongEmulator:
 
     def _user_last_seq(self, uid: str, conversation: str) -> int:
         """GetUserLastMsgSeqBatch: the seq of the user's own newest message in the channel."""
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             row = db.execute(
                 "SELECT MAX(seq) FROM messages WHERE conversation = ? AND sender = ?", (conversation, uid)
             ).fetchone()
@@ -1540,7 +1542,7 @@ class WukongEmulator:
         uid, kind, stored = self._conversation_target(_bind(request.body, _CONV_DELETE), "Uid cannot be empty")
         if self._conversation_row(uid, kind, stored) is not None:
             last = self._last_seq(_conversation(kind, stored))
-            with self.store.write() as db:
+            with self.store.sqlite_write() as db:
                 db.execute(
                     "UPDATE wukong_emu_conversations SET deleted_seq = ? "
                     "WHERE uid = ? AND channel_type = ? AND channel_id = ?",
@@ -1563,7 +1565,7 @@ class WukongEmulator:
             users = [f"user{n:03d}" for n in range(1, user_count + 1)]
             now = self._now_ns()
             self.store.add_users(users, now / 1e9)
-            with self.store.write() as db:
+            with self.store.sqlite_write() as db:
                 for uid in users:
                     db.execute(
                         "INSERT OR IGNORE INTO wukong_emu_devices "

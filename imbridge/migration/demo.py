@@ -44,7 +44,7 @@ def run_migration_demo(
         f"{counts['messages']} messages over the last days ({counts['group_messages']} in groups, "
         f"{counts['c2c_messages']} one-to-one, {counts['revoked']} recalled).")  # fmt: skip
     # Tencent has no API that lists accounts: an app migrates the user list it keeps itself.
-    app_users = [row[0] for row in tencent.store._read("SELECT id FROM users ORDER BY id") if row[0] != tencent.admin]
+    app_users = [uid for uid in tencent.store.user_ids() if uid != tencent.admin]
     source: dict[str, Any] = {
         "sdk_app_id": tencent.sdk_app_id, "secret_key": key, "base_url": "http://tencent-emulator.invalid",
         "profile_custom_keys": ["Level"], "http_client": httpx.AsyncClient(transport=tencent.transport()),

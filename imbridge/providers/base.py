@@ -7,7 +7,7 @@ a flow (see ``imbridge._flow``) that the executor drives.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from imbridge._clock import Clock, SystemClock
 from imbridge._flow import Flow, HTTPRequest, Request, Response, immediate
+from imbridge._masking import mask_url
 from imbridge._pacing import Rate
 from imbridge.capabilities import CapabilityMap, Operation
 from imbridge.errors import UnsupportedOperationError
@@ -77,16 +78,21 @@ class ProviderSettings(BaseSettings):
         return init_settings, env_settings, _OwnFieldsOnly(dotenv_settings), file_secret_settings
 
     def masked(self) -> dict[str, Any]:
-        """The settings in effect, every secret replaced by ``'**********'`` (for ``doctor`` and logs)."""
+        """The settings in effect, every secret replaced by ``'**********'`` and the password of a URL
+        (``postgresql://user:password@host/db``) by ``***`` (for ``doctor`` and logs)."""
         shown: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
             shown[name] = (
                 "**********"
                 if isinstance(value, SecretStr) and value.get_secret_value()
-                else ("" if isinstance(value, SecretStr) else value)
+                else ("" if isinstance(value, SecretStr) else mask_url(value) if isinstance(value, str) else value)
             )
         return shown
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if isinstance(value, str) else value
 
 
 class Direction(StrEnum):

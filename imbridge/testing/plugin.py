@@ -15,6 +15,9 @@ Options:
                          always runs live on a fresh SQLite file.
 ``--imbridge-cassettes`` the cassette directory (default ``cassettes/`` under the pytest rootdir).
 
+``local@postgres`` runs the ``local`` provider on a PostgreSQL database (from the ``imbridge_postgres``
+fixture: a throwaway cluster, see :mod:`imbridge.testing.postgres`) instead of a fresh SQLite file per test.
+
 Live and record runs create their own users and groups under a per-run prefix and dismiss their groups
 afterwards (accounts cannot be deleted on Tencent's paid editions nor on WuKongIM, so they stay).
 """
@@ -25,6 +28,7 @@ import contextlib
 import importlib
 import itertools
 import json
+import os
 import secrets
 import zlib
 from collections.abc import Callable, Iterator
@@ -41,10 +45,13 @@ from imbridge.client import AsyncIMClient, IMClient, build_provider
 from imbridge.errors import IMBridgeError, UnsupportedOperationError
 from imbridge.providers import canonical_name
 from imbridge.providers.base import Provider
-from imbridge.testing import cassettes
+from imbridge.testing import cassettes, postgres
 from imbridge.testing.clock import ShiftedClock
+from imbridge.testing.postgres import PostgresServer
 
 MODES = ("live", "record", "replay", "emulator")
+#: Stores the local provider can be run on as ``local@<store>`` (SQLite is its default).
+STORES = ("postgres",)
 
 #: In ``emulator`` mode the provider talks, in process, to imbridge's emulator of its vendor's API.
 EMULATORS = {
@@ -110,6 +117,8 @@ class ContractRun:
     run_file: Path | None = None
     param: str = ""
     """The target as given (``wukong@replay``); test names are keyed with ``name`` in its place."""
+    database: str = ""
+    """``local`` on a shared database (``local@postgres``) rather than a fresh SQLite file per test."""
 
     def test_name(self, node_name: str) -> str:
         return node_name.replace(self.param, self.name) if self.param else node_name
@@ -147,6 +156,9 @@ class ContractRun:
 def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ContractRun:
     target: str = request.param
     target, _, chosen_mode = target.partition("@")  # "wukong@replay": a mode for this target alone
+    store = ""
+    if chosen_mode in STORES:  # "local@postgres": the embedded provider on another store, always live
+        store, chosen_mode = chosen_mode, ""
     if chosen_mode and chosen_mode not in MODES:
         raise pytest.UsageError(f"unknown mode {chosen_mode!r} in {request.param!r}; modes: {', '.join(MODES)}")
     mode = chosen_mode or _mode(request.config)
@@ -159,6 +171,11 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         name = canonical_name(target)
     if name == "local" or provider_class is not None:
         mode = "live"  # an embedded or in-process provider has nothing to record
+    if store and name != "local":
+        raise pytest.UsageError(f"{request.param!r}: only the local provider takes a store ({', '.join(STORES)})")
+    database = ""
+    if store == "postgres":
+        database = request.getfixturevalue("imbridge_postgres").fresh_database()
     root = Path(request.config.getoption("--imbridge-cassettes") or Path(str(request.config.rootpath)) / "cassettes")
     cassette_dir = root / name if mode in ("record", "replay") else None
     run_file = cassette_dir / "contract-run.json" if cassette_dir else None
@@ -173,8 +190,26 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
             run_file.write_text(json.dumps({"prefix": prefix, "prefixes": {}, "started": {}}, indent=1) + "\n")
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
     return ContractRun(
-        target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param
-    )
+        target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param,
+        database=database,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def imbridge_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session (a throwaway cluster unless ``IMBRIDGE_TEST_POSTGRES_URL`` names
+    one); ``.fresh_database()`` gives a new database's URL. Fails, never skips silently, when there is no
+    PostgreSQL, unless ``IMBRIDGE_TEST_POSTGRES=0`` says to skip."""
+    if os.environ.get(postgres.OPT_OUT) == "0":
+        pytest.skip(f"PostgreSQL tests skipped on request ({postgres.OPT_OUT}=0)")
+    try:
+        server = postgres.postgres_server()
+    except postgres.PostgresUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @dataclass
@@ -267,9 +302,17 @@ def _provider(run: ContractRun, test_key: str, clock: Clock) -> Provider:
         config = run.provider_class.settings_class.model_validate({"database": str(run.workdir / f"{test_key}.db")})
         return run.provider_class(config, clock=clock)
     if run.name == "local" and settings is not None:
-        settings["database"] = str(run.workdir / f"{test_key}.db")
+        # On PostgreSQL the tests share the run's database: their ids are unique to the run and the test.
+        settings["database"] = run.database or str(run.workdir / f"{test_key}.db")
     if settings is None:
-        return build_provider(run.name, from_env=True, clock=clock)
+        provider = build_provider(run.name, from_env=True, clock=clock)
+        if getattr(provider.settings, "store", None) == "":
+            # A WuKongIM run without IMBRIDGE_WUKONG_STORE: a store of the run's own, so that what WuKongIM
+            # does not keep (names, roles, timed mutes) is tested rather than refused.
+            settings = {**provider.settings.model_dump(), "store": str(run.workdir / "wukong-store.db")}
+            provider.close()
+            return type(provider)(type(provider.settings).model_validate(settings), clock=clock)
+        return provider
     return build_provider(run.name, settings, clock=clock)
 
 

@@ -46,7 +46,7 @@ class World:
 
     def users(self) -> list[str]:
         return [
-            r[0] for r in self.tencent.store._read("SELECT id FROM users ORDER BY id") if r[0] != self.tencent.admin
+            uid for uid in self.tencent.store.user_ids() if uid != self.tencent.admin
         ]
 
     # -- what should be there, from the Tencent emulator's own store ----------------------------------

@@ -114,13 +114,13 @@ def test_rerun_is_a_no_op_and_replan_keeps_progress(world: World, tmp_path: Path
     m = migration(world, state)
     first = m.run(world.users())
     m.close()
-    stored = world.wukong.store._read("SELECT COUNT(*) FROM messages")[0][0]
+    stored = world.wukong.store.message_count()
     again = migration(world, state)
     plan = again.plan(world.users())
     assert plan["new_items"] == {"accounts": 0, "profiles": 0, "groups": 0, "history": 0, "mutes": 0}
     second = again.run()
     assert second["messages_migrated"] == first["messages_migrated"]
-    assert world.wukong.store._read("SELECT COUNT(*) FROM messages")[0][0] == stored
+    assert world.wukong.store.message_count() == stored
     assert again.verify()["ok"]
     again.close()
 

@@ -221,12 +221,21 @@ def test_send_group_msg_success() -> None:
 
 
 def test_group_msg_get_simple() -> None:
-    im, server = make_client(answers(("group_msg_get_simple", 0)))
+    # The group's NextMsgSeq, in the official get_group_info example's shape, puts the newest message at 7803321:
+    # the first window is then exactly the doc's "Pulling by seq" request, and its answer the doc's response.
+    info = official("get_group_info")["response_examples"][0]["body"]
+    info = {**info, "GroupInfo": [{**info["GroupInfo"][0], "GroupId": "@TGS#15ERQPAER", "NextMsgSeq": 7803322}]}
+    simple = official("group_msg_get_simple")["response_examples"][0]["body"]
+    im, server = make_client(lambda sent: info if sent.command == "get_group_info" else simple)
     page = im.messages.history(Conversation.group("@TGS#15ERQPAER"), viewer="admin", limit=2)
-    check_request(server.sent[0], "group_msg_get_simple", required={"GroupId", "ReqMsgNumber"})
-    assert server.sent[0].body["ReqMsgNumber"] == 2 and "ReqMsgSeq" not in server.sent[0].body
+    check_request(server.sent[0], "get_group_info", required={"GroupIdList", "ResponseFilter"})
+    assert server.sent[0].body["ResponseFilter"] == {"GroupBaseInfoFilter": ["NextMsgSeq"]}
+    check_request(server.sent[1], "group_msg_get_simple", required={"GroupId", "ReqMsgNumber", "ReqMsgSeq"})
+    by_seq = official("group_msg_get_simple")["request_examples"][1]["body"]
+    assert {k: v for k, v in server.sent[1].body.items() if k != "WithRecalledMsg"} == by_seq
     assert [m.seq for m in page.items] == [7803321, 7803320]
-    assert page.next_cursor is None  # IsFinished 1
+    # IsFinished 1 says the window came back whole, not that seq 7803319 and older are gone.
+    assert page.next_cursor is not None
     first = page.items[0]
     assert first.sender == "144115197276518801"
     assert isinstance(first.elements[0], Custom) and first.elements[0].description == "MIF"

@@ -40,7 +40,7 @@ class LocalCore(Provider):
 
     def health(self) -> Flow[str]:
         return self._run(
-            lambda: f"SQLite database {self.store.path!r} open, schema {self.store.meta('schema_version')}"
+            lambda: f"{self.store.backend} store {self.store.shown!r} open, schema {self.store.meta('schema_version')}"
         )
 
     def _now(self) -> float:

@@ -71,7 +71,7 @@ class LocalMessages(LocalCore):
             sender=sender,
             elements=[element.model_dump(mode="json") for element in elements],
             metadata=dict(metadata),
-            time=self._now(),
+            time=self._now,  # read once the conversation is locked: times follow seqs
             # Scoped to the sender: another sender reusing the key is a different message, not a replay.
             # (A space cannot occur in a checked id, so the pair is unambiguous.)
             dedupe=f"{sender} {dedupe}",

@@ -1,4 +1,4 @@
-"""The embedded provider: every operation NATIVE on a SQLite database. Also imbridge's reference semantics.
+"""The embedded provider: every operation NATIVE on imbridge's store (SQLite or PostgreSQL); the reference semantics.
 
 Rules it enforces, as the hosted providers do: senders and recipients must be registered; a group
 send needs a member who is not muted (and, while the group is muted as a whole, the owner or an

@@ -8,26 +8,35 @@ from typing import Any
 
 from imbridge._flow import Flow
 from imbridge.capabilities import Operation
-from imbridge.errors import InvalidRequestError, NotFoundError, PermissionDeniedError, ProviderError
+from imbridge.errors import NotFoundError, PermissionDeniedError, ProviderError
 from imbridge.models import BatchItem, BatchResult, Group, Member, Role
 from imbridge.providers.base import GroupSpec, GroupUpdate
-from imbridge.providers.tencent import mapping, wire
-from imbridge.providers.tencent._core import TencentCore, _chunks
+from imbridge.providers.tencent import mapping, paging, wire
+from imbridge.providers.tencent._core import (
+    LIMITS,
+    TencentCore,
+    _check_group_id,
+    _check_group_texts,
+    _check_user_ids,
+    _chunks,
+    _over,
+)
 from imbridge.providers.tencent.mapping import NAME
 
 ADD_MEMBER_CHUNK = 100  # the API page says 300, the limits page 100: the smaller one
 DELETE_MEMBER_CHUNK = 100
-MUTE_CHUNK = 500
-MEMBER_PAGE = 1000
+MUTE_CHUNK = LIMITS["mute accounts"].value
 CREATE_MEMBERS_MAX = 100
-MAX_MUTE_SECONDS = 4_294_967_295  # the documented "permanent"
+MAX_MUTE_SECONDS = LIMITS["mute time"].value  # the documented "permanent"
 
 
 class TencentGroups(TencentCore):
     def create_group(self, spec: GroupSpec) -> Flow[Group]:
-        if spec.group_id is not None and (spec.group_id.startswith("@TGS#") or len(spec.group_id.encode()) >= 48):
-            raise InvalidRequestError("Tencent custom group ids are under 48 bytes and do not start with @TGS#",
-                                      provider=NAME)  # fmt: skip
+        if spec.group_id is not None:
+            _check_group_id(spec.group_id)
+        _check_group_texts(name=spec.name, introduction=spec.introduction, notification=spec.notification,
+                           face_url=spec.face_url)  # fmt: skip
+        _check_user_ids([*([spec.owner] if spec.owner else []), *spec.admins, *spec.members])
         initial = [wire.CreateGroupMember(Member_Account=uid, Role="Admin") for uid in spec.admins]
         initial += [wire.CreateGroupMember(Member_Account=uid) for uid in spec.members]
         first, later = initial[:CREATE_MEMBERS_MAX], initial[CREATE_MEMBERS_MAX:]
@@ -51,7 +60,12 @@ class TencentGroups(TencentCore):
         return (yield from self.get_group(group_id))
 
     def get_group(self, group_id: str) -> Flow[Group]:
-        body = wire.GetGroupInfoRequest(GroupIdList=[group_id], ResponseFilter={"MemberInfoFilter": ["Role"]})
+        # A ResponseFilter returns only the fields it names ("如果设置了过滤器,没有在过滤器中指明的字段将不被拉取",
+        # https://cloud.tencent.com/document/api/269/1616): ask for exactly the base info the mapping reads, and no
+        # member list (members() pages it within the documented caps).
+        body = wire.GetGroupInfoRequest(
+            GroupIdList=[group_id], ResponseFilter={"GroupBaseInfoFilter": list(mapping.GROUP_BASE_FIELDS)}
+        )
         reply = yield self._req("group_open_http_svc", "get_group_info", body.body())
         infos = wire.GetGroupInfoResponse.model_validate(reply).GroupInfo
         if not infos:
@@ -59,6 +73,8 @@ class TencentGroups(TencentCore):
         return mapping.group_from_wire(infos[0])
 
     def update_group(self, group_id: str, update: GroupUpdate) -> Flow[Group]:
+        _check_group_texts(name=update.name, introduction=update.introduction, notification=update.notification,
+                           face_url=update.face_url)  # fmt: skip
         body = wire.ModifyGroupBaseInfoRequest(
             GroupId=group_id, Name=update.name, Introduction=update.introduction,
             Notification=update.notification, FaceUrl=update.face_url,
@@ -107,25 +123,7 @@ class TencentGroups(TencentCore):
         return item
 
     def _members(self, group_id: str) -> Flow[list[wire.WireMember]]:
-        members: list[wire.WireMember] = []
-        community = group_id.startswith("@TGS#_")
-        offset, cursor = 0, ""
-        while True:
-            body = wire.GetGroupMemberInfoRequest(
-                GroupId=group_id, MemberInfoFilter=["Role", "JoinTime", "MuteUntil"], Limit=MEMBER_PAGE,
-                Offset=None if community else offset, Next=cursor if community else None,
-            )  # fmt: skip
-            reply = yield self._req("group_open_http_svc", "get_group_member_info", body.body())
-            page = wire.GetGroupMemberInfoResponse.model_validate(reply)
-            members.extend(page.MemberList)
-            if community:
-                cursor = page.Next or ""
-                if not cursor or not page.MemberList:
-                    return members
-                continue
-            offset += len(page.MemberList)
-            if not page.MemberList or len(page.MemberList) < MEMBER_PAGE or offset >= page.MemberNum:
-                return members
+        return (yield from paging.group_members(self._req, group_id, ["Role", "JoinTime", "MuteUntil"]))
 
     def list_members(self, group_id: str) -> Flow[list[Member]]:
         rows = yield from self._members(group_id)
@@ -159,13 +157,16 @@ class TencentGroups(TencentCore):
         return BatchResult(items=[outcome[uid] for uid in user_ids], provider=NAME)
 
     def _forbid(self, group_id: str, user_ids: Sequence[str], seconds: int) -> Flow[None]:
+        _check_user_ids(user_ids)
         for chunk in _chunks(user_ids, MUTE_CHUNK):
             body = wire.ForbidSendMsgRequest(GroupId=group_id, Members_Account=chunk, MuteTime=seconds)
             yield self._req("group_open_http_svc", "forbid_send_msg", body.body())
         return None
 
     def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta) -> Flow[None]:
-        seconds = min(max(int(duration.total_seconds()), 1), MAX_MUTE_SECONDS)
+        seconds = max(int(duration.total_seconds()), 1)
+        if seconds > MAX_MUTE_SECONDS:
+            raise _over(LIMITS["mute time"], seconds, "the mute duration")
         return (yield from self._forbid(group_id, user_ids, seconds))
 
     def unmute(self, group_id: str, user_ids: Sequence[str]) -> Flow[None]:

@@ -14,7 +14,7 @@ from imbridge.errors import IMBridgeError, InvalidRequestError, NotFoundError, P
 from imbridge.models import BatchItem, BatchResult, LoginCredentials, Profile
 from imbridge.providers.base import ProfileUpdate
 from imbridge.providers.tencent import mapping, wire
-from imbridge.providers.tencent._core import BULK_WINDOW, TencentCore, _chunks
+from imbridge.providers.tencent._core import BULK_WINDOW, TencentCore, _check_user_ids, _chunks
 from imbridge.providers.tencent.mapping import NAME
 from imbridge.providers.tencent.usersig import generate_usersig, verify_usersig
 
@@ -23,9 +23,7 @@ IMPORT_CHUNK = 100
 
 class TencentUsers(TencentCore):
     def register_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
-        for uid in user_ids:
-            if len(uid.encode()) > 32:
-                raise InvalidRequestError(f"Tencent UserIDs are at most 32 bytes: {uid!r}", provider=NAME)
+        _check_user_ids(user_ids)
         items: list[BatchItem] = []
         raws: list[dict[str, Any]] = []
         for window in windows(list(_chunks(user_ids, IMPORT_CHUNK)), BULK_WINDOW):

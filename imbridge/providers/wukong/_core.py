@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from imbridge._clock import Clock
 from imbridge._flow import Flow, HTTPRequest, Request, Response, encode_json
+from imbridge._masking import mask_url
 from imbridge.capabilities import Operation
 from imbridge.config import WukongSettings
 from imbridge.errors import InvalidRequestError, NotFoundError, RateLimitError, ServiceUnavailableError
@@ -22,7 +23,10 @@ from imbridge.providers.local.store import Store
 from imbridge.providers.wukong import mapping, wire
 from imbridge.providers.wukong.mapping import NAME
 
-_FLAGS_TABLE = "CREATE TABLE IF NOT EXISTS wukong_channel_flags (channel_id TEXT PRIMARY KEY, flags TEXT NOT NULL)"
+STORE_HINT = (
+    "Set one with store= or IMBRIDGE_WUKONG_STORE: sqlite:///path for app instances on one host, "
+    "postgresql://user:password@host/db for instances on several hosts."
+)
 
 _FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
 
@@ -54,9 +58,6 @@ class WukongCore(Provider):
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.store: Store | None = Store(settings.store) if settings.store else None
         self._token_key = login_tokens.signing_key(settings.token_secret, self.store, "wukong_token_secret")
-        if self.store is not None:
-            with self.store.write() as db:
-                db.execute(_FLAGS_TABLE)
         self._flags: dict[str, wire.ChannelFlags] = {}
         self._policy_cache: dict[str, tuple[float, _GroupState]] = {}
         #: Makes the random token that ``register`` stores for a new user (a test seam for recordings).
@@ -87,8 +88,12 @@ class WukongCore(Provider):
         if self.store is not None:
             self.store.close()
 
+    def describe(self) -> dict[str, Any]:
+        none = f"none: the operations that need one are UNSUPPORTED. {STORE_HINT}"
+        return {**super().describe(), "store": self.store.shown if self.store is not None else none}
+
     def __repr__(self) -> str:
-        return f"WukongProvider(base_url={self._base_url!r}, store={self.config.store!r})"
+        return f"WukongProvider(base_url={self._base_url!r}, store={mask_url(self.config.store)!r})"
 
     # -- small helpers ------------------------------------------------------------------------
 
@@ -117,7 +122,7 @@ class WukongCore(Provider):
     def _need_store(self, operation: Operation) -> Store:
         if self.store is None:
             raise InvalidRequestError(
-                f"{operation.value} needs imbridge's store (settings.store)", provider=NAME, operation=operation.value
+                f"{operation.value} needs imbridge's store. {STORE_HINT}", provider=NAME, operation=operation.value
             )
         return self.store
 
@@ -154,23 +159,15 @@ class WukongCore(Provider):
     def _stored_flags(self, group_id: str) -> wire.ChannelFlags:
         if group_id in self._flags:
             return self._flags[group_id]
-        if self.store is not None:
-            with self.store.write() as db:
-                row = db.execute("SELECT flags FROM wukong_channel_flags WHERE channel_id = ?", (group_id,)).fetchone()
-            if row is not None:
-                return wire.ChannelFlags.model_validate_json(row["flags"])
+        if self.store is not None and (stored := self.store.channel_flags(group_id)) is not None:
+            return wire.ChannelFlags.model_validate_json(stored)
         return wire.ChannelFlags()
 
     def _remember_flags(self, group_id: str, flags: wire.ChannelFlags) -> None:
         """Keep the flags WuKongIM cannot read back (send_ban, allow_stranger, large) as last written."""
         self._flags[group_id] = flags
         if self.store is not None:
-            with self.store.write() as db:
-                db.execute(
-                    "INSERT INTO wukong_channel_flags (channel_id, flags) VALUES (?, ?) "
-                    "ON CONFLICT (channel_id) DO UPDATE SET flags = excluded.flags",
-                    (group_id, flags.model_dump_json()),
-                )
+            self.store.set_channel_flags(group_id, flags.model_dump_json())
 
     def _current_flags(self, group_id: str, channel: wire.ClusterChannel) -> wire.ChannelFlags:
         """The full flag set now in force: ban and disband as read, the rest as imbridge last wrote them."""

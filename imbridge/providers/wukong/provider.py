@@ -16,6 +16,7 @@ What WuKongIM does not do, and what imbridge does instead (each stated in the ca
 from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
+from imbridge.providers.wukong._core import STORE_HINT
 from imbridge.providers.wukong.conversations import WukongConversations
 from imbridge.providers.wukong.groups import WukongGroups
 from imbridge.providers.wukong.mapping import NAME
@@ -31,7 +32,7 @@ class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGro
     @property
     def capabilities(self) -> CapabilityMap:
         stored = self.store is not None
-        no_store = "UNSUPPORTED: needs imbridge's store (settings.store is empty)"
+        no_store = f"UNSUPPORTED: needs imbridge's store, and none is set. {STORE_HINT}"
         entries: dict[Operation, tuple[Support, str] | Support] = {
             Operation.USERS_REGISTER: (
                 Support.NATIVE,
@@ -125,7 +126,7 @@ class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGro
                     "imbridge's store and the member is taken off the denylist on the first read or send after it.",
                 )
                 if stored
-                else (Support.UNSUPPORTED, "timed mutes need imbridge's store (settings.store is empty)")
+                else (Support.UNSUPPORTED, f"timed mutes need imbridge's store, and none is set. {STORE_HINT}")
             ),
             Operation.GROUPS_UNMUTE: (Support.NATIVE, "POST /channel/blacklist_remove."),
             Operation.GROUPS_MUTE_ALL: (
