@@ -152,6 +152,32 @@ def test_unread_from_the_official_counts() -> None:
     assert first is not None and first.elements == [Text("msg 2")] and first.sender == "user2"
 
 
+def test_a_cut_roaming_answer_is_continued_as_the_page_says() -> None:
+    """The page's first answer (Complete 0, LastMsgTime/LastMsgKey) is continued with MaxTime = LastMsgTime and
+    LastMsgKey, its "continued pulling request"; the second answer (Complete 1) completes the newest messages."""
+    contacts = sample("recentcontact_get_list")
+    contacts["SessionItem"] = [{"Type": 1, "To_Account": "user1", "MsgTime": 1584669689, "TopFlag": 0}]
+    counts = {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0,
+              "C2CUnreadMsgNumList": [{"Peer_Account": "user1", "C2CUnreadMsgNum": 12}]}  # fmt: skip
+    pages = iter([sample("admin_getroammsg", 0), sample("admin_getroammsg", 1)])
+
+    def respond(sent: Sent) -> Any:
+        return next(pages) if _key(sent) == "openim/admin_getroammsg" else serve(
+            recentcontact_get_list=contacts, get_c2c_unread_msg_num=counts)(sent)  # fmt: skip
+
+    im, server = make_client(respond)
+    (summary,) = im.conversations.list("user2").items
+    first, second = _sent(server, "admin_getroammsg")
+    continued = official("admin_getroammsg")["request_examples"][1]["body"]
+    check_request(second, "admin_getroammsg")
+    assert first.body["MaxCnt"] == 13 and second.body["MaxCnt"] == 11  # 12 unread + 1, less the 2 received
+    assert {k: second.body[k] for k in ("MaxTime", "LastMsgKey")} == {
+        k: continued[k] for k in ("MaxTime", "LastMsgKey")
+    }
+    # user2 wrote "msg 2" at 1584669689, the newest message: nothing from user1 came after it.
+    assert (summary.unread, summary.raw["CountedUnread"]) == (0, 12)
+
+
 def test_group_unread_and_muted_from_joined_groups() -> None:
     """The ALL IN ONE sample: NextMsgSeq 2, the member's MsgSeq 1 (read up to 1): nothing unread;
     MsgFlag AcceptAndNotify: not muted."""
@@ -164,14 +190,25 @@ def test_group_unread_and_muted_from_joined_groups() -> None:
     (asked,) = _sent(server, "get_joined_group_list")
     assert asked.body["ResponseFilter"]["SelfInfoFilter"] == ["MsgSeq", "MsgFlag"]
     assert asked.body["ResponseFilter"]["GroupBaseInfoFilter"] == ["NextMsgSeq"]
-    # Read up to 1 of NextMsgSeq 5 counts 3; the group's newest messages (group_msg_get_simple's sample:
-    # two, IsFinished 1, fewer than the 4 asked) show that only two exist, neither leckie's: 2.
+
+
+def test_group_unread_follows_a_reply_within_the_newest_messages() -> None:
+    """group_msg_get_simple's sample (seq 7803321 by one member, 7803320 by 144115198339527735) as the newest
+    messages of a group that member has read up to 7803318 of NextMsgSeq 7803322 (the joined-list answer is
+    built with the sample's ids): Tencent's count is 3, but the member wrote 7803320, so only 7803321 is unread."""
+    member = "144115198339527735"
+    contacts = sample("recentcontact_get_list")
+    contacts["SessionItem"] = [{"Type": 2, "GroupId": "@TGS#15ERQPAER", "MsgTime": 1458721802, "TopFlag": 0}]
     joined = sample("get_joined_group_list", 4)
-    joined["GroupIdList"][0]["NextMsgSeq"] = 5
+    joined["GroupIdList"] = [{"GroupId": "@TGS#15ERQPAER", "NextMsgSeq": 7803322,
+                              "SelfInfo": {"MsgSeq": 7803318, "MsgFlag": "AcceptNotNotify"}}]  # fmt: skip
     im, server = make_client(serve(recentcontact_get_list=contacts, get_joined_group_list=joined))
-    (summary,) = im.conversations.list("leckie").items
-    assert (summary.unread, summary.raw["CountedUnread"]) == (2, 3)
-    assert _sent(server, "group_msg_get_simple")[0].body["ReqMsgNumber"] == 4
+    (summary,) = im.conversations.list(member).items
+    assert (summary.unread, summary.raw["CountedUnread"], summary.muted) == (1, 3, True)
+    assert summary.last_message is not None and summary.last_message.seq == 7803321
+    (asked,) = _sent(server, "group_msg_get_simple")
+    check_request(asked, "group_msg_get_simple")
+    assert {k: asked.body[k] for k in ("ReqMsgSeq", "ReqMsgNumber")} == {"ReqMsgSeq": 7803321, "ReqMsgNumber": 4}
 
 
 # -- read positions -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from imbridge.capabilities import Operation, Support
 from imbridge.errors import ConflictError, IMBridgeError, InvalidRequestError, NotFoundError
 from imbridge.models import Conversation, ConversationSummary, Message, MessageRef, Page
 from imbridge.providers.base import ConversationQuery
-from imbridge.providers.tencent import mapping, wire
+from imbridge.providers.tencent import mapping, paging, wire
 from imbridge.providers.tencent._core import TencentCore
 from imbridge.providers.tencent.mapping import NAME
 
@@ -153,18 +153,72 @@ class TencentConversations(TencentCore):
                 groups_joined = wire.JoinedGroupListResponse.model_validate(reply).GroupIdList
                 membership.update((group.GroupId, group) for group in groups_joined)
         counted = [self._counted(s, c2c_unread, membership) for s in sessions]
-        # Round 2: the newest messages of each conversation.
-        recent = [
-            self._recent_request(user, session, min(count, RECENT_WINDOW - 1) + 1)
-            for session, count in zip(sessions, counted, strict=True)
-        ]
-        replies = yield Gather(recent)
-        summaries = []
-        for session, count, request, reply in zip(sessions, counted, recent, replies, strict=True):
+        # Round 2: the newest messages of each conversation (for the last message and the user's own newest one).
+        wanted = [min(count, RECENT_WINDOW - 1) + 1 for count in counted]
+        chats = [i for i, s in enumerate(sessions) if s.Type == 1]
+        replies = yield Gather([self._roam_request(user, sessions[i].To_Account, wanted[i], None, None) for i in chats])
+        recent: dict[int, tuple[list[tuple[str, bool]], bool, Message | None]] = {}
+        for index, reply in zip(chats, replies, strict=True):
             if isinstance(reply, IMBridgeError):
                 raise reply
-            summaries.append(self._summary(user, session, count, request, reply, membership))
-        return summaries
+            recent[index] = yield from self._chat_recent(user, sessions[index], wanted[index], reply)
+        for index, session in enumerate(sessions):
+            if session.Type == 2:
+                recent[index] = yield from self._group_recent(session.GroupId, wanted[index], membership)
+        return [
+            self._summary(user, session, count, *recent[index], membership)
+            for index, (session, count) in enumerate(zip(sessions, counted, strict=True))
+        ]
+
+    def _roam_request(self, user: str, peer: str, count: int, before: int | None, key: str | None) -> Request:
+        body = wire.GetRoamMsgRequest(
+            Operator_Account=user, Peer_Account=peer, MaxCnt=count, MinTime=0,
+            MaxTime=before if before is not None else int(self.clock.now().timestamp()), LastMsgKey=key,
+        ).body()  # fmt: skip
+        return self._req("openim", "admin_getroammsg", body)
+
+    def _chat_recent(
+        self, user: str, session: wire.RecentSession, count: int, reply: Any
+    ) -> Flow[tuple[list[tuple[str, bool]], bool, Message | None]]:
+        """The ``count`` newest messages of a one-to-one chat (an answer cut by its byte budget is continued as
+        the page says: ``MaxTime`` = ``LastMsgTime`` with ``LastMsgKey``): their senders, whether they are all
+        the chat has, and the newest as the last message."""
+        messages: list[wire.RoamMsg] = []
+        while True:
+            page = wire.GetRoamMsgResponse.model_validate(reply)
+            messages += page.MsgList
+            if page.Complete == 1 or len(messages) >= count or not page.MsgList:
+                break
+            reply = yield self._roam_request(user, session.To_Account, count - len(messages), page.LastMsgTime,
+                                             page.LastMsgKey)  # fmt: skip
+        newest = sorted(messages, key=lambda m: (m.MsgTimeStamp, m.MsgSeq, m.MsgKey), reverse=True)[:count]
+        complete = len(newest) < count
+        last = mapping.c2c_message_from_wire(newest[0], Conversation.user(session.To_Account)) if newest else None
+        return [(m.From_Account, True) for m in newest], complete, last
+
+    def _group_recent(
+        self, group_id: str, count: int, membership: dict[str, wire.JoinedGroup]
+    ) -> Flow[tuple[list[tuple[str, bool]], bool, Message | None]]:
+        """The ``count`` newest seqs of a group (``NextMsgSeq`` from get_joined_group_list), every one of them,
+        windows cut short asked again (``paging.group_window``); system messages and expired placeholders are
+        not shown and count as no one's."""
+        joined = membership.get(group_id)
+        high = (joined.NextMsgSeq - 1) if joined is not None and joined.NextMsgSeq else None
+        if high is None:  # not a member any more: only the last message is wanted
+            simple = wire.GroupMsgGetSimpleRequest(GroupId=group_id, ReqMsgNumber=1, WithRecalledMsg=1).body()
+            got = wire.GroupMsgGetSimpleResponse.model_validate(
+                (yield self._req(_GROUP_SERVICE, "group_msg_get_simple", simple))
+            ).messages()
+            shown = [m for m in got if m.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not m.IsSystemMsg]
+            return [], False, mapping.group_message_from_wire(shown[0], group_id) if shown else None
+        if high < 1:
+            return [], True, None
+        low = max(high - count + 1, 1)
+        window = yield from paging.group_window(self._req, group_id, low, high)
+        newest = [window.messages[seq] for seq in sorted(window.messages, reverse=True)]
+        senders = [(m.From_Account, m.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not m.IsSystemMsg) for m in newest]
+        last = next((m for m in newest if m.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not m.IsSystemMsg), None)
+        return senders, low == 1, mapping.group_message_from_wire(last, group_id) if last else None
 
     @staticmethod
     def _counted(session: wire.RecentSession, c2c: dict[str, int], groups: dict[str, wire.JoinedGroup]) -> int:
@@ -175,35 +229,15 @@ class TencentConversations(TencentCore):
             return 0  # no longer a member: nothing is unread for them
         return max(joined.NextMsgSeq - 1 - joined.SelfInfo.MsgSeq, 0)
 
-    def _recent_request(self, user: str, session: wire.RecentSession, count: int) -> Request:
-        if session.Type == 1:
-            body = wire.GetRoamMsgRequest(Operator_Account=user, Peer_Account=session.To_Account, MaxCnt=count,
-                                          MinTime=0, MaxTime=int(self.clock.now().timestamp())).body()  # fmt: skip
-            return self._req("openim", "admin_getroammsg", body)
-        simple = wire.GroupMsgGetSimpleRequest(GroupId=session.GroupId, ReqMsgNumber=count, WithRecalledMsg=1)
-        return self._req(_GROUP_SERVICE, "group_msg_get_simple", simple.body())
-
     def _summary(
-        self, user: str, session: wire.RecentSession, counted: int, request: Request, reply: Any,
-        membership: dict[str, wire.JoinedGroup],
+        self, user: str, session: wire.RecentSession, counted: int, senders: list[tuple[str, bool]], complete: bool,
+        last: Message | None, membership: dict[str, wire.JoinedGroup],
     ) -> ConversationSummary:  # fmt: skip
-        last: Message | None
         if session.Type == 1:
             conversation = Conversation.user(session.To_Account)
-            roam = wire.GetRoamMsgResponse.model_validate(reply)
-            newest = sorted(roam.MsgList, key=lambda m: (m.MsgTimeStamp, m.MsgSeq, m.MsgKey), reverse=True)
-            senders = [(m.From_Account, True) for m in newest]
-            complete = roam.Complete == 1 and len(newest) < int(request.json["MaxCnt"])
-            last = mapping.c2c_message_from_wire(newest[0], conversation) if newest else None
             muted = None  # Tencent's REST API has no per-conversation mute for one-to-one chats
         else:
             conversation = Conversation.group(session.GroupId)
-            simple = wire.GroupMsgGetSimpleResponse.model_validate(reply)
-            got = sorted(simple.messages(), key=lambda m: m.MsgSeq, reverse=True)
-            shown = [m for m in got if m.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not m.IsSystemMsg]
-            senders = [(m.From_Account, m in shown) for m in got]
-            complete = simple.IsFinished == 1 and len(got) < int(request.json["ReqMsgNumber"])
-            last = mapping.group_message_from_wire(shown[0], session.GroupId) if shown else None
             joined = membership.get(session.GroupId)
             flag = joined.SelfInfo.MsgFlag if joined else None
             muted = None if flag is None else flag in _QUIET_FLAGS
