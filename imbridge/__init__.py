@@ -41,6 +41,8 @@ from imbridge.models import (
     Text,
     Video,
 )
+from imbridge.models.health import Health
+from imbridge.models.maintenance import MaintenanceReport
 from imbridge.providers.base import Direction
 from imbridge.retry import RetryPolicy
 
@@ -63,12 +65,14 @@ __all__ = [
     "File",
     "Gender",
     "Group",
+    "Health",
     "IMBridgeError",
     "IMClient",
     "Image",
     "InvalidRequestError",
     "Location",
     "LoginCredentials",
+    "MaintenanceReport",
     "Member",
     "Message",
     "MessageRef",

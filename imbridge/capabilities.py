@@ -43,6 +43,8 @@ class Operation(StrEnum):
     GROUPS_UNMUTE = "groups.unmute"
     GROUPS_MUTE_ALL = "groups.mute_all"
     GROUPS_MUTED = "groups.muted"
+    # due work on the server (issue 15)
+    MAINTENANCE_RUN_DUE = "maintenance.run_due"
 
     # Conversations and message lookup (issue 16): each user's conversation list with unread counts.
     CONVERSATIONS_LIST = "conversations.list"

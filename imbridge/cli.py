@@ -2,8 +2,8 @@
 
 Settings come from the environment exactly as ``IMClient.from_env()`` reads them (``IMBRIDGE_PROVIDER``
 and ``IMBRIDGE_<PROVIDER>_*``, ``.env`` honoured); ``--provider`` overrides the provider's name.
-Exit codes: 0 success, 1 the provider or the network failed, 2 bad usage, settings or input,
-3 the provider does not support the operation.
+Exit codes: 0 success, 1 the provider or the network failed (``doctor``: the server is unreachable or
+refuses the credentials), 2 bad usage, settings or input, 3 the provider does not support the operation.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -27,6 +29,8 @@ from imbridge.errors import (
     UnsupportedOperationError,
 )
 from imbridge.models import Conversation, Message
+from imbridge.models.health import Health
+from imbridge.models.maintenance import MaintenanceReport
 from imbridge.providers.base import Direction
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNSUPPORTED = 0, 1, 2, 3
@@ -37,6 +41,16 @@ def _conversation(text: str) -> Conversation:
     if not sep or kind not in ("user", "group"):
         raise argparse.ArgumentTypeError(f"expected user:<id> or group:<id>, got {text!r}")
     return Conversation.user(ident) if kind == "user" else Conversation.group(ident)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,24 +90,34 @@ def _client(args: argparse.Namespace) -> IMClient:
 
 
 def cmd_doctor(args: argparse.Namespace, out: Output) -> int:
+    """Settings, health and capabilities; exit 1 when the server is unreachable or refuses the credentials."""
     with _client(args) as im:
         settings = im.describe()
+        health: Health | None
         try:
-            reachability = im.health()
-        except IMBridgeError as error:
-            reachability = f"unreachable: {error}"
+            health = im.health(timeout=args.timeout)
+        except UnsupportedOperationError:
+            health = None  # a third-party provider without a check: nothing to judge
         matrix = im.capabilities.as_table()
-        report = {"settings": settings, "reachability": reachability, "capabilities": matrix}
+        report = {
+            "settings": settings,
+            "health": health.model_dump(mode="json") if health is not None else None,
+            "capabilities": matrix,
+        }
 
         def text() -> str:
             lines = ["Settings in effect (secrets masked):"]
             lines += [f"  {key}: {value}" for key, value in settings.items()]
-            lines += [f"Reachability: {reachability}", "Capabilities:"]
+            lines.append(f"Health: {health}" if health is not None else "Health: this provider has no check")
+            if health is not None:
+                lines += [f"  warning: {warning}" for warning in health.warnings]
+                lines += [f"  {key}: {value}" for key, value in health.details.items()]
+            lines.append("Capabilities:")
             lines += [f"  {row['operation']:<26} {row['support']:<12} {row['notes']}" for row in matrix]
             return "\n".join(lines)
 
         out.emit(report, text)
-    return EXIT_OK
+    return EXIT_FAILED if health is not None and not health.ok else EXIT_OK
 
 
 def cmd_send(args: argparse.Namespace, out: Output) -> int:
@@ -185,6 +209,60 @@ def cmd_conversations_list(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def _report_line(report: MaintenanceReport) -> str:
+    stamp = report.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not report.ran:
+        return f"{stamp} skipped: {report.lease_holder or 'another worker'} holds the lease"
+    parts = [f"lifted {len(report.lifted_mutes)} mute(s)"]
+    parts += [f"{m.group_id}: {m.user_id} (ended {m.muted_until:%H:%M:%S})" for m in report.lifted_mutes[:10]]
+    if report.restored_mutes:
+        parts.append(f"kept {len(report.restored_mutes)} muted again meanwhile")
+    parts += [f"FAILED {f.group_id} {', '.join(f.user_ids)}: {f.error}" for f in report.failures]
+    if report.next_due_at is not None:
+        parts.append(f"next due {report.next_due_at:%Y-%m-%dT%H:%M:%SZ}")
+    parts += report.notes
+    return f"{stamp} " + "; ".join(parts)
+
+
+def cmd_worker(args: argparse.Namespace, out: Output) -> int:
+    """Run due work (``im.maintenance.run_due``) every ``--interval`` seconds until SIGTERM or Ctrl-C."""
+    with _client(args) as im:
+        if args.once:
+            report = im.maintenance.run_due(lease=args.lease)
+            out.emit(report, lambda: _report_line(report))
+            return EXIT_FAILED if report.failures else EXIT_OK
+
+        def emit(value: BaseModel | dict[str, Any], text: str) -> None:
+            line = json.dumps(_jsonable(value), ensure_ascii=False) if out.as_json else text
+            print(line, flush=True)
+
+        def on_report(report: MaintenanceReport) -> None:
+            if report.did_work or args.verbose:
+                emit(report, _report_line(report))
+
+        def on_error(error: IMBridgeError) -> None:
+            emit({"error": f"{type(error).__name__}: {error}"}, f"run failed (tried again later): {error}")
+
+        health = im.health()
+        if not health.ok:
+            emit({"health": health.model_dump(mode="json")}, f"warning: {health} (the worker keeps trying)")
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        emit(
+            {"started": im.maintenance.worker, "provider": im.provider_name, "interval": args.interval},
+            f"imbridge worker: {im.provider_name}, due work every {args.interval:g} s as {im.maintenance.worker} "
+            "(SIGTERM or Ctrl-C stops it)",
+        )
+        try:
+            im.maintenance.run_forever(
+                args.interval, stop=stop, on_report=on_report, on_error=on_error, lease=args.lease
+            )
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return EXIT_OK
+
+
 def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
     """Serve an emulator on 127.0.0.1 until interrupted, after printing how to point a client at it."""
     from imbridge.emulators import LoopbackServer
@@ -253,7 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--provider", help="provider name (default: IMBRIDGE_PROVIDER, else local)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    doctor = commands.add_parser("doctor", help="settings in effect (secrets masked), reachability, capabilities")
+    doctor = commands.add_parser(
+        "doctor", help="settings in effect (secrets masked), health, capabilities; exit 1 if the server is not ok"
+    )
+    doctor.add_argument("--timeout", type=float, help="seconds for the health check (default: the client's)")
     doctor.set_defaults(handler=cmd_doctor)
 
     send = commands.add_parser("send", help="send a text message")
@@ -305,6 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
     unmute.add_argument("group_id")
     unmute.add_argument("user_ids", nargs="+")
     unmute.set_defaults(handler=cmd_groups_unmute)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run due work on the server (e.g. end WuKongIM timed mutes) on a schedule; safe on every instance",
+    )
+    worker.add_argument("--interval", type=_positive, default=30.0, help="seconds between runs (default 30)")
+    worker.add_argument("--lease", type=_positive, default=60.0, help="seconds a run may hold the store's lease")
+    worker.add_argument("--once", action="store_true", help="one run, print its report, exit (1 if anything failed)")
+    worker.add_argument("--verbose", action="store_true", help="print every run, also those that did nothing")
+    worker.set_defaults(handler=cmd_worker)
 
     emulate = commands.add_parser("emulate", help="serve an emulator of a vendor's REST API on 127.0.0.1")
     emulate.add_argument("vendor", choices=["tencent", "wukong"])

@@ -7,6 +7,7 @@ and an executor.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
@@ -29,11 +30,13 @@ from imbridge._pacing import Pacer
 from imbridge.capabilities import CapabilityMap
 from imbridge.config import Selection
 from imbridge.errors import ConfigurationError
+from imbridge.models.health import Health
 from imbridge.providers import load_provider_class
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.resources._base import AsyncResource, Gate, SyncResource
 from imbridge.resources.conversations import AsyncConversations, Conversations
 from imbridge.resources.groups import AsyncGroups, Groups
+from imbridge.resources.maintenance import AsyncMaintenance, Maintenance
 from imbridge.resources.messages import AsyncMessages, Messages
 from imbridge.resources.users import AsyncUsers, Users
 from imbridge.retry import RetryPolicy
@@ -102,6 +105,7 @@ class _ClientBase(Generic[E]):
     users = _ResourceSlot(Users, AsyncUsers)
     messages = _ResourceSlot(Messages, AsyncMessages)
     groups = _ResourceSlot(Groups, AsyncGroups)
+    maintenance = _ResourceSlot(Maintenance, AsyncMaintenance)
     conversations = _ResourceSlot(Conversations, AsyncConversations)
 
     def __init__(
@@ -145,6 +149,15 @@ class _ClientBase(Generic[E]):
             "retry": self._retry, "timeout": self._timeout, "clock": self._clock, "pacer": self._pacer,
             "bulk_concurrency": self._bulk_concurrency,
         }  # fmt: skip
+
+    def _health_options(self, timeout: float | None) -> dict[str, Any]:
+        """The executor settings of a health check: one attempt, and its own timeout when given."""
+        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        options = {**self._executor_options(), "retry": RetryPolicy.none()}
+        if timeout is not None:
+            options["timeout"] = float(timeout)
+        return options
 
     @property
     def provider_name(self) -> str:
@@ -219,9 +232,12 @@ class IMClient(_ClientBase[SyncExecutor]):
         client._owns_provider = True
         return client
 
-    def health(self) -> str:
-        """Check that the provider is reachable with these settings; raises the mapped error if not."""
-        return self._executor.run("provider.health", self._provider.health())
+    def health(self, *, timeout: float | None = None) -> Health:
+        """One cheap authenticated call to the server, in one attempt (no retries), ``timeout`` seconds at most
+        (default: the client's). Raises nothing for a down server or refused credentials: the answer says so
+        (``reachable``, ``authenticated``, ``server_version``, ``latency_ms``, ``warnings``; ``ok`` for both)."""
+        executor = SyncExecutor(self._provider, self._transport, **self._health_options(timeout))
+        return executor.run("health", self._provider.health())
 
     @property
     def provider(self) -> BoundProvider:
@@ -287,11 +303,13 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         clock: Clock | None = None,
         max_connections: int = 100,
         bulk_concurrency: int = 8,
+        background_maintenance: float | None = None,
         **settings: Any,
     ) -> None:
         super().__init__(
             provider, retry=retry, timeout=timeout, clock=clock, settings=settings, bulk_concurrency=bulk_concurrency
         )
+        self._background_maintenance = background_maintenance
         self._transport: AsyncTransport | None = None
         self._owns_transport = False
         if self._provider.uses_http:
@@ -301,6 +319,21 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
                 self._transport = AiohttpTransport(max_connections=max_connections)
                 self._owns_transport = True
         self._executor = AsyncExecutor(self._provider, self._transport, **self._executor_options())
+        if background_maintenance is not None:
+            self._start_maintenance(background_maintenance, at_once=False)
+
+    def _start_maintenance(self, interval: float, *, at_once: bool) -> None:
+        """``background_maintenance``: run due work every ``interval`` seconds in the background, from now if an
+        event loop is running, else from ``async with`` (or call ``im.maintenance.start()`` in async code)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if at_once:
+                raise ConfigurationError("background_maintenance needs a running event loop") from None
+            if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+                raise ConfigurationError(f"background_maintenance must be seconds > 0, got {interval!r}") from None
+            return
+        self.maintenance.start(interval)
 
     @classmethod
     def from_env(cls, **options: Any) -> AsyncIMClient:
@@ -310,9 +343,12 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         client._owns_provider = True
         return client
 
-    async def health(self) -> str:
-        """Check that the provider is reachable with these settings; raises the mapped error if not."""
-        return await self._executor.run("provider.health", self._provider.health())
+    async def health(self, *, timeout: float | None = None) -> Health:
+        """One cheap authenticated call to the server, in one attempt (no retries), ``timeout`` seconds at most
+        (default: the client's). Raises nothing for a down server or refused credentials: the answer says so
+        (``reachable``, ``authenticated``, ``server_version``, ``latency_ms``, ``warnings``; ``ok`` for both)."""
+        executor = AsyncExecutor(self._provider, self._transport, **self._health_options(timeout))
+        return await executor.run("health", self._provider.health())
 
     @property
     def provider(self) -> AsyncBoundProvider:
@@ -322,6 +358,7 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         """A client sharing this one's provider and connection pool with other retry/timeout settings."""
         clone = object.__new__(AsyncIMClient)
         self._share(clone)
+        clone._background_maintenance = None  # the background runs stay this client's
         clone._retry = retry or self._retry
         clone._timeout = float(timeout) if timeout is not None else self._timeout
         clone._owns_provider = clone._owns_transport = False
@@ -329,12 +366,17 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         return clone
 
     async def aclose(self) -> None:
+        background = self.__dict__.get("maintenance")
+        if isinstance(background, AsyncMaintenance):
+            await background.stop()  # before the transport it uses goes
         if self._transport is not None and self._owns_transport:
             await self._transport.aclose()
         if self._owns_provider:
             self._provider.close()
 
     async def __aenter__(self) -> Self:
+        if self._background_maintenance is not None:
+            self._start_maintenance(self._background_maintenance, at_once=True)
         return self
 
     async def __aexit__(

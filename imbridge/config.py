@@ -76,7 +76,8 @@ class WukongSettings(ProviderSettings):
     token_secret: SecretStr | None = None
     """HMAC key for the login tokens imbridge issues; kept in the store when unset."""
     device_flag: int = Field(default=0, ge=0, le=255)
-    """Device flag login tokens are registered for: 0 app, 1 web, 2 PC."""
+    """Device flag of login tokens issued without ``device=``: 0 app (iOS/Android SDKs), 1 web (the JS SDK), 2 PC.
+    A client connecting with another flag is never answered; pass ``device="web"`` for the JS SDK."""
     device_level: int = Field(default=1, ge=0, le=1)
     """Device level of issued login tokens: 1 master (kicks that device flag's live connections), 0 slave."""
     confirm_sends: bool = True

@@ -485,6 +485,7 @@ class WukongEmulator:
         store: str = ":memory:",
         clock: Clock | None = None,
         store_delay_requests: int = 0,
+        version: str = "v2.2.5-20260422",
     ) -> None:
         if store_delay_requests < 0:
             raise ValueError("store_delay_requests must be >= 0")
@@ -492,6 +493,9 @@ class WukongEmulator:
         self.store = Store(store)
         self.clock: Clock = clock or SystemClock()
         self.store_delay_requests = store_delay_requests
+        #: What ``GET /varz`` reports as ``version`` (the real server: its ``-X main.Version`` ldflag).
+        self.version = version
+        self._started = self.clock.monotonic()
         self._pending: list[_Pending] = []
         self._last_id = 0
         self._lock = threading.RLock()
@@ -502,6 +506,7 @@ class WukongEmulator:
             self._last_id = int(row[0] or 0)
         self._routes: dict[tuple[str, str], Callable[[EmulatorRequest], EmulatorReply]] = {
             ("GET", "/health"): lambda _r: _reply({"status": "ok"}),
+            ("GET", "/varz"): self._varz,
             ("POST", "/user/token"): self._user_token,
             ("POST", "/user/device_quit"): self._device_quit,
             ("POST", "/channel"): self._channel_create,
@@ -758,6 +763,21 @@ class WukongEmulator:
         }  # fmt: skip
 
     # -- users -------------------------------------------------------------------------------------
+
+    def _varz(self, _request: EmulatorRequest) -> EmulatorReply:
+        """``GET /varz`` (internal/api/varz.go:41-76, ``CreateVarz`` :89-136): the ``Varz`` struct's fields in its
+        order, with this emulator's addresses and zero load; ``manager_token_on`` from the token it requires.
+        The key set is compared with a real server's answer in tests/deploy/test_health.py."""
+        uptime = int(self.clock.monotonic() - self._started)
+        return _reply({
+            "server_id": "1001", "server_name": "WuKongIM", "version": self.version, "connections": 0,
+            "user_handler_count": 0, "user_handler_conn_count": 0, "uptime": f"{uptime // 60}m{uptime % 60}s",
+            "goroutine": 0, "mem": 0, "cpu": 0, "in_msgs": 0, "out_msgs": 0, "in_bytes": 0, "out_bytes": 0,
+            "slow_clients": 0, "retry_queue": 0, "tcp_addr": "127.0.0.1:5100", "ws_addr": "ws://127.0.0.1:5200",
+            "wss_addr": "", "manager_addr": "", "manager_on": 0, "commit": "", "commit_date": "", "tree_state": "",
+            "api_url": "", "manager_uid": "____manager", "manager_token_on": int(self.manager_token is not None),
+            "conversation_cache_count": 0,
+        })  # fmt: skip
 
     def _user_token(self, request: EmulatorRequest) -> EmulatorReply:
         req = _bind(request.body, _USER_TOKEN)

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from imbridge.migration.pipeline import Migration
 
 PHASE = "conversations"
+#: State meta key: when the phase last started a run (history copied after that is carried again).
+MARK = "conversations_carried_at"
 PAGE = 100
 #: Mismatches listed in a verify result (the count covers them all).
 MAX_LISTED = 100
@@ -94,10 +96,40 @@ async def carry_user(migration: Migration, source: AsyncIMClient, target: AsyncI
     return "; ".join([detail or "no conversations", *notes])[:500]
 
 
+def _users_of(migration: Migration, channels: list[str]) -> set[str]:
+    """The users whose lists a channel is on: both of a pair, every member of a group."""
+    users: set[str] = set()
+    for channel in channels:
+        kind, a, b = ids.split_channel(channel)
+        if kind == "group":
+            group = migration.state.item("groups", a)
+            if group is not None:
+                users.update(str(member[0]) for member in group.data.get("members") or [])
+        else:
+            users.update((a, b))
+    return users
+
+
+def requeue_users(migration: Migration, users: set[str], reason: str) -> int:
+    """Carry these users' lists again on the next run (a repair of what verify found different)."""
+    return migration.state.requeue(PHASE, sorted(users), reason)
+
+
 async def conversations_phase(migration: Migration) -> int:
-    """Carry every planned user's conversation list (items keyed by source user id, added on first run)."""
+    """Carry every planned user's conversation list (items keyed by source user id, added on first run).
+
+    A channel whose history was copied again since this phase last ran (a target that lost its data, a repair)
+    leaves the unread counts of its users' conversations as WuKongIM counts fresh messages: those users' items
+    are queued again first."""
     source, target = await migration._open()
+    started = time.time()
     migration.state.add_items(PHASE, ((user, {}) for user in migration.state.keys("accounts")))
+    last = migration.state.get_meta(MARK)
+    if last is not None:
+        query = "SELECT key FROM items WHERE phase = 'history' AND status = ? AND updated > ?"
+        copied = [row["key"] for row in migration.state.iter_rows(query, (DONE, float(last)))]
+        affected = _users_of(migration, copied) & set(migration.state.keys(PHASE, DONE))
+        requeue_users(migration, affected, "history copied again since the list was carried")
     pending = migration.state.keys(PHASE, PENDING)
     task = migration.progress.task(PHASE, migration.state.count(PHASE), migration.state.count(PHASE, DONE))
 
@@ -110,6 +142,7 @@ async def conversations_phase(migration: Migration) -> int:
 
     await migration._bounded(pending, carry)
     task.finish()
+    migration.state.set_meta(MARK, started)
     return len(pending)
 
 

@@ -277,11 +277,14 @@ async def _check_group(migration: Migration, source: TencentSource, target: Asyn
     return problems
 
 
-async def verify(migration: Migration, source: TencentSource, target: AsyncIMClient) -> dict[str, Any]:
+async def verify(
+    migration: Migration, source: TencentSource, target: AsyncIMClient, *, limit: int | None = MAX_LISTED
+) -> dict[str, Any]:
     """Compare every planned channel and group; ``ok`` is True only when nothing differs.
 
-    ``mismatches`` lists up to ``MAX_LISTED`` channels and groups; a channel's entry names what is missing on
-    the target by source id (``missing``), which is what ``verify --repair`` copies again."""
+    ``mismatches`` lists up to ``limit`` channels and groups (all with None: what a repair reads); a channel's
+    entry names what is missing on the target by source id (``missing``), which ``verify --repair`` copies
+    again."""
     started = time.monotonic()
     channels = migration.state.keys("history")
     groups = [key for key in migration.state.keys("groups")]
@@ -320,7 +323,7 @@ async def verify(migration: Migration, source: TencentSource, target: AsyncIMCli
     mismatches.sort(key=lambda item: str(item.get("channel") or item.get("group")))
     return {
         "ok": not mismatches, "channels": len(channels), "groups": len(groups), **totals,
-        "mismatch_count": len(mismatches), "mismatches": mismatches[:MAX_LISTED],
+        "mismatch_count": len(mismatches), "mismatches": mismatches[:limit],
         "seconds": round(time.monotonic() - started, 2),
     }  # fmt: skip
 

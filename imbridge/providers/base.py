@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from imbridge._clock import Clock, SystemClock
-from imbridge._flow import Flow, HTTPRequest, Request, Response, immediate
+from imbridge._flow import Flow, HTTPRequest, Request, Response
 from imbridge._masking import mask_url
 from imbridge._pacing import Rate
 from imbridge.capabilities import CapabilityMap, Operation
@@ -39,6 +39,9 @@ from imbridge.models import (
     Role,
     SentMessage,
 )
+from imbridge.models.device import DeviceKind
+from imbridge.models.health import Health
+from imbridge.models.maintenance import MaintenanceReport
 
 
 class _OwnFieldsOnly(PydanticBaseSettingsSource):
@@ -246,7 +249,10 @@ class Provider:
     def set_profile(self, user_id: str, update: ProfileUpdate) -> Flow[None]:
         raise _unsupported(self, Operation.USERS_SET_PROFILE)
 
-    def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+    def login_credentials(
+        self, user_id: str, ttl: timedelta, device: DeviceKind | None = None
+    ) -> Flow[LoginCredentials]:
+        """Credentials for a client of kind ``device`` (None: the provider's default kind)."""
         raise _unsupported(self, Operation.USERS_LOGIN_CREDENTIALS)
 
     # messages
@@ -296,6 +302,12 @@ class Provider:
     def muted(self, group_id: str) -> Flow[list[Member]]:
         raise _unsupported(self, Operation.GROUPS_MUTED)
 
+    # maintenance
+    def run_due(self, worker: str, lease: timedelta) -> Flow[MaintenanceReport]:
+        """Do the work that has fallen due on the server, as ``worker``; where instances share a store, under
+        its lease for ``lease`` (renewed while the run lasts), so one instance does it at a time."""
+        raise _unsupported(self, Operation.MAINTENANCE_RUN_DUE)
+
     # conversations and message lookup (issue 16)
     def list_conversations(self, query: ConversationQuery) -> Flow[Page[ConversationSummary]]:
         raise _unsupported(self, Operation.CONVERSATIONS_LIST)
@@ -324,9 +336,10 @@ class Provider:
         are forged, foreign or expired. Lets an app (and the contract suite) check a login token."""
         raise UnsupportedOperationError(f"{self.name} cannot check login tokens", provider=self.name)
 
-    def health(self) -> Flow[str]:
-        """A cheap reachability check, for ``imbridge doctor``: a short description, or an error raised."""
-        return immediate(lambda: "no check available")
+    def health(self) -> Flow[Health]:
+        """One cheap authenticated call to the server, described as a ``Health`` (see ``imbridge._health``);
+        raises nothing for what a network or server can do. A provider without a check says so."""
+        raise UnsupportedOperationError(f"{self.name} has no health check", provider=self.name, operation="health")
 
     def call(self, *args: Any, **kwargs: Any) -> Flow[Any]:
         """The escape hatch: a raw API call with the provider's auth, pacing and error mapping."""

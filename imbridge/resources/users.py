@@ -9,10 +9,20 @@ from imbridge.capabilities import Operation
 from imbridge.errors import InvalidRequestError
 from imbridge.models import BatchResult, Gender, LoginCredentials, Profile
 from imbridge.models._validation import check_id, check_ids
+from imbridge.models.device import DeviceKind
 from imbridge.providers.base import ProfileUpdate
 from imbridge.resources._base import AsyncResource, Call, Operations, SyncResource, _seconds, _text
 
 DEFAULT_LOGIN_TTL = timedelta(days=1)
+
+
+def _device(device: DeviceKind | str | None) -> DeviceKind | None:
+    if device is None:
+        return None
+    try:
+        return DeviceKind(device)
+    except ValueError:
+        raise InvalidRequestError(f"device must be one of {[d.value for d in DeviceKind]}, got {device!r}") from None
 
 
 class UserOperations(Operations):
@@ -48,9 +58,13 @@ class UserOperations(Operations):
             raise InvalidRequestError("set_profile needs at least one field to change")
         return operation, self.provider.set_profile(check_id(user_id, "user id"), update)
 
-    def login_credentials(self, user_id: str, ttl: timedelta | int) -> Call[LoginCredentials]:
+    def login_credentials(
+        self, user_id: str, ttl: timedelta | int, device: DeviceKind | str | None
+    ) -> Call[LoginCredentials]:
         operation = self._gate(Operation.USERS_LOGIN_CREDENTIALS)
-        return operation, self.provider.login_credentials(check_id(user_id, "user id"), _seconds(ttl, "ttl"))
+        return operation, self.provider.login_credentials(
+            check_id(user_id, "user id"), _seconds(ttl, "ttl"), _device(device)
+        )
 
 
 class Users(SyncResource[UserOperations]):
@@ -75,9 +89,17 @@ class Users(SyncResource[UserOperations]):
             )
         )
 
-    def login_credentials(self, user_id: str, ttl: timedelta | int = DEFAULT_LOGIN_TTL) -> LoginCredentials:
-        """What a client SDK logs in with (a UserSig on Tencent, a token on WuKongIM and local)."""
-        return self._run(self._ops.login_credentials(user_id, ttl))
+    def login_credentials(
+        self, user_id: str, ttl: timedelta | int = DEFAULT_LOGIN_TTL, *, device: DeviceKind | str | None = None
+    ) -> LoginCredentials:
+        """What a client SDK logs in with (a UserSig on Tencent, a token on WuKongIM and local), for a client
+        of kind ``device`` ("app", "web", "desktop"; None: the provider's default).
+
+        WuKongIM keeps one token per user and device kind, and a client connecting as another kind is never
+        answered: pass ``device="web"`` for the JavaScript SDK (its default), "app" for the iOS/Android SDKs
+        and "desktop" for PC clients. Without ``device`` the token is issued for ``settings.device_flag``
+        (0, app, unless configured). A Tencent UserSig and a local token log in on any kind of device."""
+        return self._run(self._ops.login_credentials(user_id, ttl, device))
 
 
 class AsyncUsers(AsyncResource[UserOperations]):
@@ -102,6 +124,14 @@ class AsyncUsers(AsyncResource[UserOperations]):
             )
         )
 
-    async def login_credentials(self, user_id: str, ttl: timedelta | int = DEFAULT_LOGIN_TTL) -> LoginCredentials:
-        """What a client SDK logs in with (a UserSig on Tencent, a token on WuKongIM and local)."""
-        return await self._run(self._ops.login_credentials(user_id, ttl))
+    async def login_credentials(
+        self, user_id: str, ttl: timedelta | int = DEFAULT_LOGIN_TTL, *, device: DeviceKind | str | None = None
+    ) -> LoginCredentials:
+        """What a client SDK logs in with (a UserSig on Tencent, a token on WuKongIM and local), for a client
+        of kind ``device`` ("app", "web", "desktop"; None: the provider's default).
+
+        WuKongIM keeps one token per user and device kind, and a client connecting as another kind is never
+        answered: pass ``device="web"`` for the JavaScript SDK (its default), "app" for the iOS/Android SDKs
+        and "desktop" for PC clients. Without ``device`` the token is issued for ``settings.device_flag``
+        (0, app, unless configured). A Tencent UserSig and a local token log in on any kind of device."""
+        return await self._run(self._ops.login_credentials(user_id, ttl, device))

@@ -20,6 +20,9 @@ fixture: a throwaway cluster, see :mod:`imbridge.testing.postgres`) instead of a
 
 Live and record runs create their own users and groups under a per-run prefix and dismiss their groups
 afterwards (accounts cannot be deleted on Tencent's paid editions nor on WuKongIM, so they stay).
+A recording keeps its prefix and start times per test module (``<cassettes>/<provider>/<module>/contract-run.json``),
+so one module can be recorded again (``-k`` or a module path) without invalidating the others' cassettes.
+Live and record runs check the server's health first and stop at once, with one message, if it cannot be used.
 """
 
 from __future__ import annotations
@@ -123,33 +126,46 @@ class ContractRun:
     def test_name(self, node_name: str) -> str:
         return node_name.replace(self.param, self.name) if self.param else node_name
 
-    def clock_for(self, test: str) -> Clock:
+    modules: dict[str, tuple[str, Path | None]] = field(default_factory=dict)
+    """The id prefix and run file of each test module seen (see ``for_module``)."""
+
+    def for_module(self, module: str) -> tuple[str, Path | None]:
+        """The id prefix and the run file of one test module. A recording writes one run file per module
+        (``<cassettes>/<provider>/<module>/contract-run.json``, beside that module's cassettes), so recording one
+        module leaves every other module's cassettes valid; a module recorded before there were such files
+        replays with the provider's ``contract-run.json``."""
+        if module not in self.modules:
+            own = self.cassette_dir / module / "contract-run.json" if self.cassette_dir is not None else None
+            if own is None:
+                found: tuple[str, Path | None] = (self.prefix, None)
+            elif self.mode == "record":
+                prefix = "c" + secrets.token_hex(3)
+                own.parent.mkdir(parents=True, exist_ok=True)
+                own.write_text(json.dumps({"prefix": prefix, "started": {}}, indent=1) + "\n")
+                found = (prefix, own)
+            elif own.exists():
+                found = (json.loads(own.read_text())["prefix"], own)
+            elif self.run_file is not None and self.run_file.exists():
+                found = (self.prefix, self.run_file)
+            else:
+                pytest.fail(f"no recorded contract run of {module} for {self.name} (record it with the record mode)")
+            self.modules[module] = found
+        return self.modules[module]
+
+    def clock_for(self, test: str, run_file: Path | None = None) -> Clock:
         """The clock a test runs on: real, or in replay the time at which that test was recorded (answers
         carry absolute times, which would otherwise all lie in the past)."""
-        if self.run_file is None or self.mode not in ("record", "replay"):
+        run_file = run_file or self.run_file
+        if run_file is None or self.mode not in ("record", "replay"):
             return SystemClock()
-        document = json.loads(self.run_file.read_text())
+        document = json.loads(run_file.read_text())
         started: dict[str, float] = document.setdefault("started", {})
         now = SystemClock().now().timestamp()
         if self.mode == "record":
             started[test] = round(now, 3)
-            self.run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+            run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
             return SystemClock()
         return ShiftedClock(started[test] - now) if test in started else SystemClock()
-
-    def prefix_for(self, test: str) -> str:
-        """The id prefix a test runs under. A recording run writes its own prefix beside each test it records
-        (``prefixes`` in the run file), so recording some tests keeps the other recordings replayable; a test
-        recorded before per-test prefixes uses the file's ``prefix``."""
-        if self.run_file is None or self.mode not in ("record", "replay"):
-            return self.prefix
-        document = json.loads(self.run_file.read_text())
-        prefixes: dict[str, str] = document.setdefault("prefixes", {})
-        if self.mode == "record":
-            prefixes[test] = self.prefix
-            self.run_file.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
-            return self.prefix
-        return prefixes.get(test, str(document["prefix"]))
 
 
 @pytest.fixture(scope="session")
@@ -176,18 +192,15 @@ def contract_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     database = ""
     if store == "postgres":
         database = request.getfixturevalue("imbridge_postgres").fresh_database()
+    if mode in ("live", "record") and provider_class is None and name != "local":
+        _require_health(name)  # before a recording overwrites anything
     root = Path(request.config.getoption("--imbridge-cassettes") or Path(str(request.config.rootpath)) / "cassettes")
     cassette_dir = root / name if mode in ("record", "replay") else None
     run_file = cassette_dir / "contract-run.json" if cassette_dir else None
-    if mode == "replay":
-        if run_file is None or not run_file.exists():
-            pytest.fail(f"no recorded contract run for {name} in {root} (record one with --imbridge-mode record)")
-        prefix = json.loads(run_file.read_text())["prefix"]
+    if mode == "replay" and run_file is not None and run_file.exists():
+        prefix = json.loads(run_file.read_text())["prefix"]  # of the modules recorded before per-module runs
     else:
-        prefix = "c" + secrets.token_hex(3)
-        if run_file is not None and not run_file.exists():
-            run_file.parent.mkdir(parents=True, exist_ok=True)
-            run_file.write_text(json.dumps({"prefix": prefix, "prefixes": {}, "started": {}}, indent=1) + "\n")
+        prefix = "c" + secrets.token_hex(3)  # a recording writes a run file per module (ContractRun.for_module)
     workdir = tmp_path_factory.mktemp(f"contract-{name}")
     return ContractRun(
         target, name, mode, prefix, cassette_dir, workdir, provider_class, run_file=run_file, param=request.param,
@@ -212,6 +225,29 @@ def imbridge_postgres() -> Iterator[PostgresServer]:
         server.close()
 
 
+def _require_health(name: str) -> None:
+    """Stop the whole run with one message when the server cannot be used, rather than fail every test.
+
+    ``pytest.exit``: a dead server or refused credentials say nothing about the provider's behaviour, and
+    each test failing on them would bury the one line that matters."""
+    try:
+        provider = build_provider(name, from_env=True)
+    except IMBridgeError as error:
+        pytest.exit(f"imbridge contract suite: cannot build the {name} provider from the environment: {error}", 2)
+    try:
+        with IMClient(provider) as client:
+            health = client.health(timeout=10)
+    finally:
+        provider.close()
+    if not health.ok:
+        prefix = f"IMBRIDGE_{name.upper()}_"
+        pytest.exit(
+            f"imbridge contract suite: the {name} server cannot be used ({health}); nothing was run. "
+            f"Check {prefix}* in the environment (or .env), then run again.",
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )
+
+
 @dataclass
 class Contract:
     """What a contract test uses: clients for the provider under test, ids, capability checks."""
@@ -222,11 +258,11 @@ class Contract:
     make_async: Callable[[], AsyncIMClient]
     requests_sent: list[str] = field(default_factory=list)
     clock: Clock = field(default_factory=SystemClock)
-    #: The id prefix of this test (the run's, or in replay the one it was recorded under).
-    prefix: str = ""
     #: "behaviour" when the test checked the behaviour, "unsupported" when it checked the refusal.
     outcome: str = "behaviour"
     _groups: list[str] = field(default_factory=list)
+    prefix: str = ""
+    """The id prefix of this test's module in this run (``ContractRun.for_module``)."""
 
     def now(self) -> datetime:
         """The time of this test's world (in replay, the recording's time)."""
@@ -242,10 +278,10 @@ class Contract:
 
     def uid(self, name: str) -> str:
         """A user id unique to this run and test (short enough for Tencent's 32-byte limit)."""
-        return f"{self.prefix or self.run.prefix}{self.test_key}{name}"[:32]
+        return f"{self.prefix}{self.test_key}{name}"[:32]
 
     def gid(self, name: str) -> str:
-        return f"{self.prefix or self.run.prefix}{self.test_key}{name}"[:40]
+        return f"{self.prefix}{self.test_key}{name}"[:40]
 
     def users(self, *names: str) -> list[str]:
         """Register users for this test and return their ids."""
@@ -296,8 +332,11 @@ def _emulator(run: ContractRun) -> Any:
     return emulator_class.for_client(_settings(run) or {})
 
 
-def _provider(run: ContractRun, test_key: str, clock: Clock) -> Provider:
+def _provider(run: ContractRun, test_key: str, clock: Clock, store: Path | None = None) -> Provider:
+    """``store``: the WuKongIM store of a module recorded on its own (another recording's world and clock)."""
     settings = _settings(run)
+    if store is not None and settings is not None and run.name == "wukong":
+        settings["store"] = str(store)
     if run.provider_class is not None:
         config = run.provider_class.settings_class.model_validate({"database": str(run.workdir / f"{test_key}.db")})
         return run.provider_class(config, clock=clock)
@@ -309,7 +348,8 @@ def _provider(run: ContractRun, test_key: str, clock: Clock) -> Provider:
         if getattr(provider.settings, "store", None) == "":
             # A WuKongIM run without IMBRIDGE_WUKONG_STORE: a store of the run's own, so that what WuKongIM
             # does not keep (names, roles, timed mutes) is tested rather than refused.
-            settings = {**provider.settings.model_dump(), "store": str(run.workdir / "wukong-store.db")}
+            own = store or run.workdir / "wukong-store.db"
+            settings = {**provider.settings.model_dump(), "store": str(own)}
             provider.close()
             return type(provider)(type(provider.settings).model_validate(settings), clock=clock)
         return provider
@@ -336,9 +376,12 @@ def contract(contract_target: ContractRun, request: pytest.FixtureRequest) -> It
     context = recorder.use_cassette(cassette_name) if recorder else None
     if context is not None:
         context.__enter__()
-    clock = run.clock_for(f"{module}/{test_name}")
-    prefix = run.prefix_for(f"{module}/{test_name}")
-    provider = _provider(run, test_key.rstrip("-"), clock)
+    prefix, run_file = run.for_module(module)
+    clock = run.clock_for(f"{module}/{test_name}", run_file)
+    # A module recorded on its own lives in its recording's time: its WuKongIM store is its own too, or the
+    # mutes other modules stored at their recordings' times would fall due in it (and in its maintenance runs).
+    own_store = run.workdir / f"wukong-store-{module}.db" if run_file is not None and run_file != run.run_file else None
+    provider = _provider(run, test_key.rstrip("-"), clock, own_store)
     if run.mode in ("record", "replay"):
         # Ids the client picks must be the same when replayed as when recorded.
         generated = itertools.count(1)

@@ -10,7 +10,8 @@ from typing import TypeVar
 from imbridge._clock import Clock
 from imbridge._flow import Flow, immediate
 from imbridge.config import LocalSettings
-from imbridge.errors import NotFoundError
+from imbridge.errors import IMBridgeError, NotFoundError
+from imbridge.models.health import Health
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.providers.local.store import GroupRow, Store
@@ -38,10 +39,27 @@ class LocalCore(Provider):
     def close(self) -> None:
         self.store.close()
 
-    def health(self) -> Flow[str]:
-        return self._run(
-            lambda: f"{self.store.backend} store {self.store.shown!r} open, schema {self.store.meta('schema_version')}"
-        )
+    def health(self) -> Flow[Health]:
+        """Reachable when its database answers a read; nothing to authenticate (always True)."""
+
+        def compute() -> Health:
+            checked_at, started = self.clock.now(), self.clock.monotonic()
+            where = {"database": self.store.shown, "backend": self.store.backend}
+            try:
+                schema = self.store.meta("schema_version")
+            except IMBridgeError as error:  # the store turns every driver error into one
+                return Health(
+                    provider=NAME, reachable=False, authenticated=None, checked_at=checked_at, details=where,
+                    message=f"{self.store.backend} store {self.store.shown!r} does not answer: {error}",
+                )  # fmt: skip
+            return Health(
+                provider=NAME, reachable=True, authenticated=True, checked_at=checked_at,
+                latency_ms=(self.clock.monotonic() - started) * 1000,
+                details={**where, "schema_version": schema},
+                message=f"{self.store.backend} store {self.store.shown!r} open (schema {schema}); no credentials",
+            )  # fmt: skip
+
+        return self._run(compute)
 
     def _now(self) -> float:
         return self.clock.now().timestamp()

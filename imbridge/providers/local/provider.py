@@ -11,11 +11,12 @@ from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.local._core import NAME
 from imbridge.providers.local.conversations import LocalConversations
 from imbridge.providers.local.groups import LocalGroups
+from imbridge.providers.local.maintenance import LocalMaintenance
 from imbridge.providers.local.messages import LocalMessages
 from imbridge.providers.local.users import LocalUsers
 
 
-class LocalProvider(LocalConversations, LocalUsers, LocalMessages, LocalGroups):
+class LocalProvider(LocalConversations, LocalUsers, LocalMessages, LocalGroups, LocalMaintenance):
     """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
     (conversation lists with exact unread counts, message lookup); what they share
     (the store, flows, the user and group checks) in ``_core.py``; the SQL in ``store.py``."""

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from imbridge._flow import Flow
 from imbridge.capabilities import Operation
 from imbridge.models import BatchItem, BatchResult, LoginCredentials, Profile
+from imbridge.models.device import DeviceKind
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import ProfileUpdate
 from imbridge.providers.local._core import NAME, LocalCore, _ts
@@ -48,17 +49,22 @@ class LocalUsers(LocalCore):
 
         return self._run(compute)
 
-    def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+    def login_credentials(
+        self, user_id: str, ttl: timedelta, device: DeviceKind | None = None
+    ) -> Flow[LoginCredentials]:
         def compute() -> LoginCredentials:
             self._require_users([user_id], Operation.USERS_LOGIN_CREDENTIALS.value)
             issued = self.clock.now()
             expires = issued + ttl
+            # The device kind is recorded in the token (claim "dev") for the app to read; local clients are
+            # not told apart, so the token logs in on any kind.
+            claims = {"dev": device.value} if device is not None else {}
             token = login_tokens.issue(
                 self._token_key, user_id=user_id, issuer=_ISSUER,
-                issued=int(issued.timestamp()), expires=int(expires.timestamp()),
+                issued=int(issued.timestamp()), expires=int(expires.timestamp()), **claims,
             )  # fmt: skip
             return LoginCredentials(
-                user_id=user_id, token=SecretStr(token), expires_at=_ts(int(expires.timestamp())),
+                user_id=user_id, token=SecretStr(token), expires_at=_ts(int(expires.timestamp())), device=device,
                 extra={"algorithm": "HS256", "issuer": _ISSUER}, provider=NAME,
             )  # fmt: skip
 

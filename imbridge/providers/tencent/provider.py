@@ -9,12 +9,15 @@ from __future__ import annotations
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.tencent.conversations import TencentConversations
 from imbridge.providers.tencent.groups import TencentGroups
+from imbridge.providers.tencent.health import TencentHealth
+from imbridge.providers.tencent.maintenance import TencentMaintenance
 from imbridge.providers.tencent.mapping import NAME
 from imbridge.providers.tencent.messages import TencentMessages
 from imbridge.providers.tencent.users import TencentUsers
 
 
-class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentConversations):
+class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealth, TencentMaintenance,
+                      TencentConversations):  # fmt: skip
     """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
     (conversation lists, unread counts and message lookup); what they share
     (settings, signing, the envelope and its errors, the escape hatch) in ``_core.py``."""
@@ -31,7 +34,8 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentConve
                                                   "settings.profile_custom_keys and those this client has set (Tencent "
                                                   "returns only tags asked for)"),
                 Operation.USERS_SET_PROFILE: (n, "portrait_set; custom keys must first be created in the console"),
-                Operation.USERS_LOGIN_CREDENTIALS: (n, "a UserSig signed locally; the account is not checked"),
+                Operation.USERS_LOGIN_CREDENTIALS: (n, "a UserSig signed locally; the account is not checked; it "
+                                                       "names no platform, so it logs in on any device kind"),
                 Operation.MESSAGES_SEND: (n, "sendmsg / send_group_msg; MsgRandom/Random derived from the "
                                              "idempotency key, so retries are deduplicated by the server (C2C 120 s, "
                                              "group 5 min); an OK answer with MsgDropReason raises RateLimitError; "
@@ -74,6 +78,8 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentConve
                 Operation.GROUPS_UNMUTE: (n, "forbid_send_msg MuteTime 0"),
                 Operation.GROUPS_MUTE_ALL: (n, "modify_group_base_info MuteAllMember On/Off"),
                 Operation.GROUPS_MUTED: (n, "get_group_muted_account, roles from the member list"),
+                # due work (issue 15)
+                Operation.MAINTENANCE_RUN_DUE: (n, "nothing falls due: Tencent ends timed mutes itself"),
                 **self._conversation_capabilities(),
             },
         )  # fmt: skip

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from imbridge._flow import Flow, Gather, windows
 from imbridge.errors import IMBridgeError, InvalidRequestError, NotFoundError, ProviderError
 from imbridge.models import BatchItem, BatchResult, LoginCredentials, Profile
+from imbridge.models.device import DeviceKind
 from imbridge.providers.base import ProfileUpdate
 from imbridge.providers.tencent import mapping, wire
 from imbridge.providers.tencent._core import BULK_WINDOW, TencentCore, _check_user_ids, _chunks
@@ -85,7 +86,12 @@ class TencentUsers(TencentCore):
         self._custom_keys.update(update.custom)
         return None
 
-    def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+    def login_credentials(
+        self, user_id: str, ttl: timedelta, device: DeviceKind | None = None
+    ) -> Flow[LoginCredentials]:
+        # A UserSig names no platform (TLS.identifier, sdkappid, time, expire and the HMAC only): the same sig
+        # logs in on web, app and desktop; which platforms may be online at once is the console's
+        # multi-device login policy. The device kind is accepted and not bound.
         seconds = int(ttl.total_seconds())
         if seconds < 1:
             raise InvalidRequestError("ttl must be at least one second", provider=NAME)
@@ -95,7 +101,8 @@ class TencentUsers(TencentCore):
         )
         return LoginCredentials(
             user_id=user_id, token=SecretStr(sig), expires_at=datetime.fromtimestamp(issued + seconds, UTC),
-            extra={"sdk_app_id": self.tencent.sdk_app_id}, provider=NAME,
+            extra={"sdk_app_id": self.tencent.sdk_app_id, "requested_device": device.value if device else None},
+            provider=NAME,
         )  # fmt: skip
         yield  # pragma: no cover - makes this a generator: signing needs no I/O
 

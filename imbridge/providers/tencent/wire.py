@@ -53,6 +53,27 @@ class MultiAccountImportResponse(WireResponse):
     FailAccounts: list[str] = Field(default_factory=list)
 
 
+class AccountCheckItem(WireRequest):
+    UserID: str
+
+
+class AccountCheckRequest(WireRequest):
+    CheckItem: list[AccountCheckItem]
+
+
+class AccountCheckResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    UserID: str
+    ResultCode: int = 0
+    ResultInfo: str = ""
+    AccountStatus: str = ""
+
+
+class AccountCheckResponse(WireResponse):
+    ResultItem: list[AccountCheckResult] = Field(default_factory=list)
+
+
 class TagValue(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -22,6 +22,7 @@ from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.providers.local.store import Store
 from imbridge.providers.wukong import mapping, wire
 from imbridge.providers.wukong.mapping import NAME
+from imbridge.storage.maintenance import DueMute, MuteSchedule
 
 STORE_HINT = (
     "Set one with store= or IMBRIDGE_WUKONG_STORE: sqlite:///path for app instances on one host, "
@@ -176,16 +177,27 @@ class WukongCore(Provider):
     # -- mutes --------------------------------------------------------------------------------
 
     def _sweep_mutes(self, group_id: str) -> Flow[None]:
-        """Lift timed mutes that are due: off the denylist first, then out of the store."""
+        """Lift this group's timed mutes that are due, on the way through a read or a send (the maintenance
+        worker does the same for every group without waiting for a call: maintenance.py)."""
         if self.store is None:
             return
-        now = self._now()
-        due = [m.user_id for m in self.store.members(group_id) if m.muted_until is not None and m.muted_until <= now]
-        if not due:
-            return
-        yield self._post("/channel/blacklist_remove", {"channel_id": group_id, "channel_type": wire.GROUP, "uids": due})
-        self.store.set_mutes(group_id, due, None)
+        due = MuteSchedule(self.store.db).due_in_group(group_id, self._now())
+        if due:
+            yield from self._lift_mutes(group_id, due)
+
+    def _lift_mutes(self, group_id: str, due: Sequence[DueMute]) -> Flow[set[str]]:
+        """Take ended mutes off the denylist, then out of the store (WuKongIM has no timed mute: blacklist_add
+        stores a uid with no end, internal/api/channel.go:592-660). A member muted again meanwhile is put back
+        on the denylist: ``_mute`` stores the new end before it adds to the denylist, so it is seen here.
+        Returns those members."""
+        assert self.store is not None
+        target = {"channel_id": group_id, "channel_type": wire.GROUP}
+        yield self._post("/channel/blacklist_remove", {**target, "uids": sorted({m.user_id for m in due})})
+        restored = MuteSchedule(self.store.db).clear(due)
+        if restored:
+            yield self._post("/channel/blacklist_add", {**target, "uids": sorted(restored)})
         self._invalidate(group_id)
+        return restored
 
     def _store_mute(self, group_id: str, user_id: str) -> float | None:
         if self.store is None:

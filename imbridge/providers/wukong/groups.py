@@ -229,12 +229,21 @@ class WukongGroups(WukongCore):
 
     def _mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta, store: Store) -> Flow[None]:
         yield from self._mute_targets(group_id, user_ids, Operation.GROUPS_MUTE)
-        body = {"channel_id": group_id, "channel_type": wire.GROUP, "uids": list(user_ids)}
-        yield self._post("/channel/blacklist_add", body)
         self._store_group(group_id)
-        known = {row.user_id for row in store.members(group_id)}
-        store.add_members(group_id, [(uid, Role.MEMBER.value) for uid in user_ids if uid not in known], self._now())
+        rows = {row.user_id: row for row in store.members(group_id)}
+        store.add_members(group_id, [(uid, Role.MEMBER.value) for uid in user_ids if uid not in rows], self._now())
+        # The end is stored before the denylist entry is made: a worker lifting an earlier mute of the same
+        # member right now then finds the new end and puts the entry back (WukongCore._lift_mutes).
         store.set_mutes(group_id, user_ids, self._now() + duration.total_seconds())
+        body = {"channel_id": group_id, "channel_type": wire.GROUP, "uids": list(user_ids)}
+        try:
+            yield self._post("/channel/blacklist_add", body)
+        except ProviderError as error:
+            if not error.retryable:  # refused, so not applied: the store goes back to what it said
+                for uid in user_ids:
+                    row = rows.get(uid)
+                    store.set_mutes(group_id, [uid], row.muted_until if row is not None else None)
+            raise
         self._invalidate(group_id)
 
     def unmute(self, group_id: str, user_ids: Sequence[str]) -> Flow[None]:

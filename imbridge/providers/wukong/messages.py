@@ -33,6 +33,8 @@ CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
 RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
 #: How many times a send whose first attempt failed is re-sent (each only after a lookup).
 MAX_RESENDS = 2
+#: Revocation records under this scope prefix are intents: a revoke notice about to be sent (see _revoke).
+_INTENT_SCOPE = "intent:"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -410,12 +412,22 @@ class WukongMessages(WukongCore):
         scope = self._scope(sender, to)
         if store.revoked_keys(scope, [ref.key]):
             return  # already revoked: nothing more to say
+        notice_key = f"revoke-{message_id}"
+        # The intent is recorded before the notice is sent, the revocation after. A revoke interrupted
+        # between the two (a killed process, a failed send) is found by its intent when repeated: the
+        # notice is then looked up and sent only if it is not there, so it is never sent twice (WuKongIM
+        # does not deduplicate client_msg_no). A first revoke pays no lookup.
+        intent = _INTENT_SCOPE + scope
+        if not store.record_revocation(intent, ref.key, self._now()):
+            found = yield from self._lookup(sender, to, notice_key, None, cmd=True)  # where the notice goes
+            if found is not None:
+                store.record_revocation(scope, ref.key, self._now())
+                return
         notice = mapping.revoke_payload(target, message_id, sender)
         # sync_once: the notice goes to the conversation's command channel (internal/api/message.go:256-258),
         # which clients sync as commands. Stored in the chat itself it would raise every reader's unread count,
         # red_dot 0 or not: /conversation/sync counts seqs (conversation.go:526-548) and never reads red_dot.
-        body = {"header": {"red_dot": 0, "sync_once": 1}, "client_msg_no": f"revoke-{message_id}",
-                "from_uid": sender, "channel_id": to.id, "channel_type": channel_type,
-                "payload": mapping.to_base64(notice)}  # fmt: skip
+        body = {"header": {"red_dot": 0, "sync_once": 1}, "client_msg_no": notice_key, "from_uid": sender,
+                "channel_id": to.id, "channel_type": channel_type, "payload": mapping.to_base64(notice)}  # fmt: skip
         yield from self._deliver(body, sender, to, cmd=True)
         store.record_revocation(scope, ref.key, self._now())

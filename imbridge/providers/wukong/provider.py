@@ -19,12 +19,14 @@ from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.wukong._core import STORE_HINT
 from imbridge.providers.wukong.conversations import WukongConversations
 from imbridge.providers.wukong.groups import WukongGroups
+from imbridge.providers.wukong.health import WukongHealth
+from imbridge.providers.wukong.maintenance import WukongMaintenance
 from imbridge.providers.wukong.mapping import NAME
 from imbridge.providers.wukong.messages import WukongMessages
 from imbridge.providers.wukong.users import WukongUsers
 
 
-class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGroups):
+class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGroups, WukongHealth, WukongMaintenance):
     """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
     (conversation lists and message lookup); what they share
     (settings, transport hooks, the escape hatch) in ``_core.py``."""
@@ -51,7 +53,9 @@ class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGro
             ),
             Operation.USERS_LOGIN_CREDENTIALS: (
                 Support.PARTIAL,
-                "An HS256 JWT (token_secret) registered with POST /user/token for settings.device_flag. "
+                "An HS256 JWT (token_secret) registered with POST /user/token for the device flag of the kind "
+                "asked (app 0, web 1, desktop 2; settings.device_flag, 0 unless configured, when none is): a client "
+                "connecting as another kind is never answered, so the JS SDK needs device='web'. "
                 "WuKongIM compares the token verbatim and never reads its exp claim: expires_at is advisory "
                 "(issue a new one, or POST /user/device_quit, to cut a session). Issuing replaces the previous "
                 "token of that device flag; device_level 1 kicks that device's live connections.",
@@ -140,5 +144,18 @@ class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGro
                 "denylisted member with no stored expiry is reported muted until 9999-12-31.",
             ),
         }
+        # due work (issue 15)
+        entries[Operation.MAINTENANCE_RUN_DUE] = (
+            (
+                Support.EMULATED,
+                "WuKongIM has no timed mute: run_due takes every mute that has ended off the denylist "
+                "(POST /channel/blacklist_remove), in every group, with no other call needed; instances sharing "
+                "the store take turns through a lease row in it. Run it with `imbridge worker` or "
+                "AsyncIMClient(background_maintenance=...); without it, an ended mute is lifted on the group's "
+                "next read or send through imbridge.",
+            )
+            if stored
+            else (Support.NATIVE, "Nothing falls due without a store (timed mutes need one).")
+        )
         entries.update(self._conversation_capabilities())
         return CapabilityMap(NAME, entries)

@@ -11,9 +11,11 @@ from imbridge._flow import Flow
 from imbridge.capabilities import Operation
 from imbridge.errors import ProviderError
 from imbridge.models import BatchItem, BatchResult, LoginCredentials, Profile
+from imbridge.models.device import DeviceKind
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import ProfileUpdate
 from imbridge.providers.local.store import profile_fields, profile_from_fields
+from imbridge.providers.wukong import wire
 from imbridge.providers.wukong._core import WukongCore, _ts
 from imbridge.providers.wukong.mapping import NAME
 
@@ -58,25 +60,28 @@ class WukongUsers(WukongCore):
         yield from self._require_users([user_id], Operation.USERS_SET_PROFILE)
         self._need_store(Operation.USERS_SET_PROFILE).set_profile_fields(user_id, profile_fields(update))
 
-    def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+    def login_credentials(
+        self, user_id: str, ttl: timedelta, device: DeviceKind | None = None
+    ) -> Flow[LoginCredentials]:
         self._check_ids([user_id], Operation.USERS_LOGIN_CREDENTIALS)
-        return self._login(user_id, ttl)
+        return self._login(user_id, ttl, device)
 
-    def _login(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+    def _login(self, user_id: str, ttl: timedelta, device: DeviceKind | None) -> Flow[LoginCredentials]:
         if self.store is not None:
             yield from self._require_users([user_id], Operation.USERS_LOGIN_CREDENTIALS)
+        # WuKongIM keeps one token per (uid, device_flag) and checks a CONNECT against the token of the flag
+        # the client sends (user/handler/event_connect.go:77-89); a mismatch is never answered.
+        flag = wire.DEVICE_FLAGS[device] if device is not None else self.config.device_flag
         issued = int(self._now())
         expires = issued + int(ttl.total_seconds())
         token = login_tokens.issue(
-            self._token_key, user_id=user_id, issuer=_ISSUER, issued=issued, expires=expires,
-            dfl=self.config.device_flag,
+            self._token_key, user_id=user_id, issuer=_ISSUER, issued=issued, expires=expires, dfl=flag,
         )  # fmt: skip
-        body = {"uid": user_id, "token": token, "device_flag": self.config.device_flag,
-                "device_level": self.config.device_level}  # fmt: skip
+        body = {"uid": user_id, "token": token, "device_flag": flag, "device_level": self.config.device_level}
         yield self._post("/user/token", body)
         return LoginCredentials(
-            user_id=user_id, token=SecretStr(token), expires_at=_ts(expires),
-            extra={"device_flag": self.config.device_flag, "device_level": self.config.device_level,
+            user_id=user_id, token=SecretStr(token), expires_at=_ts(expires), device=wire.DEVICE_KINDS.get(flag),
+            extra={"device_flag": flag, "device_level": self.config.device_level,
                    "algorithm": "HS256", "issuer": _ISSUER, "expiry_enforced_by_server": False},
             provider=NAME,
         )  # fmt: skip

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from imbridge.models.device import DeviceKind
+
 PERSON = 1
 """Channel type of a one-to-one chat (stored under the fake id ``a@b``)."""
 GROUP = 2
@@ -37,6 +39,11 @@ REASON_RATE_LIMIT = 22
 REASON_NOT_SUPPORT_CHANNEL_TYPE = 23
 REASON_DISBAND = 24
 REASON_SEND_BAN = 25
+
+#: WuKongIM ``device_flag`` of each device kind: WuKongIMGoProto v1.2.3 ``common.go`` (``APP`` 0, ``WEB`` 1,
+#: ``PC`` 2; ``SYSTEM`` 99 is the server's), the module v2.2.5 builds with (go.mod:7).
+DEVICE_FLAGS: dict[DeviceKind, int] = {DeviceKind.APP: 0, DeviceKind.WEB: 1, DeviceKind.DESKTOP: 2}
+DEVICE_KINDS: dict[int, DeviceKind] = {flag: kind for kind, flag in DEVICE_FLAGS.items()}
 
 FORBIDDEN_ID_CHARS = "@#&/"
 """``@#&`` are refused by some routes and silently stored by others (FACTS §11); ``/`` would break the
