@@ -59,6 +59,14 @@ class Operation(StrEnum):
     GROUPS_LIST = "groups.list"
     GROUPS_NOTIFY = "groups.notify"
 
+    # Conversations and message lookup (issue 16): each user's conversation list with unread counts.
+    CONVERSATIONS_LIST = "conversations.list"
+    CONVERSATIONS_DELETE = "conversations.delete"
+    CONVERSATIONS_MARK_READ = "conversations.mark_read"
+    CONVERSATIONS_SET_UNREAD = "conversations.set_unread"
+    MESSAGES_GET = "messages.get"
+    MESSAGES_GET_MANY = "messages.get_many"
+
 
 class Capability(BaseModel):
     """One operation's level of support on one provider."""

@@ -194,6 +194,25 @@ def cmd_groups_unmute(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_conversations_list(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        page = im.conversations.list(args.user, limit=args.limit, cursor=args.cursor)
+
+        def text() -> str:
+            lines = []
+            for summary in page.items:
+                flags = "".join(mark for mark, on in (("pinned ", summary.pinned), ("muted ", summary.muted)) if on)
+                last = _message_line(summary.last_message) if summary.last_message else "(no message)"
+                lines.append(f"{summary.conversation!s:<32} {summary.unread:>4} unread  {flags}{last}")
+            lines = lines or ["(no conversations)"]
+            if page.next_cursor:
+                lines.append(f"next page: --cursor {page.next_cursor}")
+            return "\n".join(lines)
+
+        out.emit({"items": page.items, "next_cursor": page.next_cursor}, text)
+    return EXIT_OK
+
+
 def _report_line(report: MaintenanceReport) -> str:
     stamp = report.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     if not report.ran:
@@ -433,6 +452,15 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--cursor")
     history.add_argument("--forward", action="store_true", help="oldest first")
     history.set_defaults(handler=cmd_history)
+
+    conversations = commands.add_parser("conversations", help="a user's conversations").add_subparsers(
+        dest="conversations_command", required=True
+    )
+    listing = conversations.add_parser("list", help="one page of a user's conversations, newest activity first")
+    listing.add_argument("user")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--cursor")
+    listing.set_defaults(handler=cmd_conversations_list)
 
     users = commands.add_parser("users", help="accounts").add_subparsers(dest="users_command", required=True)
     register = users.add_parser("register")

@@ -34,6 +34,7 @@ from imbridge.models.health import Health
 from imbridge.providers import load_provider_class
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.resources._base import AsyncResource, Gate, SyncResource
+from imbridge.resources.conversations import AsyncConversations, Conversations
 from imbridge.resources.groups import AsyncGroups, Groups
 from imbridge.resources.maintenance import AsyncMaintenance, Maintenance
 from imbridge.resources.messages import AsyncMessages, Messages
@@ -108,6 +109,7 @@ class _ClientBase(Generic[E]):
     messages = _ResourceSlot(Messages, AsyncMessages)
     groups = _ResourceSlot(Groups, AsyncGroups)
     maintenance = _ResourceSlot(Maintenance, AsyncMaintenance)
+    conversations = _ResourceSlot(Conversations, AsyncConversations)
 
     def __init__(
         self,

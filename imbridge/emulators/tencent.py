@@ -139,6 +139,7 @@ _TAG_VALUES = {
 }
 _GROUP_SERVICE = "group_open_http_svc"
 _TYPE_META = "tencent.group_type."
+CONVERSATION_META = "tencent.conversations."
 
 
 class _Fail(Exception):
@@ -240,6 +241,7 @@ class TencentEmulator:
         rate_limits: dict[str, float] | None = None,
         retention: timedelta = timedelta(days=7),
         recent_contacts_limit: int = 100,
+        recent_contacts_page: int = 20,
         batch_recipients_per_second: float = BATCH_RECIPIENTS_PER_SECOND,
         batch_window_seconds: float = 60.0,
         history_answer_bytes: int = HISTORY_ANSWER_BYTES,
@@ -263,6 +265,8 @@ class TencentEmulator:
                 raise ValueError(f"rate limit for {command!r} must be positive")
         self.retention = retention
         self.recent_contacts_limit = recent_contacts_limit
+        # The docs give no page size for recentcontact/get_list; 20 is this emulator's (our reading).
+        self.recent_contacts_page = recent_contacts_page
         if batch_recipients_per_second <= 0 or batch_window_seconds <= 0:
             raise ValueError("the batchsendmsg rate and window must be positive")
         # batchsendmsg counts recipients: 12,000 per minute by default. A benchmark sets a shorter window so
@@ -310,6 +314,11 @@ class TencentEmulator:
             "openim/admin_getroammsg": self._getroammsg,
             "openim/admin_msgwithdraw": self._msgwithdraw,
             "recentcontact/get_list": self._recent_contacts,
+            # conversations and unread counts (issue 16)
+            "recentcontact/delete": self._delete_contact,
+            "openim/get_c2c_unread_msg_num": self._c2c_unread_num,
+            "openim/admin_set_msg_read": self._set_msg_read,
+            f"{_GROUP_SERVICE}/set_unread_msg_num": self._set_unread_num,
             **{
                 f"{_GROUP_SERVICE}/{name}": handler
                 for name, handler in (
@@ -942,26 +951,252 @@ class TencentEmulator:
         self._after("C2C.CallbackAfterMsgWithDraw", withdrawn)
         return _ok()
 
-    def _recent_contacts(self, args: _Args) -> dict[str, Any]:
-        user = args.text("From_Account", code=50001)
+    # -- conversations and unread counts (issue 16) ---------------------------------------------------
+    # What each command does, from its page (PROVENANCE.md in tests/fixtures/tencent/official names each):
+    # recentcontact/get_list /1047/43087, recentcontact/delete /1047/43088, get_c2c_unread_msg_num
+    # /1047/41046, admin_set_msg_read /1047/38996, set_unread_msg_num /1047/34909, get_joined_group_list
+    # /1047/34925. Where a page is silent, the choice is marked "our reading".
+    # Each user's read positions, deletions and pinned conversations are one JSON value in the store's meta
+    # table (CONVERSATION_META + user): c2c {peer: {"t": read before this second, "s": read up to this seq}},
+    # grp {group: read seq}, del {conversation key: last seq when deleted}, pin [conversation keys].
+
+    def _state(self, user: str) -> dict[str, Any]:
+        stored = self.store.meta(CONVERSATION_META + user)
+        state: dict[str, Any] = json.loads(stored) if stored else {}
+        for name, empty in (("c2c", {}), ("grp", {}), ("del", {}), ("pin", [])):
+            state.setdefault(name, empty)
+        return state
+
+    def _save_state(self, user: str, state: dict[str, Any]) -> None:
+        self.store.set_meta(CONVERSATION_META + user, json.dumps(state, sort_keys=True))
+
+    def pin(self, user: str, peer: str | None = None, *, group_id: str | None = None, pinned: bool = True) -> None:
+        """Pin (or unpin) one of ``user``'s conversations. The REST API has no command for it (clients pin
+        through the SDK), so tests of TopFlag and the pinned cursors set it here."""
+        key = conversation_key("group", group_id) if group_id else conversation_key("user", user, peer or "")
+        with self._lock:
+            state = self._state(user)
+            pins = [k for k in state["pin"] if k != key] + ([key] if pinned else [])
+            state["pin"] = pins
+            self._save_state(user, state)
+
+    def _last_seq_of(self, conv: str) -> int:
+        newest = self.store.messages(conv, limit=1)
+        return newest[0].seq if newest else 0
+
+    def _c2c_unread(self, user: str, peer: str, state: dict[str, Any]) -> int:
+        """Messages from ``peer`` to ``user`` not read yet (their read time and seq), within the retention."""
+        read = state["c2c"].get(peer, {})
+        before, upto = float(read.get("t", 0)), int(read.get("s", 0))
+        cutoff = self._cutoff()
+        return sum(
+            1
+            for row in self.store.messages(conversation_key("user", user, peer), limit=-1)
+            if row.sender == peer and row.time >= cutoff and not (int(row.time) < before or row.seq <= upto)
+        )
+
+    def _group_read_seq(self, user: str, group_id: str, state: dict[str, Any]) -> int:
+        """The member's read position (SelfInfo.MsgSeq): as last set during this membership, else what the group
+        held when they joined (a new member has nothing unread: our reading of the import_group_member page's
+        UnreadMsgNum)."""
+        member = self.store.member(group_id, user)
+        if member is None:
+            return 0
+        stored = state["grp"].get(group_id)
+        if isinstance(stored, dict) and stored.get("j") == member.joined_at:
+            return int(stored["s"])
+        older = [r.seq for r in self.store.messages(conversation_key("group", group_id), limit=-1)
+                 if r.time < member.joined_at]  # fmt: skip
+        return max(older, default=0)
+
+    def _sessions(self, user: str, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every conversation of ``user`` with a message inside the retention and after its deletion."""
         cutoff = self._cutoff()
         sessions: list[dict[str, Any]] = []
         for conv, newest in self.store.conversations("u:").items():
             low, _, high = conv[2:].partition("|")
-            if user in (low, high) and newest >= cutoff:
+            if user in (low, high) and newest >= cutoff and self._last_seq_of(conv) > state["del"].get(conv, 0):
                 sessions.append({"Type": 1, "To_Account": high if user == low else low, "MsgTime": int(newest),
-                                 "TopFlag": 0})  # fmt: skip
+                                 "TopFlag": 0, "key": conv, "at": newest})  # fmt: skip
         groups = self.store.conversations("g:")
         for group_id in self.store.groups_of(user):
-            last = groups.get(conversation_key("group", group_id))
-            if last is not None and last >= cutoff:
-                sessions.append({"Type": 2, "GroupId": group_id, "MsgTime": int(last), "TopFlag": 0})
-        sessions.sort(key=lambda s: (-s["MsgTime"], s.get("To_Account", s.get("GroupId", ""))))
-        # Tencent keeps only the most recent contacts (100 by default); older ones are dropped.
-        sessions = sessions[: self.recent_contacts_limit]
+            conv = conversation_key("group", group_id)
+            last = groups.get(conv)
+            if last is not None and last >= cutoff and self._last_seq_of(conv) > state["del"].get(conv, 0):
+                sessions.append({"Type": 2, "GroupId": group_id, "MsgTime": int(last), "TopFlag": 0, "key": conv,
+                                 "at": last})  # fmt: skip
+        return sessions
+
+    @staticmethod
+    def _after_cursor(items: list[dict[str, Any]], time: int, index: int) -> list[dict[str, Any]]:
+        """The items after a (TimeStamp, StartIndex) cursor: later-second items are done, and ``index`` of
+        those in that second (our reading of "start time" and "starting point" of the next page)."""
+        if time == 0:
+            return items
+        same = [item for item in items if item["MsgTime"] == time]
+        return same[index:] + [item for item in items if item["MsgTime"] < time]
+
+    @staticmethod
+    def _cursor(done: list[dict[str, Any]], time: int, index: int) -> tuple[int, int]:
+        if not done:
+            return time, index
+        last = done[-1]["MsgTime"]
+        return last, sum(1 for item in done if item["MsgTime"] == last) + (index if last == time else 0)
+
+    def _recent_contacts(self, args: _Args) -> dict[str, Any]:
+        user = args.text("From_Account", code=50002)
+        if not self._exists([user]):
+            raise _Fail(50001, f"{user!r} has not been imported")
+        # Every cursor field is marked required; a missing one counts as 0 (the first page: our reading).
+        cursors = [args.integer(name, 0, code=50002) for name in ("TimeStamp", "StartIndex", "TopTimeStamp",
+                                                                    "TopStartIndex")]  # fmt: skip
+        time, index, top_time, top_index = cursors
+        flags = args.integer("AssistFlags", 0, code=50002)
+        state = self._state(user)
+        # Newest message first; within one second by the stored time (MsgTime shows whole seconds only: our
+        # reading is that the server orders by its own finer time).
+        order = lambda s: (-s["at"], s["key"])  # noqa: E731
+        sessions = sorted(self._sessions(user, state), key=order)[: self.recent_contacts_limit]
+        pinned_keys = set(state["pin"]) if flags & 1 else set()  # bit 0: pinned conversations supported
+        pinned = [dict(s, TopFlag=1) for s in sessions if s["key"] in pinned_keys]
+        general = [s for s in sessions if s["key"] not in pinned_keys]
+        paged_pins = bool(flags & 4)  # bit 2: pinned conversations are paged with their own cursor
+        if paged_pins:
+            pinned_left = self._after_cursor(pinned, top_time, top_index)
+            page_pinned = pinned_left[: self.recent_contacts_page]
+        else:  # otherwise they all come on the first page (TopTimeStamp still 0), whatever their number
+            pinned_left = pinned if top_time == 0 else []
+            page_pinned = pinned_left
+        general_left = self._after_cursor(general, time, index)
+        page_general = general_left[: max(self.recent_contacts_page - len(page_pinned), 0)]
+        complete = len(page_pinned) == len(pinned_left) and len(page_general) == len(general_left)
         now = int(self._now())
-        return _ok(SessionItem=sessions, CompleteFlag=1, TimeStamp=now, StartIndex=0, TopTimeStamp=now,
-                   TopStartIndex=0, ErrorDisplay="")  # fmt: skip
+        if complete:  # the doc's sample: both cursors the time of the answer, indexes 0
+            time, index, top_time, top_index = now, 0, now, 0
+        else:
+            time, index = self._cursor(page_general, time, index)
+            if paged_pins:
+                top_time, top_index = self._cursor(page_pinned, top_time, top_index)
+            else:  # the pinned ones were all given: a non-zero TopTimeStamp says so (our reading)
+                top_time, top_index = (now if page_pinned or top_time else 0), 0
+        items = [{k: v for k, v in s.items() if k not in ("key", "at")} for s in page_pinned + page_general]
+        return _ok(SessionItem=items, CompleteFlag=int(complete), TimeStamp=time, StartIndex=index,
+                   TopTimeStamp=top_time, TopStartIndex=top_index, ErrorDisplay="")  # fmt: skip
+
+    def _seed_read_positions(self, rng: random.Random) -> None:
+        """Seeded users have read part of their conversations (two in three, up to a random message) and pinned
+        one now and then, so that unread counts and TopFlag vary as in a live app. A user has always read what
+        came before their own newest message, as with a client, which marks a conversation read when it is
+        opened to write in it."""
+        states: dict[str, dict[str, Any]] = {}
+        users: set[str] = set()
+        for conv in self.store.conversations("u:"):
+            low, _, high = conv[2:].partition("|")
+            rows = self.store.messages(conv, limit=-1, descending=False)
+            for user, peer in ((low, high), (high, low)):
+                users.add(user)
+                own = max((r.seq for r in rows if r.sender == user), default=0)
+                chosen = rng.choice(rows).seq if rng.random() < 2 / 3 else 0
+                if max(own, chosen):
+                    state = states.setdefault(user, self._state(user))
+                    state["c2c"][peer] = {"s": max(own, chosen)}
+        for group_id in self.store.group_ids():
+            rows = self.store.messages(conversation_key("group", group_id), limit=-1, descending=False)
+            own_last: dict[str, int] = {}
+            for row in rows:
+                own_last[row.sender] = max(own_last.get(row.sender, 0), row.seq)
+            for member in self.store.members(group_id):
+                users.add(member.user_id)
+                chosen = rng.choice(rows).seq if rows and rng.random() < 2 / 3 else 0
+                if max(own_last.get(member.user_id, 0), chosen):
+                    state = states.setdefault(member.user_id, self._state(member.user_id))
+                    state["grp"][group_id] = {"s": max(own_last.get(member.user_id, 0), chosen),
+                                              "j": member.joined_at}  # fmt: skip
+        for user in sorted(users):
+            if rng.random() < 0.1:
+                sessions = sorted(self._sessions(user, self._state(user)), key=lambda s: -s["at"])
+                if sessions:
+                    state = states.setdefault(user, self._state(user))
+                    state["pin"] = [sessions[0]["key"]]
+        for user, state in states.items():
+            self._save_state(user, state)
+
+    def _delete_contact(self, args: _Args) -> dict[str, Any]:
+        user = args.text("From_Account", code=50002)
+        if not self._exists([user]):
+            raise _Fail(50001, f"{user!r} has not been imported")
+        kind = args.integer("Type", code=50002)
+        if kind == 1:
+            conv = conversation_key("user", user, args.text("To_Account", code=50002))
+        elif kind == 2:
+            conv = conversation_key("group", args.text("ToGroupid", code=50002))
+        else:
+            raise _Fail(50002, "Type is 1 (one-to-one) or 2 (group)")
+        if args.integer("ClearRamble", 0, code=50002) not in (0, 1):
+            raise _Fail(50002, "ClearRamble is 0 or 1")
+        # Hidden until a newer message (our reading: the SDK's deleteConversation behaves so). ClearRamble 1 is
+        # accepted; this emulator keeps the messages in the roaming history either way (docs/emulators.md).
+        state = self._state(user)
+        state["del"][conv] = self._last_seq_of(conv)
+        self._save_state(user, state)
+        return _ok(ErrorDisplay="")
+
+    def _c2c_unread_num(self, args: _Args) -> dict[str, Any]:
+        user = args.text("To_Account", code=90003)
+        if not self._exists([user]):
+            raise _Fail(90003, f"To_Account {user!r} does not exist")
+        state = self._state(user)
+        if not args.has("Peer_Account"):
+            chats = {s["To_Account"] for s in self._sessions(user, {**state, "del": {}}) if s["Type"] == 1}
+            return _ok(AllC2CUnreadMsgNum=sum(self._c2c_unread(user, peer, state) for peer in chats))
+        peers = args.accounts("Peer_Account", code=90001)
+        if len(peers) > 10:
+            raise _Fail(90001, "Peer_Account holds at most 10 accounts")
+        known = self._exists(peers)
+        return _ok(
+            C2CUnreadMsgNumList=[{"Peer_Account": p, "C2CUnreadMsgNum": self._c2c_unread(user, p, state)}
+                                 for p in peers if p in known],
+            **({"ErrorList": [{"Peer_Account": p, "ErrorCode": 70107} for p in peers if p not in known]}
+               if len(known) < len(peers) else {}),
+        )  # fmt: skip
+
+    def _set_msg_read(self, args: _Args) -> dict[str, Any]:
+        # The page's error table names From_Account (90008) and To_Account (90003): the reporting account and
+        # the peer (our reading).
+        user = args.text("Report_Account", code=90008)
+        peer = args.text("Peer_Account", code=90003)
+        if not self._exists([user]):
+            raise _Fail(90008, f"Report_Account {user!r} does not exist")
+        if not self._exists([peer]):
+            raise _Fail(90003, f"Peer_Account {peer!r} does not exist")
+        raw = args.body.get("MsgReadTime")
+        state = self._state(user)
+        read = dict(state["c2c"].get(peer, {}))
+        if raw is None:  # "the current timestamp is used": everything stored so far is read
+            read["s"] = max(int(read.get("s", 0)), self._last_seq_of(conversation_key("user", user, peer)))
+        else:  # a String of seconds; the messages *before* it are read
+            if isinstance(raw, bool) or not str(raw).isdigit():
+                raise _Fail(90001, "MsgReadTime is a timestamp in seconds")
+            read["t"] = max(int(read.get("t", 0)), int(raw))
+        state["c2c"][peer] = read
+        self._save_state(user, state)
+        return _ok()
+
+    def _set_unread_num(self, args: _Args) -> dict[str, Any]:
+        group_id, _ = self._group(args)
+        user = args.text("Member_Account")
+        count = args.integer("UnreadMsgNum")
+        if self._group_type(group_id) in ("ChatRoom", "AVChatRoom"):
+            return _ok()  # "no error will be returned" and nothing is set for these types
+        if self.store.member(group_id, user) is None:
+            raise _Fail(10007, f"{user!r} is not a member of the group")  # our reading: the permission code
+        last = self._last_seq_of(conversation_key("group", group_id))
+        member = self.store.member(group_id, user)
+        state = self._state(user)
+        # More than the group holds: all of it. Kept with the join time, so a later membership starts afresh.
+        state["grp"][group_id] = {"s": max(last - count, 0), "j": member.joined_at if member else 0}
+        self._save_state(user, state)
+        return _ok()
 
     # -- groups -----------------------------------------------------------------------------------
 
@@ -1505,6 +1740,7 @@ class TencentEmulator:
             for uid, until in group.mutes.items():
                 self.store.set_mutes(group.id, [uid], until)
         self.store.append_messages(data.messages)
+        self._seed_read_positions(random.Random(rng_seed * 7919 + 1))
         self.store.set_meta("tencent.seeded", f"{size if isinstance(size, str) else 'custom'}:{rng_seed}")
         counts = {
             "users": len(data.users),
@@ -1553,6 +1789,7 @@ class TencentEmulator:
         page = ids[offset:] if limit is None else ids[offset : offset + limit]
         base_filter = filters.get("GroupBaseInfoFilter")
         self_filter = filters.get("SelfInfoFilter")
+        state = self._state(account)
         items = []
         for gid in page:
             item: dict[str, Any] = {"GroupId": gid}
@@ -1562,9 +1799,10 @@ class TencentEmulator:
             if isinstance(self_filter, list):
                 member = self.store.member(gid, account)
                 own: dict[str, Any] = {}
-                if member is not None:
+                if member is not None:  # MsgSeq: the member's read position (unread = NextMsgSeq - 1 - MsgSeq)
                     own = {"Role": member.role.capitalize(), "JoinTime": int(member.joined_at),
-                           "MsgFlag": "AcceptAndNotify", "MsgSeq": 0}  # fmt: skip
+                           "MsgFlag": "AcceptAndNotify",
+                           "MsgSeq": self._group_read_seq(account, gid, state)}  # fmt: skip
                 item["SelfInfo"] = {k: v for k, v in own.items() if k in self_filter}
             items.append(item)
         return _ok(TotalCount=len(ids), GroupIdList=items)

@@ -70,11 +70,7 @@ _SNOWFLAKE_EPOCH_MS = 1288834974657  # message ids are Twitter-style snowflakes 
 _SLOT_COUNT = 64  # slot = crc32(channel_id) % 64, as /cluster/channels reports it
 _PAGE_SIZE = 20
 _SYNC_LIMIT_CAP = 10000
-# Header flags are rendered 0. The real server's read-back is irregular (verified on v2.2.5): a channel's first
-# message (seq 1) and every /message/byclientmsgno answer read 0, later messages read by messagesync sometimes
-# as sent and sometimes 0 (a red_dot 1 after a no_persist and a sync_once send read 0); the cause was not
-# traced. imbridge never relies on the flags it reads back.
-_ZERO_HEADER = {"no_persist": 0, "red_dot": 0, "sync_once": 0}
+_ZERO_HEADER = {"no_persist": 0, "red_dot": 0, "sync_once": 0}  # see _render: what a header-less read shows
 _CMD_SUFFIX = "____cmd"
 _SPECIAL = ("@", "#", "&")  # options.IsSpecialChar
 _CLUSTER_LIST = re.compile(r"^/cluster/channels/([^/]+)/([^/]+)/(subscribers|denylist|allowlist)$")
@@ -105,6 +101,13 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS wukong_emu_client_msg_nos (
         conversation TEXT NOT NULL, client_msg_no TEXT NOT NULL, seq INTEGER NOT NULL,
         PRIMARY KEY (conversation, client_msg_no, seq))""",
+    # Each user's conversations (pkg/wkdb Conversation): a row with cached_until_ns set is still in the
+    # ConversationManager's write cache (no row on the server yet) until that time.
+    """CREATE TABLE IF NOT EXISTS wukong_emu_conversations (
+        uid TEXT NOT NULL, channel_type INTEGER NOT NULL, channel_id TEXT NOT NULL,
+        read_seq INTEGER NOT NULL DEFAULT 0, deleted_seq INTEGER NOT NULL DEFAULT 0,
+        updated_ns INTEGER, cached_until_ns INTEGER,
+        PRIMARY KEY (uid, channel_type, channel_id))""",
 )
 
 
@@ -150,6 +153,7 @@ _INT_RANGES = {
     "int": (-(2**63), 2**63 - 1), "int64": (-(2**63), 2**63 - 1),
 }  # fmt: skip
 _HEADER_FIELDS = {"no_persist": _Field("int"), "red_dot": _Field("int"), "sync_once": _Field("int")}
+_CHANNEL_ITEM = {"channel_id": _Field("string"), "channel_type": _Field("uint8")}
 
 
 def _kind(value: Any) -> str:
@@ -244,6 +248,29 @@ def _convert(value: Any, spec: _Field, struct: str, field: str) -> Any:
         if not isinstance(value, str):
             raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
         return _go_b64decode(value)
+    if gotype == "[]byte":  # a []uint8 Go also fills from a JSON array of numbers
+        if isinstance(value, str):
+            return list(_go_b64decode(value))
+        return _convert(value, _Field("[]uint8_numbers", shown="[]uint8"), struct, field)
+    if gotype == "[]uint8_numbers":
+        if not isinstance(value, list):
+            raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
+        return [_convert(item, _Field("uint8"), struct, field) for item in value]
+    if gotype == "channels":  # []struct{ChannelId string; ChannelType uint8} (conversation.go:710-713)
+        if not isinstance(value, list):
+            raise _BadRequest(
+                f"json: cannot unmarshal {_kind(value)} into Go struct field .{field} of type []struct {{ ChannelId "
+                'string "json:\\"channel_id\\""; ChannelType uint8 "json:\\"channel_type\\"" }'
+            )
+        items: list[dict[str, Any]] = []
+        for item in value:
+            if item is None:
+                items.append({})
+                continue
+            if not isinstance(item, dict):
+                raise _BadRequest(f"json: cannot unmarshal {_kind(item)} into Go struct field .{field} of type struct")
+            items.append(_bind_fields(item, _CHANNEL_ITEM, struct, prefix=f"{field}."))
+        return items
     if gotype.startswith("[]"):
         if not isinstance(value, list):
             raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
@@ -389,6 +416,23 @@ _SEARCH_ONE = _Struct(
     _fields(login_uid="string", channel_id="string", channel_type="uint8", message_id="int64", client_msg_no="string"),
     "fixed",
 )
+
+
+# -- conversations (internal/api/conversation.go at v2.2.5-20260422) --------------------------------------
+_CONV_SYNC = _Struct(
+    "",
+    _fields(uid="string", version="int64", last_msg_seqs="string", msg_count="int64", only_unread="uint8",
+            exclude_channel_types="[]byte", page="int", page_size="int"),
+)  # fmt: skip
+_CONV_CLEAR = _Struct(
+    "clearConversationUnreadReq", _fields(uid="string", channel_id="string", channel_type="uint8", message_seq="uint32")
+)
+_CONV_SET_UNREAD = _Struct("", _fields(uid="string", channel_id="string", channel_type="uint8", unread="int"))
+_CONV_DELETE = _Struct("deleteChannelReq", _fields(uid="string", channel_id="string", channel_type="uint8"))
+_CONV_BY_CHANNELS = _Struct("", _fields(uid="string", channels="channels", msg_count="int"))
+_USER_MAX_CONVERSATIONS = 1000  # options conversation.userMaxCount default (internal/options/options.go:451)
+_CONVERSATION_CACHE_NS = 60 * 10**9  # conversation.syncInterval default, one minute (options.go:452)
+_LIVE = 5  # wkproto.ChannelTypeLive: no conversations (manager_conversation.go:58)
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -548,6 +592,12 @@ class WukongEmulator:
             ("GET", "/cluster/channels"): self._cluster_channels,
             ("GET", "/cluster/users"): self._cluster_users,
             ("GET", "/cluster/devices"): self._cluster_devices,
+            # conversations (issue 16)
+            ("POST", "/conversation/sync"): self._conversation_sync,
+            ("POST", "/conversation/syncByChannels"): self._conversation_sync_by_channels,
+            ("POST", "/conversations/clearUnread"): self._conversation_clear_unread,
+            ("POST", "/conversations/setUnread"): self._conversation_set_unread,
+            ("POST", "/conversations/delete"): self._conversation_delete,
         }
 
     # -- construction and plumbing ---------------------------------------------------------------
@@ -746,7 +796,7 @@ class WukongEmulator:
             conversation, key=str(message.message_id), sender=message.from_uid, elements=[],
             metadata={"client_msg_no": message.client_msg_no, "channel_id": message.stored_id,
                       "channel_type": message.channel_type, "payload": base64.b64encode(message.payload).decode(),
-                      "expire": message.expire, "setting": message.setting},
+                      "expire": message.expire, "setting": message.setting, "red_dot": message.red_dot},
             time=self.clock.now().timestamp(), dedupe=None,
         )  # fmt: skip
         with self.store.sqlite_write() as db:
@@ -754,6 +804,7 @@ class WukongEmulator:
                 "INSERT OR IGNORE INTO wukong_emu_client_msg_nos (conversation, client_msg_no, seq) VALUES (?, ?, ?)",
                 (conversation, message.client_msg_no, stored.seq),
             )
+        self._push_conversation(message, stored.seq)
         if self.webhooks is not None:
             self._message_webhooks(message, stored)
 
@@ -844,9 +895,14 @@ class WukongEmulator:
         return int(row[0]) if row[0] is not None else None
 
     @staticmethod
-    def _render(row: MessageRow) -> dict[str, Any]:
+    def _render(row: MessageRow, *, header: bool = False) -> dict[str, Any]:
         """``MessageResp.From``: the system sender reads as ""; a person message's channel_id is the last
-        part of the fake id that is not the (rendered) sender."""
+        part of the fake id that is not the (rendered) sender.
+
+        ``header``: whether the stored header flags survive the read. ``iteratorChannelMessagesDirection``
+        (pkg/wkdb/message.go:1211-1228) calls ``iter.First()`` and then ``iter.Next()`` before reading the
+        first key, so the first message of every forward read loses its first column, the header: single
+        reads (by seq, id or client_msg_no) and the oldest message of a range read back with every flag 0."""
         meta = row.metadata
         from_uid = "" if row.sender == SYSTEM_UID else row.sender
         channel_id = str(meta["channel_id"])
@@ -856,9 +912,9 @@ class WukongEmulator:
                 if part != from_uid:
                     channel_id = part
         message_id = int(row.key)
+        flags = {**_ZERO_HEADER, "red_dot": int(meta.get("red_dot", 0))} if header else dict(_ZERO_HEADER)
         return {
-            "header": dict(_ZERO_HEADER),
-            "setting": meta.get("setting", 0), "message_id": message_id,
+            "header": flags, "setting": meta.get("setting", 0), "message_id": message_id,
             "message_idstr": str(message_id), "client_msg_no": meta["client_msg_no"], "message_seq": row.seq,
             "from_uid": from_uid, "channel_id": channel_id, "channel_type": channel_type,
             "expire": meta.get("expire", 0), "timestamp": int(row.time), "payload": meta["payload"],
@@ -1012,6 +1068,7 @@ class WukongEmulator:
         if uids:
             self.store.add_members(key, [(uid, "member") for uid in uids], self._now_ns() / 1e9)
             self._configure(channel_type, channel_id)
+            self._subscriber_conversations(channel_type, channel_id, uids)
 
     def _channel_info(self, request: EmulatorRequest) -> EmulatorReply:
         req = _bind(request.body, _CHANNEL_INFO)  # no validation at all on this route (FACTS §3)
@@ -1326,7 +1383,7 @@ class WukongEmulator:
             rows = self._range(conversation, start, min(high, last + 1), limit)
         elif end <= start:
             rows = self._prev_range(conversation, start, end, limit, last)
-        messages = [self._render(row) for row in rows]
+        messages = [self._render(row, header=index > 0) for index, row in enumerate(rows)]
         more = not len(messages) < limit
         if messages and end != 0:  # the server's own end checks; they never fire in practice
             edge = messages[-1 if pull_up else 0]["message_seq"]
@@ -1353,23 +1410,23 @@ class WukongEmulator:
             wire.fake_channel_id(req.get("login_uid") or "", channel_id) if channel_type == PERSON else channel_id
         )
         conversation = _conversation(channel_type, stored_id)
-        found: list[MessageRow] = []
+        found: list[tuple[MessageRow, bool]] = []
         for seq in req.get("message_seqs") or []:
             row = self._by_seq(conversation, seq)
             if row is not None:
-                found.append(row)
+                found.append((row, False))
         for message_id in req.get("message_ids") or []:
             row = self.store.message_by_key(str(message_id)) if message_id > 0 else None  # a global lookup
             if row is not None and row.conversation.startswith("wk:"):
-                found.append(row)
+                found.append((row, False))
         for client_msg_no in req.get("client_msg_nos") or []:
             seq = self._client_msg_no_seq(conversation, client_msg_no, last=True)
             row = self._by_seq(conversation, seq) if seq is not None else None
             if row is not None:
-                found.append(row)
-        return _reply(
-            {"start_message_seq": 0, "end_message_seq": 0, "more": 0, "messages": [self._render(r) for r in found]}
-        )
+                # SearchMessages reads the channel backward here (message.go:785): the header survives.
+                found.append((row, True))
+        messages = [self._render(row, header=header) for row, header in found]
+        return _reply({"start_message_seq": 0, "end_message_seq": 0, "more": 0, "messages": messages})
 
     def _search_message(self, request: EmulatorRequest) -> EmulatorReply:
         req = _bind(request.body, _SEARCH_ONE)
@@ -1431,6 +1488,277 @@ class WukongEmulator:
         conversation = _conversation(channel_type, stored_id)
         row = self._by_seq(conversation, self._last_seq(conversation))
         return _reply(self._render(row) if row is not None else {"status": 404})
+
+    # -- conversations (internal/api/conversation.go, internal/manager/manager_conversation.go) --------------
+
+    def _push_conversation(self, message: _Pending, seq: int) -> None:
+        """ConversationManager.Push (manager_conversation.go:53-103): a person chat's first message (seq 1)
+        puts a conversation for both users into the write cache, the sender's read up to its message, the
+        other's at 0; it is written as a row a sync interval later (storeConversations, :158-204). Group
+        messages create nothing: group conversations come from subscriber_add (channel.go:257-276)."""
+        if message.channel_type != PERSON or seq != 1 or message.stored_id.endswith(_CMD_SUFFIX):
+            return
+        users = message.stored_id.split("@")
+        if len(users) != 2:
+            return
+        until = self._now_ns() + _CONVERSATION_CACHE_NS
+        with self.store.sqlite_write() as db:
+            for uid in users:
+                db.execute(
+                    "INSERT OR IGNORE INTO wukong_emu_conversations "
+                    "(uid, channel_type, channel_id, read_seq, cached_until_ns) VALUES (?, ?, ?, ?, ?)",
+                    (uid, PERSON, message.stored_id, seq if uid == message.from_uid else 0, until),
+                )
+
+    def _subscriber_conversations(self, channel_type: int, channel_id: str, uids: Sequence[str]) -> None:
+        """addSubscriberWithReq (channel.go:257-276): every listed subscriber's conversation is written afresh
+        (AddOrUpdateConversations overwrites), read up to the channel's last seq."""
+        if channel_type == _LIVE:
+            return
+        last = self._last_seq(_conversation(channel_type, channel_id))
+        now = self._now_ns()
+        with self.store.sqlite_write() as db:
+            for uid in uids:
+                db.execute(
+                    "INSERT INTO wukong_emu_conversations "
+                    "(uid, channel_type, channel_id, read_seq, deleted_seq, updated_ns, cached_until_ns) "
+                    "VALUES (?, ?, ?, ?, 0, ?, NULL) ON CONFLICT (uid, channel_type, channel_id) DO UPDATE SET "
+                    "read_seq = excluded.read_seq, deleted_seq = 0, updated_ns = excluded.updated_ns, "
+                    "cached_until_ns = NULL",
+                    (uid, channel_type, channel_id, last, now),
+                )
+
+    def _conversation_rows(self, uid: str) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+        """(rows written, rows still in the write cache) of ``uid``; a cache entry whose interval has passed
+        is a row, updated when it was written."""
+        now = self._now_ns()
+        with self.store.sqlite_write() as db:
+            rows = db.execute(
+                "SELECT * FROM wukong_emu_conversations WHERE uid = ?", (uid,)
+            ).fetchall()  # fmt: skip
+        written = [r for r in rows if r["cached_until_ns"] is None or r["cached_until_ns"] <= now]
+        cached = [r for r in rows if r["cached_until_ns"] is not None and r["cached_until_ns"] > now]
+        return written, cached
+
+    def _conversation_row(self, uid: str, channel_type: int, stored_id: str) -> sqlite3.Row | None:
+        """GetConversation: the written row, or None (a cache entry is not a row)."""
+        written, _ = self._conversation_rows(uid)
+        return next((r for r in written if r["channel_type"] == channel_type and r["channel_id"] == stored_id), None)
+
+    def _write_conversation(self, uid: str, channel_type: int, stored_id: str, read_seq: int) -> None:
+        """AddOrUpdateUserConversations of a read position: the row is created if missing (read 0 before)."""
+        with self.store.sqlite_write() as db:
+            db.execute(
+                "INSERT INTO wukong_emu_conversations "
+                "(uid, channel_type, channel_id, read_seq, deleted_seq, updated_ns, cached_until_ns) "
+                "VALUES (?, ?, ?, ?, 0, ?, NULL) ON CONFLICT (uid, channel_type, channel_id) DO UPDATE SET "
+                "read_seq = excluded.read_seq, updated_ns = excluded.updated_ns, cached_until_ns = NULL, "
+                "deleted_seq = CASE WHEN wukong_emu_conversations.cached_until_ns IS NULL "
+                "THEN wukong_emu_conversations.deleted_seq ELSE 0 END",
+                # ReadToMsgSeq is a uint64 (setUnread can wrap it to 2**64 - 1); SQLite keeps signed 64 bits.
+                (uid, channel_type, stored_id, read_seq - 2**64 if read_seq >= 2**63 else read_seq, self._now_ns()),
+            )
+
+    @staticmethod
+    def _read_seq(row: sqlite3.Row | None) -> int:
+        """A row's ReadToMsgSeq as the uint64 the server holds (0 without a row)."""
+        return int(row["read_seq"]) % 2**64 if row is not None else 0
+
+    def _user_last_seq(self, uid: str, conversation: str) -> int:
+        """GetUserLastMsgSeqBatch: the seq of the user's own newest message in the channel."""
+        with self.store.sqlite_write() as db:
+            row = db.execute(
+                "SELECT MAX(seq) FROM messages WHERE conversation = ? AND sender = ?", (conversation, uid)
+            ).fetchone()
+        return int(row[0] or 0)
+
+    def _recents(self, conversation: str, start_seq: int, msg_count: int) -> list[MessageRow]:
+        """loadMsgsWithDb with OrderByLast (pkg/wkdb/message.go:1028-1078, after request.go:366-369 turned
+        a start seq into ``start - 1``): up to ``msg_count`` of the newest messages after that seq, newest
+        first (read ascending, so the oldest of them loses its header)."""
+        last = self._last_seq(conversation)
+        if last == 0:
+            return []
+        end = start_seq - 1 if start_seq > 0 else 0
+        if end > last:
+            return []
+        if end == 0:
+            low = 1 if last < msg_count else last - msg_count + 1
+        else:
+            low = last - msg_count + 1 if last - end > msg_count else end + 1
+        return self._range(conversation, low, last + 1, msg_count)
+
+    def _conversation_resp(
+        self, uid: str, channel_type: int, stored_id: str, row: sqlite3.Row | None, start_seq: int, msg_count: int,
+        *, by_channels: bool,
+    ) -> dict[str, Any]:  # fmt: skip
+        """newSyncUserConversationResp and the unread arithmetic (conversation.go:516-548; syncByChannels
+        :824-858 differs only in one condition)."""
+        real_id = stored_id
+        if channel_type == PERSON:
+            parts = stored_id.split("@")
+            if len(parts) == 2:
+                real_id = parts[1] if parts[0] == uid else parts[0]
+        # ReadedToMsgSeq is a uint32 (conversation_model.go:52); the arithmetic below compares that.
+        read_seq = self._read_seq(row) & 0xFFFFFFFF
+        updated = row["updated_ns"] if row is not None else None
+        resp: dict[str, Any] = {
+            "channel_id": real_id, "channel_type": channel_type, "unread": 0, "timestamp": 0, "last_msg_seq": 0,
+            "last_client_msg_no": "", "offset_msg_seq": 0, "readed_to_msg_seq": read_seq,
+            "version": int(updated or 0), "recents": [],
+        }  # fmt: skip
+        conversation = _conversation(channel_type, stored_id)
+        recents = self._recents(conversation, start_seq, msg_count)
+        rendered = [self._render(r, header=i > 0) for i, r in enumerate(recents)][::-1]
+        if rendered:
+            last = rendered[0]
+            resp.update(last_msg_seq=last["message_seq"], last_client_msg_no=last["client_msg_no"],
+                        timestamp=last["timestamp"])  # fmt: skip
+            if last["message_seq"] > read_seq:
+                resp["unread"] = last["message_seq"] - read_seq
+            own = self._user_last_seq(uid, conversation)
+            if own > read_seq:
+                fits = last["message_seq"] >= read_seq or by_channels
+                if last["message_seq"] - own < resp["unread"] and fits:
+                    resp["unread"] = last["message_seq"] - own
+                    resp["readed_to_msg_seq"] = own & 0xFFFFFFFF
+            resp["version"] = last["timestamp"] * 10**9
+        resp["recents"] = rendered
+        if rendered and rendered[0]["from_uid"] == uid:  # the user's own last message: nothing unread
+            resp["readed_to_msg_seq"] = rendered[0]["message_seq"] & 0xFFFFFFFF
+            resp["unread"] = 0
+        return resp
+
+    def _conversation_sync(self, request: EmulatorRequest) -> EmulatorReply:
+        """syncUserConversation (conversation.go:318-568)."""
+        req = _bind(request.body, _CONV_SYNC)
+        uid = req.get("uid") or ""
+        msg_count = req.get("msg_count") or 0
+        excluded = set(req.get("exclude_channel_types") or [])
+        client_seqs: dict[tuple[str, int], int] = {}
+        for part in (req.get("last_msg_seqs") or "").split("|"):  # getChannelLastMsgSeqMap (:584-598)
+            fields = part.split(":")
+            if len(fields) == 3:
+                kind = int(fields[1]) if fields[1].lstrip("-").isdigit() else 0
+                seq = int(fields[2]) if fields[2].isdigit() else 0
+                client_seqs[(fields[0], kind)] = seq
+        written, cached = self._conversation_rows(uid)
+        # GetLastConversations: newest update first (a row never updated last), at most userMaxCount.
+        # A cache entry whose interval passed was written then, with that update time.
+        written.sort(key=lambda r: -int(r["updated_ns"] or r["cached_until_ns"] or 0))
+        entries: list[tuple[int, str, sqlite3.Row | None]] = [
+            (int(r["channel_type"]), str(r["channel_id"]), r) for r in written[:_USER_MAX_CONVERSATIONS]
+        ]
+        known = {(kind, cid) for kind, cid, _ in entries}
+
+        def real(kind: int, stored: str) -> str:
+            parts = stored.split("@")
+            return (parts[1] if parts[0] == uid else parts[0]) if kind == PERSON and len(parts) == 2 else stored
+
+        def allowed(kind: int, stored: str) -> bool:  # isAllowSync (:396-408)
+            return kind not in excluded or (real(kind, stored), kind) in client_seqs
+
+        for r in cached:  # the write cache's channels follow, as empty conversations (:410-432)
+            kind, cid = int(r["channel_type"]), str(r["channel_id"])
+            if (kind, cid) not in known and allowed(kind, cid):
+                entries.append((kind, cid, None))
+                known.add((kind, cid))
+        page = req.get("page") or 0
+        if page > 0:  # the page is cut before empty conversations are dropped (:436-457)
+            size = req.get("page_size") or 0
+            size = 100 if size <= 0 else min(size, 500)
+            start = (page - 1) * size
+            if start >= len(entries):
+                return _reply([])
+            entries = entries[start : start + size]
+        answers: list[dict[str, Any]] = []
+        if msg_count > 0:  # the answer is only assembled when messages are asked for (:499)
+            for kind, cid, row in entries:
+                if cid.endswith(_CMD_SUFFIX) or not allowed(kind, cid):
+                    continue
+                if kind == PERSON and real(kind, cid) == SYSTEM_UID:  # the system chat is not returned (:513)
+                    continue
+                client_seq = client_seqs.get((real(kind, cid), kind), 0)
+                read_seq = self._read_seq(row)
+                deleted = int(row["deleted_seq"]) if row is not None else 0
+                start_seq = client_seq + 1 if client_seq else (
+                    read_seq + 1 if (req.get("version") or 0) > 0 or req.get("only_unread") == 1 else 0
+                )  # fmt: skip
+                if deleted > 0 and deleted > start_seq:
+                    start_seq = deleted + 1
+                resp = self._conversation_resp(uid, kind, cid, row, start_seq, msg_count, by_channels=False)
+                if client_seq and client_seq >= resp["last_msg_seq"]:
+                    continue
+                if resp["recents"]:
+                    answers.append(resp)
+        return _reply(answers)
+
+    def _conversation_sync_by_channels(self, request: EmulatorRequest) -> EmulatorReply:
+        """syncConversationByChannels (conversation.go:707-867): named channels, their deletion ignored."""
+        req = _bind(request.body, _CONV_BY_CHANNELS)
+        uid = req.get("uid") or ""
+        if uid == "":
+            raise _BadRequest("uid cannot be empty")
+        channels = req.get("channels") or []
+        if not channels:
+            raise _BadRequest("channels cannot be empty")
+        msg_count = req.get("msg_count") or 0
+        msg_count = 15 if msg_count <= 0 else msg_count
+        answers = []
+        for item in channels:
+            channel_id, kind = item.get("channel_id") or "", item.get("channel_type") or 0
+            stored = wire.fake_channel_id(uid, channel_id) if kind == PERSON else channel_id
+            row = self._conversation_row(uid, kind, stored)
+            answers.append(self._conversation_resp(uid, kind, stored, row, 0, msg_count, by_channels=True))
+        return _reply(answers)
+
+    @staticmethod
+    def _conversation_target(req: Mapping[str, Any], empty_uid: str) -> tuple[str, int, str]:
+        uid, channel_id, kind = req.get("uid") or "", req.get("channel_id") or "", req.get("channel_type") or 0
+        if uid == "":
+            raise _BadRequest(empty_uid)
+        if channel_id == "" or kind == 0:
+            raise _BadRequest("channel_id or channel_type cannot be empty")
+        return uid, kind, wire.fake_channel_id(uid, channel_id) if kind == PERSON else channel_id
+
+    def _conversation_clear_unread(self, request: EmulatorRequest) -> EmulatorReply:
+        """clearConversationUnread (conversation.go:87-163): read up to the last seq; a missing row is made."""
+        uid, kind, stored = self._conversation_target(_bind(request.body, _CONV_CLEAR), "uid cannot be empty")
+        row = self._conversation_row(uid, kind, stored)
+        last = self._last_seq(_conversation(kind, stored))
+        if self._read_seq(row) < last:
+            self._write_conversation(uid, kind, stored, last)
+        return _reply({"status": 200})
+
+    def _conversation_set_unread(self, request: EmulatorRequest) -> EmulatorReply:
+        """setConversationUnread (conversation.go:165-264): the read position only ever moves forward."""
+        req = _bind(request.body, _CONV_SET_UNREAD)
+        uid, kind, stored = self._conversation_target(req, "UID cannot be empty")
+        unread = req.get("unread") or 0
+        last = self._last_seq(_conversation(kind, stored))
+        target = last
+        if unread > last:  # uint64(unread) > lastMsgSeq: one less than the last (uint64, so 0 - 1 wraps)
+            target = (last - 1) % 2**64
+        elif unread > 0:
+            target = last - unread
+        row = self._conversation_row(uid, kind, stored)
+        if self._read_seq(row) < target:
+            self._write_conversation(uid, kind, stored, target)
+        return _reply({"status": 200})
+
+    def _conversation_delete(self, request: EmulatorRequest) -> EmulatorReply:
+        """deleteConversation (conversation.go:266-316): the last seq becomes the deletion point, only on a
+        written row (UpdateConversationDeletedAtMsgSeq returns early without one, pkg/wkdb/conversation.go:218-227)."""
+        uid, kind, stored = self._conversation_target(_bind(request.body, _CONV_DELETE), "Uid cannot be empty")
+        if self._conversation_row(uid, kind, stored) is not None:
+            last = self._last_seq(_conversation(kind, stored))
+            with self.store.sqlite_write() as db:
+                db.execute(
+                    "UPDATE wukong_emu_conversations SET deleted_seq = ? "
+                    "WHERE uid = ? AND channel_type = ? AND channel_id = ?",
+                    (last, uid, kind, stored),
+                )
+        return _reply({"status": 200})
 
     # -- seeding -----------------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ Phases, each resumable on its own (progress is recorded per item in the state da
 3. ``groups``    create each group with its name, owner, admins, members, introduction and notification;
 4. ``history``   copy every group's messages (walking MsgSeq up) and every discovered one-to-one pair's
                  (``admin_getroammsg``), oldest first, one channel strictly in order, channels concurrently;
-5. ``mutes``     member mutes with their remaining duration, then mute_all. Last on purpose: WuKongIM's
-                 ``ban`` drops every send, and a muted member's old messages must still be copied.
+5. ``mutes``     member mutes with their remaining duration, then mute_all. After the history on purpose:
+                 WuKongIM's ``ban`` drops every send, and a muted member's old messages must still be copied.
+6. ``conversations``  each user's conversation list and unread counts (:mod:`.conversations`).
 
 Idempotence: each message's ``client_msg_no`` is derived from its source identity (:mod:`.ids`) and sent
 with imbridge's caller-chosen-key path, which looks the key up before sending; a per-channel checkpoint
@@ -36,6 +37,7 @@ from imbridge.errors import (
     ServiceUnavailableError,
 )
 from imbridge.migration import ids
+from imbridge.migration.conversations import conversations_phase, requeue_users, verify_conversations
 from imbridge.migration.progress import Progress, make_progress
 from imbridge.migration.source import TencentSource
 from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, IdCollisionError, StateDB
@@ -44,7 +46,7 @@ from imbridge.providers.base import Direction
 
 T = TypeVar("T")
 
-PHASES = ("accounts", "profiles", "groups", "history", "mutes")
+PHASES = ("accounts", "profiles", "groups", "history", "mutes", "conversations")
 #: The plan's own progress, saved as it goes so that an interrupted plan resumes: groups read (their data),
 #: users whose recent contacts were read (their peers).
 PLAN_GROUPS, PLAN_USERS = "plan:groups", "plan:users"
@@ -106,6 +108,10 @@ NOTES = [
     "send.",
     "Roles, owners, join options, size limits and name cards are carried where the target keeps them (on WuKongIM "
     "in imbridge's store).",
+    "Each user's conversation list is carried with its unread counts (WuKongIM can only lower a count, so a count "
+    "the source kept for messages it no longer holds is reported); a conversation missing from the source list "
+    "is deleted on the target until its next message; pinned and muted flags are not carried (WuKongIM has "
+    "neither).",
 ]
 
 
@@ -870,6 +876,11 @@ class Migration:
         task.finish()
         return len(pending)
 
+    # -- conversations ----------------------------------------------------------------------------
+
+    async def _phase_conversations(self) -> int:
+        return await conversations_phase(self)
+
     # -- re-check and repair ---------------------------------------------------------------------
 
     async def arecheck(self) -> dict[str, Any]:
@@ -984,13 +995,18 @@ class Migration:
         before = current.get("mismatch_count", 0)
         repaired_groups: set[str] = set()
         repaired_channels: set[str] = set()
+        repaired_users: set[str] = set()
         rounds = 0
         while not current.get("ok") and rounds < MAX_REPAIR_ROUNDS:
             mismatches = current.get("mismatches") or []
             groups = {str(m["group"]) for m in mismatches if m.get("group")} - repaired_groups
             channels = {str(m["channel"]) for m in mismatches if m.get("channel")} - repaired_channels
-            if not groups and not channels:
+            listed_users = {str(m["user"]) for m in (current.get("conversation_lists") or {}).get("mismatches", [])}
+            users = listed_users - repaired_users
+            if not groups and not channels and not users:
                 break  # what is left was repaired once already: copying again would not change it
+            requeue_users(self, users, "queued again by verify --repair")
+            repaired_users |= users
             _, target = await self._open()
             lost = [g for g in groups if await self._group_missing(target, g)]
             # a lost group's history went with it, whether or not verify could list the channel
@@ -1015,6 +1031,11 @@ class Migration:
         source, target = await self._open()
         self._load_ids()
         result = await verify(self, source, target, limit=None if every_mismatch else MAX_LISTED)
+        if self.state.count("conversations", DONE):
+            lists = await verify_conversations(self, source.client, target)
+            result["conversation_lists"] = lists
+            result["ok"] = bool(result.get("ok")) and lists["ok"]
+            result["mismatch_count"] = int(result.get("mismatch_count") or 0) + lists["mismatch_count"]
         self.state.set_meta("verify", {**result, "mismatches": result["mismatches"][:MAX_LISTED]})
         return result
 

@@ -345,6 +345,10 @@ def verify_text(result: dict[str, Any]) -> str:
         ("unaccounted_at_source", "seqs nobody accounts for")) if result.get(name)]  # fmt: skip
     if accounted:
         lines.append("  source seqs not migrated: " + ", ".join(accounted))
+    if result.get("conversation_lists"):
+        from imbridge.migration.conversations import conversations_text
+
+        lines.append(conversations_text(result["conversation_lists"]))
     for item in result.get("mismatches") or []:
         where = item.get("channel") or f"group {item.get('group')}"
         counts = f" (source {item['source_count']}, target {item['target_count']})" if "source_count" in item else ""

@@ -7,6 +7,7 @@ from imbridge.models.device import DeviceKind, DeviceSession, Presence, Presence
 from imbridge.models.group import Group, JoinedGroup, JoinOption, Member, Role
 from imbridge.models.message import BatchItem, BatchResult, Message, MessageRef, SentMessage
 from imbridge.models.page import Page
+from imbridge.models.summary import ConversationSummary
 from imbridge.models.user import Gender, LoginCredentials, Profile
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "BatchResult",
     "Conversation",
     "ConversationKind",
+    "ConversationSummary",
     "Custom",
     "Delivery",
     "DeviceKind",

@@ -26,6 +26,7 @@ from imbridge.errors import UnsupportedOperationError
 from imbridge.models import (
     BatchResult,
     Conversation,
+    ConversationSummary,
     Delivery,
     DeviceKind,
     Element,
@@ -148,6 +149,15 @@ class HistoryQuery:
     limit: int
     cursor: str | None = None
     direction: Direction = Direction.BACKWARD
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationQuery:
+    """One page of a user's conversation list: newest activity first."""
+
+    user: str
+    limit: int
+    cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +367,25 @@ class Provider:
         """A group system notification from no member: to every member, or to ``to``."""
         raise _unsupported(self, Operation.GROUPS_NOTIFY)
 
+    # conversations and message lookup (issue 16)
+    def list_conversations(self, query: ConversationQuery) -> Flow[Page[ConversationSummary]]:
+        raise _unsupported(self, Operation.CONVERSATIONS_LIST)
+
+    def delete_conversation(self, user_id: str, conversation: Conversation) -> Flow[None]:
+        raise _unsupported(self, Operation.CONVERSATIONS_DELETE)
+
+    def mark_read(self, user_id: str, conversation: Conversation) -> Flow[None]:
+        raise _unsupported(self, Operation.CONVERSATIONS_MARK_READ)
+
+    def set_unread(self, user_id: str, conversation: Conversation, count: int) -> Flow[None]:
+        raise _unsupported(self, Operation.CONVERSATIONS_SET_UNREAD)
+
+    def get_message(self, ref: MessageRef) -> Flow[Message]:
+        raise _unsupported(self, Operation.MESSAGES_GET)
+
+    def get_messages(self, refs: Sequence[MessageRef]) -> Flow[list[Message | None]]:
+        raise _unsupported(self, Operation.MESSAGES_GET_MANY)
+
     def new_group_id(self) -> str:
         """The id of a group created without one, where the provider (not its server) picks ids."""
         return f"grp_{secrets.token_hex(8)}"
@@ -378,6 +407,7 @@ class Provider:
 
 __all__ = [
     "BatchDraft",
+    "ConversationQuery",
     "Direction",
     "GroupSpec",
     "GroupUpdate",

@@ -28,6 +28,7 @@ _ELEMENT_TYPES = (Text, Image, File, Sound, Video, Location, Face, Custom)
 _CONTENT_TYPES = (str, *_ELEMENT_TYPES)
 ContentInput = str | Text | Image | File | Sound | Video | Location | Face | Custom
 MAX_HISTORY_PAGE = 200
+MAX_LOOKUP = 100
 
 
 def _delivery(gate: Callable[[Operation], str], delivery: Delivery | Mapping[str, Any] | None) -> Delivery | None:
@@ -157,6 +158,30 @@ class MessageOperations(Operations):
             )
         return operation, self.provider.revoke(parsed)
 
+    # -- lookup (issue 16) -------------------------------------------------------------------
+
+    def _ref(self, ref: MessageRef | str) -> MessageRef:
+        parsed = MessageRef.parse(ref) if isinstance(ref, str) else ref
+        if not isinstance(parsed, MessageRef):
+            raise InvalidRequestError("ref must be a MessageRef or its string form")
+        if parsed.provider != self.provider.name:
+            raise InvalidRequestError(
+                f"this reference names a {parsed.provider} message; this client is {self.provider.name}"
+            )
+        return parsed
+
+    def get(self, ref: MessageRef | str) -> Call[Message]:
+        operation = self._gate(Operation.MESSAGES_GET)
+        return operation, self.provider.get_message(self._ref(ref))
+
+    def get_many(self, refs: Sequence[MessageRef | str]) -> Call[list[Message | None]]:
+        operation = self._gate(Operation.MESSAGES_GET_MANY)
+        if isinstance(refs, str | bytes) or not isinstance(refs, Sequence):
+            raise InvalidRequestError("refs must be a list of MessageRef or their string forms")
+        if not 1 <= len(refs) <= MAX_LOOKUP:
+            raise InvalidRequestError(f"get_many takes 1 to {MAX_LOOKUP} refs, got {len(refs)}")
+        return operation, self.provider.get_messages([self._ref(ref) for ref in refs])
+
 
 class Messages(SyncResource[MessageOperations]):
     _operations = MessageOperations
@@ -234,6 +259,15 @@ class Messages(SyncResource[MessageOperations]):
         """Revoke (recall) a sent message; history then shows it revoked, its content gone."""
         self._run(self._ops.revoke(ref))
 
+    def get(self, ref: MessageRef | str) -> Message:
+        """The message ``ref`` names (a revoked one comes back with ``revoked=True`` and no content);
+        NotFoundError if there is none."""
+        return self._run(self._ops.get(ref))
+
+    def get_many(self, refs: Sequence[MessageRef | str]) -> list[Message | None]:
+        """The messages ``refs`` name, in the same order; None where a message is not found."""
+        return self._run(self._ops.get_many(refs))
+
 
 class AsyncMessages(AsyncResource[MessageOperations]):
     _operations = MessageOperations
@@ -304,3 +338,11 @@ class AsyncMessages(AsyncResource[MessageOperations]):
     async def revoke(self, ref: MessageRef | str) -> None:
         """Revoke (recall) a sent message; history then shows it revoked, its content gone."""
         await self._run(self._ops.revoke(ref))
+
+    async def get(self, ref: MessageRef | str) -> Message:
+        """The message ``ref`` names; see :meth:`Messages.get`."""
+        return await self._run(self._ops.get(ref))
+
+    async def get_many(self, refs: Sequence[MessageRef | str]) -> list[Message | None]:
+        """The messages ``refs`` name, in the same order; None where a message is not found."""
+        return await self._run(self._ops.get_many(refs))

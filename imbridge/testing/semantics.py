@@ -142,6 +142,27 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+UNREAD_RULE = """## Unread: one rule on every provider
+
+A message is **unread** for user U in conversation C when
+
+1. someone other than U sent it (U's own messages never count), and
+2. it was stored after U's **read position** in C.
+
+U's read position moves to C's newest message when U marks C read (`conversations.mark_read`), deletes
+it (`conversations.delete`, which also takes C off U's list until its next message), **sends a message into
+C** (replying reads what came before), and when U **joins** C's group (earlier messages are not unread).
+`conversations.set_unread(U, C, n)` places it so that the newest n messages from others are unread (all of
+them when there are fewer). A revoked message keeps its place and counts like any other message; revoking
+sends nothing that counts. Commands and notices that are not messages never count.
+
+A conversation is on U's list once it holds a message, ordered by last activity, newest first (pinned
+conversations first where the provider has pinning). `local` keeps a read position per user and
+conversation and is the reference; where another provider counts or lists otherwise, its notes for
+`conversations.list` and `conversations.set_unread` in the table above say how.
+"""
+
+
 def render(maps: dict[str, CapabilityMap], collector: _Collector) -> str:
     providers = [name for name, _ in TARGETS]
     lines = [
@@ -181,6 +202,7 @@ def render(maps: dict[str, CapabilityMap], collector: _Collector) -> str:
             level, notes = events[name].get(kind, ("UNSUPPORTED", ""))
             cells.append(_cell(f"**{level}**" + (f" — {notes}" if notes else "")))
         lines.append(f"| `{kind}` | " + " | ".join(cells) + " |")
+    lines += ["", *UNREAD_RULE.rstrip().splitlines()]
     lines += [
         "",
         "## Behaviours (the contract suite)",

@@ -11,6 +11,8 @@ Record the real server's answers (the fixture the CI test compares the emulator 
 Compare the real server and the emulator right now::
 
     IMBRIDGE_WUKONG_MANAGER_TOKEN=... python tests/emulators/wukong_differential.py compare http://127.0.0.1:5001
+
+``--sequence conversations`` runs the conversation routes' sequence instead (``differential_conversations.json``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from imbridge.emulators.wukong import WukongEmulator
 from imbridge.providers.wukong.wire import fake_channel_id
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "wukong" / "differential.json"
+#: The conversation routes' sequence (issue 16), recorded apart so either can be re-recorded alone.
+CONVERSATION_FIXTURE = FIXTURE.with_name("differential_conversations.json")
 TEST_TOKEN = "differential-test-token"  # what the emulator is given in the CI comparison; not a real secret
 
 _MASKED_KEYS = {
@@ -46,6 +50,7 @@ _MASKED_KEYS = {
     "updated_at_format",
     "last_msg_time",
     "last_msg_time_format",
+    "version",  # /conversation/sync: the last message's timestamp in nanoseconds
 }
 _GENERATED_CMN = re.compile(r"^[0-9a-f]{32}0$")
 _UNORDERED = re.compile(r"^/cluster/channels/[^/]+/[^/]+/(subscribers|denylist|allowlist)$")
@@ -851,6 +856,119 @@ def admin_steps() -> list[Step]:
     return admin
 
 
+def _stored(channel: str, seq: int, channel_type: str = "1") -> Step:
+    """Wait until ``channel`` (a fake id for person chats) holds ``seq`` messages."""
+    return Step(f"wait {channel} seq {seq}", "GET", "/channel/max_message_seq",
+                params={"channel_id": channel, "channel_type": channel_type}, until=_seq_is(seq))  # fmt: skip
+
+
+def _send(name: str, sender: str, to: str, channel_type: int, text: str, **header: int) -> Step:
+    return Step(name, "POST", "/message/send", {"header": {"red_dot": 1, **header}, "from_uid": sender,
+                "channel_id": to, "channel_type": channel_type, "client_msg_no": f"{{p}}{name.replace(' ', '-')}",
+                "payload": payload(text)})  # fmt: skip
+
+
+def conversation_steps() -> list[Step]:
+    """The conversation routes (internal/api/conversation.go): sync with its options, syncByChannels, clearUnread,
+    setUnread and delete, with the write cache and deletion point they depend on, and how message headers read
+    back (``{p}a`` writes to ``{p}b`` and to group ``{p}cg`` with ``{p}c``)."""
+    a, b, c, g = "{p}a", "{p}b", "{p}c", "{p}cg"
+    ab, grp = "{fake:a,b}", {"channel_id": g, "channel_type": 2}
+
+    def sync(name: str, uid: str = b, **options: Any) -> Step:
+        return Step(name, "POST", "/conversation/sync", {"uid": uid, **options})
+
+    def conv(name: str, route: str, body: dict[str, Any]) -> Step:
+        return Step(name, "POST", route, body)
+
+    return [
+        Step("create group", "POST", "/channel", {**grp, "subscribers": [a, b, c]}),
+        sync("sync before any message", msg_count=1),
+        sync("sync msg_count 0"),
+        _send("p1", a, b, 1, "p1"), _stored(ab, 1),
+        _send("p2", a, b, 1, "p2"), _stored(ab, 2),
+        _send("g1", a, g, 2, "g1"), _stored(g, 1, "2"),
+        _send("g2", c, g, 2, "g2"), _stored(g, 2, "2"),
+        sync("sync b", msg_count=1),
+        sync("sync b three recents", msg_count=3),
+        sync("sync a", uid=a, msg_count=1),
+        sync("sync c", uid=c, msg_count=2),
+        sync("sync only_unread", msg_count=1, only_unread=1),
+        sync("sync version", msg_count=1, version=1),
+        sync("sync last_msg_seqs", msg_count=1, last_msg_seqs="{p}a:1:2|{p}cg:2:1"),
+        sync("sync last_msg_seqs malformed", msg_count=1, last_msg_seqs="x|{p}a:1|{p}cg:2:zz"),
+        sync("sync page 1", msg_count=1, page=1, page_size=1),
+        sync("sync page 2", msg_count=1, page=2, page_size=1),
+        sync("sync page 3", msg_count=1, page=3, page_size=1),
+        sync("sync exclude groups", msg_count=1, exclude_channel_types=[2]),
+        sync("sync exclude groups known", msg_count=1, exclude_channel_types=[2], last_msg_seqs="{p}cg:2:1"),
+        sync("sync unknown user", uid="{p}nobody", msg_count=1),
+        Step("sync malformed", "POST", "/conversation/sync", raw="{nope"),
+        Step("sync uid number", "POST", "/conversation/sync", {"uid": 5, "msg_count": 1}),
+        conv("by channels", "/conversation/syncByChannels", {"uid": b, "msg_count": 2, "channels": [
+            {"channel_id": a, "channel_type": 1}, grp, {"channel_id": "{p}none", "channel_type": 2}]}),
+        conv("by channels default count", "/conversation/syncByChannels", {"uid": b, "channels": [grp]}),
+        conv("by channels empty", "/conversation/syncByChannels", {"uid": b, "channels": []}),
+        conv("by channels no uid", "/conversation/syncByChannels", {"channels": [grp]}),
+        # The person chat is still in the write cache: delete changes nothing, clearUnread writes the row.
+        conv("delete cached", "/conversations/delete", {"uid": b, "channel_id": a, "channel_type": 1}),
+        sync("sync after cached delete", msg_count=1),
+        conv("clear person", "/conversations/clearUnread", {"uid": b, "channel_id": a, "channel_type": 1}),
+        sync("sync after clear", msg_count=1),
+        conv("delete person", "/conversations/delete", {"uid": b, "channel_id": a, "channel_type": 1}),
+        sync("sync after delete", msg_count=1),
+        conv("delete again", "/conversations/delete", {"uid": b, "channel_id": a, "channel_type": 1}),
+        _send("p3", a, b, 1, "p3"), _stored(ab, 3),
+        sync("sync after next message", msg_count=3),
+        conv("by channels after delete", "/conversation/syncByChannels", {"uid": b, "msg_count": 1, "channels": [
+            {"channel_id": a, "channel_type": 1}]}),
+        conv("set group unread 1", "/conversations/setUnread", {"uid": b, **grp, "unread": 1}),
+        sync("sync after set 1", msg_count=1),
+        conv("set group unread 2 (raise)", "/conversations/setUnread", {"uid": b, **grp, "unread": 2}),
+        sync("sync after raise", msg_count=1),
+        conv("set person unread 10", "/conversations/setUnread", {"uid": b, "channel_id": a, "channel_type": 1,
+                                                                  "unread": 10}),
+        sync("sync after set 10", msg_count=1),
+        conv("set group unread 0", "/conversations/setUnread", {"uid": b, **grp, "unread": 0}),
+        sync("sync after set 0", msg_count=1),
+        conv("set unread on a new channel", "/conversations/setUnread", {"uid": c, "channel_id": "{p}empty",
+                                                                         "channel_type": 2, "unread": 3}),
+        conv("by channels new channel", "/conversation/syncByChannels", {"uid": c, "msg_count": 1, "channels": [
+            {"channel_id": "{p}empty", "channel_type": 2}]}),
+        conv("set unread no uid", "/conversations/setUnread", {**grp, "unread": 1}),
+        conv("set unread type 0", "/conversations/setUnread", {"uid": b, "channel_id": g, "unread": 1}),
+        conv("clear no uid", "/conversations/clearUnread", grp),
+        conv("clear no channel", "/conversations/clearUnread", {"uid": b, "channel_type": 2}),
+        conv("clear with message_seq", "/conversations/clearUnread", {"uid": a, **grp, "message_seq": 1}),
+        sync("sync a after clear", uid=a, msg_count=1),
+        conv("delete no uid", "/conversations/delete", grp),
+        conv("delete no type", "/conversations/delete", {"uid": b, "channel_id": g}),
+        # A command (sync_once) goes to the chat's cmd channel: no conversation, no unread.
+        _send("cmd", a, b, 1, "cmd", red_dot=0, sync_once=1), _stored(ab + "____cmd", 1),
+        sync("sync after command", msg_count=1),
+        # A member added later reads nothing before joining; re-adding one reads everything (the row is rewritten).
+        _send("g3", a, g, 2, "g3"), _stored(g, 3, "2"),
+        Step("add d", "POST", "/channel/subscriber_add", {**grp, "subscribers": ["{p}d"]}),
+        sync("sync d after joining", uid="{p}d", msg_count=1),
+        Step("re-add b", "POST", "/channel/subscriber_add", {**grp, "subscribers": [b]}),
+        sync("sync b after re-add", msg_count=1),
+        # Headers: only the first message of a read loses its flags.
+        Step("group messagesync", "POST", "/channel/messagesync",
+             {"login_uid": a, **grp, "start_message_seq": 1, "end_message_seq": 0, "limit": 10, "pull_mode": 1}),
+        Step("group messages by seq", "POST", "/messages", {"login_uid": a, **grp, "message_seqs": [1, 2]}),
+        Step("group messages by client_msg_no", "POST", "/messages",
+             {"login_uid": a, **grp, "client_msg_nos": ["{p}g2"]}),
+        Step("group message by client_msg_no", "GET", "/message/byclientmsgno",
+             params={"channel_id": g, "channel_type": "2", "client_msg_no": "{p}g2"}),
+    ]  # fmt: skip
+
+
+SEQUENCES: dict[str, tuple[Callable[[], list[Step]], Path]] = {
+    "messages": (steps, FIXTURE),
+    "conversations": (conversation_steps, CONVERSATION_FIXTURE),
+}
+
+
 # -- running ------------------------------------------------------------------------------------------
 
 
@@ -882,10 +1000,10 @@ def _render_body(body: Any, prefix: str, ids: dict[str, int]) -> str:
     return _expand(text, prefix)
 
 
-def run(target: Target, prefix: str) -> list[dict[str, Any]]:
+def run(target: Target, prefix: str, sequence: Callable[[], list[Step]] = steps) -> list[dict[str, Any]]:
     """Every step's normalized answer, in order."""
     results = []
-    for step in steps():
+    for step in sequence():
         if step.pause and target.real:
             time.sleep(step.pause)
         headers = {"token": target.token} if step.auth else {}
@@ -949,16 +1067,20 @@ def normalize(path: str, body: Any, prefix: str, *, mask_header: bool = False) -
     return normalized
 
 
-def run_real(base_url: str, token: str, prefix: str) -> list[dict[str, Any]]:
+def run_real(
+    base_url: str, token: str, prefix: str, sequence: Callable[[], list[Step]] = steps
+) -> list[dict[str, Any]]:
     with httpx.Client(base_url=base_url, timeout=15) as client:
-        return run(Target(client, token, real=True), prefix)
+        return run(Target(client, token, real=True), prefix, sequence)
 
 
-def run_emulator(prefix: str, token: str = TEST_TOKEN, **options: Any) -> list[dict[str, Any]]:
+def run_emulator(
+    prefix: str, token: str = TEST_TOKEN, sequence: Callable[[], list[Step]] = steps, **options: Any
+) -> list[dict[str, Any]]:
     emulator = WukongEmulator(manager_token=token, **options)
     try:
         with httpx.Client(transport=emulator.transport(), base_url="http://wukong.emulator") as client:
-            return run(Target(client, token, real=False), prefix)
+            return run(Target(client, token, real=False), prefix, sequence)
     finally:
         emulator.close()
 
@@ -975,36 +1097,46 @@ def differences(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) ->
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] not in ("record", "compare"):
+    args = list(argv[1:])
+    name = "messages"
+    if "--sequence" in args:
+        at = args.index("--sequence")
+        name = args[at + 1] if at + 1 < len(args) else ""
+        del args[at : at + 2]
+    if len(args) != 2 or args[0] not in ("record", "compare") or name not in SEQUENCES:
         print(__doc__)
         return 2
+    action, base_url = args
+    sequence, fixture = SEQUENCES[name]
     token = os.environ.get("IMBRIDGE_WUKONG_MANAGER_TOKEN", "")
     prefix = "d" + secrets.token_hex(3)
-    real = run_real(argv[2], token, prefix)
-    emulated = run_emulator(prefix, store_delay_requests=1)
+    real = run_real(base_url, token, prefix, sequence)
+    emulated = run_emulator(prefix, sequence=sequence, store_delay_requests=1)
     diffs = differences(real, emulated)
     print(f"{len(real)} steps, {len(diffs)} differences (prefix {prefix})")
     for diff in diffs:
         print(diff)
-    if argv[1] == "record":
-        version = httpx.get(argv[2] + "/varz", headers={"token": token}).json()
-        FIXTURE.parent.mkdir(parents=True, exist_ok=True)
+    if action == "record":
+        version = httpx.get(base_url + "/varz", headers={"token": token}).json()
+        fixture.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "provenance": {
                 "recorded_from": "a real WuKongIM server on loopback (127.0.0.1), not the emulator",
                 "server_version": version.get("version"),
                 "server_commit": version.get("commit"),
                 "recorded_at": datetime.now(UTC).strftime("%Y-%m-%d"),
-                "recorded_with": "python tests/emulators/wukong_differential.py record <base_url>",
-                "normalization": "ids, timestamps and generated client_msg_nos masked; the run prefix is {p}; "
-                "subscriber/denylist/allowlist lists sorted",
+                "recorded_with": "python tests/emulators/wukong_differential.py record "
+                + ("" if name == "messages" else f"--sequence {name} ")
+                + "<base_url>",
+                "normalization": "ids, timestamps, conversation versions and generated client_msg_nos masked; "
+                "the run prefix is {p}; subscriber/denylist/allowlist lists sorted",
                 "manager_token": "not recorded (requests are regenerated from the steps in the script)",
             },
             "prefix": prefix,
             "results": real,
         }
-        FIXTURE.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {FIXTURE}")
+        fixture.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {fixture}")
     return 1 if diffs else 0
 
 

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.local._core import NAME
+from imbridge.providers.local.conversations import LocalConversations
 from imbridge.providers.local.groups import LocalGroups
 from imbridge.providers.local.maintenance import LocalMaintenance
 from imbridge.providers.local.messages import LocalMessages
 from imbridge.providers.local.users import LocalUsers
 
 
-class LocalProvider(LocalUsers, LocalMessages, LocalGroups, LocalMaintenance):
-    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
+class LocalProvider(LocalConversations, LocalUsers, LocalMessages, LocalGroups, LocalMaintenance):
+    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
+    (conversation lists with exact unread counts, message lookup); what they share
     (the store, flows, the user and group checks) in ``_core.py``; the SQL in ``store.py``."""
 
     @property
     def capabilities(self) -> CapabilityMap:
         entries: dict[Operation, tuple[Support, str] | Support] = {operation: Support.NATIVE for operation in Operation}
         entries.update(_ADMIN_NOTES)
+        entries.update(self._conversation_capabilities())
         return CapabilityMap(NAME, entries)
 
 

@@ -36,6 +36,7 @@ from imbridge.storage.core import (
     wukong_channel_flags,
 )
 from imbridge.storage.core import members as _member_table  # create_group's parameter shadows the name
+from imbridge.storage.reading import READING_SCHEMA, read_positions
 from imbridge.storage.schema import meta_table
 
 __all__ = [
@@ -167,6 +168,7 @@ class Store:
         try:
             self.db.ensure(CORE_SCHEMA)
             self.db.ensure(ADMIN_SCHEMA)
+            self.db.ensure(READING_SCHEMA)
         except BaseException:
             self.db.close()
             raise
@@ -726,6 +728,67 @@ class Store:
             if result.rowcount == 1:
                 return True
             return False if db.execute(select(messages.c.seq).where(messages.c["key"] == key)).first() else None
+
+    # -- read positions (conversation lists, unread counts) ----------------------------------
+
+    def read_position(self, user_id: str, conversation: str) -> tuple[int, int]:
+        """(read up to this seq, hidden from the list up to this seq) of ``user_id`` in a conversation."""
+        with self.db.read() as db:
+            row = db.execute(
+                select(read_positions.c.read_seq, read_positions.c.hidden_seq).where(
+                    read_positions.c.user_id == user_id, read_positions.c.conversation == conversation
+                )
+            ).first()
+        return (int(row.read_seq), int(row.hidden_seq)) if row is not None else (0, 0)
+
+    def set_read_position(
+        self, user_id: str, conversation: str, *, read_seq: int | None = None, hidden_seq: int | None = None
+    ) -> None:
+        """Set either position (None keeps it)."""
+        changes = {name: value for name, value in (("read_seq", read_seq), ("hidden_seq", hidden_seq))
+                   if value is not None}  # fmt: skip
+        statement = self._insert(read_positions).values(
+            user_id=user_id, conversation=conversation, read_seq=read_seq or 0, hidden_seq=hidden_seq or 0
+        )
+        with self.db.write() as db:
+            db.execute(statement.on_conflict_do_update(index_elements=["user_id", "conversation"], set_=changes))
+
+    def user_chats(self, user_id: str) -> list[str]:
+        """Keys of the one-to-one conversations ``user_id`` has a message in (from the counter rows)."""
+        key = conversations.c["key"]
+        with self.db.read() as db:
+            found = db.execute(
+                select(key).where(
+                    key.startswith(f"u:{user_id}|", autoescape=True) | key.endswith(f"|{user_id}", autoescape=True),
+                    conversations.c.last_seq > 0,
+                )
+            ).scalars()
+            return [k for k in found if user_id in k[2:].split("|")]
+
+    def seqs_after(self, conversation: str, after_seq: int, *, not_from: str) -> list[int]:
+        """Seqs of the messages after ``after_seq`` not sent by ``not_from``, newest first."""
+        with self.db.read() as db:
+            return list(
+                db.execute(
+                    select(messages.c.seq)
+                    .where(
+                        messages.c.conversation == conversation,
+                        messages.c.seq > after_seq,
+                        messages.c.sender != not_from,
+                    )
+                    .order_by(messages.c.seq.desc())
+                ).scalars()
+            )
+
+    def last_seq(self, conversation: str, *, sender: str | None = None, before_time: float | None = None) -> int:
+        """The newest seq of a conversation (0 when empty), of ``sender``'s messages, or stored before a time."""
+        query = select(func.max(messages.c.seq)).where(messages.c.conversation == conversation)
+        if sender is not None:
+            query = query.where(messages.c.sender == sender)
+        if before_time is not None:
+            query = query.where(messages.c.time < before_time)
+        with self.db.read() as db:
+            return int(db.execute(query).scalar() or 0)
 
     # -- revocation records (for providers whose server cannot revoke) ------------------------
 

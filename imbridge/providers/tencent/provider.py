@@ -7,6 +7,7 @@ with a JSON body. HTTP is 200 even for errors: ``decode`` reads ``ErrorCode`` an
 from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
+from imbridge.providers.tencent.conversations import TencentConversations
 from imbridge.providers.tencent.groups import TencentGroups
 from imbridge.providers.tencent.health import TencentHealth
 from imbridge.providers.tencent.maintenance import TencentMaintenance
@@ -15,8 +16,10 @@ from imbridge.providers.tencent.messages import TencentMessages
 from imbridge.providers.tencent.users import TencentUsers
 
 
-class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealth, TencentMaintenance):
-    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
+class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealth, TencentMaintenance,
+                      TencentConversations):  # fmt: skip
+    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
+    (conversation lists, unread counts and message lookup); what they share
     (settings, signing, the envelope and its errors, the escape hatch) in ``_core.py``."""
 
     asks_app_before_send = True  # C2C.CallbackBeforeSendMsg / Group.CallbackBeforeSendMsg (/1047/34364, 34374)
@@ -84,6 +87,7 @@ class TencentProvider(TencentUsers, TencentMessages, TencentGroups, TencentHealt
                 Operation.GROUPS_MUTED: (n, "get_group_muted_account, roles from the member list"),
                 # due work (issue 15)
                 Operation.MAINTENANCE_RUN_DUE: (n, "nothing falls due: Tencent ends timed mutes itself"),
+                **self._conversation_capabilities(),
             },
         )  # fmt: skip
 

@@ -522,3 +522,128 @@ class SendGroupSystemNotificationRequest(WireRequest):
     GroupId: str
     ToMembers_Account: list[str] | None = None
     Content: str
+# -- conversations and unread counts (issue 16) --------------------------------------------------
+# Pages under 服务端 API/REST API/会话相关/ and 消息相关/已读回执/ of tencentyun/intlcloud-documents
+# (tests/fixtures/tencent/official/PROVENANCE.md names each one).
+
+
+class RecentContactListRequest(WireRequest):
+    """``recentcontact/get_list`` (https://www.tencentcloud.com/document/product/1047/43087): all fields
+    required; 0 for the first page, then the previous answer's cursors."""
+
+    From_Account: str
+    TimeStamp: int = 0
+    StartIndex: int = 0
+    TopTimeStamp: int = 0
+    TopStartIndex: int = 0
+    AssistFlags: int = 7  # bit 0 pinned conversations, bit 1 empty ones, bit 2 pinned ones paged
+
+
+class RecentSession(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Type: int  # 1 one-to-one (To_Account), 2 group (GroupId)
+    To_Account: str = ""
+    GroupId: str = ""
+    MsgTime: int = 0
+    TopFlag: int = 0
+
+
+class RecentContactListResponse(WireResponse):
+    SessionItem: list[RecentSession] = Field(default_factory=list)
+    CompleteFlag: int = 1
+    TimeStamp: int = 0
+    StartIndex: int = 0
+    TopTimeStamp: int = 0
+    TopStartIndex: int = 0
+
+
+class RecentContactDeleteRequest(WireRequest):
+    """``recentcontact/delete`` (/1047/43088): ``To_Account`` for Type 1, ``ToGroupid`` (sic) for Type 2."""
+
+    From_Account: str
+    Type: int
+    To_Account: str | None = None
+    ToGroupid: str | None = None
+    ClearRamble: int | None = None
+
+
+class C2CUnreadRequest(WireRequest):
+    """``openim/get_c2c_unread_msg_num``: up to 10 ``Peer_Account``; without them, the total only."""
+
+    To_Account: str
+    Peer_Account: list[str] | None = None
+
+
+class C2CUnreadItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Peer_Account: str
+    C2CUnreadMsgNum: int = 0
+
+
+class C2CUnreadError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Peer_Account: str
+    ErrorCode: int
+
+
+class C2CUnreadResponse(WireResponse):
+    AllC2CUnreadMsgNum: int | None = None
+    C2CUnreadMsgNumList: list[C2CUnreadItem] = Field(default_factory=list)
+    ErrorList: list[C2CUnreadError] = Field(default_factory=list)
+
+
+class AdminSetMsgReadRequest(WireRequest):
+    """``openim/admin_set_msg_read``: messages before ``MsgReadTime`` (a String of seconds; now when absent)
+    become read."""
+
+    Report_Account: str
+    Peer_Account: str
+    MsgReadTime: str | None = None
+
+
+class SetUnreadMsgNumRequest(WireRequest):
+    """``group_open_http_svc/set_unread_msg_num``: a count above the group's message count is lowered to it."""
+
+    GroupId: str
+    Member_Account: str
+    UnreadMsgNum: int
+
+
+class JoinedGroupFilter(WireRequest):
+    GroupBaseInfoFilter: list[str] | None = None
+    SelfInfoFilter: list[str] | None = None
+
+
+class JoinedGroupListRequest(WireRequest):
+    """``group_open_http_svc/get_joined_group_list``; ``Limit``/``Offset`` page it (all groups when absent)."""
+
+    Member_Account: str
+    Limit: int | None = None
+    Offset: int | None = None
+    ResponseFilter: JoinedGroupFilter | None = None
+
+
+class JoinedGroupSelf(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    MsgSeq: int | None = None  # the member's read position
+    MsgFlag: str | None = None  # AcceptAndNotify, AcceptNotNotify or Discard
+    Role: str | None = None
+    JoinTime: int | None = None
+
+
+class JoinedGroup(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    GroupId: str
+    NextMsgSeq: int | None = None
+    LastMsgTime: int | None = None
+    SelfInfo: JoinedGroupSelf = Field(default_factory=JoinedGroupSelf)
+
+
+class JoinedGroupListResponse(WireResponse):
+    TotalCount: int = 0
+    GroupIdList: list[JoinedGroup] = Field(default_factory=list)

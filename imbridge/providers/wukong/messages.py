@@ -108,6 +108,15 @@ class WukongMessages(WukongCore):
         fake = wire.fake_channel_id(sender, to.id)
         return wire.PERSON, fake + wire.CMD_SUFFIX if command else fake
 
+    @staticmethod
+    def _belongs(found: wire.MessageResp, sender: str, to: Conversation) -> bool:
+        """Whether a message looked up by id is in ``to`` as ``sender`` sees it: lookups by message_id
+        search every channel (FACTS §9)."""
+        if to.is_group:
+            return found.channel_type == wire.GROUP and found.channel_id == to.id
+        return found.channel_type == wire.PERSON and {found.from_uid or wire.SYSTEM_UID, found.channel_id} == {
+            sender, to.id}  # fmt: skip
+
     def _lookup(
         self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None, command: bool = False
     ) -> Flow[wire.MessageResp | None]:
@@ -474,12 +483,7 @@ class WukongMessages(WukongCore):
         except NotFoundError:
             raise NotFoundError(f"no message {message_id}", provider=NAME, operation=op) from None
         # POST /message looks ids up globally, ignoring the channel (FACTS §9): check it is this one.
-        if to.is_group:
-            same = target.channel_type == wire.GROUP and target.channel_id == to.id
-        else:
-            same = target.channel_type == wire.PERSON and {target.from_uid or wire.SYSTEM_UID, target.channel_id} == {
-                sender, to.id}  # fmt: skip
-        if not same:
+        if not self._belongs(target, sender, to):
             raise NotFoundError(f"message {message_id} is not in {to}", provider=NAME, operation=op)
         scope = self._scope(sender, to)
         if store.revoked_keys(scope, [ref.key]):
@@ -491,12 +495,15 @@ class WukongMessages(WukongCore):
         # does not deduplicate client_msg_no). A first revoke pays no lookup.
         intent = _INTENT_SCOPE + scope
         if not store.record_revocation(intent, ref.key, self._now()):
-            found = yield from self._lookup(sender, to, notice_key, None)
+            found = yield from self._lookup(sender, to, notice_key, None, command=True)  # where the notice goes
             if found is not None:
                 store.record_revocation(scope, ref.key, self._now())
                 return
         notice = mapping.revoke_payload(target, message_id, sender)
-        body = {"header": {"red_dot": 0}, "client_msg_no": notice_key, "from_uid": sender,
+        # sync_once: the notice goes to the conversation's command channel (internal/api/message.go:256-258),
+        # which clients sync as commands. Stored in the chat itself it would raise every reader's unread count,
+        # red_dot 0 or not: /conversation/sync counts seqs (conversation.go:526-548) and never reads red_dot.
+        body = {"header": {"red_dot": 0, "sync_once": 1}, "client_msg_no": notice_key, "from_uid": sender,
                 "channel_id": to.id, "channel_type": channel_type, "payload": mapping.to_base64(notice)}  # fmt: skip
-        yield from self._deliver(body, sender, to)
+        yield from self._deliver(body, sender, to, _COMMAND)
         store.record_revocation(scope, ref.key, self._now())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from imbridge.capabilities import CapabilityMap, Operation, Support
 from imbridge.providers.wukong._core import STORE_HINT
+from imbridge.providers.wukong.conversations import WukongConversations
 from imbridge.providers.wukong.groups import WukongGroups
 from imbridge.providers.wukong.health import WukongHealth
 from imbridge.providers.wukong.maintenance import WukongMaintenance
@@ -25,8 +26,9 @@ from imbridge.providers.wukong.messages import WukongMessages
 from imbridge.providers.wukong.users import WukongUsers
 
 
-class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth, WukongMaintenance):
-    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``; what they share
+class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGroups, WukongHealth, WukongMaintenance):
+    """The operations live by resource: ``users.py``, ``messages.py``, ``groups.py``, ``conversations.py``
+    (conversation lists and message lookup); what they share
     (settings, transport hooks, the escape hatch) in ``_core.py``."""
 
     @property
@@ -77,15 +79,15 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth, Wu
                 Support.NATIVE,
                 "POST /channel/messagesync (both directions, opaque cursors). No membership check on the server. "
                 "Revoked messages are marked from imbridge's revocation records and from revoke notices "
-                "(type 1006) in the same page; the notices themselves are not returned as messages.",
+                "(type 1006) stored in the same page by earlier versions; notices are not returned as messages.",
             ),
             Operation.MESSAGES_REVOKE: (
                 (
                     Support.EMULATED,
-                    "WuKongIM has no revoke: imbridge sends a revoke notice (payload type 1006, stored, not "
-                    "sync_once) to the conversation and records the revocation in its store; imbridge's history "
-                    "shows the message revoked, but WuKongIM keeps its content and other readers must honour the "
-                    "notice themselves.",
+                    "WuKongIM has no revoke: imbridge sends a revoke notice (payload type 1006, header sync_once, "
+                    "so it lands in the conversation's command channel, which clients sync as commands, and raises "
+                    "no unread count) and records the revocation in its store; imbridge's history shows the message "
+                    "revoked, but WuKongIM keeps its content and other readers must honour the notice themselves.",
                 )
                 if stored
                 else (Support.UNSUPPORTED, no_store)
@@ -157,6 +159,7 @@ class WukongProvider(WukongUsers, WukongMessages, WukongGroups, WukongHealth, Wu
             else (Support.NATIVE, "Nothing falls due without a store (timed mutes need one).")
         )
         entries.update(self._admin_capabilities(stored, no_store))
+        entries.update(self._conversation_capabilities())
         return CapabilityMap(NAME, entries)
 
     @staticmethod

@@ -20,6 +20,9 @@ GROUP = 2
 """Channel type of a group (members are the channel's subscribers)."""
 
 SYSTEM_UID = "____system"
+CMD_SUFFIX = "____cmd"
+"""Appended to a channel's stored id for its command channel, where ``sync_once`` messages go (options
+``channel.cmdSuffix``, default at internal/options/options.go:426)."""
 """The built-in system account; messages from it read back with ``from_uid == ""``."""
 
 # WuKongIM reason codes (WuKongIMGoProto ``ReasonCode``, iota order), seen as HTTP 200 {"status": N}.
@@ -120,6 +123,27 @@ class SyncResult(_Wire):
     end_message_seq: int = 0
     more: int = 0
     messages: list[MessageResp] = Field(default_factory=list)
+
+
+class ConversationResp(_Wire):
+    """One element of ``POST /conversation/sync`` and ``/conversation/syncByChannels``
+    (``syncUserConversationResp``, internal/api/conversation_model.go:44-55 at v2.2.5-20260422).
+
+    ``channel_id`` is the peer's uid for a one-to-one chat (not the fake id); ``unread`` is
+    ``last_msg_seq`` minus the later of the read position and the user's own newest message
+    (conversation.go:526-548); ``recents`` are the newest ``msg_count`` messages, newest first.
+    """
+
+    channel_id: str
+    channel_type: int
+    unread: int = 0
+    timestamp: int = 0
+    last_msg_seq: int = 0
+    last_client_msg_no: str = ""
+    offset_msg_seq: int = 0
+    readed_to_msg_seq: int = 0
+    version: int = 0
+    recents: list[MessageResp] | None = None
 
 
 class SendBatchResult(_Wire):
