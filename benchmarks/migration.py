@@ -138,7 +138,7 @@ def run_size(messages: int, wukong_url: str | None, token: str) -> dict[str, Any
     tencent = TencentEmulator(secret_key=key, store=str(work / "tencent.db"), rate_limits={"*": 100_000.0})
     seeded = _seed(tencent, messages)
     users = work / "users.txt"
-    users.write_text("\n".join(r[0] for r in tencent.store._read("SELECT id FROM users") if r[0] != tencent.admin))
+    users.write_text("\n".join(uid for uid in tencent.store.user_ids() if uid != tencent.admin))
     wukong = None if wukong_url else WukongEmulator(store=str(work / "wukong.db"))
     prefix = f"b{secrets.token_hex(3)}_" if wukong_url else ""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMBRIDGE_")}

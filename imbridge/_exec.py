@@ -221,9 +221,11 @@ class SyncExecutor(_Core):
                         self.clock.sleep(instruction.seconds)
                         instruction = flow.send(None)
                     else:
-                        instruction = flow.send(
-                            [self._outcome(request, operation, budget) for request in instruction.requests]
-                        )
+                        outcomes = [self._outcome(request, operation, budget) for request in instruction.requests]
+                        try:
+                            instruction = flow.send(outcomes)
+                        except _SHAPE_ERRORS as exc:  # a fanned-out reply read like any other
+                            raise self.shape_error(exc, operation, self.provider.name) from exc
                     continue
                 try:
                     reply = self.request(instruction, operation, budget)
@@ -306,7 +308,11 @@ class AsyncExecutor(_Core):
                         await self.clock.asleep(instruction.seconds)
                         instruction = flow.send(None)
                     else:
-                        instruction = flow.send(await self._gather(instruction.requests, operation, budget))
+                        outcomes = await self._gather(instruction.requests, operation, budget)
+                        try:
+                            instruction = flow.send(outcomes)
+                        except _SHAPE_ERRORS as exc:  # a fanned-out reply read like any other
+                            raise self.shape_error(exc, operation, self.provider.name) from exc
                     continue
                 try:
                     reply = await self.request(instruction, operation, budget)

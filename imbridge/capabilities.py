@@ -43,6 +43,29 @@ class Operation(StrEnum):
     GROUPS_UNMUTE = "groups.unmute"
     GROUPS_MUTE_ALL = "groups.mute_all"
     GROUPS_MUTED = "groups.muted"
+    # due work on the server (issue 15)
+    MAINTENANCE_RUN_DUE = "maintenance.run_due"
+    # -- member administration, join policy, presence and sessions, system messages, accounts (issue 17)
+    USERS_PRESENCE = "users.presence"
+    USERS_KICK = "users.kick"
+    USERS_EXISTS = "users.exists"
+    USERS_DELETE = "users.delete"
+    MESSAGES_DELIVERY = "messages.delivery"
+    GROUPS_SET_ROLE = "groups.set_role"
+    GROUPS_TRANSFER_OWNER = "groups.transfer_owner"
+    GROUPS_SET_NAME_CARD = "groups.set_name_card"
+    GROUPS_JOIN_POLICY = "groups.join_policy"
+    GROUPS_JOINED = "groups.joined"
+    GROUPS_LIST = "groups.list"
+    GROUPS_NOTIFY = "groups.notify"
+
+    # Conversations and message lookup (issue 16): each user's conversation list with unread counts.
+    CONVERSATIONS_LIST = "conversations.list"
+    CONVERSATIONS_DELETE = "conversations.delete"
+    CONVERSATIONS_MARK_READ = "conversations.mark_read"
+    CONVERSATIONS_SET_UNREAD = "conversations.set_unread"
+    MESSAGES_GET = "messages.get"
+    MESSAGES_GET_MANY = "messages.get_many"
 
 
 class Capability(BaseModel):

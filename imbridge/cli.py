@@ -14,9 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from enum import IntEnum
@@ -33,7 +36,9 @@ from imbridge.errors import (
     InvalidRequestError,
     UnsupportedOperationError,
 )
-from imbridge.models import Conversation, Message
+from imbridge.models import Conversation, DeviceKind, Message
+from imbridge.models.health import Health
+from imbridge.models.maintenance import MaintenanceReport
 from imbridge.providers.base import Direction
 
 
@@ -51,7 +56,9 @@ class ExitCode(IntEnum):
     MISMATCH = 4
     """A verification ran and found differences (``migrate verify``, ``migrate report`` after such a verify)."""
     INTERRUPTED = 130
-    """Stopped by Ctrl-C (SIGINT), as shells report it."""
+    """Stopped by Ctrl-C (SIGINT), as shells report it (128 + the signal's number)."""
+    TERMINATED = 143
+    """Stopped by SIGTERM (``migrate``, after saving what it did and saying how to resume)."""
 
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNSUPPORTED = ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE, ExitCode.UNSUPPORTED
@@ -114,6 +121,16 @@ def _conversation(text: str) -> Conversation:
         raise argparse.ArgumentTypeError(error.message) from None
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", exclude={"raw"})
@@ -154,7 +171,7 @@ def _client(args: argparse.Namespace) -> IMClient:
 def _masked(value: Any) -> Any:
     """Settings as doctor shows them: the password of any ``scheme://user:password@host`` URL replaced."""
     if isinstance(value, str):
-        return mask_url(value)
+        return _masked_text(value)
     if isinstance(value, dict):
         return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -162,26 +179,43 @@ def _masked(value: Any) -> Any:
     return value
 
 
+_URL_WITH_USER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s\"'@]*@[^\s\"']*")
+
+
+def _masked_text(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` in it replaced by ``***``."""
+    return _URL_WITH_USER.sub(lambda match: mask_url(match.group(0)), text)
+
+
 def cmd_doctor(args: argparse.Namespace, out: Output) -> int:
+    """Settings, health and capabilities; exit 1 when the server is unreachable or refuses the credentials."""
     with _client(args) as im:
         settings = _masked(im.describe())
+        health: Health | None
         try:
-            reachability = im.health()
-        except IMBridgeError as error:
-            reachability = f"unreachable: {error}"
-        reachability = " ".join(mask_url(word) for word in reachability.split(" "))
+            health = im.health(timeout=args.timeout)
+        except UnsupportedOperationError:
+            health = None  # a third-party provider without a check: nothing to judge
         matrix = im.capabilities.as_table()
-        report = {"settings": settings, "reachability": reachability, "capabilities": matrix}
+        report = _masked({
+            "settings": settings,
+            "health": health.model_dump(mode="json") if health is not None else None,
+            "capabilities": matrix,
+        })  # fmt: skip
 
         def text() -> str:
             lines = ["Settings in effect (secrets masked):"]
             lines += [f"  {key}: {value}" for key, value in settings.items()]
-            lines += [f"Reachability: {reachability}", "Capabilities:"]
+            lines.append(f"Health: {health}" if health is not None else "Health: this provider has no check")
+            if health is not None:
+                lines += [f"  warning: {warning}" for warning in health.warnings]
+                lines += [f"  {key}: {value}" for key, value in health.details.items()]
+            lines.append("Capabilities:")
             lines += [f"  {row['operation']:<26} {row['support']:<12} {row['notes']}" for row in matrix]
-            return "\n".join(lines)
+            return _masked_text("\n".join(lines))  # a URL's password, wherever the health details show one
 
         out.emit(report, text)
-    return EXIT_OK
+    return EXIT_FAILED if health is not None and not health.ok else EXIT_OK
 
 
 def _read_text(source: str) -> str:
@@ -256,8 +290,11 @@ def cmd_groups_members(args: argparse.Namespace, out: Output) -> int:
         def text() -> str:
             rows = []
             for member in members:
-                muted = f"muted until {member.muted_until.isoformat()}" if member.muted_until else ""
-                rows.append(f"{member.user_id:<24} {member.role.value:<7} {muted}")
+                muted = ""
+                if member.muted:
+                    muted = f"muted until {member.muted_until.isoformat()}" if member.muted_until else "muted (no end)"
+                card = f"[{member.name_card}] " if member.name_card else ""
+                rows.append(f"{member.user_id:<24} {member.role.value:<7} {card}{muted}".rstrip())
             return "\n".join(rows)
 
         out.emit(members, text)
@@ -265,11 +302,12 @@ def cmd_groups_members(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_groups_mute(args: argparse.Namespace, out: Output) -> int:
+    seconds = None if args.forever else args.duration
     with _client(args) as im:
-        im.groups.mute(args.group_id, args.user_ids, timedelta(seconds=args.duration))  # --duration: positive
+        im.groups.mute(args.group_id, args.user_ids, timedelta(seconds=seconds) if seconds is not None else None)
         out.emit(
-            {"muted": args.user_ids, "seconds": args.duration},
-            lambda: f"muted {', '.join(args.user_ids)} for {args.duration} s",
+            {"muted": args.user_ids, "seconds": seconds},
+            lambda: f"muted {', '.join(args.user_ids)} " + (f"for {seconds} s" if seconds else "until unmuted"),
         )
     return EXIT_OK
 
@@ -279,6 +317,140 @@ def cmd_groups_unmute(args: argparse.Namespace, out: Output) -> int:
         im.groups.unmute(args.group_id, args.user_ids)
         out.emit({"unmuted": args.user_ids}, lambda: f"unmuted {', '.join(args.user_ids)}")
     return EXIT_OK
+
+
+def cmd_conversations_list(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        page = im.conversations.list(args.user, limit=args.limit, cursor=args.cursor)
+
+        def text() -> str:
+            lines = []
+            for summary in page.items:
+                flags = "".join(mark for mark, on in (("pinned ", summary.pinned), ("muted ", summary.muted)) if on)
+                last = _message_line(summary.last_message) if summary.last_message else "(no message)"
+                lines.append(f"{summary.conversation!s:<32} {summary.unread:>4} unread  {flags}{last}")
+            lines = lines or ["(no conversations)"]
+            if page.next_cursor:
+                lines.append(f"next page: --cursor {page.next_cursor}")
+            return "\n".join(lines)
+
+        out.emit({"items": page.items, "next_cursor": page.next_cursor}, text)
+    return EXIT_OK
+
+
+def _report_line(report: MaintenanceReport) -> str:
+    stamp = report.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not report.ran:
+        return f"{stamp} skipped: {report.lease_holder or 'another worker'} holds the lease"
+    parts = [f"lifted {len(report.lifted_mutes)} mute(s)"]
+    parts += [f"{m.group_id}: {m.user_id} (ended {m.muted_until:%H:%M:%S})" for m in report.lifted_mutes[:10]]
+    if report.restored_mutes:
+        parts.append(f"kept {len(report.restored_mutes)} muted again meanwhile")
+    parts += [f"FAILED {f.group_id} {', '.join(f.user_ids)}: {f.error}" for f in report.failures]
+    if report.next_due_at is not None:
+        parts.append(f"next due {report.next_due_at:%Y-%m-%dT%H:%M:%SZ}")
+    parts += report.notes
+    return f"{stamp} " + "; ".join(parts)
+
+
+def cmd_worker(args: argparse.Namespace, out: Output) -> int:
+    """Run due work (``im.maintenance.run_due``) every ``--interval`` seconds until SIGTERM or Ctrl-C."""
+    with _client(args) as im:
+        if args.once:
+            report = im.maintenance.run_due(lease=args.lease)
+            out.emit(report, lambda: _report_line(report))
+            return EXIT_FAILED if report.failures else EXIT_OK
+
+        def emit(value: BaseModel | dict[str, Any], text: str) -> None:
+            line = json.dumps(_jsonable(value), ensure_ascii=False) if out.as_json else text
+            print(line, flush=True)
+
+        def on_report(report: MaintenanceReport) -> None:
+            if report.did_work or args.verbose:
+                emit(report, _report_line(report))
+
+        def on_error(error: IMBridgeError) -> None:
+            emit({"error": f"{type(error).__name__}: {error}"}, f"run failed (tried again later): {error}")
+
+        health = im.health()
+        if not health.ok:
+            emit({"health": health.model_dump(mode="json")}, f"warning: {health} (the worker keeps trying)")
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        emit(
+            {"started": im.maintenance.worker, "provider": im.provider_name, "interval": args.interval},
+            f"imbridge worker: {im.provider_name}, due work every {args.interval:g} s as {im.maintenance.worker} "
+            "(SIGTERM or Ctrl-C stops it)",
+        )
+        try:
+            im.maintenance.run_forever(
+                args.interval, stop=stop, on_report=on_report, on_error=on_error, lease=args.lease
+            )
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return EXIT_OK
+
+
+# -- member administration, presence and sessions (issue 17) ------------------------------------------
+
+
+def cmd_users_presence(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        presence = im.users.presence(args.user_ids)
+
+        def text() -> str:
+            rows = []
+            for item in presence:
+                kinds = ", ".join(sorted(kind.value for kind in item.device_kinds()))
+                rows.append(f"{item.user_id:<24} {item.state.value}" + (f" ({kinds})" if kinds else ""))
+            return "\n".join(rows)
+
+        out.emit(presence, text)
+    return EXIT_OK
+
+
+def cmd_users_kick(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        im.users.kick(args.user_id, device=args.device)
+        where = f"{args.device} devices" if args.device else "every device"
+        out.emit({"kicked": args.user_id, "device": args.device}, lambda: f"kicked {args.user_id} off {where}")
+    return EXIT_OK
+
+
+def cmd_groups_role(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        im.groups.set_role(args.group_id, args.user_id, args.role)
+        out.emit({"group": args.group_id, "user": args.user_id, "role": args.role},
+                 lambda: f"{args.user_id} is now {args.role} of {args.group_id}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_groups_transfer(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as im:
+        im.groups.transfer_owner(args.group_id, args.user_id)
+        out.emit({"group": args.group_id, "owner": args.user_id},
+                 lambda: f"{args.user_id} now owns {args.group_id}")  # fmt: skip
+    return EXIT_OK
+
+
+def _add_admin_commands(users: Any, groups: Any) -> None:
+    presence = users.add_parser("presence", help="who is online, on which kinds of device")
+    presence.add_argument("user_ids", nargs="+", metavar="USER", help="user ids to look up")
+    presence.set_defaults(handler=cmd_users_presence)
+    kick = users.add_parser("kick", help="end a user's sessions (every device unless --device)")
+    kick.add_argument("user_id", metavar="USER", help="the user id whose sessions end")
+    kick.add_argument("--device", choices=[kind.value for kind in DeviceKind], help="only sessions of this kind")
+    kick.set_defaults(handler=cmd_users_kick)
+    role = groups.add_parser("role", help="make a member an admin or a plain member")
+    role.add_argument("group_id", help="the group id")
+    role.add_argument("user_id", metavar="USER", help="the member")
+    role.add_argument("role", choices=["admin", "member"], help="the member's new role")
+    role.set_defaults(handler=cmd_groups_role)
+    transfer = groups.add_parser("transfer", help="make a member the owner (the old owner stays a member)")
+    transfer.add_argument("group_id", help="the group id")
+    transfer.add_argument("user_id", metavar="USER", help="the member who becomes the owner")
+    transfer.set_defaults(handler=cmd_groups_transfer)
 
 
 def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
@@ -296,14 +468,15 @@ def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
             key, key_source = secrets.token_hex(32), "generated"
         app_id = args.sdk_app_id or int(os.environ.get("IMBRIDGE_TENCENT_SDK_APP_ID") or 1400000000)
         admin = args.admin or os.environ.get("IMBRIDGE_TENCENT_ADMIN") or "administrator"
-        emulator = TencentEmulator(sdk_app_id=app_id, secret_key=key, admin=admin, store=args.store)
+        emulator = TencentEmulator(sdk_app_id=app_id, secret_key=key, admin=admin, store=args.store,
+                                   callback=args.callback_url, callback_token=args.callback_token)  # fmt: skip
         settings = {"IMBRIDGE_TENCENT_SDK_APP_ID": str(app_id), "IMBRIDGE_TENCENT_ADMIN": admin}
         secret = ("IMBRIDGE_TENCENT_SECRET_KEY", key, key_source, "--secret-key")
     else:
         from imbridge.emulators.wukong import WukongEmulator
 
         token = args.manager_token or os.environ.get("IMBRIDGE_WUKONG_MANAGER_TOKEN") or ""
-        emulator = WukongEmulator(manager_token=token or None, store=args.store)
+        emulator = WukongEmulator(manager_token=token or None, store=args.store, webhook=args.callback_url)
         settings = {}
         if token:
             where = "--manager-token" if args.manager_token else "environment"
@@ -349,6 +522,42 @@ def cmd_emulate(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_listen(args: argparse.Namespace, out: Output) -> int:
+    """Serve an EventReceiver built from the environment until interrupted, printing each event."""
+    from imbridge.events import BaseEvent, EventReceiver
+    from imbridge.events.devserver import DevServer
+
+    receiver = EventReceiver.from_env(args.provider)
+
+    @receiver.on()
+    def show(event: BaseEvent) -> None:
+        line = event.model_dump(mode="json") if out.as_json else None
+        print(json.dumps(line, ensure_ascii=False) if line is not None else _event_line(event), flush=True)
+
+    server = DevServer(receiver, host=args.host, port=args.port, record=args.record)
+    if not out.as_json:
+        print(f"{receiver.provider} event receiver on {server.url} (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return EXIT_OK
+
+
+def _event_line(event: Any) -> str:
+    details = {k: v for k, v in event.model_dump(mode="json", exclude={"raw", "provider", "received_at"}).items()
+               if v not in (None, [], {}, "")}  # fmt: skip
+    kind, event_id = details.pop("kind"), details.pop("event_id")
+    message = details.pop("message", None)
+    if message is not None:
+        details["from"] = message["sender"]
+        details["to"] = f"{message['conversation']['kind']}:{message['conversation']['id']}"
+        details["content"] = [element.get("text") or element["type"] for element in message["elements"]]
+    return f"{kind} {event_id} " + json.dumps(details, ensure_ascii=False)
+
+
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     """The tour of the neutral API on the embedded provider, then the migration demo (either alone by flag)."""
     from imbridge.demo import run_local_tour
@@ -371,7 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(json=False, provider=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
-    doctor = commands.add_parser("doctor", help="settings in effect (secrets masked), reachability, capabilities")
+    doctor = commands.add_parser(
+        "doctor", help="settings in effect (secrets masked), health, capabilities; exit 1 if the server is not ok"
+    )
+    doctor.add_argument("--timeout", type=_positive, help="seconds for the health check (default: the client's)")
     doctor.set_defaults(handler=cmd_doctor)
 
     send = commands.add_parser("send", help="send a text message")
@@ -393,6 +605,16 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--forward", action="store_true", help="oldest first (default: newest first)")
     history.set_defaults(handler=cmd_history)
 
+    conversations = commands.add_parser("conversations", help="a user's conversations").add_subparsers(
+        dest="conversations_command", required=True, metavar="SUBCOMMAND", help="what to do with conversations"
+    )
+    listing = conversations.add_parser("list", help="one page of a user's conversations, newest activity first")
+    listing.add_argument("user", help="whose conversations")
+    listing.add_argument("--limit", type=_positive_int("--limit"), default=20,
+                         help="conversations on the page (default 20)")
+    listing.add_argument("--cursor", help="the 'next page' cursor printed by the previous page")
+    listing.set_defaults(handler=cmd_conversations_list)
+
     users = commands.add_parser("users", help="accounts").add_subparsers(
         dest="users_command", required=True, metavar="SUBCOMMAND", help="what to do with accounts"
     )
@@ -413,16 +635,28 @@ def build_parser() -> argparse.ArgumentParser:
     members = groups.add_parser("members", help="members with their roles and mutes")
     members.add_argument("group_id", help="the group id")
     members.set_defaults(handler=cmd_groups_members)
-    mute = groups.add_parser("mute", help="stop members from sending for a while")
+    mute = groups.add_parser("mute", help="stop members from sending, for a while or until unmuted")
     mute.add_argument("group_id", help="the group id")
     mute.add_argument("user_ids", nargs="+", metavar="USER", help="members to mute")
     mute.add_argument("--duration", type=_positive_int("--duration"), default=3600, metavar="SECONDS",
                       help="how long, in seconds (default 3600)")
+    mute.add_argument("--forever", action="store_true", help="until unmuted (no --duration)")
     mute.set_defaults(handler=cmd_groups_mute)
     unmute = groups.add_parser("unmute", help="let muted members send again")
     unmute.add_argument("group_id", help="the group id")
     unmute.add_argument("user_ids", nargs="+", metavar="USER", help="members to unmute")
     unmute.set_defaults(handler=cmd_groups_unmute)
+    _add_admin_commands(users, groups)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run due work on the server (e.g. end WuKongIM timed mutes) on a schedule; safe on every instance",
+    )
+    worker.add_argument("--interval", type=_positive, default=30.0, help="seconds between runs (default 30)")
+    worker.add_argument("--lease", type=_positive, default=60.0, help="seconds a run may hold the store's lease")
+    worker.add_argument("--once", action="store_true", help="one run, print its report, exit (1 if anything failed)")
+    worker.add_argument("--verbose", action="store_true", help="print every run, also those that did nothing")
+    worker.set_defaults(handler=cmd_worker)
 
     emulate = commands.add_parser("emulate", help="serve an emulator of a vendor's REST API on 127.0.0.1")
     emulate.add_argument("vendor", choices=["tencent", "wukong"], help="whose API to emulate")
@@ -435,7 +669,17 @@ def build_parser() -> argparse.ArgumentParser:
                          "(never printed: a generated one is written to a file only you can read)")
     emulate.add_argument("--admin", help="tencent: default IMBRIDGE_TENCENT_ADMIN or administrator")
     emulate.add_argument("--manager-token", help="wukong: require this token (default IMBRIDGE_WUKONG_MANAGER_TOKEN)")
+    emulate.add_argument("--callback-url", help="POST the vendor's callbacks (webhooks) to this URL")
+    emulate.add_argument("--callback-token", help="tencent: sign callbacks with this token (Sign, RequestTime)")
     emulate.set_defaults(handler=cmd_emulate)
+
+    listen = commands.add_parser(
+        "listen", help="receive the provider's webhooks on 127.0.0.1 and print each event (for development)"
+    )
+    listen.add_argument("--port", type=_port, default=8099, help="default 8099")
+    listen.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    listen.add_argument("--record", help="also append every request received to this JSON-lines file")
+    listen.set_defaults(handler=cmd_listen)
 
     demo = commands.add_parser(
         "demo", help="a tour of the neutral API on local, then a Tencent IM -> WuKongIM migration, verified"
@@ -463,7 +707,7 @@ def _error_report(error: BaseException, code: int) -> dict[str, Any]:
     return {"type": type(error).__name__, "message": str(error), "provider": None, "code": None, "exit_code": code}
 
 
-def _exit_code(error: BaseException) -> int:
+def _exit_code(error: BaseException) -> int:  # one mapping for every command: the README's table
     if isinstance(error, UsageError | ConfigurationError | InvalidRequestError):
         return ExitCode.USAGE
     if isinstance(error, UnsupportedOperationError):

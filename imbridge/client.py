@@ -7,10 +7,11 @@ and an executor.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
 import httpx
 import pydantic
@@ -31,13 +32,19 @@ from imbridge.capabilities import CapabilityMap
 from imbridge.config import Selection
 from imbridge.errors import ConfigurationError
 from imbridge.models._validation import validation_problems
+from imbridge.models.health import Health
 from imbridge.providers import load_provider_class
 from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.resources._base import AsyncResource, Gate, SyncResource
+from imbridge.resources.conversations import AsyncConversations, Conversations
 from imbridge.resources.groups import AsyncGroups, Groups
+from imbridge.resources.maintenance import AsyncMaintenance, Maintenance
 from imbridge.resources.messages import AsyncMessages, Messages
 from imbridge.resources.users import AsyncUsers, Users
 from imbridge.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from imbridge.events.policy import BeforeSendPolicy
 
 E = TypeVar("E", SyncExecutor, AsyncExecutor)
 S = TypeVar("S", bound=SyncResource[Any])
@@ -128,6 +135,8 @@ class _ClientBase(Generic[E]):
     users = _ResourceSlot(Users, AsyncUsers)
     messages = _ResourceSlot(Messages, AsyncMessages)
     groups = _ResourceSlot(Groups, AsyncGroups)
+    maintenance = _ResourceSlot(Maintenance, AsyncMaintenance)
+    conversations = _ResourceSlot(Conversations, AsyncConversations)
 
     def __init__(
         self,
@@ -138,6 +147,7 @@ class _ClientBase(Generic[E]):
         clock: Clock | None,
         settings: Mapping[str, Any],
         bulk_concurrency: int = 8,
+        before_send: Any = None,
     ) -> None:
         self._bulk_concurrency = _count(bulk_concurrency, "bulk_concurrency", minimum=1)
         self._retry = _retry_policy(retry) if retry is not None else RetryPolicy()
@@ -150,7 +160,9 @@ class _ClientBase(Generic[E]):
         else:
             self._provider, self._owns_provider = build_provider(provider, settings, clock=self._clock), True
         self._pacer = Pacer(self._clock.monotonic)
-        self._gate = Gate(self._provider)
+        if before_send is not None and not callable(before_send):
+            raise ConfigurationError("before_send must be a function of a MessageSending returning a Decision")
+        self._gate = Gate(self._provider, before_send)
 
     def _share(self, clone: _ClientBase[E]) -> None:
         """Copy this client's state into ``clone`` (``with_options``), but not its resources: they run on
@@ -166,6 +178,13 @@ class _ClientBase(Generic[E]):
             "retry": self._retry, "timeout": self._timeout, "clock": self._clock, "pacer": self._pacer,
             "bulk_concurrency": self._bulk_concurrency,
         }  # fmt: skip
+
+    def _health_options(self, timeout: float | None) -> dict[str, Any]:
+        """The executor settings of a health check: one attempt, and its own timeout when given."""
+        options = {**self._executor_options(), "retry": RetryPolicy.none()}
+        if timeout is not None:
+            options["timeout"] = _timeout(timeout)
+        return options
 
     @property
     def provider_name(self) -> str:
@@ -221,11 +240,13 @@ class IMClient(_ClientBase[SyncExecutor]):
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         clock: Clock | None = None,
+        before_send: BeforeSendPolicy | None = None,
         **settings: Any,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise ConfigurationError(f"http_client must be an httpx.Client, not {type(http_client).__name__}")
-        super().__init__(provider, retry=retry, timeout=timeout, clock=clock, settings=settings)
+        super().__init__(provider, retry=retry, timeout=timeout, clock=clock, settings=settings,
+                         before_send=before_send)  # fmt: skip
         self._transport: SyncTransport | None = None
         self._owns_transport = False
         if self._provider.uses_http:
@@ -242,9 +263,12 @@ class IMClient(_ClientBase[SyncExecutor]):
         client._owns_provider = True
         return client
 
-    def health(self) -> str:
-        """Check that the provider is reachable with these settings; raises the mapped error if not."""
-        return self._executor.run("provider.health", self._provider.health())
+    def health(self, *, timeout: float | None = None) -> Health:
+        """One cheap authenticated call to the server, in one attempt (no retries), ``timeout`` seconds at most
+        (default: the client's). Raises nothing for a down server or refused credentials: the answer says so
+        (``reachable``, ``authenticated``, ``server_version``, ``latency_ms``, ``warnings``; ``ok`` for both)."""
+        executor = SyncExecutor(self._provider, self._transport, **self._health_options(timeout))
+        return executor.run("health", self._provider.health())
 
     @property
     def provider(self) -> BoundProvider:
@@ -310,14 +334,18 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         clock: Clock | None = None,
         max_connections: int = 100,
         bulk_concurrency: int = 8,
+        before_send: BeforeSendPolicy | None = None,
+        background_maintenance: float | None = None,
         **settings: Any,
     ) -> None:
         _count(max_connections, "max_connections", minimum=0)  # 0: no limit (aiohttp's meaning)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise ConfigurationError(f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}")
         super().__init__(
-            provider, retry=retry, timeout=timeout, clock=clock, settings=settings, bulk_concurrency=bulk_concurrency
+            provider, retry=retry, timeout=timeout, clock=clock, settings=settings, bulk_concurrency=bulk_concurrency,
+            before_send=before_send,
         )
+        self._background_maintenance = background_maintenance
         self._transport: AsyncTransport | None = None
         self._owns_transport = False
         if self._provider.uses_http:
@@ -327,6 +355,21 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
                 self._transport = AiohttpTransport(max_connections=max_connections)
                 self._owns_transport = True
         self._executor = AsyncExecutor(self._provider, self._transport, **self._executor_options())
+        if background_maintenance is not None:
+            self._start_maintenance(background_maintenance, at_once=False)
+
+    def _start_maintenance(self, interval: float, *, at_once: bool) -> None:
+        """``background_maintenance``: run due work every ``interval`` seconds in the background, from now if an
+        event loop is running, else from ``async with`` (or call ``im.maintenance.start()`` in async code)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if at_once:
+                raise ConfigurationError("background_maintenance needs a running event loop") from None
+            if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+                raise ConfigurationError(f"background_maintenance must be seconds > 0, got {interval!r}") from None
+            return
+        self.maintenance.start(interval)
 
     @classmethod
     def from_env(cls, **options: Any) -> AsyncIMClient:
@@ -336,9 +379,12 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         client._owns_provider = True
         return client
 
-    async def health(self) -> str:
-        """Check that the provider is reachable with these settings; raises the mapped error if not."""
-        return await self._executor.run("provider.health", self._provider.health())
+    async def health(self, *, timeout: float | None = None) -> Health:
+        """One cheap authenticated call to the server, in one attempt (no retries), ``timeout`` seconds at most
+        (default: the client's). Raises nothing for a down server or refused credentials: the answer says so
+        (``reachable``, ``authenticated``, ``server_version``, ``latency_ms``, ``warnings``; ``ok`` for both)."""
+        executor = AsyncExecutor(self._provider, self._transport, **self._health_options(timeout))
+        return await executor.run("health", self._provider.health())
 
     @property
     def provider(self) -> AsyncBoundProvider:
@@ -348,6 +394,7 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         """A client sharing this one's provider and connection pool with other retry/timeout settings."""
         clone = object.__new__(AsyncIMClient)
         self._share(clone)
+        clone._background_maintenance = None  # the background runs stay this client's
         clone._retry = _retry_policy(retry) if retry is not None else self._retry
         clone._timeout = _timeout(timeout) if timeout is not None else self._timeout
         clone._owns_provider = clone._owns_transport = False
@@ -355,12 +402,17 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         return clone
 
     async def aclose(self) -> None:
+        background = self.__dict__.get("maintenance")
+        if isinstance(background, AsyncMaintenance):
+            await background.stop()  # before the transport it uses goes
         if self._transport is not None and self._owns_transport:
             await self._transport.aclose()
         if self._owns_provider:
             self._provider.close()
 
     async def __aenter__(self) -> Self:
+        if self._background_maintenance is not None:
+            self._start_maintenance(self._background_maintenance, at_once=True)
         return self
 
     async def __aexit__(

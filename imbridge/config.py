@@ -54,7 +54,8 @@ class LocalSettings(ProviderSettings):
     model_config = SettingsConfigDict(env_prefix="IMBRIDGE_LOCAL_")
 
     database: str = "imbridge.db"
-    """A file path, ``sqlite:///path``, or ``:memory:``."""
+    """A file path, ``sqlite:///path``, ``:memory:``, or ``postgresql://user:password@host/db`` (several
+    processes on several hosts; needs ``pip install 'imbridge-client[postgres]'``)."""
     token_secret: SecretStr | None = None
     """HMAC key for login tokens. When unset, a random key is made once and kept in the database."""
 
@@ -101,14 +102,17 @@ class WukongSettings(ProviderSettings):
     base_url: str = "http://127.0.0.1:5001"
     manager_token: SecretStr | None = None
     """The server's ``managerToken``, sent as the ``token`` header."""
-    store: str = "imbridge-wukong.db"
+    store: str = ""
     """Where imbridge keeps what WuKongIM does not (profiles, group names and roles, timed mutes,
-    revocations): a SQLite path or ``sqlite:///`` URL; empty to run without (those operations are then
-    UNSUPPORTED)."""
+    revocations): ``sqlite:///path`` (or a path) for app instances on one host, ``postgresql://…`` for
+    instances on several hosts. Empty (the default): none, and the operations that need it are
+    UNSUPPORTED (the capability notes and ``imbridge doctor`` say so). Never guessed: a file in the working
+    directory would give each directory, and each host, a store of its own."""
     token_secret: SecretStr | None = None
     """HMAC key for the login tokens imbridge issues; kept in the store when unset."""
     device_flag: int = Field(default=0, ge=0, le=255)
-    """Device flag login tokens are registered for: 0 app, 1 web, 2 PC."""
+    """Device flag of login tokens issued without ``device=``: 0 app (iOS/Android SDKs), 1 web (the JS SDK), 2 PC.
+    A client connecting with another flag is never answered; pass ``device="web"`` for the JS SDK."""
     device_level: int = Field(default=1, ge=0, le=1)
     """Device level of issued login tokens: 1 master (kicks that device flag's live connections), 0 slave."""
     confirm_sends: bool = True

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
+
+if TYPE_CHECKING:
+    from imbridge.events.base import InboundRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +143,15 @@ class LoopbackServer:
         return self
 
     def serve_forever(self) -> None:
+        """Serve in the calling thread until it is interrupted (Ctrl-C); then :meth:`stop` closes the socket."""
         self._server.serve_forever()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:  # served by start(): end that loop and wait for it
+            self._server.shutdown()
+            self._thread.join()
+        # Otherwise the loop ran in the caller's thread and has ended (or never began: a Ctrl-C before it
+        # started). shutdown() would then wait forever for a loop that is not running.
         self._server.server_close()
 
 
@@ -154,3 +163,140 @@ def serve(emulator: Emulator, port: int = 0) -> Iterator[LoopbackServer]:
         yield server
     finally:
         server.stop()
+
+
+# -- callbacks (webhooks) an emulator sends ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """One webhook request an emulator sends: query and body, to the configured target."""
+
+    query: Mapping[str, str]
+    body: bytes
+    attempts: int = 1
+    """How many times to try before giving up (the vendor's retry rule for this event)."""
+    retry_delay: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAnswer:
+    status: int
+    body: bytes
+
+
+CallbackTarget = Callable[["InboundRequest"], Any]
+"""An in-process receiver (``EventReceiver.deliver``): takes the request, returns something with ``status``
+and ``body``."""
+
+
+class CallbackDispatcher:
+    """Sends an emulator's webhooks to a URL (POST over HTTP) or to an in-process receiver.
+
+    ``send_now`` delivers synchronously (Tencent's before-send callbacks, which decide the send);
+    ``enqueue`` hands a callback to a background thread that delivers in order (the "after" events,
+    sent once the API call has been answered, as the vendors do). ``drain`` waits until everything
+    queued so far was delivered or given up.
+    """
+
+    def __init__(self, target: str | CallbackTarget, *, timeout: float = 2.0) -> None:
+        self._target = target
+        self._timeout = timeout
+        self._client: httpx.Client | None = httpx.Client(timeout=timeout) if isinstance(target, str) else None
+        self._queue: list[Callable[[], None]] = []
+        self._condition = threading.Condition()
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.delivered: list[tuple[Callback, CallbackAnswer | None]] = []
+        """Every attempt made and its answer (None: no answer), for tests and demos."""
+
+    def send_now(self, callback: Callback) -> CallbackAnswer | None:
+        """One attempt now; None when the target could not be reached or did not answer in time."""
+        answer: CallbackAnswer | None
+        try:
+            if self._client is not None:
+                assert isinstance(self._target, str)
+                separator = "&" if "?" in self._target else "?"
+                url = self._target + separator + urlencode(dict(callback.query))
+                response = self._client.post(url, content=callback.body, headers={"content-type": "application/json"})
+                answer = CallbackAnswer(response.status_code, response.content)
+            else:
+                from imbridge.events.base import InboundRequest
+
+                path = "/"
+                request = InboundRequest("POST", path, {"content-type": "application/json"}, dict(callback.query),
+                                         callback.body, "127.0.0.1")  # fmt: skip
+                reply = self._target(request)  # type: ignore[operator]
+                answer = CallbackAnswer(int(reply.status), bytes(reply.body))
+        except httpx.HTTPError:
+            answer = None
+        self.delivered.append((callback, answer))
+        return answer
+
+    def deliver(self, callback: Callback) -> bool:
+        """Up to ``callback.attempts`` tries, ``retry_delay`` apart; True once answered 200."""
+        for attempt in range(callback.attempts):
+            answer = self.send_now(callback)
+            if answer is not None and answer.status == 200:
+                return True
+            if attempt + 1 < callback.attempts:
+                time.sleep(callback.retry_delay)
+        return False
+
+    def deliverer(self, callback: Callback) -> Callable[[], None]:
+        """A job that delivers ``callback`` (with its retries), for :meth:`enqueue`."""
+
+        def job() -> None:
+            self.deliver(callback)
+
+        return job
+
+    def enqueue(self, job: Callable[[], None]) -> None:
+        """Run ``job`` (which sends callbacks) on the delivery thread, after the jobs queued before it."""
+        with self._condition:
+            if self._closed:
+                return
+            self._queue.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="imbridge-emulator-callbacks", daemon=True)
+                self._thread.start()
+            self._condition.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._queue and not self._closed:
+                    self._condition.wait()
+                if not self._queue:
+                    return
+                job = self._queue.pop(0)
+                self._busy = True
+            try:
+                job()
+            except Exception:  # a failed delivery must not stop the ones after it
+                pass
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued job has run; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._condition.wait(left)
+        return True
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._client is not None:
+            self._client.close()

@@ -19,7 +19,7 @@ known difference. The quirks that matter to a client:
   ``POST /messages`` the last; ``max_message_seq``/``last_message`` answer 400 for a channel that has
   no cluster config yet (never messaged, synced or subscribed).
 
-State lives in :class:`imbridge.providers.local.store.Store` (the ``local`` provider's storage):
+State lives in :class:`imbridge.providers.local.store.Store` (the ``local`` provider's storage, SQLite only here):
 messages (per-channel seq), users, and subscribers as ``members`` rows; channel flags, deny/allow lists,
 devices and a ``client_msg_no`` index in small tables of the emulator's own in the same database.
 """
@@ -30,6 +30,7 @@ devices and a ``client_msg_no`` index in small tables of the emulator's own in t
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import random
 import re
@@ -45,9 +46,18 @@ from decimal import Decimal
 from typing import Any
 
 from imbridge._clock import Clock, SystemClock
-from imbridge.emulators._base import EmulatorReply, EmulatorRequest, EmulatorTransport
+from imbridge.emulators._base import (
+    Callback,
+    CallbackDispatcher,
+    CallbackTarget,
+    EmulatorReply,
+    EmulatorRequest,
+    EmulatorTransport,
+)
+from imbridge.errors import ServiceUnavailableError
 from imbridge.providers.local.store import MessageRow, Store
 from imbridge.providers.wukong import mapping, wire
+from imbridge.storage import SQLiteWriter
 
 __all__ = ["VERSION", "WukongEmulator"]
 
@@ -60,7 +70,7 @@ _SNOWFLAKE_EPOCH_MS = 1288834974657  # message ids are Twitter-style snowflakes 
 _SLOT_COUNT = 64  # slot = crc32(channel_id) % 64, as /cluster/channels reports it
 _PAGE_SIZE = 20
 _SYNC_LIMIT_CAP = 10000
-_ZERO_HEADER = {"no_persist": 0, "red_dot": 0, "sync_once": 0}  # header flags always read back as 0
+_ZERO_HEADER = {"no_persist": 0, "red_dot": 0, "sync_once": 0}  # see _render: what a header-less read shows
 _CMD_SUFFIX = "____cmd"
 _SPECIAL = ("@", "#", "&")  # options.IsSpecialChar
 _CLUSTER_LIST = re.compile(r"^/cluster/channels/([^/]+)/([^/]+)/(subscribers|denylist|allowlist)$")
@@ -91,6 +101,13 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS wukong_emu_client_msg_nos (
         conversation TEXT NOT NULL, client_msg_no TEXT NOT NULL, seq INTEGER NOT NULL,
         PRIMARY KEY (conversation, client_msg_no, seq))""",
+    # Each user's conversations (pkg/wkdb Conversation): a row with cached_until_ns set is still in the
+    # ConversationManager's write cache (no row on the server yet) until that time.
+    """CREATE TABLE IF NOT EXISTS wukong_emu_conversations (
+        uid TEXT NOT NULL, channel_type INTEGER NOT NULL, channel_id TEXT NOT NULL,
+        read_seq INTEGER NOT NULL DEFAULT 0, deleted_seq INTEGER NOT NULL DEFAULT 0,
+        updated_ns INTEGER, cached_until_ns INTEGER,
+        PRIMARY KEY (uid, channel_type, channel_id))""",
 )
 
 
@@ -136,6 +153,7 @@ _INT_RANGES = {
     "int": (-(2**63), 2**63 - 1), "int64": (-(2**63), 2**63 - 1),
 }  # fmt: skip
 _HEADER_FIELDS = {"no_persist": _Field("int"), "red_dot": _Field("int"), "sync_once": _Field("int")}
+_CHANNEL_ITEM = {"channel_id": _Field("string"), "channel_type": _Field("uint8")}
 
 
 def _kind(value: Any) -> str:
@@ -230,6 +248,29 @@ def _convert(value: Any, spec: _Field, struct: str, field: str) -> Any:
         if not isinstance(value, str):
             raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
         return _go_b64decode(value)
+    if gotype == "[]byte":  # a []uint8 Go also fills from a JSON array of numbers
+        if isinstance(value, str):
+            return list(_go_b64decode(value))
+        return _convert(value, _Field("[]uint8_numbers", shown="[]uint8"), struct, field)
+    if gotype == "[]uint8_numbers":
+        if not isinstance(value, list):
+            raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
+        return [_convert(item, _Field("uint8"), struct, field) for item in value]
+    if gotype == "channels":  # []struct{ChannelId string; ChannelType uint8} (conversation.go:710-713)
+        if not isinstance(value, list):
+            raise _BadRequest(
+                f"json: cannot unmarshal {_kind(value)} into Go struct field .{field} of type []struct {{ ChannelId "
+                'string "json:\\"channel_id\\""; ChannelType uint8 "json:\\"channel_type\\"" }'
+            )
+        items: list[dict[str, Any]] = []
+        for item in value:
+            if item is None:
+                items.append({})
+                continue
+            if not isinstance(item, dict):
+                raise _BadRequest(f"json: cannot unmarshal {_kind(item)} into Go struct field .{field} of type struct")
+            items.append(_bind_fields(item, _CHANNEL_ITEM, struct, prefix=f"{field}."))
+        return items
     if gotype.startswith("[]"):
         if not isinstance(value, list):
             raise _BadRequest(f"json: cannot unmarshal {_kind(value)} into {where}")
@@ -293,6 +334,28 @@ def _bind(raw: bytes, struct: _Struct) -> dict[str, Any]:
         raise
 
 
+def _bind_string_list(raw: bytes) -> list[str]:
+    """gin's ``c.BindJSON(&uids)`` into ``[]string``: its errors are text/plain 400s like the sends' binds."""
+    text = raw.decode(errors="replace")
+    start = len(text) - len(text.lstrip(" \t\r\n"))
+    if start == len(text):
+        raise _BadRequest("EOF", content_type=_GIN_BIND_TYPE)
+    try:
+        body, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError as error:
+        raise _BadRequest(_go_syntax_error(text, error), content_type=_GIN_BIND_TYPE) from None
+    if body is None:
+        return []
+    if not isinstance(body, list):
+        raise _BadRequest(f"json: cannot unmarshal {_kind(body)} into Go value of type []string",
+                          content_type=_GIN_BIND_TYPE)  # fmt: skip
+    for item in body:
+        if not isinstance(item, str) and item is not None:
+            raise _BadRequest(f"json: cannot unmarshal {_kind(item)} into Go value of type string",
+                              content_type=_GIN_BIND_TYPE)  # fmt: skip
+    return [item or "" for item in body]
+
+
 def _fields(**specs: str | _Field) -> dict[str, _Field]:
     return {name: spec if isinstance(spec, _Field) else _Field(spec) for name, spec in specs.items()}
 
@@ -326,7 +389,7 @@ _USER_TOKEN = _Struct(
     _fields(uid="string", token="string", device_flag=_Field("uint8", shown="wkproto.DeviceFlag"),
             device_level=_Field("uint8", shown="wkproto.DeviceLevel")),
 )  # fmt: skip
-_DEVICE_QUIT = _Struct("deviceQuitReq", _fields(uid="string", device_flag="int"))
+_DEVICE_QUIT = _Struct("", _fields(uid="string", device_flag="int"))  # an anonymous struct (api/user.go:57-60)
 _SEND = _Struct(
     "messageSendReq",
     _fields(header="header", client_msg_no="string", is_stream="int", from_uid="string", channel_id="string",
@@ -353,6 +416,23 @@ _SEARCH_ONE = _Struct(
     _fields(login_uid="string", channel_id="string", channel_type="uint8", message_id="int64", client_msg_no="string"),
     "fixed",
 )
+
+
+# -- conversations (internal/api/conversation.go at v2.2.5-20260422) --------------------------------------
+_CONV_SYNC = _Struct(
+    "",
+    _fields(uid="string", version="int64", last_msg_seqs="string", msg_count="int64", only_unread="uint8",
+            exclude_channel_types="[]byte", page="int", page_size="int"),
+)  # fmt: skip
+_CONV_CLEAR = _Struct(
+    "clearConversationUnreadReq", _fields(uid="string", channel_id="string", channel_type="uint8", message_seq="uint32")
+)
+_CONV_SET_UNREAD = _Struct("", _fields(uid="string", channel_id="string", channel_type="uint8", unread="int"))
+_CONV_DELETE = _Struct("deleteChannelReq", _fields(uid="string", channel_id="string", channel_type="uint8"))
+_CONV_BY_CHANNELS = _Struct("", _fields(uid="string", channels="channels", msg_count="int"))
+_USER_MAX_CONVERSATIONS = 1000  # options conversation.userMaxCount default (internal/options/options.go:451)
+_CONVERSATION_CACHE_NS = 60 * 10**9  # conversation.syncInterval default, one minute (options.go:452)
+_LIVE = 5  # wkproto.ChannelTypeLive: no conversations (manager_conversation.go:58)
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -421,6 +501,7 @@ class _Pending:
     payload: bytes
     expire: int
     setting: int
+    red_dot: int = 0
 
 
 class WukongEmulator:
@@ -434,25 +515,57 @@ class WukongEmulator:
         store: str = ":memory:",
         clock: Clock | None = None,
         store_delay_requests: int = 0,
+        version: str = "v2.2.5-20260422",
+        webhook: str | CallbackTarget | None = None,
+        webhook_retry_max: int = 5,
+        webhook_retry_delay: float = 1.0,
+        webhook_count_per_push: int = 100,
+        subscriber_compress_of_count: int = 0,
+        node_id: int = 1001,
     ) -> None:
         if store_delay_requests < 0:
             raise ValueError("store_delay_requests must be >= 0")
+        if webhook_retry_max < 1 or webhook_count_per_push < 1 or subscriber_compress_of_count < 0:
+            raise ValueError("webhook_retry_max and webhook_count_per_push must be >= 1, the compress count >= 0")
+        # Webhooks as v2.2.5 sends them (internal/webhook/webhook.go): POST {webhook}?event=<name>, JSON body,
+        # anything but 200 is a failure. msg.notify batches (<= msgNotifyEventCountPerPush, default 100) are
+        # retried msgNotifyEventRetryMaxCount times (default 5) with 1 s between (webhook.go:305-560);
+        # user.onlinestatus likewise (563-618); msg.offline is sent once (201-289).
+        self.webhooks = CallbackDispatcher(webhook, timeout=30.0) if webhook is not None else None
+        self.webhook_retry_max = webhook_retry_max
+        self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_count_per_push = webhook_count_per_push
+        self.subscriber_compress_of_count = subscriber_compress_of_count
+        self.node_id = node_id
+        self._notify_queue: list[dict[str, Any]] = []
+        self._status_queue: list[str] = []
+        # Simulated client connections (the emulator has no TCP/WebSocket side): id -> (uid, device_flag,
+        # device_level), what /user/onlinestatus reports and /user/device_quit ends.
+        self._connections: dict[int, tuple[str, int, int]] = {}
+        self._last_conn_id = 0
+        #: Connections ended by /user/device_quit: id -> the DISCONNECT reason code sent (12, ConnectKick).
+        self.kicked: dict[int, int] = {}
         self.manager_token = manager_token or None
         self.store = Store(store)
         self.clock: Clock = clock or SystemClock()
         self.store_delay_requests = store_delay_requests
+        #: What ``GET /varz`` reports as ``version`` (the real server: its ``-X main.Version`` ldflag).
+        self.version = version
+        self._started = self.clock.monotonic()
         self._pending: list[_Pending] = []
         self._last_id = 0
         self._lock = threading.RLock()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
             row = db.execute("SELECT MAX(CAST(key AS INTEGER)) FROM messages").fetchone()
             self._last_id = int(row[0] or 0)
         self._routes: dict[tuple[str, str], Callable[[EmulatorRequest], EmulatorReply]] = {
             ("GET", "/health"): lambda _r: _reply({"status": "ok"}),
+            ("GET", "/varz"): self._varz,
             ("POST", "/user/token"): self._user_token,
             ("POST", "/user/device_quit"): self._device_quit,
+            ("POST", "/user/onlinestatus"): self._online_status,
             ("POST", "/channel"): self._channel_create,
             ("POST", "/channel/info"): self._channel_info,
             ("POST", "/channel/delete"): self._channel_delete,
@@ -479,26 +592,40 @@ class WukongEmulator:
             ("GET", "/cluster/channels"): self._cluster_channels,
             ("GET", "/cluster/users"): self._cluster_users,
             ("GET", "/cluster/devices"): self._cluster_devices,
+            # conversations (issue 16)
+            ("POST", "/conversation/sync"): self._conversation_sync,
+            ("POST", "/conversation/syncByChannels"): self._conversation_sync_by_channels,
+            ("POST", "/conversations/clearUnread"): self._conversation_clear_unread,
+            ("POST", "/conversations/setUnread"): self._conversation_set_unread,
+            ("POST", "/conversations/delete"): self._conversation_delete,
         }
 
     # -- construction and plumbing ---------------------------------------------------------------
 
     @classmethod
-    def for_client(cls, settings: Mapping[str, Any]) -> WukongEmulator:
+    def for_client(cls, settings: Mapping[str, Any], **options: Any) -> WukongEmulator:
         """An emulator that accepts an imbridge client configured with these WukongSettings-style keys
         (``manager_token``). The client's own ``store`` is imbridge's, not the server's, so the emulator
         keeps its state in memory; sends are stored one request late, so clients must confirm them."""
         token = settings.get("manager_token")
         if token is not None and hasattr(token, "get_secret_value"):
             token = token.get_secret_value()
-        return cls(manager_token=str(token) if token else None, store_delay_requests=1)
+        return cls(manager_token=str(token) if token else None, **{"store_delay_requests": 1, **options})
 
     def transport(self) -> EmulatorTransport:
         """An httpx transport (sync and async) answering from this emulator in process."""
         return EmulatorTransport(self)
 
     def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.close()
         self.store.close()
+
+    def drain_callbacks(self, timeout: float = 10.0) -> bool:
+        """Store what was accepted (:meth:`flush`), then wait until every webhook queued so far was
+        delivered (or given up); True if all were."""
+        self.flush()
+        return self.webhooks.drain(timeout) if self.webhooks is not None else True
 
     def flush(self) -> None:
         """Store every accepted message now (what the real server does within a few milliseconds)."""
@@ -509,6 +636,34 @@ class WukongEmulator:
 
     def _now_ns(self) -> int:
         return int(self.clock.now().timestamp() * 1e9)
+
+    def connect(self, uid: str, device_flag: int = 0, *, master: bool = True) -> int:
+        """Simulate a client connection of ``uid`` on ``device_flag``; returns its connection id. Like the
+        real server with token auth on, it needs the token of that uid and device flag not to be blank
+        (a device_quit blanks it, api/user.go:93-116). Sends user.onlinestatus as the server does when a
+        device comes online."""
+        with self._lock:
+            with self.store.sqlite_write() as db:
+                row = db.execute(
+                    "SELECT token FROM wukong_emu_devices WHERE uid = ? AND device_flag = ?", (uid, device_flag)
+                ).fetchone()
+            if row is None or not row["token"]:
+                raise ValueError(f"{uid!r} has no token for device_flag {device_flag}: the server would not answer")
+            self._last_conn_id += 1
+            self._connections[self._last_conn_id] = (uid, device_flag, 1 if master else 0)
+            self._status(uid, device_flag, True, self._last_conn_id)
+            return self._last_conn_id
+
+    def disconnect(self, conn_id: int) -> None:
+        """End a simulated connection as its client would (user.onlinestatus with online 0)."""
+        with self._lock:
+            uid, flag, _ = self._connections.pop(conn_id)
+            self._status(uid, flag, False, conn_id)
+
+    def connections(self, uid: str) -> list[int]:
+        """The ids of ``uid``'s live simulated connections."""
+        with self._lock:
+            return [conn for conn, (u, _flag, _level) in self._connections.items() if u == uid]
 
     def _tick(self) -> None:
         """Each request brings every accepted message one step closer to being stored."""
@@ -540,20 +695,20 @@ class WukongEmulator:
             except _BadRequest as error:
                 body = json.dumps({"msg": error.msg, "status": 400}, ensure_ascii=False, separators=(",", ":"))
                 return EmulatorReply(400, body.encode(), {"content-type": error.content_type})
-            except (sqlite3.Error, ValueError, KeyError, TypeError):
+            except (sqlite3.Error, ServiceUnavailableError, ValueError, KeyError, TypeError):
                 return EmulatorReply(500, b"", {})  # gin's recovery: a panic is an empty 500
 
     # -- state: channels ---------------------------------------------------------------------------
 
     def _channel_row(self, channel_type: int, channel_id: str) -> sqlite3.Row | None:
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             row: sqlite3.Row | None = db.execute(
                 "SELECT * FROM wukong_emu_channels WHERE channel_type = ? AND channel_id = ?",
                 (channel_type, channel_id),
             ).fetchone()
         return row
 
-    def _ensure_channel(self, db: sqlite3.Connection, channel_type: int, channel_id: str) -> None:
+    def _ensure_channel(self, db: SQLiteWriter, channel_type: int, channel_id: str) -> None:
         db.execute(
             "INSERT OR IGNORE INTO wukong_emu_channels (channel_type, channel_id) VALUES (?, ?)",
             (channel_type, channel_id),
@@ -561,7 +716,7 @@ class WukongEmulator:
 
     def _configure(self, channel_type: int, channel_id: str) -> None:
         """Give the channel a cluster config (what makes max_message_seq/last_message answer)."""
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             self._ensure_channel(db, channel_type, channel_id)
             db.execute(
                 "UPDATE wukong_emu_channels SET configured = 1 WHERE channel_type = ? AND channel_id = ?",
@@ -573,14 +728,16 @@ class WukongEmulator:
         return bool(row is not None and row["configured"])
 
     def _write_info(self, channel_type: int, channel_id: str, flags: Mapping[str, Any]) -> None:
-        """addOrUpdateChannel: every flag is overwritten (an omitted one becomes 0)."""
+        """addOrUpdateChannel: every flag is overwritten (an omitted one becomes 0); created_at stays what the
+        first write set (verified: /channel/info after /channel moves updated_at only)."""
         now = self._now_ns()
         values = [1 if flags.get(flag) == 1 else 0 for flag in _FLAGS]
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             self._ensure_channel(db, channel_type, channel_id)
             db.execute(
                 "UPDATE wukong_emu_channels SET info = 1, large = ?, ban = ?, disband = ?, send_ban = ?, "
-                "allow_stranger = ?, created_at = ?, updated_at = ? WHERE channel_type = ? AND channel_id = ?",
+                "allow_stranger = ?, created_at = CASE WHEN created_at > 0 THEN created_at ELSE ? END, "
+                "updated_at = ? WHERE channel_type = ? AND channel_id = ?",
                 (*values, now, now, channel_type, channel_id),
             )
 
@@ -591,7 +748,7 @@ class WukongEmulator:
     def _list(self, channel_type: int, channel_id: str, which: str) -> list[str]:
         if which == "subscribers":
             return [m.user_id for m in self.store.members(_member_key(channel_type, channel_id))]
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT uid FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? AND list = ? "
                 "ORDER BY added_at, id",
@@ -622,7 +779,7 @@ class WukongEmulator:
         if row is None or not (row["ban"] or row["disband"]):
             self._configure(channel_type, stored_id)
         message = _Pending(self.store_delay_requests, message_id, channel_type, stored_id, from_uid, client_msg_no,
-                           payload, expire, setting)  # fmt: skip
+                           payload, expire, setting, 1 if header.get("red_dot") == 1 else 0)  # fmt: skip
         if message.countdown <= 0:
             self._persist(message)
         else:
@@ -639,14 +796,78 @@ class WukongEmulator:
             conversation, key=str(message.message_id), sender=message.from_uid, elements=[],
             metadata={"client_msg_no": message.client_msg_no, "channel_id": message.stored_id,
                       "channel_type": message.channel_type, "payload": base64.b64encode(message.payload).decode(),
-                      "expire": message.expire, "setting": message.setting},
+                      "expire": message.expire, "setting": message.setting, "red_dot": message.red_dot},
             time=self.clock.now().timestamp(), dedupe=None,
         )  # fmt: skip
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             db.execute(
                 "INSERT OR IGNORE INTO wukong_emu_client_msg_nos (conversation, client_msg_no, seq) VALUES (?, ?, ?)",
                 (conversation, message.client_msg_no, stored.seq),
             )
+        self._push_conversation(message, stored.seq)
+        if self.webhooks is not None:
+            self._message_webhooks(message, stored)
+
+    # -- webhooks ----------------------------------------------------------------------------------
+
+    def _message_webhooks(self, message: _Pending, stored: MessageRow) -> None:
+        """msg.notify for every stored message (event_persist.go:90-100 -> webhook.go:291-303), and
+        msg.offline for the recipients with no master device online, the sender filtered out
+        (event_distribute.go:136-146, 178-199 -> webhook.go:243-289)."""
+        rendered = self._render(stored)
+        rendered["header"] = {"no_persist": 0, "red_dot": message.red_dot, "sync_once": 0}
+        self._notify_queue.append(rendered)
+        dispatcher = self.webhooks
+        assert dispatcher is not None
+        dispatcher.enqueue(self._push_notify)
+        if message.channel_type == PERSON:
+            parts = message.stored_id.split("@")
+            members = [uid for uid in parts if uid != message.from_uid] or parts[:1]
+        elif message.channel_type == GROUP and not message.stored_id.endswith(_CMD_SUFFIX):
+            members = self._list(GROUP, message.stored_id, "subscribers")
+        else:
+            return
+        masters_online = {uid for uid, _flag, level in self._connections.values() if level == 1}
+        offline = [uid for uid in members if uid != SYSTEM_UID and uid not in masters_online]
+        if not offline:
+            return
+        to_uids = list(dict.fromkeys(uid for uid in offline if uid != message.from_uid))
+        # MessageResp of the send packet: its channel id is the one sent (the recipient, for a person message,
+        # as rendered above) and its timestamp the time of the webhook (webhook.go:264-282).
+        body: dict[str, Any] = {**rendered, "timestamp": int(self.clock.now().timestamp()), "to_uids": to_uids}
+        if 0 < self.subscriber_compress_of_count < len(to_uids):
+            packed = gzip.compress(json.dumps(to_uids, separators=(",", ":")).encode())
+            body.update(to_uids=[], compress="gzip", compress_to_uids=base64.b64encode(packed).decode())
+        if self.node_id:
+            body["source_id"] = self.node_id
+        callback = Callback({"event": "msg.offline"}, json.dumps(body, ensure_ascii=False).encode())
+        dispatcher.enqueue(dispatcher.deliverer(callback))
+
+    def _push_notify(self) -> None:
+        """One msg.notify POST of the messages waiting (at most the per-push count), retried as configured."""
+        with self._lock:
+            batch = self._notify_queue[: self.webhook_count_per_push]
+            del self._notify_queue[: len(batch)]
+        if batch and self.webhooks is not None:
+            body = json.dumps(batch, ensure_ascii=False).encode()
+            self.webhooks.deliver(Callback({"event": "msg.notify"}, body, attempts=self.webhook_retry_max,
+                                           retry_delay=self.webhook_retry_delay))  # fmt: skip
+
+    def _push_status(self) -> None:
+        with self._lock:
+            batch, self._status_queue = self._status_queue, []
+        if batch and self.webhooks is not None:
+            body = json.dumps(batch, ensure_ascii=False).encode()
+            self.webhooks.deliver(Callback({"event": "user.onlinestatus"}, body, attempts=self.webhook_retry_max,
+                                           retry_delay=self.webhook_retry_delay))  # fmt: skip
+
+    def _status(self, uid: str, device_flag: int, online: bool, conn_id: int) -> None:
+        devices = sum(1 for u, flag, _ in self._connections.values() if u == uid and flag == device_flag)
+        total = sum(1 for u, _, _ in self._connections.values() if u == uid)
+        # "<uid>-<deviceFlag>-<online>-<connId>-<deviceOnlineCount>-<totalOnlineCount>" (webhook.go:180-198)
+        self._status_queue.append(f"{uid}-{device_flag}-{int(online)}-{conn_id}-{devices}-{total}")
+        if self.webhooks is not None:
+            self.webhooks.enqueue(self._push_status)
 
     def _last_seq(self, conversation: str) -> int:
         rows = self.store.messages(conversation, limit=1, descending=True)
@@ -665,7 +886,7 @@ class WukongEmulator:
         return rows[0] if rows else None
 
     def _client_msg_no_seq(self, conversation: str, client_msg_no: str, *, last: bool) -> int | None:
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             row = db.execute(
                 f"SELECT {'MAX' if last else 'MIN'}(seq) FROM wukong_emu_client_msg_nos "
                 "WHERE conversation = ? AND client_msg_no = ?",
@@ -674,9 +895,14 @@ class WukongEmulator:
         return int(row[0]) if row[0] is not None else None
 
     @staticmethod
-    def _render(row: MessageRow) -> dict[str, Any]:
+    def _render(row: MessageRow, *, header: bool = False) -> dict[str, Any]:
         """``MessageResp.From``: the system sender reads as ""; a person message's channel_id is the last
-        part of the fake id that is not the (rendered) sender."""
+        part of the fake id that is not the (rendered) sender.
+
+        ``header``: whether the stored header flags survive the read. ``iteratorChannelMessagesDirection``
+        (pkg/wkdb/message.go:1211-1228) calls ``iter.First()`` and then ``iter.Next()`` before reading the
+        first key, so the first message of every forward read loses its first column, the header: single
+        reads (by seq, id or client_msg_no) and the oldest message of a range read back with every flag 0."""
         meta = row.metadata
         from_uid = "" if row.sender == SYSTEM_UID else row.sender
         channel_id = str(meta["channel_id"])
@@ -686,14 +912,30 @@ class WukongEmulator:
                 if part != from_uid:
                     channel_id = part
         message_id = int(row.key)
+        flags = {**_ZERO_HEADER, "red_dot": int(meta.get("red_dot", 0))} if header else dict(_ZERO_HEADER)
         return {
-            "header": dict(_ZERO_HEADER), "setting": meta.get("setting", 0), "message_id": message_id,
+            "header": flags, "setting": meta.get("setting", 0), "message_id": message_id,
             "message_idstr": str(message_id), "client_msg_no": meta["client_msg_no"], "message_seq": row.seq,
             "from_uid": from_uid, "channel_id": channel_id, "channel_type": channel_type,
             "expire": meta.get("expire", 0), "timestamp": int(row.time), "payload": meta["payload"],
         }  # fmt: skip
 
     # -- users -------------------------------------------------------------------------------------
+
+    def _varz(self, _request: EmulatorRequest) -> EmulatorReply:
+        """``GET /varz`` (internal/api/varz.go:41-76, ``CreateVarz`` :89-136): the ``Varz`` struct's fields in its
+        order, with this emulator's addresses and zero load; ``manager_token_on`` from the token it requires.
+        The key set is compared with a real server's answer in tests/deploy/test_health.py."""
+        uptime = int(self.clock.monotonic() - self._started)
+        return _reply({
+            "server_id": "1001", "server_name": "WuKongIM", "version": self.version, "connections": 0,
+            "user_handler_count": 0, "user_handler_conn_count": 0, "uptime": f"{uptime // 60}m{uptime % 60}s",
+            "goroutine": 0, "mem": 0, "cpu": 0, "in_msgs": 0, "out_msgs": 0, "in_bytes": 0, "out_bytes": 0,
+            "slow_clients": 0, "retry_queue": 0, "tcp_addr": "127.0.0.1:5100", "ws_addr": "ws://127.0.0.1:5200",
+            "wss_addr": "", "manager_addr": "", "manager_on": 0, "commit": "", "commit_date": "", "tree_state": "",
+            "api_url": "", "manager_uid": "____manager", "manager_token_on": int(self.manager_token is not None),
+            "conversation_cache_count": 0,
+        })  # fmt: skip
 
     def _user_token(self, request: EmulatorRequest) -> EmulatorReply:
         req = _bind(request.body, _USER_TOKEN)
@@ -713,7 +955,7 @@ class WukongEmulator:
             return _reply({"status": wire.REASON_DISBAND})
         now = self._now_ns()
         self.store.add_users([uid], now / 1e9)
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             db.execute(
                 "INSERT INTO wukong_emu_devices (uid, device_flag, device_level, token, id, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid, device_flag) DO UPDATE SET "
@@ -725,17 +967,44 @@ class WukongEmulator:
 
     def _device_quit(self, request: EmulatorRequest) -> EmulatorReply:
         req = _bind(request.body, _DEVICE_QUIT)
-        uid, flag = req.get("uid") or "", req.get("device_flag")
-        if _is_blank(uid):
-            raise _BadRequest("uid不能为空！")
-        with self.store.write() as db:
-            where, params = ("uid = ?", [uid]) if flag in (None, -1) else ("uid = ? AND device_flag = ?", [uid, flag])
-            db.execute(f"UPDATE wukong_emu_devices SET token = '' WHERE {where}", params)
+        uid, flag = req.get("uid") or "", req.get("device_flag") or 0
+        if uid == "":
+            return EmulatorReply(500, b"", {})  # verified: an empty uid panics in the slot lookup (recovered, 500)
+        # -1 quits APP, WEB and PC; any other value that one flag (api/user.go:80-86). For each device that
+        # has a token: blank it (a blank token never logs in), DISCONNECT its connections with ConnectKick
+        # (12) and close them (api/user.go:93-131). Unknown uids and devices are not errors.
+        flags = [0, 1, 2] if flag == -1 else [flag]
+        with self.store.sqlite_write() as db:
+            for device_flag in flags:
+                db.execute(
+                    "UPDATE wukong_emu_devices SET token = '', device_level = 1 WHERE uid = ? AND device_flag = ?",
+                    (uid, device_flag),
+                )
+        for conn_id, (conn_uid, conn_flag, _level) in list(self._connections.items()):
+            if conn_uid == uid and conn_flag in flags:
+                del self._connections[conn_id]
+                self.kicked[conn_id] = wire.REASON_CONNECT_KICK
+                self._status(conn_uid, conn_flag, False, conn_id)
         return _reply({"status": 200})
+
+    def _online_status(self, request: EmulatorRequest) -> EmulatorReply:
+        """``POST /user/onlinestatus`` with a JSON array of uids: one entry per live connection, offline uids
+        absent; an empty (or null) array answers ``{"status":200}`` (api/user.go:134-156, 236-251)."""
+        uids = _bind_string_list(request.body)
+        if not uids:
+            return _reply({"status": 200})
+        wanted = set(uids)
+        rows = [
+            {"uid": uid, "device_flag": flag, "online": 1}
+            for uid in dict.fromkeys(uids)
+            for conn_uid, flag, _level in self._connections.values()
+            if conn_uid == uid and uid in wanted
+        ]
+        return _reply(rows)
 
     def _cluster_users(self, request: EmulatorRequest) -> EmulatorReply:
         uid = (request.query.get("uid") or "").strip()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             if uid:
                 rows = db.execute("SELECT id, created_at FROM users WHERE id = ?", (uid,)).fetchall()
                 if not rows:
@@ -756,9 +1025,9 @@ class WukongEmulator:
 
     def _cluster_devices(self, request: EmulatorRequest) -> EmulatorReply:
         uid = (request.query.get("uid") or "").strip()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
-                "SELECT * FROM wukong_emu_devices WHERE (? = '' OR uid = ?) ORDER BY created_at LIMIT ?",
+                "SELECT * FROM wukong_emu_devices WHERE (? = '' OR uid = ?) ORDER BY created_at DESC, id DESC LIMIT ?",
                 (uid, uid, _PAGE_SIZE),
             ).fetchall()
         data = [
@@ -799,6 +1068,7 @@ class WukongEmulator:
         if uids:
             self.store.add_members(key, [(uid, "member") for uid in uids], self._now_ns() / 1e9)
             self._configure(channel_type, channel_id)
+            self._subscriber_conversations(channel_type, channel_id, uids)
 
     def _channel_info(self, request: EmulatorRequest) -> EmulatorReply:
         req = _bind(request.body, _CHANNEL_INFO)  # no validation at all on this route (FACTS §3)
@@ -811,7 +1081,7 @@ class WukongEmulator:
         if channel_type == PERSON:
             raise _BadRequest("个人频道不支持添加订阅者！")  # sic: the server's own text
         if self._has_info(channel_type, channel_id):  # unknown channel: 200 and nothing happens
-            with self.store.write() as db:
+            with self.store.sqlite_write() as db:
                 db.execute(
                     "UPDATE wukong_emu_channels SET disband = 1, updated_at = ? "
                     "WHERE channel_type = ? AND channel_id = ?",
@@ -839,7 +1109,7 @@ class WukongEmulator:
         if req.get("temp_subscriber") == 1:
             raise _BadRequest("新版本临时订阅者已不支持！")
         channel_type = channel_type or GROUP
-        with self.store.write() as db:  # an unknown channel gets an info record with created_at 0
+        with self.store.sqlite_write() as db:  # an unknown channel gets an info record with created_at 0
             self._ensure_channel(db, channel_type, channel_id)
             db.execute(
                 "UPDATE wukong_emu_channels SET info = 1 WHERE channel_type = ? AND channel_id = ?",
@@ -893,7 +1163,7 @@ class WukongEmulator:
 
     def _put_list(self, channel_type: int, channel_id: str, which: str, uids: Sequence[str]) -> None:
         now = self._now_ns()
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             self._ensure_channel(db, channel_type, channel_id)
             for uid in uids:
                 db.execute(
@@ -909,7 +1179,7 @@ class WukongEmulator:
                 )
 
     def _drop_list(self, channel_type: int, channel_id: str, which: str, uids: Sequence[str] | None) -> None:
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             if uids is None:
                 db.execute(
                     "DELETE FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? AND list = ?",
@@ -963,7 +1233,7 @@ class WukongEmulator:
 
     def _whitelist_get(self, request: EmulatorRequest) -> EmulatorReply:
         channel_id, channel_type = request.query.get("channel_id") or "", _uint8(request.query.get("channel_type"))
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT uid, id, added_at FROM wukong_emu_lists WHERE channel_type = ? AND channel_id = ? "
                 "AND list = 'allowlist' ORDER BY added_at, id",
@@ -1016,15 +1286,20 @@ class WukongEmulator:
         except ValueError:
             limit = 0
         limit = limit if limit > 0 else _PAGE_SIZE
+        try:
+            offset = int(query.get("offset_created_at") or 0)
+        except ValueError:
+            offset = 0
         if channel_id and channel_type:  # an exact lookup: always one element, counts always 0
             element = self._channel_element(self._channel_row(channel_type, channel_id), counts=False)
             return _reply({"total": 0, "more": 0, "data": [element]})
         # The created-at index scan: channels known only from subscriber_add (created_at 0) are not in it.
-        with self.store.write() as db:
+        with self.store.sqlite_write() as db:
             rows = db.execute(
                 "SELECT * FROM wukong_emu_channels WHERE info = 1 AND created_at > 0 AND (? = '' OR channel_id = ?) "
-                "AND (? = 0 OR channel_type = ?) ORDER BY created_at DESC LIMIT ?",
-                (channel_id, channel_id, channel_type, channel_type, limit + 1),
+                "AND (? = 0 OR channel_type = ?) AND (? <= 0 OR created_at < ?) ORDER BY created_at DESC LIMIT ?",
+                # offset_created_at: strictly older, newest first (pkg/wkdb/channel.go:196-200, 226-255)
+                (channel_id, channel_id, channel_type, channel_type, offset, offset, limit + 1),
             ).fetchall()
         data = [self._channel_element(row, counts=True) for row in rows[:limit]]
         return _reply({"total": 0, "more": int(len(rows) > limit), "data": data})
@@ -1108,7 +1383,7 @@ class WukongEmulator:
             rows = self._range(conversation, start, min(high, last + 1), limit)
         elif end <= start:
             rows = self._prev_range(conversation, start, end, limit, last)
-        messages = [self._render(row) for row in rows]
+        messages = [self._render(row, header=index > 0) for index, row in enumerate(rows)]
         more = not len(messages) < limit
         if messages and end != 0:  # the server's own end checks; they never fire in practice
             edge = messages[-1 if pull_up else 0]["message_seq"]
@@ -1135,23 +1410,23 @@ class WukongEmulator:
             wire.fake_channel_id(req.get("login_uid") or "", channel_id) if channel_type == PERSON else channel_id
         )
         conversation = _conversation(channel_type, stored_id)
-        found: list[MessageRow] = []
+        found: list[tuple[MessageRow, bool]] = []
         for seq in req.get("message_seqs") or []:
             row = self._by_seq(conversation, seq)
             if row is not None:
-                found.append(row)
+                found.append((row, False))
         for message_id in req.get("message_ids") or []:
             row = self.store.message_by_key(str(message_id)) if message_id > 0 else None  # a global lookup
             if row is not None and row.conversation.startswith("wk:"):
-                found.append(row)
+                found.append((row, False))
         for client_msg_no in req.get("client_msg_nos") or []:
             seq = self._client_msg_no_seq(conversation, client_msg_no, last=True)
             row = self._by_seq(conversation, seq) if seq is not None else None
             if row is not None:
-                found.append(row)
-        return _reply(
-            {"start_message_seq": 0, "end_message_seq": 0, "more": 0, "messages": [self._render(r) for r in found]}
-        )
+                # SearchMessages reads the channel backward here (message.go:785): the header survives.
+                found.append((row, True))
+        messages = [self._render(row, header=header) for row, header in found]
+        return _reply({"start_message_seq": 0, "end_message_seq": 0, "more": 0, "messages": messages})
 
     def _search_message(self, request: EmulatorRequest) -> EmulatorReply:
         req = _bind(request.body, _SEARCH_ONE)
@@ -1214,6 +1489,277 @@ class WukongEmulator:
         row = self._by_seq(conversation, self._last_seq(conversation))
         return _reply(self._render(row) if row is not None else {"status": 404})
 
+    # -- conversations (internal/api/conversation.go, internal/manager/manager_conversation.go) --------------
+
+    def _push_conversation(self, message: _Pending, seq: int) -> None:
+        """ConversationManager.Push (manager_conversation.go:53-103): a person chat's first message (seq 1)
+        puts a conversation for both users into the write cache, the sender's read up to its message, the
+        other's at 0; it is written as a row a sync interval later (storeConversations, :158-204). Group
+        messages create nothing: group conversations come from subscriber_add (channel.go:257-276)."""
+        if message.channel_type != PERSON or seq != 1 or message.stored_id.endswith(_CMD_SUFFIX):
+            return
+        users = message.stored_id.split("@")
+        if len(users) != 2:
+            return
+        until = self._now_ns() + _CONVERSATION_CACHE_NS
+        with self.store.sqlite_write() as db:
+            for uid in users:
+                db.execute(
+                    "INSERT OR IGNORE INTO wukong_emu_conversations "
+                    "(uid, channel_type, channel_id, read_seq, cached_until_ns) VALUES (?, ?, ?, ?, ?)",
+                    (uid, PERSON, message.stored_id, seq if uid == message.from_uid else 0, until),
+                )
+
+    def _subscriber_conversations(self, channel_type: int, channel_id: str, uids: Sequence[str]) -> None:
+        """addSubscriberWithReq (channel.go:257-276): every listed subscriber's conversation is written afresh
+        (AddOrUpdateConversations overwrites), read up to the channel's last seq."""
+        if channel_type == _LIVE:
+            return
+        last = self._last_seq(_conversation(channel_type, channel_id))
+        now = self._now_ns()
+        with self.store.sqlite_write() as db:
+            for uid in uids:
+                db.execute(
+                    "INSERT INTO wukong_emu_conversations "
+                    "(uid, channel_type, channel_id, read_seq, deleted_seq, updated_ns, cached_until_ns) "
+                    "VALUES (?, ?, ?, ?, 0, ?, NULL) ON CONFLICT (uid, channel_type, channel_id) DO UPDATE SET "
+                    "read_seq = excluded.read_seq, deleted_seq = 0, updated_ns = excluded.updated_ns, "
+                    "cached_until_ns = NULL",
+                    (uid, channel_type, channel_id, last, now),
+                )
+
+    def _conversation_rows(self, uid: str) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+        """(rows written, rows still in the write cache) of ``uid``; a cache entry whose interval has passed
+        is a row, updated when it was written."""
+        now = self._now_ns()
+        with self.store.sqlite_write() as db:
+            rows = db.execute(
+                "SELECT * FROM wukong_emu_conversations WHERE uid = ?", (uid,)
+            ).fetchall()  # fmt: skip
+        written = [r for r in rows if r["cached_until_ns"] is None or r["cached_until_ns"] <= now]
+        cached = [r for r in rows if r["cached_until_ns"] is not None and r["cached_until_ns"] > now]
+        return written, cached
+
+    def _conversation_row(self, uid: str, channel_type: int, stored_id: str) -> sqlite3.Row | None:
+        """GetConversation: the written row, or None (a cache entry is not a row)."""
+        written, _ = self._conversation_rows(uid)
+        return next((r for r in written if r["channel_type"] == channel_type and r["channel_id"] == stored_id), None)
+
+    def _write_conversation(self, uid: str, channel_type: int, stored_id: str, read_seq: int) -> None:
+        """AddOrUpdateUserConversations of a read position: the row is created if missing (read 0 before)."""
+        with self.store.sqlite_write() as db:
+            db.execute(
+                "INSERT INTO wukong_emu_conversations "
+                "(uid, channel_type, channel_id, read_seq, deleted_seq, updated_ns, cached_until_ns) "
+                "VALUES (?, ?, ?, ?, 0, ?, NULL) ON CONFLICT (uid, channel_type, channel_id) DO UPDATE SET "
+                "read_seq = excluded.read_seq, updated_ns = excluded.updated_ns, cached_until_ns = NULL, "
+                "deleted_seq = CASE WHEN wukong_emu_conversations.cached_until_ns IS NULL "
+                "THEN wukong_emu_conversations.deleted_seq ELSE 0 END",
+                # ReadToMsgSeq is a uint64 (setUnread can wrap it to 2**64 - 1); SQLite keeps signed 64 bits.
+                (uid, channel_type, stored_id, read_seq - 2**64 if read_seq >= 2**63 else read_seq, self._now_ns()),
+            )
+
+    @staticmethod
+    def _read_seq(row: sqlite3.Row | None) -> int:
+        """A row's ReadToMsgSeq as the uint64 the server holds (0 without a row)."""
+        return int(row["read_seq"]) % 2**64 if row is not None else 0
+
+    def _user_last_seq(self, uid: str, conversation: str) -> int:
+        """GetUserLastMsgSeqBatch: the seq of the user's own newest message in the channel."""
+        with self.store.sqlite_write() as db:
+            row = db.execute(
+                "SELECT MAX(seq) FROM messages WHERE conversation = ? AND sender = ?", (conversation, uid)
+            ).fetchone()
+        return int(row[0] or 0)
+
+    def _recents(self, conversation: str, start_seq: int, msg_count: int) -> list[MessageRow]:
+        """loadMsgsWithDb with OrderByLast (pkg/wkdb/message.go:1028-1078, after request.go:366-369 turned
+        a start seq into ``start - 1``): up to ``msg_count`` of the newest messages after that seq, newest
+        first (read ascending, so the oldest of them loses its header)."""
+        last = self._last_seq(conversation)
+        if last == 0:
+            return []
+        end = start_seq - 1 if start_seq > 0 else 0
+        if end > last:
+            return []
+        if end == 0:
+            low = 1 if last < msg_count else last - msg_count + 1
+        else:
+            low = last - msg_count + 1 if last - end > msg_count else end + 1
+        return self._range(conversation, low, last + 1, msg_count)
+
+    def _conversation_resp(
+        self, uid: str, channel_type: int, stored_id: str, row: sqlite3.Row | None, start_seq: int, msg_count: int,
+        *, by_channels: bool,
+    ) -> dict[str, Any]:  # fmt: skip
+        """newSyncUserConversationResp and the unread arithmetic (conversation.go:516-548; syncByChannels
+        :824-858 differs only in one condition)."""
+        real_id = stored_id
+        if channel_type == PERSON:
+            parts = stored_id.split("@")
+            if len(parts) == 2:
+                real_id = parts[1] if parts[0] == uid else parts[0]
+        # ReadedToMsgSeq is a uint32 (conversation_model.go:52); the arithmetic below compares that.
+        read_seq = self._read_seq(row) & 0xFFFFFFFF
+        updated = row["updated_ns"] if row is not None else None
+        resp: dict[str, Any] = {
+            "channel_id": real_id, "channel_type": channel_type, "unread": 0, "timestamp": 0, "last_msg_seq": 0,
+            "last_client_msg_no": "", "offset_msg_seq": 0, "readed_to_msg_seq": read_seq,
+            "version": int(updated or 0), "recents": [],
+        }  # fmt: skip
+        conversation = _conversation(channel_type, stored_id)
+        recents = self._recents(conversation, start_seq, msg_count)
+        rendered = [self._render(r, header=i > 0) for i, r in enumerate(recents)][::-1]
+        if rendered:
+            last = rendered[0]
+            resp.update(last_msg_seq=last["message_seq"], last_client_msg_no=last["client_msg_no"],
+                        timestamp=last["timestamp"])  # fmt: skip
+            if last["message_seq"] > read_seq:
+                resp["unread"] = last["message_seq"] - read_seq
+            own = self._user_last_seq(uid, conversation)
+            if own > read_seq:
+                fits = last["message_seq"] >= read_seq or by_channels
+                if last["message_seq"] - own < resp["unread"] and fits:
+                    resp["unread"] = last["message_seq"] - own
+                    resp["readed_to_msg_seq"] = own & 0xFFFFFFFF
+            resp["version"] = last["timestamp"] * 10**9
+        resp["recents"] = rendered
+        if rendered and rendered[0]["from_uid"] == uid:  # the user's own last message: nothing unread
+            resp["readed_to_msg_seq"] = rendered[0]["message_seq"] & 0xFFFFFFFF
+            resp["unread"] = 0
+        return resp
+
+    def _conversation_sync(self, request: EmulatorRequest) -> EmulatorReply:
+        """syncUserConversation (conversation.go:318-568)."""
+        req = _bind(request.body, _CONV_SYNC)
+        uid = req.get("uid") or ""
+        msg_count = req.get("msg_count") or 0
+        excluded = set(req.get("exclude_channel_types") or [])
+        client_seqs: dict[tuple[str, int], int] = {}
+        for part in (req.get("last_msg_seqs") or "").split("|"):  # getChannelLastMsgSeqMap (:584-598)
+            fields = part.split(":")
+            if len(fields) == 3:
+                kind = int(fields[1]) if fields[1].lstrip("-").isdigit() else 0
+                seq = int(fields[2]) if fields[2].isdigit() else 0
+                client_seqs[(fields[0], kind)] = seq
+        written, cached = self._conversation_rows(uid)
+        # GetLastConversations: newest update first (a row never updated last), at most userMaxCount.
+        # A cache entry whose interval passed was written then, with that update time.
+        written.sort(key=lambda r: -int(r["updated_ns"] or r["cached_until_ns"] or 0))
+        entries: list[tuple[int, str, sqlite3.Row | None]] = [
+            (int(r["channel_type"]), str(r["channel_id"]), r) for r in written[:_USER_MAX_CONVERSATIONS]
+        ]
+        known = {(kind, cid) for kind, cid, _ in entries}
+
+        def real(kind: int, stored: str) -> str:
+            parts = stored.split("@")
+            return (parts[1] if parts[0] == uid else parts[0]) if kind == PERSON and len(parts) == 2 else stored
+
+        def allowed(kind: int, stored: str) -> bool:  # isAllowSync (:396-408)
+            return kind not in excluded or (real(kind, stored), kind) in client_seqs
+
+        for r in cached:  # the write cache's channels follow, as empty conversations (:410-432)
+            kind, cid = int(r["channel_type"]), str(r["channel_id"])
+            if (kind, cid) not in known and allowed(kind, cid):
+                entries.append((kind, cid, None))
+                known.add((kind, cid))
+        page = req.get("page") or 0
+        if page > 0:  # the page is cut before empty conversations are dropped (:436-457)
+            size = req.get("page_size") or 0
+            size = 100 if size <= 0 else min(size, 500)
+            start = (page - 1) * size
+            if start >= len(entries):
+                return _reply([])
+            entries = entries[start : start + size]
+        answers: list[dict[str, Any]] = []
+        if msg_count > 0:  # the answer is only assembled when messages are asked for (:499)
+            for kind, cid, row in entries:
+                if cid.endswith(_CMD_SUFFIX) or not allowed(kind, cid):
+                    continue
+                if kind == PERSON and real(kind, cid) == SYSTEM_UID:  # the system chat is not returned (:513)
+                    continue
+                client_seq = client_seqs.get((real(kind, cid), kind), 0)
+                read_seq = self._read_seq(row)
+                deleted = int(row["deleted_seq"]) if row is not None else 0
+                start_seq = client_seq + 1 if client_seq else (
+                    read_seq + 1 if (req.get("version") or 0) > 0 or req.get("only_unread") == 1 else 0
+                )  # fmt: skip
+                if deleted > 0 and deleted > start_seq:
+                    start_seq = deleted + 1
+                resp = self._conversation_resp(uid, kind, cid, row, start_seq, msg_count, by_channels=False)
+                if client_seq and client_seq >= resp["last_msg_seq"]:
+                    continue
+                if resp["recents"]:
+                    answers.append(resp)
+        return _reply(answers)
+
+    def _conversation_sync_by_channels(self, request: EmulatorRequest) -> EmulatorReply:
+        """syncConversationByChannels (conversation.go:707-867): named channels, their deletion ignored."""
+        req = _bind(request.body, _CONV_BY_CHANNELS)
+        uid = req.get("uid") or ""
+        if uid == "":
+            raise _BadRequest("uid cannot be empty")
+        channels = req.get("channels") or []
+        if not channels:
+            raise _BadRequest("channels cannot be empty")
+        msg_count = req.get("msg_count") or 0
+        msg_count = 15 if msg_count <= 0 else msg_count
+        answers = []
+        for item in channels:
+            channel_id, kind = item.get("channel_id") or "", item.get("channel_type") or 0
+            stored = wire.fake_channel_id(uid, channel_id) if kind == PERSON else channel_id
+            row = self._conversation_row(uid, kind, stored)
+            answers.append(self._conversation_resp(uid, kind, stored, row, 0, msg_count, by_channels=True))
+        return _reply(answers)
+
+    @staticmethod
+    def _conversation_target(req: Mapping[str, Any], empty_uid: str) -> tuple[str, int, str]:
+        uid, channel_id, kind = req.get("uid") or "", req.get("channel_id") or "", req.get("channel_type") or 0
+        if uid == "":
+            raise _BadRequest(empty_uid)
+        if channel_id == "" or kind == 0:
+            raise _BadRequest("channel_id or channel_type cannot be empty")
+        return uid, kind, wire.fake_channel_id(uid, channel_id) if kind == PERSON else channel_id
+
+    def _conversation_clear_unread(self, request: EmulatorRequest) -> EmulatorReply:
+        """clearConversationUnread (conversation.go:87-163): read up to the last seq; a missing row is made."""
+        uid, kind, stored = self._conversation_target(_bind(request.body, _CONV_CLEAR), "uid cannot be empty")
+        row = self._conversation_row(uid, kind, stored)
+        last = self._last_seq(_conversation(kind, stored))
+        if self._read_seq(row) < last:
+            self._write_conversation(uid, kind, stored, last)
+        return _reply({"status": 200})
+
+    def _conversation_set_unread(self, request: EmulatorRequest) -> EmulatorReply:
+        """setConversationUnread (conversation.go:165-264): the read position only ever moves forward."""
+        req = _bind(request.body, _CONV_SET_UNREAD)
+        uid, kind, stored = self._conversation_target(req, "UID cannot be empty")
+        unread = req.get("unread") or 0
+        last = self._last_seq(_conversation(kind, stored))
+        target = last
+        if unread > last:  # uint64(unread) > lastMsgSeq: one less than the last (uint64, so 0 - 1 wraps)
+            target = (last - 1) % 2**64
+        elif unread > 0:
+            target = last - unread
+        row = self._conversation_row(uid, kind, stored)
+        if self._read_seq(row) < target:
+            self._write_conversation(uid, kind, stored, target)
+        return _reply({"status": 200})
+
+    def _conversation_delete(self, request: EmulatorRequest) -> EmulatorReply:
+        """deleteConversation (conversation.go:266-316): the last seq becomes the deletion point, only on a
+        written row (UpdateConversationDeletedAtMsgSeq returns early without one, pkg/wkdb/conversation.go:218-227)."""
+        uid, kind, stored = self._conversation_target(_bind(request.body, _CONV_DELETE), "Uid cannot be empty")
+        if self._conversation_row(uid, kind, stored) is not None:
+            last = self._last_seq(_conversation(kind, stored))
+            with self.store.sqlite_write() as db:
+                db.execute(
+                    "UPDATE wukong_emu_conversations SET deleted_seq = ? "
+                    "WHERE uid = ? AND channel_type = ? AND channel_id = ?",
+                    (last, uid, kind, stored),
+                )
+        return _reply({"status": 200})
+
     # -- seeding -----------------------------------------------------------------------------------
 
     def seed(self, size: str = "small", *, rng_seed: int = 7) -> dict[str, int]:
@@ -1229,7 +1775,7 @@ class WukongEmulator:
             users = [f"user{n:03d}" for n in range(1, user_count + 1)]
             now = self._now_ns()
             self.store.add_users(users, now / 1e9)
-            with self.store.write() as db:
+            with self.store.sqlite_write() as db:
                 for uid in users:
                     db.execute(
                         "INSERT OR IGNORE INTO wukong_emu_devices "

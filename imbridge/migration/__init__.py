@@ -10,7 +10,7 @@ Usage::
 ``docs/migration.md`` describes the phases, the guarantees and the limits.
 """
 
-from imbridge.migration.mirror import AsyncMirrorClient, MirrorClient
+from imbridge.migration.mirror import AsyncMirrorClient, MirrorClient, SecondaryFailure
 from imbridge.migration.pipeline import NOTES, PHASES, Migration, MigrationOptions, summary_text
 from imbridge.migration.progress import make_progress
 from imbridge.migration.state import StateDB
@@ -23,6 +23,7 @@ __all__ = [
     "Migration",
     "MigrationOptions",
     "MirrorClient",
+    "SecondaryFailure",
     "StateDB",
     "make_progress",
     "summary_text",

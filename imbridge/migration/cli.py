@@ -9,11 +9,16 @@ environment rather than in that file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shlex
+import signal
 import sys
 import tomllib
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pydantic
@@ -25,6 +30,8 @@ from imbridge.migration.progress import MODES
 from imbridge.migration.verify import verify_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 4  # imbridge.cli.ExitCode, the README's table
+#: A command stopped by a signal exits with 128 + its number, as a shell reports it.
+EXIT_SIGNALLED = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
 
 #: Commands that read a migration that exists: they never create a state file (a typo is an error).
 READS_STATE = ("verify", "status", "report", "replay-journal")
@@ -60,6 +67,10 @@ def add_parser(commands: Any) -> None:
         if name == "run":
             command.add_argument("--phase", dest="phases", action="append", choices=PHASES,
                                  help="run only this phase (repeatable)")  # fmt: skip
+        if name == "verify":
+            command.add_argument("--repair", action="store_true",
+                                 help="queue again what verify finds missing or wrong, copy it (each message looked "
+                                      "up first, so only what the target lacks), then verify again")  # fmt: skip
         command.set_defaults(handler=run_command)
 
 
@@ -138,28 +149,105 @@ def run_command(args: argparse.Namespace, out: Any) -> int:
     stored = _options(args, config)
     migration = Migration(source, target, args.state, stored, progress="none" if out.as_json else args.progress)
     try:
-        if command == "plan":
-            plan = migration.plan(_read_users(args.users))
-            out.emit(plan, lambda: "planned: " + ", ".join(f"{k} {v}" for k, v in plan.items() if k != "new_items"))
-            return EXIT_OK
-        if command == "run":
-            status = migration.run(_read_users(args.users), args.phases or PHASES)
-            migration.progress.close()
-            report = migration.report()
-            out.emit(report, lambda: summary_text(report))
-            return EXIT_OK if status["complete"] else EXIT_FAILED
-        if command == "verify":
-            result = migration.verify()
-            migration.progress.close()
-            out.emit(result, lambda: verify_text(result))
-            return EXIT_OK if result["ok"] else EXIT_MISMATCH
-        result = migration.replay_journal()
-        out.emit(result, lambda: f"journal: {result['replayed']} replayed, {result['failed']} still failing"
-                 + "".join(f"\n  {e}" for e in result["errors"]))  # fmt: skip
-        return EXIT_OK if not result["failed"] else EXIT_FAILED
+        with _sigterm_stops_like_sigint() as stopped:
+            try:
+                return _run(migration, args, out)
+            except KeyboardInterrupt:
+                migration.progress.close()
+                print(_interrupted_text(migration, args, stopped["by"]), file=sys.stderr)
+                return EXIT_SIGNALLED[stopped["by"]]
     finally:
         migration.progress.close()
         migration.close()
+
+
+def _run(migration: Migration, args: argparse.Namespace, out: Any) -> int:
+    command = args.migrate_command
+    if command == "plan":
+        plan = migration.plan(_read_users(args.users))
+        out.emit(plan, lambda: "planned: " + ", ".join(f"{k} {v}" for k, v in plan.items() if k != "new_items"))
+        return EXIT_OK
+    if command == "run":
+        status = migration.run(_read_users(args.users), args.phases or PHASES)
+        migration.progress.close()
+        report = migration.report()
+        out.emit(report, lambda: summary_text(report))
+        return EXIT_OK if status["complete"] else EXIT_FAILED
+    if command == "verify" and args.repair:
+        repaired = migration.repair()
+        migration.progress.close()
+        out.emit(repaired, lambda: repair_text(repaired))
+        return EXIT_OK if repaired["ok"] else EXIT_MISMATCH
+    if command == "verify":
+        result = migration.verify()
+        migration.progress.close()
+        out.emit(result, lambda: verify_text(result))
+        return EXIT_OK if result["ok"] else EXIT_MISMATCH
+    result = migration.replay_journal()
+    out.emit(result, lambda: f"journal: {result['replayed']} replayed, {result['pending']} still failing (retried "
+             f"next time), {result['not_replayable']} cannot be replayed (kept, marked failed)"
+             + "".join(f"\n  {e}" for e in result["errors"]))  # fmt: skip
+    return EXIT_OK if not result["failed"] else EXIT_FAILED
+
+
+def repair_text(result: dict[str, Any]) -> str:
+    head = (f"Repair: {result['mismatches_before']} mismatches found; {result['requeued_groups']} groups and "
+            f"{result['requeued_channels']} channels queued again and copied ({result['rounds']} rounds)")  # fmt: skip
+    return head + "\n" + verify_text(result["verify"])
+
+
+@contextlib.contextmanager
+def _sigterm_stops_like_sigint() -> Iterator[dict[str, str]]:
+    """SIGTERM stops the command the way Ctrl-C does: the running work is cancelled (asyncio's handler),
+    each channel writes its checkpoint on the way out, and a KeyboardInterrupt reaches the caller."""
+    stopped = {"by": "SIGINT"}
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        stopped["by"] = "SIGTERM"
+        handler = signal.getsignal(signal.SIGINT)  # asyncio's while a migration runs, else Python's default
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield stopped
+        return
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_text(migration: Migration, args: argparse.Namespace, by: str) -> str:
+    """What was saved when a command was stopped, and the command that goes on from there."""
+    command = args.migrate_command
+    again = ["imbridge", "migrate", command, "--state", args.state]
+    if args.config:
+        again += ["--config", args.config]
+    for phase in getattr(args, "phases", None) or ():
+        again += ["--phase", phase]
+    if command == "verify":
+        saved = "verify saves nothing before it ends; nothing was changed"
+    elif command == "replay-journal":
+        saved = "each replayed entry was marked as it went; the others are still pending"
+    else:
+        saved = _saved_text(migration)
+    return f"imbridge: stopped by {by}. {saved}.\nResume with: {shlex.join(again)}"
+
+
+def _saved_text(migration: Migration) -> str:
+    if not migration.planned():
+        groups, users = (migration.state.count(phase, "done") for phase in ("plan:groups", "plan:users"))
+        return f"Saved in {migration.state.path}: the plan so far ({groups} groups read, {users} users' contacts read)"
+    status = migration.status()
+    phases = ", ".join(f"{phase} {counts['done']}/{sum(counts.values())}" for phase, counts in status["phases"].items())
+    return (
+        f"Saved in {migration.state.path}: the plan, and items done per phase: {phases} "
+        f"({status['messages_migrated']} messages copied); a channel stopped midway resumes from its checkpoint"
+    )
 
 
 def dump(value: Any) -> str:

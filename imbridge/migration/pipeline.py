@@ -7,8 +7,9 @@ Phases, each resumable on its own (progress is recorded per item in the state da
 3. ``groups``    create each group with its name, owner, admins, members, introduction and notification;
 4. ``history``   copy every group's messages (walking MsgSeq up) and every discovered one-to-one pair's
                  (``admin_getroammsg``), oldest first, one channel strictly in order, channels concurrently;
-5. ``mutes``     member mutes with their remaining duration, then mute_all. Last on purpose: WuKongIM's
-                 ``ban`` drops every send, and a muted member's old messages must still be copied.
+5. ``mutes``     member mutes with their remaining duration, then mute_all. After the history on purpose:
+                 WuKongIM's ``ban`` drops every send, and a muted member's old messages must still be copied.
+6. ``conversations``  each user's conversation list and unread counts (:mod:`.conversations`).
 
 Idempotence: each message's ``client_msg_no`` is derived from its source identity (:mod:`.ids`) and sent
 with imbridge's caller-chosen-key path, which looks the key up before sending; a per-channel checkpoint
@@ -19,12 +20,14 @@ each message exactly once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from imbridge.capabilities import Operation
 from imbridge.client import AsyncIMClient, IMClient
 from imbridge.errors import (
     ConfigurationError,
@@ -34,15 +37,58 @@ from imbridge.errors import (
     ServiceUnavailableError,
 )
 from imbridge.migration import ids
+from imbridge.migration.conversations import conversations_phase, requeue_users, verify_conversations
 from imbridge.migration.progress import Progress, make_progress
 from imbridge.migration.source import TencentSource
-from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, StateDB
-from imbridge.models import Conversation, Custom, Element, Message, Role, SentMessage, Text
+from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, IdCollisionError, StateDB
+from imbridge.models import Conversation, Custom, Element, Group, Member, Message, Role, SentMessage, Text
+from imbridge.providers.base import Direction
 
 T = TypeVar("T")
 
-PHASES = ("accounts", "profiles", "groups", "history", "mutes")
+PHASES = ("accounts", "profiles", "groups", "history", "mutes", "conversations")
+#: The plan's own progress, saved as it goes so that an interrupted plan resumes: groups read (their data),
+#: users whose recent contacts were read (their peers).
+PLAN_GROUPS, PLAN_USERS = "plan:groups", "plan:users"
+#: Messages of a channel looked at, newest first, when a run re-checks that the target still holds it.
+RECHECK_SCAN = 200
+#: verify --repair: at most this many rounds of re-queue, run, verify.
+MAX_REPAIR_ROUNDS = 3
+#: Mismatches kept in a repair's result and in the state file (verify's own limit).
+MAX_LISTED_MISMATCHES = 100
 MAX_MUTE = timedelta(days=36500)
+
+
+# -- issue 17: what member administration adds to a group's plan ------------------------------------
+
+
+def _admin_plan(info: Group, members: Sequence[Member]) -> dict[str, Any]:
+    """The join policy and the name cards of a source group, for the plan."""
+    return {
+        "join_option": info.join_option.value if info.join_option else None,
+        "max_members": info.max_members,
+        "name_cards": {m.user_id: m.name_card for m in members if m.name_card},
+    }
+
+
+def _join_policy(target: AsyncIMClient, data: Mapping[str, Any]) -> dict[str, Any]:
+    """create() keywords for the planned join policy, when the target keeps one."""
+    if not target.capabilities[Operation.GROUPS_JOIN_POLICY].available:
+        return {}
+    policy = {"join_option": data.get("join_option"), "max_members": data.get("max_members")}
+    members = len(data.get("members", ()))
+    if policy["max_members"] is not None and policy["max_members"] < members:
+        policy["max_members"] = None  # never below the members being carried (a source answering oddly)
+    return {key: value for key, value in policy.items() if value is not None}
+
+
+async def _carry_name_cards(
+    target: AsyncIMClient, group_id: str, data: Mapping[str, Any], uid: Callable[[str], str]
+) -> None:
+    if not data.get("name_cards") or not target.capabilities[Operation.GROUPS_SET_NAME_CARD].available:
+        return
+    for source_uid, card in sorted(data["name_cards"].items()):
+        await target.groups.set_name_card(group_id, uid(source_uid), card)
 #: Waits (seconds) before sending again a message WuKongIM accepted but had not stored yet (under load).
 STORE_LAG_WAITS = (1.0, 3.0, 5.0)
 REVOKED_PLACEHOLDER = "[this message was recalled before the migration]"
@@ -57,8 +103,15 @@ NOTES = [
     "lists all accounts).",
     "Recalled messages are copied as recalled (a placeholder then imbridge's revoke, i.e. a type-1006 notice "
     "plus imbridge's store) or skipped, by option; their content is gone at the source.",
-    "Member mutes keep their remaining duration (from Tencent's MutedUntil; a 'permanent' mute becomes 100 years) "
-    "and mute_all is applied after the group's history, since WuKongIM's ban drops every send.",
+    "Member mutes keep their remaining duration (from Tencent's MutedUntil); a permanent one stays a mute "
+    "without an end. They and mute_all are applied after the group's history, since WuKongIM's ban drops every "
+    "send.",
+    "Roles, owners, join options, size limits and name cards are carried where the target keeps them (on WuKongIM "
+    "in imbridge's store).",
+    "Each user's conversation list is carried with its unread counts (WuKongIM can only lower a count, so a count "
+    "the source kept for messages it no longer holds is reported); a conversation missing from the source list "
+    "is deleted on the target until its next message; pinned and muted flags are not carried (WuKongIM has "
+    "neither).",
 ]
 
 
@@ -80,12 +133,18 @@ class MigrationOptions:
     """One-to-one history from this Unix time (Tencent holds nothing older than its retention anyway)."""
     checkpoint_every: int = 50
     """Messages between two checkpoint writes (each message is looked up before sending anyway)."""
+    recheck: bool = True
+    """Each run first looks for what earlier runs finished on the target (one read per group and channel)
+    and copies again what the target lost (restored from an older backup, restarted empty)."""
 
     def __post_init__(self) -> None:
         if self.revoked not in ("revoke", "skip"):
             raise ConfigurationError(f"revoked is 'revoke' or 'skip', not {self.revoked!r}")
         if self.workers < 1:
             raise ConfigurationError("workers must be at least 1")
+        problem = ids.unsafe_prefix(self.id_prefix)
+        if problem:
+            raise ConfigurationError(f"id_prefix {self.id_prefix!r} cannot start target ids: {problem}")
 
 
 def _stamp(value: datetime) -> int:
@@ -102,6 +161,65 @@ def _client_for(spec: ClientSpec, default_provider: str, overrides: Mapping[str,
     settings = dict(spec)
     name = str(settings.pop("provider", default_provider))
     return AsyncIMClient(name, **{**settings, **overrides}), True
+
+
+def _effective_options(given: MigrationOptions | None, stored: dict[str, Any] | None) -> MigrationOptions:
+    """The options of a run: those stored with the plan, or those given, keeping what the plan fixed."""
+    if given is None:
+        return MigrationOptions(**stored) if stored else MigrationOptions()
+    if not stored:
+        return given
+    # options given again to a planned migration (e.g. --workers): what the plan fixed stays
+    if not given.id_prefix:
+        given.id_prefix = str(stored.get("id_prefix") or "")
+    if not given.since:
+        given.since = float(stored.get("since") or 0.0)
+    if given.id_prefix != stored.get("id_prefix", ""):
+        raise ConfigurationError(
+            f"this migration was planned with id_prefix {stored.get('id_prefix', '')!r}; it cannot change "
+            f"to {given.id_prefix!r} (the ids already written on the target would no longer match)"
+        )
+    if given.as_of is None:
+        given.as_of = stored.get("as_of")
+    return given
+
+
+class _ExpectedMessages:
+    """The messages the history phase will have looked at: a group's from its MsgSeq range (planned), a
+    pair's extrapolated from the pairs finished so far, each replaced by its count once it is done."""
+
+    def __init__(self, items: Sequence[Any], processed: Mapping[str, int]) -> None:
+        self.done = sum(processed.values())
+        self.known = 0  # finished channels' counts, and groups' planned counts
+        self.open_pairs = 0
+        self.pair_messages = self.pair_count = 0
+        self.planned: dict[str, int] = {}
+        for item in items:
+            seen = processed.get(item.key, 0)
+            if item.status == DONE:
+                self.known += seen
+                if not item.key.startswith("g:"):
+                    self.pair_messages, self.pair_count = self.pair_messages + seen, self.pair_count + 1
+            elif "estimate" in item.data:
+                self.planned[item.key] = max(int(item.data["estimate"]), seen)
+                self.known += self.planned[item.key]
+            else:
+                self.open_pairs += 1
+                self.planned[item.key] = seen
+                self.known += seen
+
+    def finished(self, channel: str, count: int) -> None:
+        self.known += count - self.planned.pop(channel, 0)
+        if not channel.startswith("g:"):
+            self.open_pairs -= 1
+            self.pair_messages, self.pair_count = self.pair_messages + count, self.pair_count + 1
+
+    def total(self) -> int:
+        average = self.pair_messages / self.pair_count if self.pair_count else 0.0
+        return self.known + round(self.open_pairs * average)
+
+    def estimated(self) -> bool:
+        return self.open_pairs > 0
 
 
 class Migration:
@@ -127,10 +245,11 @@ class Migration:
     ) -> None:
         self._source_spec, self._target_spec = source, target
         self.state = StateDB(state)
-        stored = self.state.get_meta("options")
-        if options is None and stored:
-            options = MigrationOptions(**stored)
-        self.options = options or MigrationOptions()
+        try:
+            self.options = _effective_options(options, self.state.get_meta("options"))
+        except BaseException:
+            self.state.close()
+            raise
         self.progress = make_progress(progress) if isinstance(progress, str) else progress
         self._source: TencentSource | None = None
         self._target: AsyncIMClient | None = None
@@ -182,6 +301,9 @@ class Migration:
     def verify(self) -> dict[str, Any]:
         return self._sync(self.averify)
 
+    def repair(self) -> dict[str, Any]:
+        return self._sync(self.arepair)
+
     def replay_journal(self) -> dict[str, Any]:
         from imbridge.migration.mirror import replay_journal
 
@@ -200,99 +322,167 @@ class Migration:
     def uid(self, source_id: str) -> str:
         mapped = self._user_ids.get(source_id)
         if mapped is None:
-            mapped = self._user_ids[source_id] = ids.target_id(source_id, self.options.id_prefix)
-            self.state.map_ids("user", [(source_id, mapped)])
+            mapped = ids.target_id(source_id, self.options.id_prefix)
+            self.state.map_ids("user", [(source_id, mapped)])  # raises, recording nothing, on a collision
+            self._user_ids[source_id] = mapped
         return mapped
 
     def gid(self, source_id: str) -> str:
         mapped = self._group_ids.get(source_id)
         if mapped is None:
-            mapped = self._group_ids[source_id] = ids.target_id(source_id, self.options.id_prefix)
+            mapped = ids.target_id(source_id, self.options.id_prefix)
             self.state.map_ids("group", [(source_id, mapped)])
+            self._group_ids[source_id] = mapped
         return mapped
 
     # -- plan -------------------------------------------------------------------------------------
 
     async def aplan(self, users: Iterable[str] = ()) -> dict[str, Any]:
-        """Discover what to migrate (groups, members, users, one-to-one pairs) and record it. Re-planning
-        adds what is new and keeps the progress of what was planned before."""
+        """Discover what to migrate (groups, members, users, one-to-one pairs) and record it.
+
+        Each group read, each user's contacts read and each pair counted is saved at once: an interrupted
+        plan resumes where it stopped (the users listed before are kept). Once a plan is complete,
+        planning again re-reads everything, adds what is new and keeps the progress of what was planned."""
         source, _ = await self._open()
         started = time.monotonic()
         existing = self.state.get_meta("plan") or {}
-        as_of = self.options.as_of or existing.get("as_of") or time.time()
+        planning = self.state.get_meta("planning") or {"complete": True}
+        as_of = self.options.as_of or existing.get("as_of") or planning.get("as_of") or time.time()
         self.options.as_of = as_of
         self.state.set_meta("options", asdict(self.options))
+        if planning.get("complete", True):  # a new plan, or a new round of an old one: read everything again
+            self.state.delete_items(PLAN_GROUPS)
+            self.state.delete_items(PLAN_USERS)
+            planning = {"complete": False, "groups_listed": False, "as_of": as_of, "seconds": 0.0}
+            self.state.set_meta("planning", planning)
         self._load_ids()
-        known: dict[str, None] = dict.fromkeys(u.strip() for u in users if u.strip())
+        self.state.add_items(PLAN_USERS, ((u, {}) for u in dict.fromkeys(u.strip() for u in users) if u))
         task = self.progress.task("plan", None)
+        try:
+            await self._plan_groups(source, planning, task)
+            await self._plan_contacts(source, task)
+        finally:
+            planning["seconds"] = round(planning.get("seconds", 0.0) + time.monotonic() - started, 2)
+            self.state.set_meta("planning", planning)
+        task.finish()
+        return self._record_plan(source, existing, planning)
 
-        group_ids = await source.group_ids()
-        task.add_total(len(group_ids))
-        groups: dict[str, dict[str, Any]] = {}
+    async def _plan_groups(self, source: TencentSource, planning: dict[str, Any], task: Any) -> None:
+        if not planning["groups_listed"]:
+            self.state.add_items(PLAN_GROUPS, ((g, {}) for g in await source.group_ids()))
+            planning["groups_listed"] = True
+            self.state.set_meta("planning", planning)
+        pending = self.state.keys(PLAN_GROUPS, PENDING)
+        task.add_total(len(pending))
+        assert self.options.as_of is not None
+        as_of = self.options.as_of
 
         async def read_group(group_id: str) -> None:
-            info = await source.client.groups.get(group_id)
-            members = await source.client.groups.members(group_id)
-            muted = await source.client.groups.muted(group_id)
-            groups[group_id] = {
+            try:
+                info = await source.client.groups.get(group_id)
+                members = await source.client.groups.members(group_id)
+                muted = await source.client.groups.muted(group_id)
+            except NotFoundError:
+                self.state.set_status(PLAN_GROUPS, group_id, SKIPPED, "dismissed at the source since it was listed")
+                task.advance()
+                return
+            channel = ids.group_channel(group_id)
+            checkpoint = self.state.checkpoint(channel)
+            if checkpoint is None:
+                # The MsgSeq range now: the channel's message count for progress, and where it starts.
+                seqs = await source.group_seqs(group_id)
+                estimate = max(seqs.last - seqs.first + 1, 0) if seqs.last else 0
+                if as_of <= time.time():  # the range cannot grow before as_of any more: the run starts from it
+                    position = {"seq": seqs.first - 1 if seqs.first else 0, "last": seqs.last}
+                    self.state.save_checkpoint(channel, position, 0, 0)
+            else:
+                planned = self.state.item("history", channel)
+                estimate = int(planned.data.get("estimate", 0)) if planned else 0
+            data = {
                 "name": info.name, "owner": info.owner, "introduction": info.introduction,
                 "notification": info.notification, "face_url": info.face_url, "mute_all": info.mute_all,
                 "members": [[m.user_id, m.role.value] for m in members],
-                "mutes": {m.user_id: m.muted_until.timestamp() for m in muted if m.muted_until is not None},
+                # None: muted without an end (Tencent's permanent MuteTime), kept as such on the target.
+                "mutes": {m.user_id: m.muted_until.timestamp() if m.muted_until else None for m in muted if m.muted},
+                "estimate": estimate,
+                **_admin_plan(info, members),
             }  # fmt: skip
+            with self.state.transaction():
+                self.state.add_items(PLAN_USERS, ((m.user_id, {}) for m in members), own_transaction=False)
+                self.state.finish_item(PLAN_GROUPS, group_id, data)
             task.advance()
 
-        await self._bounded(group_ids, read_group)
-        for data in groups.values():
-            known.update(dict.fromkeys(uid for uid, _ in data["members"]))
+        await self._bounded(pending, read_group)
 
-        pairs: dict[str, None] = {}
-        if self.options.discover_contacts:
-            queue = list(known)
-            task.add_total(len(queue))
-            found: list[str] = []
+    async def _plan_contacts(self, source: TencentSource, task: Any) -> None:
+        """Recent contacts of every known user; a peer nobody listed is a user whose contacts are read in turn."""
+        if not self.options.discover_contacts:
+            self.state.set_many(PLAN_USERS, self.state.keys(PLAN_USERS, PENDING), DONE)
+            return
 
-            async def read_contacts(user_id: str) -> None:
-                peers, _ = await source.recent_contacts(user_id)
-                for peer in peers:
-                    pairs[ids.pair_channel(user_id, peer)] = None
-                    if peer not in known:  # a user nobody listed: read their contacts in the next round
-                        known[peer] = None
-                        found.append(peer)
-                task.advance()
+        async def read_contacts(user_id: str) -> None:
+            peers, _ = await source.recent_contacts(user_id)
+            with self.state.transaction():
+                self.state.add_items(PLAN_USERS, ((p, {}) for p in peers), own_transaction=False)
+                self.state.finish_item(PLAN_USERS, user_id, {"peers": sorted(set(peers))})
+            task.advance()
 
-            while queue:
-                await self._bounded(queue, read_contacts)
-                queue, found = found, []
-                task.add_total(len(queue))
-        task.finish()
+        while pending := self.state.keys(PLAN_USERS, PENDING):
+            task.add_total(len(pending))
+            await self._bounded(pending, read_contacts)
 
+    def _record_plan(self, source: TencentSource, existing: dict[str, Any], planning: dict[str, Any]) -> dict[str, Any]:
+        """Turn the plan's progress into the phases' items; refuse (writing nothing) ids that would collide."""
+        known = self.state.keys(PLAN_USERS, DONE)
+        groups = {item.key: item.data for item in self.state.items(PLAN_GROUPS, DONE)}
+        pairs = sorted({ids.pair_channel(user.key, peer) for user in self.state.items(PLAN_USERS, DONE)
+                        for peer in user.data.get("peers", ())})  # fmt: skip
+        prefix = self.options.id_prefix
+        fresh_users = [(u, ids.target_id(u, prefix)) for u in known if u not in self._user_ids]
+        fresh_groups = [(g, ids.target_id(g, prefix)) for g in groups if g not in self._group_ids]
+        for kind, fresh in (("user", fresh_users), ("group", fresh_groups)):
+            collisions = self.state.collisions(kind, fresh)
+            if collisions:  # reported in full before anything is written to the target
+                raise IdCollisionError(kind, collisions)
         self.uid_all(known)
         for group_id in groups:
             self.gid(group_id)
+        # A group's message count comes from its MsgSeq range; a pair's is known only once it is read (one
+        # more call per pair, as many as reading most pairs takes): the progress extrapolates those.
+        estimates: dict[str, dict[str, Any]] = {ids.group_channel(g): {"estimate": d.get("estimate", 0)}
+                                                for g, d in groups.items()}  # fmt: skip
+        estimates.update({p: {} for p in pairs})
+        group_data = {g: {k: v for k, v in d.items() if k != "estimate"} for g, d in groups.items()}
         new = {
             "accounts": self.state.add_items("accounts", ((u, {}) for u in known)),
             "profiles": self.state.add_items("profiles", ((u, {}) for u in known)),
-            "groups": self.state.add_items("groups", groups.items()),
-            "history": self.state.add_items(
-                "history",
-                [(ids.group_channel(g), {}) for g in groups] + [(p, {}) for p in pairs],
-            ),
+            "groups": self.state.add_items("groups", group_data.items()),
+            "history": self.state.add_items("history", estimates.items()),
             "mutes": self.state.add_items("mutes", ((g, {}) for g in groups)),
         }
+        assert self.options.as_of is not None
+        as_of = self.options.as_of
         plan = {
             "as_of": as_of, "as_of_iso": datetime.fromtimestamp(as_of, UTC).isoformat(timespec="seconds"),
             "created": existing.get("created") or time.time(), "source_app": source.app_id,
             "users": len(known), "groups": len(groups), "c2c_pairs": len(pairs),
-            "seconds": round(time.monotonic() - started, 2),
+            "group_messages": sum(int(d.get("estimate", 0)) for d in groups.values()),
+            "seconds": planning.get("seconds", 0.0),
         }  # fmt: skip
         self.state.set_meta("plan", plan)
+        planning["complete"] = True
+        self.state.set_meta("planning", planning)
         return {**plan, "new_items": new}
+
+    def planned(self) -> bool:
+        """True once a plan is complete (an interrupted plan is resumed by ``plan`` or ``run``)."""
+        planning = self.state.get_meta("planning") or {"complete": True}
+        return self.state.get_meta("plan") is not None and bool(planning.get("complete", True))
 
     def uid_all(self, users: Iterable[str]) -> None:
         fresh = [(u, ids.target_id(u, self.options.id_prefix)) for u in users if u not in self._user_ids]
-        self._user_ids.update(fresh)
         self.state.map_ids("user", fresh)
+        self._user_ids.update(fresh)
 
     async def _bounded(self, items: Sequence[T], work: Callable[[T], Awaitable[None]]) -> None:
         """Run ``work`` over ``items`` with at most ``workers`` at once; nothing is queued ahead (memory flat)."""
@@ -307,15 +497,19 @@ class Migration:
     # -- run --------------------------------------------------------------------------------------
 
     async def arun(self, users: Iterable[str] = (), phases: Sequence[str] = PHASES) -> dict[str, Any]:
-        """Run the phases (all by default) from where they stopped; plans first if nothing is planned."""
+        """Run the phases (all by default) from where they stopped; plans first if nothing is planned (or
+        resumes an interrupted plan). Unless ``options.recheck`` is off, what earlier runs finished is first
+        looked for on the target, and what the target lost is queued again (see :meth:`arecheck`)."""
         unknown = [p for p in phases if p not in PHASES]
         if unknown:
             raise ConfigurationError(f"unknown phases {unknown}; phases are {', '.join(PHASES)}")
-        if self.state.get_meta("plan") is None:
+        if not self.planned():
             await self.aplan(users)
         await self._open()
         self._load_ids()
         assert self.options.as_of is not None
+        if self.options.recheck:
+            await self.arecheck()
         timings = self.state.get_meta("timings") or {}
         for phase in PHASES:
             if phase not in phases:
@@ -348,7 +542,7 @@ class Migration:
                     self.state.set_status("accounts", back[item.target], DONE if item.ok else FAILED, item.detail)
             task.advance(len(chunk))
 
-        await self._bounded(chunks, register)
+        await self._bounded(chunks, self._guard("accounts", register))
         task.finish()
         return len(pending)
 
@@ -434,30 +628,70 @@ class Migration:
         spec: dict[str, Any] = {"name": data["name"] or group_id, "owner": owner, "members": plain, "admins": admins,
                 "group_id": tgid, "introduction": data.get("introduction") or "",
                 "notification": data.get("notification") or "", "face_url": data.get("face_url") or ""}  # fmt: skip
+        spec.update(_join_policy(target, data))
         try:
             await target.groups.create(**spec)
+            await _carry_name_cards(target, tgid, data, self.uid)
             return detail
         except ConflictError:
             pass
-        # Created by an earlier, interrupted run: keep it when it is complete, re-create it otherwise
-        # (this phase precedes the group's history, so nothing of value is lost).
         existing = await target.groups.get(tgid)
         roles = {m.user_id: m.role for m in await target.groups.members(tgid)}
         wanted = {uid: role for uid, role in members}
         wanted[owner] = Role.OWNER
         if existing.owner == owner and roles == wanted and existing.name == spec["name"]:
             return detail or "already there"
-        await target.groups.dismiss(tgid)
-        await target.groups.create(**spec)
-        return detail or "re-created (an interrupted run left it incomplete)"
+        checkpoint = self.state.checkpoint(ids.group_channel(group_id))
+        if checkpoint is None or checkpoint.migrated == 0:
+            # Created by an earlier, interrupted run: re-created (no history was copied into it yet).
+            await target.groups.dismiss(tgid)
+            await target.groups.create(**spec)
+            await _carry_name_cards(target, tgid, data, self.uid)
+            return detail or "re-created (an interrupted run left it incomplete)"
+        return await self._repair_group(target, group_id, spec, existing, roles, wanted) or detail
+
+    async def _repair_group(self, target: AsyncIMClient, group_id: str, spec: dict[str, Any], existing: Group,
+                            roles: dict[str, Role], wanted: dict[str, Role]) -> str:  # fmt: skip
+        """A group that holds migrated history but differs from the source: repaired in place (members
+        added, roles and profile fields set), never dismissed. The owner cannot be changed here."""
+        tgid = spec["group_id"]
+        if existing.owner != spec["owner"]:
+            raise ConflictError(
+                f"group {tgid!r} is owned by {existing.owner!r} on the target and by {spec['owner']!r} at the "
+                "source; it holds migrated history, so it is not re-created: transfer the ownership by hand",
+                provider=target.provider_name,
+            )  # fmt: skip
+        done: list[str] = []
+        moved = [u for u, role in wanted.items()
+                 if u in roles and roles[u] != role and Role.OWNER not in (role, roles[u])]  # fmt: skip
+        if moved and target.capabilities[Operation.GROUPS_SET_ROLE].available:
+            for uid in moved:  # issue 17: a role is set in place
+                await target.groups.set_role(tgid, uid, wanted[uid])
+            done.append(f"{len(moved)} roles set")
+            moved = []
+        if moved:  # without set_role, a role is changed by removing and adding back
+            await target.groups.remove_members(tgid, moved)
+            self.state.requeue("mutes", [group_id], "members added back: their mutes are applied again")
+        for role in (Role.ADMIN, Role.MEMBER):
+            add = [u for u, r in wanted.items() if r is role and (u not in roles or u in moved)]
+            if add:
+                await target.groups.add_members(tgid, add, role=role)
+                done.append(f"{len(add)} {role.value}s added")
+        if existing.name != spec["name"] or existing.introduction != spec["introduction"]:
+            await target.groups.update(tgid, name=spec["name"], introduction=spec["introduction"],
+                                       notification=spec["notification"], face_url=spec["face_url"])  # fmt: skip
+            done.append("name and profile set")
+        return "repaired in place: " + (", ".join(done) or "nothing to change")
 
     # -- history ----------------------------------------------------------------------------------
 
     async def _phase_history(self) -> int:
         pending = self.state.keys("history", PENDING)
         total = self.state.count("history")
-        channels = self.progress.task("channels", total, total - len(pending))
-        messages = self.progress.task("messages", None, self.state.totals()[0])
+        # Channels differ in size by orders of magnitude: their bar has no ETA; the messages bar has one.
+        channels = self.progress.task("channels", total, total - len(pending), eta=False)
+        expected = _ExpectedMessages(self.state.items("history"), self.state.processed())
+        messages = self.progress.task("messages", expected.total(), expected.done, estimated=expected.estimated())
 
         async def migrate(channel: str) -> None:
             kind, group_id, _ = ids.split_channel(channel)
@@ -468,11 +702,19 @@ class Migration:
             try:
                 await self._channel(channel, messages)
                 self.state.set_status("history", channel, DONE)
+                done = self.state.checkpoint(channel)
+                before = expected.total()
+                expected.finished(channel, done.migrated + done.skipped if done else 0)
+                messages.add_total(expected.total() - before)
             except IMBridgeError as error:
                 self.state.set_status("history", channel, FAILED, f"{type(error).__name__}: {error}"[:500])
             channels.advance()
 
-        await self._bounded(pending, migrate)
+        # Pairs interleaved with groups: their average size (for the estimate) is known within seconds.
+        groups = [c for c in pending if c.startswith("g:")]
+        pairs = [c for c in pending if not c.startswith("g:")]
+        order = [c for both in itertools.zip_longest(groups, pairs) for c in both if c is not None]
+        await self._bounded(order, migrate)
         channels.finish()
         messages.finish()
         return len(pending)
@@ -484,19 +726,19 @@ class Migration:
         as_of = int(self.options.as_of)
         checkpoint = self.state.checkpoint(channel)
         migrated, skipped = (checkpoint.migrated, checkpoint.skipped) if checkpoint else (0, 0)
-        position: dict[str, Any]
+        position: dict[str, Any] = dict(checkpoint.position) if checkpoint else {}
         stream: AsyncIterator[Message]
         if kind == "group":
-            if checkpoint is None:
+            if "seq" not in position:  # not started (or started over by a repair, keeping its upper bound)
                 seqs = await source.group_seqs(a)
-                position = {"seq": seqs.first - 1 if seqs.first else 0, "last": seqs.last}
-                self.state.save_checkpoint(channel, position, 0, 0)
-            else:
-                position = dict(checkpoint.position)
+                position["seq"] = seqs.first - 1 if seqs.first else 0
+                position.setdefault("last", seqs.last)
+                self.state.save_checkpoint(channel, position, migrated, skipped)
             stream = source.group_messages(a, int(position["seq"]), int(position["last"]))
             lifted = await self._lift_mute_all(target, a)
         else:
-            position = dict(checkpoint.position) if checkpoint else {"t": int(self.options.since), "keys": []}
+            position.setdefault("t", int(self.options.since))
+            position.setdefault("keys", [])
             stream = source.c2c_messages(a, b, int(position["t"]), as_of)
             lifted = False
         done_keys = set(position.get("keys", []))
@@ -512,9 +754,12 @@ class Migration:
                     continue  # done before the interruption
                 if await self._copy(target, source.app_id, message):
                     migrated += 1
-                    messages.advance()
+                    source_id = message.seq if kind == "group" else message.ref.key
+                    # what a later run looks for on the target to tell that it still holds this channel
+                    position["copied"] = {"id": str(source_id), "order": message.seq if kind == "group" else stamp}
                 else:
                     skipped += 1
+                messages.advance()
                 if kind == "group":
                     position["seq"] = message.seq
                 else:
@@ -532,13 +777,17 @@ class Migration:
                 await target.groups.mute_all(self.gid(a), True)
 
     async def _lift_mute_all(self, target: AsyncIMClient, group_id: str) -> bool:
-        """A re-run after the mutes phase: WuKongIM's ban would drop the history, so lift it meanwhile."""
-        mutes = self.state.item("mutes", group_id)
+        """A re-run (or a repair) after the group was muted as a whole on the target: WuKongIM's ban would
+        drop the history, so lift it meanwhile."""
         group = self.state.item("groups", group_id)
-        if mutes is None or mutes.status != DONE or group is None or not group.data.get("mute_all"):
+        if group is None or not group.data.get("mute_all"):
             return False
-        await target.groups.mute_all(self.gid(group_id), False)
-        return True
+        mutes = self.state.item("mutes", group_id)
+        banned = (await target.groups.get(self.gid(group_id))).mute_all
+        if banned:
+            await target.groups.mute_all(self.gid(group_id), False)
+        # banned again afterwards also when an interrupted run left it lifted
+        return banned or (mutes is not None and mutes.status == DONE)
 
     async def _copy(self, target: AsyncIMClient, app_id: int, message: Message) -> bool:
         """Send one source message to the target (exactly once); False when it is skipped by option."""
@@ -610,7 +859,9 @@ class Migration:
                 now = time.time()
                 tgid = self.gid(group_id)
                 for uid, until in sorted(group.data.get("mutes", {}).items()):
-                    # Tencent's "permanent" (2**32-1 s) is beyond imbridge's 100-year ceiling: capped there.
+                    if until is None:  # permanent at the source: without an end on the target too
+                        await target.groups.mute(tgid, [self.uid(uid)], None)
+                        continue
                     remaining = min(float(until) - now, MAX_MUTE.total_seconds())
                     if remaining >= 1:
                         await target.groups.mute(tgid, [self.uid(uid)], timedelta(seconds=remaining))
@@ -625,15 +876,167 @@ class Migration:
         task.finish()
         return len(pending)
 
+    # -- conversations ----------------------------------------------------------------------------
+
+    async def _phase_conversations(self) -> int:
+        return await conversations_phase(self)
+
+    # -- re-check and repair ---------------------------------------------------------------------
+
+    async def arecheck(self) -> dict[str, Any]:
+        """Look on the target for what earlier runs finished: each group (one read) and each channel's last
+        copied message (one page of its newest messages). A target restored from an older backup or
+        restarted empty would otherwise be reported complete. What it lost is queued again: the group is
+        created again, the channel copied again from its first message (each looked up before it is sent,
+        so only what the target lacks is sent), and every account registered again."""
+        _, target = await self._open()
+        groups = self.state.keys("groups", DONE)
+        channels = self.state.keys("history", DONE)
+        if not groups and not channels:
+            return {}
+        task = self.progress.task("recheck", len(groups) + len(channels), eta=False)
+        lost_groups: list[str] = []
+        lost_channels: list[str] = []
+
+        async def check_group(group_id: str) -> None:
+            if await self._group_missing(target, group_id):
+                lost_groups.append(group_id)
+            task.advance()
+
+        async def check_channel(channel: str) -> None:
+            try:
+                if not await self._channel_intact(target, channel):
+                    lost_channels.append(channel)
+            except IMBridgeError:
+                pass  # unreadable now: nothing can be concluded; the phases report an unreachable target
+            task.advance()
+
+        await self._bounded(groups, check_group)
+        await self._bounded(channels, check_channel)
+        task.finish()
+        result: dict[str, Any] = {"at": time.time(), "groups": len(groups), "channels": len(channels),
+                  "lost_groups": len(lost_groups), "lost_channels": len(lost_channels)}  # fmt: skip
+        if lost_groups or lost_channels:
+            reason = "not found on the target when re-checked: copied again"
+            channels_of_groups = [ids.group_channel(g) for g in lost_groups]
+            self._requeue(lost_groups, [*lost_channels, *channels_of_groups], reason, accounts=bool(lost_groups))
+            result["requeued"] = {"groups": sorted(lost_groups)[:50], "channels": sorted(lost_channels)[:50]}
+        self.state.set_meta("recheck", result)
+        return result
+
+    async def _group_missing(self, target: AsyncIMClient, group_id: str) -> bool:
+        try:
+            await target.groups.get(self.gid(group_id))
+        except NotFoundError:
+            return True
+        except IMBridgeError:
+            return False  # unreachable now: nothing can be concluded
+        return False
+
+    def _target_view(self, channel: str) -> tuple[Conversation, str]:
+        """(conversation, viewer) of a channel on the target, as verify reads it."""
+        kind, a, b = ids.split_channel(channel)
+        if kind == "group":
+            group = self.state.item("groups", a)
+            owner = (group.data.get("owner") if group else None) or a
+            return Conversation.group(self.gid(a)), self.uid(owner)
+        return Conversation.user(self.uid(b)), self.uid(a)
+
+    async def _channel_intact(self, target: AsyncIMClient, channel: str) -> bool:
+        """Whether the target still holds the last message copied into ``channel``."""
+        checkpoint = self.state.checkpoint(channel)
+        if checkpoint is None or checkpoint.migrated == 0:
+            return True  # nothing was copied: nothing to lose
+        copied = checkpoint.position.get("copied")
+        group = channel.startswith("g:")
+        conversation, viewer = self._target_view(channel)
+        seen = 0
+        try:
+            async for message in target.messages.iter_history(
+                conversation, viewer, page_size=50, direction=Direction.BACKWARD
+            ):
+                origin = message.metadata.get(ids.ORIGIN_KEY)
+                if not isinstance(origin, dict):
+                    continue  # the app's own messages
+                if copied is None or str(origin.get("id")) == str(copied["id"]):
+                    return True  # (a checkpoint from before "copied" was kept: any migrated message will do)
+                source_id = str(origin.get("id"))
+                order = int(source_id) if group and source_id.isdigit() else int(origin.get("time") or 0)
+                if order < int(copied["order"]):
+                    return False  # older than the last copied one, which is not there
+                seen += 1
+                if seen >= RECHECK_SCAN:
+                    return True  # many newer (mirrored) messages: assumed intact; verify reads it all
+        except NotFoundError:
+            return False
+        return False
+
+    def _requeue(self, groups: Iterable[str], channels: Iterable[str], reason: str, *, accounts: bool) -> None:
+        """Queue again what the target lost or holds wrong: groups (with their mutes), channels (from their
+        first message), and every account when ``accounts`` (the target lost whole groups: it was emptied)."""
+        group_list = sorted(set(groups))
+        channel_list = sorted(set(channels))
+        for channel in channel_list:
+            self.state.reset_checkpoint(channel)
+        self.state.requeue("groups", group_list, reason)
+        self.state.requeue("mutes", group_list, reason)
+        self.state.requeue("history", channel_list, reason)
+        if accounts:
+            self.state.requeue("accounts", self.state.keys("accounts", DONE), reason)
+
+    async def arepair(self, result: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Re-copy what verify finds missing or wrong: the groups and channels it names are queued again
+        (see :meth:`_requeue`), the phases run, and verify runs again; up to :data:`MAX_REPAIR_ROUNDS`
+        rounds while each finds something new to repair. ``result`` is a verify result to start from.
+
+        Copying again appends: a message the target lost in the middle of a channel comes back after the
+        ones it preceded (WuKongIM cannot insert), which the final verify reports as an order difference."""
+        current = dict(result) if result is not None else await self.averify(every_mismatch=True)
+        before = current.get("mismatch_count", 0)
+        repaired_groups: set[str] = set()
+        repaired_channels: set[str] = set()
+        repaired_users: set[str] = set()
+        rounds = 0
+        while not current.get("ok") and rounds < MAX_REPAIR_ROUNDS:
+            mismatches = current.get("mismatches") or []
+            groups = {str(m["group"]) for m in mismatches if m.get("group")} - repaired_groups
+            channels = {str(m["channel"]) for m in mismatches if m.get("channel")} - repaired_channels
+            listed_users = {str(m["user"]) for m in (current.get("conversation_lists") or {}).get("mismatches", [])}
+            users = listed_users - repaired_users
+            if not groups and not channels and not users:
+                break  # what is left was repaired once already: copying again would not change it
+            requeue_users(self, users, "queued again by verify --repair")
+            repaired_users |= users
+            _, target = await self._open()
+            lost = [g for g in groups if await self._group_missing(target, g)]
+            # a lost group's history went with it, whether or not verify could list the channel
+            channels |= {ids.group_channel(g) for g in lost if self.state.item("history", ids.group_channel(g))}
+            self._requeue(groups, channels, "queued again by verify --repair", accounts=bool(lost))
+            repaired_groups |= groups
+            repaired_channels |= channels
+            await self.arun()
+            current = await self.averify(every_mismatch=True)
+            rounds += 1
+        listed = (current.get("mismatches") or [])[:MAX_LISTED_MISMATCHES]
+        return {"ok": bool(current.get("ok")), "mismatches_before": before, "rounds": rounds,
+                "requeued_groups": len(repaired_groups), "requeued_channels": len(repaired_channels),
+                "verify": {**current, "mismatches": listed}}  # fmt: skip
+
     # -- verify, status, report -------------------------------------------------------------------
 
-    async def averify(self) -> dict[str, Any]:
-        from imbridge.migration.verify import verify
+    async def averify(self, *, every_mismatch: bool = False) -> dict[str, Any]:
+        """Compare source and target; ``every_mismatch`` lists them all (a repair's input), not the first 100."""
+        from imbridge.migration.verify import MAX_LISTED, verify
 
         source, target = await self._open()
         self._load_ids()
-        result = await verify(self, source, target)
-        self.state.set_meta("verify", result)
+        result = await verify(self, source, target, limit=None if every_mismatch else MAX_LISTED)
+        if self.state.count("conversations", DONE):
+            lists = await verify_conversations(self, source.client, target)
+            result["conversation_lists"] = lists
+            result["ok"] = bool(result.get("ok")) and lists["ok"]
+            result["mismatch_count"] = int(result.get("mismatch_count") or 0) + lists["mismatch_count"]
+        self.state.set_meta("verify", {**result, "mismatches": result["mismatches"][:MAX_LISTED]})
         return result
 
     def status(self) -> dict[str, Any]:
@@ -660,7 +1063,7 @@ class Migration:
         return {
             **self.status(), "options": self.state.get_meta("options"), "timings": timings,
             "history_messages_per_second": round(rate, 1) if rate else None, "failures": self.failures(),
-            "verify": self.state.get_meta("verify"), "notes": NOTES,
+            "recheck": self.state.get_meta("recheck"), "verify": self.state.get_meta("verify"), "notes": NOTES,
         }  # fmt: skip
 
 
@@ -669,10 +1072,20 @@ def summary_text(report: Mapping[str, Any]) -> str:
     plan = report.get("plan") or {}
     lines = ["Migration Tencent IM -> WuKongIM"]
     if plan:
+        counted = f" (up to {plan['group_messages']} messages)" if plan.get("group_messages") is not None else ""
         lines.append(
-            f"  planned: {plan.get('users')} users, {plan.get('groups')} groups, "
+            f"  planned: {plan.get('users')} users, {plan.get('groups')} groups{counted}, "
             f"{plan.get('c2c_pairs')} one-to-one conversations; history up to {plan.get('as_of_iso')}"
         )
+    recheck = report.get("recheck")
+    if recheck:
+        lost = recheck.get("lost_groups", 0) + recheck.get("lost_channels", 0)
+        lines.append(
+            f"  re-checked on the target: {recheck.get('groups')} groups and {recheck.get('channels')} channels "
+            "finished earlier; "
+            + (f"{recheck.get('lost_groups')} groups and {recheck.get('lost_channels')} channels were missing "
+               "and were queued to be copied again" if lost else "all still there")
+        )  # fmt: skip
     timings = report.get("timings") or {}
     for phase, counts in (report.get("phases") or {}).items():
         spent = timings.get(phase, {}).get("seconds")

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from imbridge._flow import Flow, Request
 from imbridge.client import AsyncIMClient
 from imbridge.errors import ConfigurationError
 from imbridge.models import Conversation, Message
-from imbridge.providers.tencent import mapping, wire
+from imbridge.providers.tencent import mapping, paging, wire
+
+T = TypeVar("T")
 
 GROUP_SERVICE = "group_open_http_svc"
 GROUP_PAGE = 20
@@ -114,14 +117,37 @@ class TencentSource:
                 low = middle + 1
         return GroupSeqs(low, last)
 
+    async def _run(self, flow: Flow[T]) -> T:
+        """Drive one of the provider's sans-IO flows with ``provider.call`` (same auth, pacing, retries)."""
+        try:
+            request = next(flow)
+            while True:
+                if not isinstance(request, Request):
+                    raise TypeError(f"the export reader runs single requests, not {type(request).__name__}")
+                _, service, command = request.path.strip("/").split("/")
+                request = flow.send(await self._call(service, command, request.json or {}))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    @staticmethod
+    def _request(service: str, command: str, body: dict[str, Any]) -> Request:
+        return Request("POST", f"v4/{service}/{command}", json=body, api=command)
+
+    async def group_window(self, group_id: str, low: int, high: int) -> paging.Window:
+        """Every message of seqs ``low..high``, a cut window completed (``paging.group_window``)."""
+        return await self._run(paging.group_window(self._request, group_id, low, high))
+
     async def group_messages(self, group_id: str, after_seq: int, last_seq: int) -> AsyncIterator[Message]:
-        """Group messages with ``after_seq < MsgSeq <= last_seq``, oldest first, 20 at a time; expired
-        placeholders and system messages are left out (they are counted by the caller from the gaps)."""
+        """Group messages with ``after_seq < MsgSeq <= last_seq``, oldest first, a window of 20 at a time
+        (a cut window is completed by :meth:`group_window`); expired placeholders and system messages are
+        left out (verify accounts for them from its own count of every seq)."""
         start = after_seq + 1
         while start <= last_seq:
             end = min(start + GROUP_PAGE - 1, last_seq)
-            got = [m for m in await self._simple(group_id, end - start + 1, end) if start <= m.MsgSeq <= end]
-            for item in sorted(got, key=lambda m: m.MsgSeq):
+            found = (await self.group_window(group_id, start, end)).messages
+            for seq in sorted(found):
+                item = found[seq]
                 if self._retained(item) and not item.IsSystemMsg:
                     yield mapping.group_message_from_wire(item, group_id)
             start = end + 1

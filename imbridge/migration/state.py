@@ -8,12 +8,15 @@ re-send anyway).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from imbridge.errors import ConfigurationError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,6 +41,24 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 
 PENDING, DONE, FAILED, SKIPPED = "pending", "done", "failed", "skipped"
+#: Collisions listed in full in the error (the rest are counted).
+MAX_COLLISIONS_LISTED = 50
+
+
+class IdCollisionError(ConfigurationError):
+    """Two source ids would share one target id: nothing is written until this is resolved."""
+
+    def __init__(self, kind: str, collisions: dict[str, list[str]]) -> None:
+        self.kind, self.collisions = kind, collisions
+        listed = "; ".join(
+            f"{target!r} <- {', '.join(map(repr, sources))}"
+            for target, sources in list(collisions.items())[:MAX_COLLISIONS_LISTED]
+        )
+        more = len(collisions) - MAX_COLLISIONS_LISTED
+        super().__init__(
+            f"{len(collisions)} target {kind} ids would be shared by different source ids (the state file maps "
+            f"them so from an earlier imbridge version): {listed}" + (f"; and {more} more" if more > 0 else "")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +83,19 @@ class JournalEntry:
     created: float
     resource: str
     method: str
-    args: dict[str, Any]
+    args: Any
+    """The journaled call as stored (JSON), or None when the stored text cannot be read at all."""
     error: str
     status: str
     attempts: int
+    last_error: str = ""
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None  # one unreadable entry must not hide the others: replay marks it failed
 
 
 class StateDB:
@@ -97,11 +127,13 @@ class StateDB:
 
     # -- items ------------------------------------------------------------------------------------
 
-    def add_items(self, phase: str, entries: Iterable[tuple[str, dict[str, Any]]]) -> int:
+    def add_items(
+        self, phase: str, entries: Iterable[tuple[str, dict[str, Any]]], *, own_transaction: bool = True
+    ) -> int:
         """Add items not yet planned (a re-plan keeps the progress of those already there); refresh the
-        data of pending ones. Returns how many are new."""
+        data of pending ones. Returns how many are new. ``own_transaction=False`` inside a caller's."""
         before = self.count(phase)
-        with self.transaction():
+        with self.transaction() if own_transaction else contextlib.nullcontext():
             for key, data in entries:
                 self._db.execute(
                     "INSERT INTO items (phase, key, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (phase, key) "
@@ -109,6 +141,9 @@ class StateDB:
                     (phase, key, json.dumps(data, ensure_ascii=False), time.time()),
                 )
         return self.count(phase) - before
+
+    def delete_items(self, phase: str) -> None:
+        self._db.execute("DELETE FROM items WHERE phase = ?", (phase,))
 
     def items(self, phase: str, status: str | None = None) -> list[Item]:
         sql = "SELECT * FROM items WHERE phase = ?" + (" AND status = ?" if status else "") + " ORDER BY rowid"
@@ -147,13 +182,56 @@ class StateDB:
     def reset_failed(self, phase: str) -> None:
         self._db.execute("UPDATE items SET status = 'pending' WHERE phase = ? AND status = 'failed'", (phase,))
 
+    def finish_item(self, phase: str, key: str, data: dict[str, Any], status: str = DONE) -> None:
+        """Set an item's status and replace its data in one write."""
+        self._db.execute(
+            "UPDATE items SET status = ?, data = ?, detail = '', updated = ? WHERE phase = ? AND key = ?",
+            (status, json.dumps(data, ensure_ascii=False), time.time(), phase, key),
+        )
+
+    def requeue(self, phase: str, keys: Iterable[str], detail: str) -> int:
+        """Put items back to pending whatever their status (a repair); returns how many exist."""
+        count = 0
+        with self.transaction():
+            for key in keys:
+                cursor = self._db.execute(
+                    "UPDATE items SET status = 'pending', detail = ?, updated = ? WHERE phase = ? AND key = ?",
+                    (detail, time.time(), phase, key),
+                )
+                count += cursor.rowcount
+        return count
+
     # -- id map -----------------------------------------------------------------------------------
 
     def map_ids(self, kind: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record source -> target ids; raises :class:`IdCollisionError` (writing nothing) when one of these
+        target ids would be shared by two source ids, with the ones already recorded or among ``pairs``."""
+        fresh = list(pairs)
+        if not fresh:
+            return
+        targets = {target for _, target in fresh}
+        collisions = {t: s for t, s in self.collisions(kind, fresh).items() if t in targets}
+        if collisions:
+            raise IdCollisionError(kind, collisions)
         with self.transaction():
             self._db.executemany(
-                "INSERT OR IGNORE INTO idmap (kind, source, target) VALUES (?, ?, ?)", [(kind, s, t) for s, t in pairs]
+                "INSERT OR IGNORE INTO idmap (kind, source, target) VALUES (?, ?, ?)", [(kind, s, t) for s, t in fresh]
             )
+
+    def mapped_one(self, kind: str, source: str) -> str | None:
+        row = self._db.execute("SELECT target FROM idmap WHERE kind = ? AND source = ?", (kind, source)).fetchone()
+        return str(row["target"]) if row else None
+
+    def collisions(self, kind: str, pairs: Iterable[tuple[str, str]] = ()) -> dict[str, list[str]]:
+        """Target ids that more than one source id maps to: in the map already (an earlier version's ids
+        could collide) or once ``pairs`` are added. A source already mapped keeps its recorded target."""
+        mapped = self.mapped(kind)
+        for source, target in pairs:
+            mapped.setdefault(source, target)
+        sources: dict[str, list[str]] = {}
+        for source, target in mapped.items():
+            sources.setdefault(target, []).append(source)
+        return {target: sorted(names) for target, names in sorted(sources.items()) if len(names) > 1}
 
     def mapped(self, kind: str) -> dict[str, str]:
         rows = self._db.execute("SELECT source, target FROM idmap WHERE kind = ?", (kind,))
@@ -173,6 +251,20 @@ class StateDB:
             (channel, json.dumps(position, ensure_ascii=False), migrated, skipped, time.time()),
         )
 
+    def reset_checkpoint(self, channel: str) -> None:
+        """Start a channel over from its first message (a repair): every message is looked up before it is
+        sent, so only what the target lacks is copied. A group keeps the upper bound it was planned with."""
+        checkpoint = self.checkpoint(channel)
+        if checkpoint is None:
+            return
+        kept = {"last": checkpoint.position["last"]} if "last" in checkpoint.position else {}
+        self.save_checkpoint(channel, kept, 0, 0)
+
+    def processed(self) -> dict[str, int]:
+        """Messages looked at (copied or skipped) per channel."""
+        rows = self._db.execute("SELECT channel, migrated + skipped AS n FROM checkpoints")
+        return {r["channel"]: int(r["n"]) for r in rows}
+
     def totals(self) -> tuple[int, int]:
         row = self._db.execute("SELECT COALESCE(SUM(migrated), 0), COALESCE(SUM(skipped), 0) FROM checkpoints")
         migrated, skipped = row.fetchone()
@@ -180,20 +272,22 @@ class StateDB:
 
     # -- mirror journal ---------------------------------------------------------------------------
 
-    def journal_add(self, resource: str, method: str, args: dict[str, Any], error: str) -> int:
+    def journal_add(self, resource: str, method: str, args: Any, error: str, status: str = PENDING) -> int:
+        """Add an entry; ``status`` FAILED keeps a call that can never be replayed (with ``error`` saying why)."""
         cursor = self._db.execute(
-            "INSERT INTO journal (created, resource, method, args, error) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), resource, method, json.dumps(args, ensure_ascii=False), error),
-        )
+            "INSERT INTO journal (created, resource, method, args, error, status, last_error) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), resource, method, json.dumps(args, ensure_ascii=False), error, status,
+             error if status == FAILED else ""),
+        )  # fmt: skip
         return int(cursor.lastrowid or 0)
 
     def journal(self, status: str | None = PENDING) -> list[JournalEntry]:
         sql = "SELECT * FROM journal" + (" WHERE status = ?" if status else "") + " ORDER BY id"
-        rows = self._db.execute(sql, (status,) if status else ())
         return [
-            JournalEntry(r["id"], r["created"], r["resource"], r["method"], json.loads(r["args"]), r["error"],
-                         r["status"], r["attempts"])
-            for r in rows
+            JournalEntry(r["id"], r["created"], r["resource"], r["method"], _loads(r["args"]), r["error"],
+                         r["status"], r["attempts"], r["last_error"])
+            for r in self._db.execute(sql, (status,) if status else ())
         ]  # fmt: skip
 
     def journal_mark(self, entry_id: int, status: str, last_error: str = "") -> None:

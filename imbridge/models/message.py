@@ -96,9 +96,13 @@ class BatchItem(BaseModel):
     error: IMBridgeError | None = None
     native_code: int | str | None = None
     detail: str = ""
+    #: Not done yet, not failed either: the vendor asked for someone's approval (Tencent
+    #: add_group_member Result 3). ``ok`` is False; the item is in ``pending``, not in ``failed``.
+    pending: bool = False
 
     def __repr__(self) -> str:
-        return f"BatchItem(target={self.target!r}, ok={self.ok}, native_code={self.native_code!r})"
+        extra = ", pending=True" if self.pending else ""
+        return f"BatchItem(target={self.target!r}, ok={self.ok}{extra}, native_code={self.native_code!r})"
 
 
 class BatchResult(BaseModel):
@@ -117,9 +121,14 @@ class BatchResult(BaseModel):
 
     @property
     def failed(self) -> list[BatchItem]:
-        return [item for item in self.items if not item.ok]
+        return [item for item in self.items if not item.ok and not item.pending]
+
+    @property
+    def pending(self) -> list[str]:
+        """Targets waiting for an approval the vendor asked for (neither done nor failed)."""
+        return [item.target for item in self.items if item.pending]
 
     @property
     def ok(self) -> bool:
-        """True when every target succeeded."""
+        """True when every target succeeded (an item pending approval has not)."""
         return all(item.ok for item in self.items)

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from imbridge.models.device import DeviceKind
+
 
 class Gender(StrEnum):
     UNKNOWN = "unknown"
@@ -34,7 +36,8 @@ class LoginCredentials(BaseModel):
     """What a client SDK needs to log in as ``user_id``: a UserSig (Tencent) or a token (WuKongIM, local).
 
     ``token`` is a secret: it is masked in reprs and logs; read it with ``token.get_secret_value()``.
-    ``extra`` carries the non-secret companions (sdk_app_id, device_flag, ...).
+    ``extra`` carries the non-secret companions (sdk_app_id, device_flag, ...). ``device`` is the kind of
+    client the credentials were issued for, or None when they log in on any kind (a Tencent UserSig).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -44,3 +47,4 @@ class LoginCredentials(BaseModel):
     expires_at: datetime
     extra: dict[str, Any] = Field(default_factory=dict)
     provider: str
+    device: DeviceKind | None = None

@@ -7,7 +7,7 @@ a flow (see ``imbridge._flow``) that the executor drives.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -18,25 +18,34 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from imbridge._clock import Clock, SystemClock
-from imbridge._flow import Flow, HTTPRequest, Request, Response, immediate
+from imbridge._flow import Flow, HTTPRequest, Request, Response
+from imbridge._masking import mask_url
 from imbridge._pacing import Rate
 from imbridge.capabilities import CapabilityMap, Operation
 from imbridge.errors import UnsupportedOperationError
 from imbridge.models import (
     BatchResult,
     Conversation,
+    ConversationSummary,
+    Delivery,
+    DeviceKind,
     Element,
     Gender,
     Group,
+    JoinedGroup,
+    JoinOption,
     LoginCredentials,
     Member,
     Message,
     MessageRef,
     Page,
+    Presence,
     Profile,
     Role,
     SentMessage,
 )
+from imbridge.models.health import Health
+from imbridge.models.maintenance import MaintenanceReport
 
 
 class _OwnFieldsOnly(PydanticBaseSettingsSource):
@@ -76,16 +85,21 @@ class ProviderSettings(BaseSettings):
         return init_settings, env_settings, _OwnFieldsOnly(dotenv_settings), file_secret_settings
 
     def masked(self) -> dict[str, Any]:
-        """The settings in effect, every secret replaced by ``'**********'`` (for ``doctor`` and logs)."""
+        """The settings in effect, every secret replaced by ``'**********'`` and the password of a URL
+        (``postgresql://user:password@host/db``) by ``***`` (for ``doctor`` and logs)."""
         shown: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
             shown[name] = (
                 "**********"
                 if isinstance(value, SecretStr) and value.get_secret_value()
-                else ("" if isinstance(value, SecretStr) else value)
+                else ("" if isinstance(value, SecretStr) else mask_url(value) if isinstance(value, str) else value)
             )
         return shown
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if isinstance(value, str) else value
 
 
 class Direction(StrEnum):
@@ -111,6 +125,8 @@ class OutgoingMessage:
     #: True when the caller chose ``idempotency_key`` (a retry of its own): providers whose server does not
     #: deduplicate look it up before sending.
     key_from_caller: bool = False
+    #: None for an ordinary message; set only when the caller asked for other delivery.
+    delivery: Delivery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +139,7 @@ class BatchDraft:
     idempotency_key: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    delivery: Delivery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +149,15 @@ class HistoryQuery:
     limit: int
     cursor: str | None = None
     direction: Direction = Direction.BACKWARD
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationQuery:
+    """One page of a user's conversation list: newest activity first."""
+
+    user: str
+    limit: int
+    cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +181,8 @@ class GroupSpec:
     introduction: str = ""
     notification: str = ""
     face_url: str = ""
+    join_option: JoinOption | None = None
+    max_members: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +193,15 @@ class GroupUpdate:
     introduction: str | None = None
     notification: str | None = None
     face_url: str | None = None
+    join_option: JoinOption | None = None
+    max_members: int | None = None
+
+    @property
+    def profile_fields(self) -> dict[str, str]:
+        """The profile fields to change (not the join policy), by name."""
+        fields = (("name", self.name), ("introduction", self.introduction), ("notification", self.notification),
+                  ("face_url", self.face_url))  # fmt: skip
+        return {name: value for name, value in fields if value is not None}
 
 
 def _unsupported(provider: Provider, operation: Operation) -> UnsupportedOperationError:
@@ -181,6 +218,9 @@ class Provider:
     settings_class: ClassVar[type[ProviderSettings]]
     #: False for providers that do no HTTP at all (``local``): the client then builds no HTTP pool.
     uses_http: ClassVar[bool] = True
+    #: True when the vendor's server asks the app before delivering every message (Tencent's before-send
+    #: callbacks, answered by ``EventReceiver.on_before_send``): a client's ``before_send`` is then not applied.
+    asks_app_before_send: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -230,7 +270,10 @@ class Provider:
     def set_profile(self, user_id: str, update: ProfileUpdate) -> Flow[None]:
         raise _unsupported(self, Operation.USERS_SET_PROFILE)
 
-    def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+    def login_credentials(
+        self, user_id: str, ttl: timedelta, device: DeviceKind | None = None
+    ) -> Flow[LoginCredentials]:
+        """Credentials for a client of kind ``device`` (None: the provider's default kind)."""
         raise _unsupported(self, Operation.USERS_LOGIN_CREDENTIALS)
 
     # messages
@@ -268,7 +311,8 @@ class Provider:
     def list_members(self, group_id: str) -> Flow[list[Member]]:
         raise _unsupported(self, Operation.GROUPS_MEMBERS)
 
-    def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta) -> Flow[None]:
+    def mute(self, group_id: str, user_ids: Sequence[str], duration: timedelta | None) -> Flow[None]:
+        """Mute for ``duration``, or until unmuted when it is None."""
         raise _unsupported(self, Operation.GROUPS_MUTE)
 
     def unmute(self, group_id: str, user_ids: Sequence[str]) -> Flow[None]:
@@ -280,6 +324,68 @@ class Provider:
     def muted(self, group_id: str) -> Flow[list[Member]]:
         raise _unsupported(self, Operation.GROUPS_MUTED)
 
+    # maintenance
+    def run_due(self, worker: str, lease: timedelta) -> Flow[MaintenanceReport]:
+        """Do the work that has fallen due on the server, as ``worker``; where instances share a store, under
+        its lease for ``lease`` (renewed while the run lasts), so one instance does it at a time."""
+        raise _unsupported(self, Operation.MAINTENANCE_RUN_DUE)
+    # -- member administration, join policy, presence and sessions, system messages, accounts (issue 17)
+
+    # users
+    def presence(self, user_ids: Sequence[str]) -> Flow[list[Presence]]:
+        raise _unsupported(self, Operation.USERS_PRESENCE)
+
+    def kick(self, user_id: str, device: DeviceKind | None) -> Flow[None]:
+        """End the user's sessions on ``device`` (every device when None)."""
+        raise _unsupported(self, Operation.USERS_KICK)
+
+    def users_exist(self, user_ids: Sequence[str]) -> Flow[dict[str, bool]]:
+        raise _unsupported(self, Operation.USERS_EXISTS)
+
+    def delete_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
+        raise _unsupported(self, Operation.USERS_DELETE)
+
+    # groups
+    def set_role(self, group_id: str, user_id: str, role: Role) -> Flow[None]:
+        """Make a member an admin or a plain member (the owner changes only by transfer_owner)."""
+        raise _unsupported(self, Operation.GROUPS_SET_ROLE)
+
+    def transfer_owner(self, group_id: str, user_id: str) -> Flow[None]:
+        """Make a member the owner; the previous owner stays as a plain member."""
+        raise _unsupported(self, Operation.GROUPS_TRANSFER_OWNER)
+
+    def set_name_card(self, group_id: str, user_id: str, name_card: str) -> Flow[None]:
+        raise _unsupported(self, Operation.GROUPS_SET_NAME_CARD)
+
+    def joined_groups(self, user_id: str) -> Flow[list[JoinedGroup]]:
+        raise _unsupported(self, Operation.GROUPS_JOINED)
+
+    def list_groups(self, limit: int, cursor: str | None) -> Flow[Page[Group]]:
+        raise _unsupported(self, Operation.GROUPS_LIST)
+
+    def notify_group(self, group_id: str, text: str, to: Sequence[str] | None) -> Flow[None]:
+        """A group system notification from no member: to every member, or to ``to``."""
+        raise _unsupported(self, Operation.GROUPS_NOTIFY)
+
+    # conversations and message lookup (issue 16)
+    def list_conversations(self, query: ConversationQuery) -> Flow[Page[ConversationSummary]]:
+        raise _unsupported(self, Operation.CONVERSATIONS_LIST)
+
+    def delete_conversation(self, user_id: str, conversation: Conversation) -> Flow[None]:
+        raise _unsupported(self, Operation.CONVERSATIONS_DELETE)
+
+    def mark_read(self, user_id: str, conversation: Conversation) -> Flow[None]:
+        raise _unsupported(self, Operation.CONVERSATIONS_MARK_READ)
+
+    def set_unread(self, user_id: str, conversation: Conversation, count: int) -> Flow[None]:
+        raise _unsupported(self, Operation.CONVERSATIONS_SET_UNREAD)
+
+    def get_message(self, ref: MessageRef) -> Flow[Message]:
+        raise _unsupported(self, Operation.MESSAGES_GET)
+
+    def get_messages(self, refs: Sequence[MessageRef]) -> Flow[list[Message | None]]:
+        raise _unsupported(self, Operation.MESSAGES_GET_MANY)
+
     def new_group_id(self) -> str:
         """The id of a group created without one, where the provider (not its server) picks ids."""
         return f"grp_{secrets.token_hex(8)}"
@@ -289,9 +395,10 @@ class Provider:
         are forged, foreign or expired. Lets an app (and the contract suite) check a login token."""
         raise UnsupportedOperationError(f"{self.name} cannot check login tokens", provider=self.name)
 
-    def health(self) -> Flow[str]:
-        """A cheap reachability check, for ``imbridge doctor``: a short description, or an error raised."""
-        return immediate(lambda: "no check available")
+    def health(self) -> Flow[Health]:
+        """One cheap authenticated call to the server, described as a ``Health`` (see ``imbridge._health``);
+        raises nothing for what a network or server can do. A provider without a check says so."""
+        raise UnsupportedOperationError(f"{self.name} has no health check", provider=self.name, operation="health")
 
     def call(self, *args: Any, **kwargs: Any) -> Flow[Any]:
         """The escape hatch: a raw API call with the provider's auth, pacing and error mapping."""
@@ -300,6 +407,7 @@ class Provider:
 
 __all__ = [
     "BatchDraft",
+    "ConversationQuery",
     "Direction",
     "GroupSpec",
     "GroupUpdate",

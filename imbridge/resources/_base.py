@@ -66,9 +66,11 @@ def _text(value: str | None, what: str, *, max_bytes: int = 4096) -> str | None:
 class Gate:
     """One provider's capability map, checked before any I/O. Built once per client; its resources share it."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Provider, before_send: Any = None) -> None:
         self.provider = provider
         self.capabilities = provider.capabilities
+        # The client's before-send policy, for providers whose server does not ask the app itself.
+        self.before_send = None if provider.asks_app_before_send else before_send
         self._unsupported = {op for op, cap in self.capabilities.items() if cap.support is Support.UNSUPPORTED}
 
     def check(self, operation: Operation) -> str:
@@ -94,6 +96,7 @@ class Operations:
     def __init__(self, gate: Gate) -> None:
         self.provider = gate.provider
         self._gate = gate.check
+        self._before_send = gate.before_send
 
 
 OpsT = TypeVar("OpsT", bound=Operations)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from imbridge._flow import EMPTY
@@ -11,6 +11,7 @@ from imbridge.errors import InvalidRequestError
 from imbridge.models import (
     BatchResult,
     Conversation,
+    Delivery,
     Message,
     MessageRef,
     Page,
@@ -27,6 +28,24 @@ _ELEMENT_TYPES = (Text, Image, File, Sound, Video, Location, Face, Custom)
 _CONTENT_TYPES = (str, *_ELEMENT_TYPES)
 ContentInput = str | Text | Image | File | Sound | Video | Location | Face | Custom
 MAX_HISTORY_PAGE = 200
+MAX_LOOKUP = 100
+
+
+def _delivery(gate: Callable[[Operation], str], delivery: Delivery | Mapping[str, Any] | None) -> Delivery | None:
+    """The caller's delivery options (None for an ordinary message), gated by ``messages.delivery``."""
+    if delivery is None:
+        return None
+    if isinstance(delivery, Mapping):
+        unknown = set(delivery) - set(Delivery.model_fields)
+        if unknown:
+            raise InvalidRequestError(f"unknown delivery options: {', '.join(sorted(unknown))}")
+        delivery = Delivery(**delivery)
+    if not isinstance(delivery, Delivery):
+        raise InvalidRequestError("delivery must be a Delivery (or a mapping of its fields)")
+    if delivery.is_default:
+        return None
+    gate(Operation.MESSAGES_DELIVERY)
+    return delivery
 
 TEXT_LIMIT_SOURCE = "https://cloud.tencent.com/document/product/269/9346"
 MAX_TEXT_BYTES = 12 * 1024
@@ -35,6 +54,12 @@ maximum, Tencent IM's "单条消息最大长度限制为12K" (use-limits page, T
 the local provider set none). Refused before the network, so a message valid on one provider is valid on
 all. Tencent also holds the whole encoded message body to 12 KB: its provider refuses, before the network,
 a message whose text fits here but whose body (element wrappers, escapes, other elements) does not."""
+
+
+_TOO_LONG = (
+    f"the text of a message is at most {MAX_TEXT_BYTES:,} bytes (UTF-8) on every provider: Tencent IM's "
+    f"documented limit, the strictest ({TEXT_LIMIT_SOURCE})"
+)
 
 
 def _text_element(text: str) -> Text:
@@ -63,7 +88,7 @@ def _check_strings(element: Any) -> None:
 def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
     if type(content) is str:  # most sends: one piece of text, without building a list for it
         if _checked_text(content) > MAX_TEXT_BYTES:
-            raise InvalidRequestError(f"text longer than {MAX_TEXT_BYTES:,} UTF-8 bytes ({TEXT_LIMIT_SOURCE})")
+            raise InvalidRequestError(_TOO_LONG)
         return (_text_element(content),)
     if isinstance(content, _CONTENT_TYPES):
         items = [content]
@@ -88,7 +113,7 @@ def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
         else:
             raise InvalidRequestError(f"not a content element: {type(item).__name__}")
     if text_bytes > MAX_TEXT_BYTES:
-        raise InvalidRequestError(f"text longer than {MAX_TEXT_BYTES:,} UTF-8 bytes ({TEXT_LIMIT_SOURCE})")
+        raise InvalidRequestError(_TOO_LONG)
     return tuple(elements)
 
 
@@ -107,7 +132,7 @@ class MessageOperations(Operations):
     def send(
         self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None, metadata: Mapping[str, Any] | None, options: Mapping[str, Any] | None,
-        confirm: bool | None,
+        confirm: bool | None, delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> Call[SentMessage]:  # fmt: skip
         operation = self._gate(Operation.MESSAGES_SEND)
         if not isinstance(to, Conversation):
@@ -124,12 +149,22 @@ class MessageOperations(Operations):
             options=_json_object(options, "options"),
             confirm=confirm,
             key_from_caller=idempotency_key is not None,
+            delivery=_delivery(self._gate, delivery) if delivery is not None else None,
         )
+        if self._before_send is not None:
+            from imbridge.events.policy import apply
+
+            message.elements, message.metadata = apply(
+                self._before_send, provider=self.provider.name, sender=message.sender, to=to,
+                elements=message.elements, metadata=message.metadata, key=message.idempotency_key,
+                now=self.provider.clock.now(),
+            )  # fmt: skip
         return operation, self.provider.send_message(message)
 
     def send_batch(
         self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None, metadata: Mapping[str, Any] | None, options: Mapping[str, Any] | None,
+        delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> Call[BatchResult]:  # fmt: skip
         operation = self._gate(Operation.MESSAGES_SEND_BATCH)
         batch = BatchDraft(
@@ -139,6 +174,7 @@ class MessageOperations(Operations):
             idempotency_key=_key(idempotency_key),
             metadata=dict(_json_object(metadata, "metadata")),
             options=dict(_json_object(options, "options")),
+            delivery=_delivery(self._gate, delivery),
         )
         return operation, self.provider.send_batch(batch)
 
@@ -173,6 +209,30 @@ class MessageOperations(Operations):
         check_id(parsed.sender, "the reference's sender")
         return operation, self.provider.revoke(parsed)
 
+    # -- lookup (issue 16) -------------------------------------------------------------------
+
+    def _ref(self, ref: MessageRef | str) -> MessageRef:
+        parsed = MessageRef.parse(ref) if isinstance(ref, str) else ref
+        if not isinstance(parsed, MessageRef):
+            raise InvalidRequestError("ref must be a MessageRef or its string form")
+        if parsed.provider != self.provider.name:
+            raise InvalidRequestError(
+                f"this reference names a {parsed.provider} message; this client is {self.provider.name}"
+            )
+        return parsed
+
+    def get(self, ref: MessageRef | str) -> Call[Message]:
+        operation = self._gate(Operation.MESSAGES_GET)
+        return operation, self.provider.get_message(self._ref(ref))
+
+    def get_many(self, refs: Sequence[MessageRef | str]) -> Call[list[Message | None]]:
+        operation = self._gate(Operation.MESSAGES_GET_MANY)
+        if isinstance(refs, str | bytes) or not isinstance(refs, Sequence):
+            raise InvalidRequestError("refs must be a list of MessageRef or their string forms")
+        if not 1 <= len(refs) <= MAX_LOOKUP:
+            raise InvalidRequestError(f"get_many takes 1 to {MAX_LOOKUP} refs, got {len(refs)}")
+        return operation, self.provider.get_messages([self._ref(ref) for ref in refs])
+
 
 class Messages(SyncResource[MessageOperations]):
     _operations = MessageOperations
@@ -181,12 +241,15 @@ class Messages(SyncResource[MessageOperations]):
         self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None, confirm: bool | None = None,
+        delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> SentMessage:  # fmt: skip
         """Send ``content`` (elements, or a plain string for text) from ``sender`` to a user or a group.
 
         The same ``idempotency_key`` (generated when omitted) is used on every retry, so a retried send
         is stored once. ``options`` passes provider-specific fields through (Tencent ``OfflinePushInfo``,
-        ``CloudCustomData``...). ``confirm`` (WuKongIM) waits until the message is stored.
+        ``CloudCustomData``...). ``confirm`` (WuKongIM) waits until the message is stored. ``delivery``
+        (a :class:`Delivery`) sends it not persisted, online-only, not counted as unread or not updating
+        conversation lists, where the provider can (capability ``messages.delivery``).
         """
         return self._run(
             self._ops.send(
@@ -197,18 +260,25 @@ class Messages(SyncResource[MessageOperations]):
                 metadata=metadata,
                 options=options,
                 confirm=confirm,
+                delivery=delivery,
             )
         )
 
     def send_batch(
         self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None, delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> BatchResult:  # fmt: skip
         """Send one message to many users one-to-one; the result has an item per recipient."""
         return self._run(
             self._ops.send_batch(
-                sender, recipients, content, idempotency_key=idempotency_key, metadata=metadata, options=options
+                sender,
+                recipients,
+                content,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                options=options,
+                delivery=delivery,
             )
         )
 
@@ -240,6 +310,15 @@ class Messages(SyncResource[MessageOperations]):
         """Revoke (recall) a sent message; history then shows it revoked, its content gone."""
         self._run(self._ops.revoke(ref))
 
+    def get(self, ref: MessageRef | str) -> Message:
+        """The message ``ref`` names (a revoked one comes back with ``revoked=True`` and no content);
+        NotFoundError if there is none."""
+        return self._run(self._ops.get(ref))
+
+    def get_many(self, refs: Sequence[MessageRef | str]) -> list[Message | None]:
+        """The messages ``refs`` name, in the same order; None where a message is not found."""
+        return self._run(self._ops.get_many(refs))
+
 
 class AsyncMessages(AsyncResource[MessageOperations]):
     _operations = MessageOperations
@@ -248,6 +327,7 @@ class AsyncMessages(AsyncResource[MessageOperations]):
         self, sender: str, to: Conversation, content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None, confirm: bool | None = None,
+        delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> SentMessage:  # fmt: skip
         """Send ``content`` from ``sender`` to a user or a group; see :meth:`Messages.send`."""
         return await self._run(
@@ -259,18 +339,25 @@ class AsyncMessages(AsyncResource[MessageOperations]):
                 metadata=metadata,
                 options=options,
                 confirm=confirm,
+                delivery=delivery,
             )
         )
 
     async def send_batch(
         self, sender: str, recipients: Sequence[str], content: ContentInput | Sequence[ContentInput], *,
         idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None, delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> BatchResult:  # fmt: skip
         """Send one message to many users one-to-one; the result has an item per recipient."""
         return await self._run(
             self._ops.send_batch(
-                sender, recipients, content, idempotency_key=idempotency_key, metadata=metadata, options=options
+                sender,
+                recipients,
+                content,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                options=options,
+                delivery=delivery,
             )
         )
 
@@ -302,3 +389,11 @@ class AsyncMessages(AsyncResource[MessageOperations]):
     async def revoke(self, ref: MessageRef | str) -> None:
         """Revoke (recall) a sent message; history then shows it revoked, its content gone."""
         await self._run(self._ops.revoke(ref))
+
+    async def get(self, ref: MessageRef | str) -> Message:
+        """The message ``ref`` names; see :meth:`Messages.get`."""
+        return await self._run(self._ops.get(ref))
+
+    async def get_many(self, refs: Sequence[MessageRef | str]) -> list[Message | None]:
+        """The messages ``refs`` name, in the same order; None where a message is not found."""
+        return await self._run(self._ops.get_many(refs))

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,12 +85,12 @@ def test_a_subcommand_added_later_inherits_the_global_options_and_the_error_hand
         options = {option for action in sub._actions for option in action.option_strings}
         assert {"--json", "--provider"} <= options, path
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    listen = commands.add_parser("listen", help="a command another engineer adds")
-    listen.add_argument("--port", type=int, help="where")
-    args = parser.parse_args(["listen", "--port", "1", "--json", "--provider", "wukong"])
+    later = commands.add_parser("frobnicate", help="a command another engineer adds")
+    later.add_argument("--port", type=int, help="where")
+    args = parser.parse_args(["frobnicate", "--port", "1", "--json", "--provider", "wukong"])
     assert args.json is True and args.provider == "wukong"
     with pytest.raises(Exception) as info:  # usage errors reach main()'s handler instead of exiting
-        parser.parse_args(["listen", "--port", "x"])
+        parser.parse_args(["frobnicate", "--port", "x"])
     assert type(info.value).__name__ == "UsageError"
 
 
@@ -136,7 +137,7 @@ def test_doctor_masks_credentials_in_a_base_url(local: Path, capsys: Any, monkey
     monkeypatch.setenv("IMBRIDGE_WUKONG_STORE", "")
     for argv in (["doctor"], ["doctor", "--json"]):
         code, out, err = run(argv, capsys)
-        assert code == ExitCode.OK
+        assert code == ExitCode.FAILED  # nothing listens there: not healthy
         assert "hunter2" not in out + err and "127.0.0.1:1" in out
 
 
@@ -152,6 +153,19 @@ def _emulate(*extra: str, env: dict[str, str] | None = None) -> str:
     assert process.wait(timeout=30) == 0
     assert process.stderr is not None
     return first + process.stdout.read() + process.stderr.read()
+
+
+def test_ctrl_c_before_the_emulator_serves_still_stops_it() -> None:
+    """A Ctrl-C between the export lines and the serving loop (likely on a loaded machine) used to hang
+    ``imbridge emulate`` for ever: stop() waited for a loop that never ran."""
+    from imbridge.emulators import LoopbackServer
+    from imbridge.emulators.wukong import WukongEmulator
+
+    server = LoopbackServer(WukongEmulator())
+    stopper = threading.Thread(target=server.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive(), "stop() hangs when serve_forever never ran"
 
 
 def test_emulate_never_echoes_the_secret_key(tmp_path: Path) -> None:

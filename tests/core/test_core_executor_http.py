@@ -23,6 +23,7 @@ from imbridge import (
     Conversation,
     IMClient,
     InvalidRequestError,
+    ProviderError,
     RateLimitError,
     RetryPolicy,
     ServiceUnavailableError,
@@ -218,3 +219,21 @@ def test_dedupe_key_is_identical_on_every_attempt(driver: str, clock: FakeClock)
     assert len(bodies) == 3
     assert len({(body["MsgRandom"], body["MsgSeq"]) for body in bodies}) == 1
     assert sent.ref.key == "1_2_3"
+
+
+def test_a_malformed_reply_to_a_fanned_out_request_is_an_imbridge_error(driver: str, clock: FakeClock) -> None:
+    """Bulk operations fan requests out (a Gather); a reply of the wrong shape read after the fan-out is a
+    ProviderError like any other malformed reply, never a raw pydantic error (found by the response property
+    test: ``FailAccounts: null`` in a multiaccount_import answer)."""
+    script = Script([Answer(200, {"ActionStatus": "OK", "ErrorCode": 0, "FailAccounts": None})])
+    runs = _runner(driver, "tencent", TENCENT, script, clock, RetryPolicy(max_attempts=1))
+    run = next(runs)
+    try:
+
+        def register(im: Any) -> Any:
+            return im.users.register(["alice", "bob"])
+
+        with pytest.raises(ProviderError, match="unexpected response shape"):
+            run(register)
+    finally:
+        runs.close()

@@ -124,6 +124,7 @@ def test_tokens_signed_right_but_with_bad_times_are_refused(open_client: Any, cl
     key = "test-only-key-" + "1" * 32
     im = open_client(token_secret=key)
     provider = im._provider
+    provider.store.add_users(["alice"], clock.now().timestamp())  # tokens of accounts that do not exist are refused
     now = int(clock.now().timestamp())
     base = {"sub": "alice", "iss": "imbridge-local"}
     for claims in (

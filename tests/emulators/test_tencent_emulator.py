@@ -260,10 +260,12 @@ def test_retention_window(im: IMClient, clock: FakeClock) -> None:
     im.messages.send("mem", Conversation.group("team"), "new")
     im.messages.send("own", Conversation.user("mem"), "new dm")
     clock.advance(timedelta(days=2))  # the first two are 8 days old now, past the 7-day default
+    # The expired one comes back as a placeholder ("IsPlaceMsg 为1 ... 过期"), and the window is whole (IsFinished 1).
     page = raw(im, "group_open_http_svc/group_msg_get_simple", {"GroupId": "team", "ReqMsgNumber": 20})
-    assert [m["MsgSeq"] for m in page["RspMsgList"]] == [2] and page["IsFinished"] == 2
+    assert [(m["MsgSeq"], m["IsPlaceMsg"]) for m in page["RspMsgList"]] == [(2, 0), (1, 1)]
+    assert page["RspMsgList"][1]["MsgBody"] == [] and page["IsFinished"] == 1
     older = raw(im, "group_open_http_svc/group_msg_get_simple", {"GroupId": "team", "ReqMsgNumber": 20, "ReqMsgSeq": 1})
-    assert older["RspMsgList"] == [] and older["IsFinished"] == 2
+    assert [m["IsPlaceMsg"] for m in older["RspMsgList"]] == [1] and older["IsFinished"] == 1
     group_history = im.messages.history(Conversation.group("team"), viewer="own", limit=10)
     assert [m.elements for m in group_history.items] == [[Text("new")]]
     dm = im.messages.history(Conversation.user("mem"), viewer="own", limit=10)
@@ -439,12 +441,12 @@ def test_seed_demo(tmp_path: Any) -> None:
         # Group history is complete inside the retention window, with some recalled.
         seqs, placeholders = [], 0
         request: dict[str, Any] = {"GroupId": ids[0], "ReqMsgNumber": 20, "WithRecalledMsg": 1}
-        while True:
+        while True:  # the doc's walk: next ask at the smallest seq returned minus 1, down to seq 1
             page = raw(im, "group_open_http_svc/group_msg_get_simple", request)
             seqs += [m["MsgSeq"] for m in page["RspMsgList"]]
             placeholders += sum(m["IsPlaceMsg"] == 2 for m in page["RspMsgList"])
-            if page["IsFinished"] != 0:
-                assert page["IsFinished"] == 1
+            assert page["IsFinished"] == 1
+            if min(seqs) == 1:
                 break
             request["ReqMsgSeq"] = min(seqs) - 1
         assert seqs == list(range(len(seqs), 0, -1)) and len(seqs) > 100

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from wukong_differential import FIXTURE, differences, run_emulator, steps
+from wukong_differential import CONVERSATION_FIXTURE, FIXTURE, conversation_steps, differences, run_emulator, steps
 
 
 @pytest.fixture(scope="module")
@@ -40,4 +40,29 @@ def test_emulator_answers_like_the_real_server(recorded: dict[str, object], dela
     expected = recorded["results"]
     assert isinstance(expected, list)
     actual = run_emulator(prefix, store_delay_requests=delay)
+    assert differences(expected, actual) == []
+
+
+@pytest.fixture(scope="module")
+def recorded_conversations() -> dict[str, object]:
+    document: dict[str, object] = json.loads(CONVERSATION_FIXTURE.read_text(encoding="utf-8"))
+    return document
+
+
+def test_conversation_fixture_was_recorded_from_the_real_server(recorded_conversations: dict[str, object]) -> None:
+    provenance = recorded_conversations["provenance"]
+    assert isinstance(provenance, dict)
+    assert provenance["server_version"] == "v2.2.5-20260422" and "loopback" in provenance["recorded_from"]
+    results = recorded_conversations["results"]
+    assert isinstance(results, list)
+    assert [r["step"] for r in results] == [s.name for s in conversation_steps()], "steps changed: re-record"
+
+
+@pytest.mark.parametrize("delay", [0, 1], ids=lambda d: f"store_delay_requests={d}")
+def test_emulator_answers_conversation_routes_like_the_real_server(
+    recorded_conversations: dict[str, object], delay: int
+) -> None:
+    prefix, expected = recorded_conversations["prefix"], recorded_conversations["results"]
+    assert isinstance(prefix, str) and isinstance(expected, list)
+    actual = run_emulator(prefix, sequence=conversation_steps, store_delay_requests=delay)
     assert differences(expected, actual) == []

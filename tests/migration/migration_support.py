@@ -3,7 +3,13 @@ what the target holds, read straight from the emulators rather than through the 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import secrets
+import sqlite3
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +52,7 @@ class World:
 
     def users(self) -> list[str]:
         return [
-            r[0] for r in self.tencent.store._read("SELECT id FROM users ORDER BY id") if r[0] != self.tencent.admin
+            uid for uid in self.tencent.store.user_ids() if uid != self.tencent.admin
         ]
 
     # -- what should be there, from the Tencent emulator's own store ----------------------------------
@@ -97,3 +103,39 @@ class World:
     def close(self) -> None:
         self.tencent.close()
         self.wukong.close()
+
+
+#: The migration CLI as a child process runs it.
+CLI = [sys.executable, "-m", "imbridge.cli", "migrate"]
+
+
+def cli_env(
+    world: World, tencent_url: str, wukong_url: str, rate_limits: dict[str, int] | None = None
+) -> dict[str, str]:
+    """The environment of a ``imbridge migrate`` child process: settings of both served emulators only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMBRIDGE_")}
+    env.update({
+        "IMBRIDGE_TENCENT_SDK_APP_ID": str(world.tencent.sdk_app_id),
+        "IMBRIDGE_TENCENT_SECRET_KEY": world.key,
+        "IMBRIDGE_TENCENT_BASE_URL": tencent_url,
+        "IMBRIDGE_WUKONG_BASE_URL": wukong_url,
+        "IMBRIDGE_WUKONG_STORE": str(world.tmp / "imbridge-wukong.db"),
+    })  # fmt: skip
+    if rate_limits:
+        env["IMBRIDGE_TENCENT_RATE_LIMITS"] = json.dumps(rate_limits)
+    return env
+
+
+def wait_for_state(state: str, sql: str, at_least: int, timeout: float = 60.0) -> int:
+    """Poll the state database (read-only, beside the running migration) until ``sql`` counts ``at_least``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)) as db:
+                value = int(db.execute(sql).fetchone()[0] or 0)
+            if value >= at_least:
+                return value
+        except sqlite3.OperationalError:
+            pass  # not created yet
+        time.sleep(0.1)
+    raise AssertionError(f"the state never reached {at_least} for {sql!r}")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import itertools
 import json
+import secrets
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +18,25 @@ from migration_support import World
 
 from imbridge.cli import main
 from imbridge.emulators._base import EmulatorTransport
+from imbridge.emulators.wukong import WukongEmulator
 from imbridge.migration import Migration, MigrationOptions
+from imbridge.migration import verify as verify_module
 from imbridge.migration.ids import ORIGIN_KEY, target_id
+from imbridge.migration.progress import make_progress
 from imbridge.models import Conversation, Text
+from imbridge.providers.wukong.wire import fake_channel_id
+
+
+class Switch(httpx.AsyncBaseTransport):
+    """The WuKongIM emulator behind a switch: down, every request fails to connect (the server is gone)."""
+
+    def __init__(self, inner: EmulatorTransport) -> None:
+        self.inner, self.down = inner, False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)
 
 
 @pytest.fixture
@@ -114,13 +133,13 @@ def test_rerun_is_a_no_op_and_replan_keeps_progress(world: World, tmp_path: Path
     m = migration(world, state)
     first = m.run(world.users())
     m.close()
-    stored = world.wukong.store._read("SELECT COUNT(*) FROM messages")[0][0]
+    stored = world.wukong.store.message_count()
     again = migration(world, state)
     plan = again.plan(world.users())
     assert plan["new_items"] == {"accounts": 0, "profiles": 0, "groups": 0, "history": 0, "mutes": 0}
     second = again.run()
     assert second["messages_migrated"] == first["messages_migrated"]
-    assert world.wukong.store._read("SELECT COUNT(*) FROM messages")[0][0] == stored
+    assert world.wukong.store.message_count() == stored
     assert again.verify()["ok"]
     again.close()
 
@@ -223,3 +242,148 @@ async def test_async_api_inside_a_running_loop(world: World, tmp_path: Path) -> 
         await m.aclose()
         m.close()
     await asyncio.sleep(0)
+
+
+class Killed(BaseException):
+    """The process dies at this point (not an error anything may catch)."""
+
+
+class KillAfterFirstRevokeNotice(httpx.AsyncBaseTransport):
+    """The WuKongIM emulator; the first revoke notice lands, then the process 'dies' before imbridge can
+    record the revocation (the window of issue 13, point 5)."""
+
+    def __init__(self, inner: EmulatorTransport) -> None:
+        self.inner = inner
+        self.notice: dict[str, Any] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if self.notice is None and request.url.path == "/message/send":
+            body = json.loads(request.content)
+            if str(body["client_msg_no"]).startswith("revoke-"):
+                self.notice = body
+                raise Killed()
+        return response
+
+
+def test_a_revoke_killed_between_its_notice_and_its_record_sends_one_notice(world: World, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    killer = KillAfterFirstRevokeNotice(world.wukong.transport())
+    first = Migration(world.source(), world.target(killer), str(state), MigrationOptions(workers=1))
+    with pytest.raises(Killed):
+        first.run(world.users())
+    first.close()
+    assert killer.notice is not None
+
+    resumed = Migration(world.source(), world.target(), str(state))
+    assert resumed.run()["complete"], resumed.failures()
+    resumed.close()
+    # Read the emulator's store: how many notices revoke that message? They are sent sync_once, so they are
+    # stored in the conversation's command channel (<stored id>____cmd), which messagesync cannot name for a
+    # one-to-one chat (it derives the stored id from login_uid and channel_id).
+    notice = killer.notice
+    assert notice["header"].get("sync_once") == 1
+    stored = notice["channel_id"] if notice["channel_type"] == 2 else fake_channel_id(notice["from_uid"],
+                                                                                     notice["channel_id"])  # fmt: skip
+    rows = world.wukong.store.messages(f"wk:{notice['channel_type']}:{stored}____cmd", limit=-1)
+    notices = [r for r in rows if r.metadata["client_msg_no"] == notice["client_msg_no"]]
+    assert len(notices) == 1, f"{len(notices)} revoke notices for one message"
+    expected = world.expected()
+    assert world.actual(list(expected)) == expected
+
+
+def wipe_target(world: World) -> None:
+    """The WuKongIM server restarted empty (imbridge's own store on the app's side survives)."""
+    world.wukong.close()
+    world.wukong = WukongEmulator(store=str(world.tmp / f"wukong-{secrets.token_hex(3)}.db"), store_delay_requests=1)
+
+
+def test_a_run_after_the_target_lost_everything_notices_and_copies_it_again(world: World, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    m = migration(world, state, workers=4)
+    first = m.run(world.users())
+    m.close()
+    assert first["complete"]
+    expected = world.expected()
+    wipe_target(world)
+    assert not any(world.actual(list(expected)).values())
+
+    again = migration(world, state)
+    status = again.run()
+    report = again.report()
+    again.close()
+    assert status["complete"], report["failures"]
+    assert report["recheck"]["lost_groups"] == len(world.tencent.store.group_ids())
+    assert report["recheck"]["lost_channels"] == len(expected)
+    assert world.actual(list(expected)) == expected  # every message, once, in order
+    with world.target_client() as im:  # groups as at the source again, muted-all included
+        for group_id in world.tencent.store.group_ids():
+            source_group = world.tencent.store.group(group_id)
+            assert source_group is not None
+            assert im.groups.get(target_id(group_id)).mute_all == bool(source_group.mute_all)
+    checked = migration(world, state)
+    assert checked.verify()["ok"]
+    checked.close()
+
+
+def test_verify_repair_copies_again_what_verify_finds_missing(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify_module, "MAX_LISTED", 5)  # a report lists 5 mismatches: the repair needs all
+    state = tmp_path / "state.db"
+    first = migration(world, state, workers=4, recheck=False)  # only verify can notice now
+    assert first.run(world.users())["complete"]
+    first.close()
+    expected = world.expected()
+    wipe_target(world)
+    m = migration(world, state)
+    assert m.run()["complete"]  # nothing re-checked: the run believes it
+    assert not any(world.actual(list(expected)).values())
+    repaired = m.repair()
+    assert repaired["mismatches_before"] > 5 and repaired["ok"], repaired["verify"]["mismatches"]
+    assert repaired["rounds"] == 1
+    assert repaired["requeued_channels"] == len(expected)
+    assert world.actual(list(expected)) == expected
+    again = m.repair()  # nothing left to repair: one verify, nothing sent
+    assert again["ok"] and again["rounds"] == 0
+    assert world.actual(list(expected)) == expected
+    m.close()
+
+
+def test_a_target_outage_during_the_accounts_phase_fails_items_instead_of_the_run(world: World, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    switch = Switch(world.wukong.transport())
+    switch.down = True
+    m = Migration(world.source(), world.target(switch), str(state))
+    status = m.run(world.users())  # returns: every item that needed the target is marked failed
+    assert not status["complete"]
+    assert status["phases"]["accounts"]["failed"] == len(world.users())
+    assert all("TransportError" in f["error"] or "connect" in f["error"].lower() for f in m.failures())
+    m.close()
+    switch.down = False
+    resumed = Migration(world.source(), world.target(switch), str(state))
+    assert resumed.run()["complete"], resumed.failures()
+    expected = world.expected()
+    assert world.actual(list(expected)) == expected
+    resumed.close()
+
+
+def test_history_progress_has_totals_from_the_plan_and_an_eta_over_messages(world: World, tmp_path: Path) -> None:
+    out = io.StringIO()
+    ticks = itertools.count(0.0, 0.05)  # a clock that moves 50 ms at each reading: rates however fast the machine
+    m = Migration(world.source(), world.target(), str(tmp_path / "state.db"), MigrationOptions(workers=4),
+                  progress=make_progress("json", out, interval=0, clock=lambda: next(ticks)))  # fmt: skip
+    plan = m.plan(world.users())
+    expected = world.expected()
+    total = sum(len(v) for v in expected.values())
+    assert plan["group_messages"] == sum(len(v) for k, v in expected.items() if k[0] == "group")
+    assert m.run()["complete"]
+    m.close()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    messages = [line for line in lines if line["phase"] == "messages"]
+    assert messages and all(line["total"] is not None for line in messages)  # never "1326/?"
+    assert messages[0]["total_estimated"] and messages[0]["total"] >= plan["group_messages"]
+    assert any(line["eta_seconds"] is not None for line in messages if line["event"] == "progress")
+    assert (messages[-1]["done"], messages[-1]["total"]) == (total, total)
+    channels = [line for line in lines if line["phase"] == "channels"]
+    assert channels and all(line["eta_seconds"] is None for line in channels)

@@ -3,6 +3,7 @@ journaled and replayed; a later migration does not duplicate what the mirror alr
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 from typing import Any
@@ -15,25 +16,45 @@ from imbridge.cli import main
 from imbridge.emulators._base import EmulatorTransport
 from imbridge.emulators.tencent import TencentEmulator
 from imbridge.emulators.wukong import WukongEmulator
-from imbridge.migration import AsyncMirrorClient, Migration, MirrorClient
+from imbridge.migration import AsyncMirrorClient, Migration, MirrorClient, SecondaryFailure
 from imbridge.migration.ids import ORIGIN_KEY, target_id
+from imbridge.migration.mirror import replay_journal
 from imbridge.migration.state import StateDB
 
 
+def replay(tmp_path: Path, state: str, switch: Switch) -> tuple[dict[str, Any], StateDB]:
+    """replay_journal on a fresh async client to the secondary (as the CLI does)."""
+
+    async def run() -> dict[str, Any]:
+        async with AsyncIMClient("wukong", base_url="http://wukong.test", enforce_policy=False,
+                                 store=str(tmp_path / "imbridge-wukong.db"),
+                                 http_client=httpx.AsyncClient(transport=switch)) as replayer:  # fmt: skip
+            return await replay_journal(db, replayer)
+
+    db = StateDB(state)
+    return asyncio.run(run()), db
+
+
 class Switch(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """An emulator that can be cut off (every request then fails to connect)."""
+    """An emulator that can be cut off (every request then fails to connect), or that breaks with an error
+    that is not a network error (``crash``: what a defect below imbridge's error mapping looks like)."""
 
     def __init__(self, inner: EmulatorTransport) -> None:
         self.inner, self.down = inner, False
+        self.crash: BaseException | None = None
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def _check(self, request: httpx.Request) -> None:
+        if self.crash is not None:
+            raise self.crash
         if self.down:
             raise httpx.ConnectError("secondary down", request=request)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._check(request)
         return self.inner.handle_request(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("secondary down", request=request)
+        self._check(request)
         return await self.inner.handle_async_request(request)
 
 
@@ -145,8 +166,6 @@ async def test_async_mirror_journals_and_replays(tmp_path: Path, sides: Any) -> 
     secondary = AsyncIMClient("wukong", base_url="http://w.test", store=str(tmp_path / "imbridge-wukong.db"),
                               enforce_policy=False, retry=RetryPolicy.none(),
                               http_client=httpx.AsyncClient(transport=switch))  # fmt: skip
-    from imbridge.migration.mirror import replay_journal
-
     async with AsyncMirrorClient(primary, secondary, str(tmp_path / "state.db")) as mirror:
         await mirror.users.register(["ann", "ben"])
         switch.down = True
@@ -155,8 +174,112 @@ async def test_async_mirror_journals_and_replays(tmp_path: Path, sides: Any) -> 
         assert len(mirror.state.journal()) == 1
         switch.down = False
         result = await replay_journal(mirror.state, secondary)
-        assert result == {"replayed": 1, "failed": 0, "errors": []}
+        assert result == {"replayed": 1, "failed": 0, "pending": 0, "not_replayable": 0, "errors": []}
         history = [m async for m in secondary.messages.iter_history(Conversation.user("ben"), "ann")]
         assert [m.metadata[ORIGIN_KEY]["id"] for m in history] == [sent.ref.key]
     await primary.aclose()
     await secondary.aclose()
+
+
+def primary_count(tencent: TencentEmulator, conversation: str) -> int:
+    return len(tencent.store.messages(conversation, limit=-1))
+
+
+def test_a_secondary_error_that_is_not_an_imbridge_error_is_journaled_reported_and_not_raised(
+    tmp_path: Path, sides: Any
+) -> None:
+    tencent, _, switch, _ = sides
+    primary, secondary = sync_pair(tmp_path, sides)
+    reported: list[SecondaryFailure] = []
+    state = str(tmp_path / "state.db")
+    with MirrorClient(primary, secondary, state, on_secondary_error=reported.append) as mirror:
+        mirror.users.register(["ann", "ben"])
+        crash = RuntimeError("a defect below the error mapping")
+        switch.crash = crash
+        sent = mirror.messages.send("ann", Conversation.user("ben"), "hello")  # returns: the primary has it
+        switch.crash = None
+        assert sent.provider == "tencent"
+        # the caller had no reason to retry: the primary holds the message once
+        assert primary_count(tencent, "u:ann|ben") == 1
+        assert [(f.resource, f.method, f.error, f.replayable) for f in reported] == [("messages", "send", crash, True)]
+        (entry,) = mirror.state.journal()
+        assert entry.id == reported[0].journal_id and entry.error.startswith("RuntimeError: a defect")
+
+        # an interrupt is not swallowed, but the call is journaled before it goes on
+        switch.crash = KeyboardInterrupt()
+        with pytest.raises(KeyboardInterrupt):
+            mirror.messages.send("ben", Conversation.user("ann"), "bye")
+        switch.crash = None
+        assert [e.method for e in mirror.state.journal()] == ["send", "send"]
+
+    result, db = replay(tmp_path, state, switch)
+    db.close()
+    assert (result["replayed"], result["failed"]) == (2, 0), result
+    replayed = origins(secondary, Conversation.user("ben"), "ann")
+    assert len(replayed) == 2 and replayed[0] == sent.ref.key
+    primary.close()
+    secondary.close()
+
+
+def test_replay_keeps_metadata_that_looks_like_a_tag_and_one_bad_entry_blocks_nothing(
+    tmp_path: Path, sides: Any
+) -> None:
+    _, _, switch, _ = sides
+    primary, secondary = sync_pair(tmp_path, sides)
+    state = str(tmp_path / "state.db")
+    tagged = {"$td": 5, "$conv": "user:x", "list": [{"$ref": "nope"}], "$map": {"$el": None}}
+    with MirrorClient(primary, secondary, state) as mirror:
+        mirror.users.register(["ann", "ben"])
+        switch.down = True
+        # an entry that can never be replayed, journaled first: it must not block the ones after it
+        mirror.state.journal_add("messages", "send", {"v": 2, "args": [{"$nonsense": 1}], "kwargs": {}}, "x")
+        mirror.state._db.execute("INSERT INTO journal (created, resource, method, args, error) "
+                                 "VALUES (0, 'groups', 'mute', '{not json', 'x')")  # fmt: skip
+        first = mirror.messages.send("ann", Conversation.user("ben"), "one", metadata=tagged)
+        second = mirror.messages.send("ben", Conversation.user("ann"), "two", metadata={"plain": True})
+        switch.down = False
+        assert len(mirror.state.journal()) == 4
+
+    result, db = replay(tmp_path, state, switch)
+    assert (result["replayed"], result["not_replayable"], result["pending"]) == (2, 2, 0), result
+    failed = db.journal("failed")
+    assert [e.id for e in failed] == [1, 2] and all(e.last_error for e in failed)
+    db.close()
+    again, db = replay(tmp_path, state, switch)
+    db.close()
+    assert again["failed"] == 0  # entries marked failed are not retried
+    history = list(secondary.messages.iter_history(Conversation.user("ben"), "ann", direction="forward"))
+    assert [m.metadata.get(ORIGIN_KEY, {}).get("id") for m in history] == [first.ref.key, second.ref.key]
+    kept = {k: v for k, v in history[0].metadata.items() if k != ORIGIN_KEY}
+    assert kept == tagged
+    primary.close()
+    secondary.close()
+
+
+def test_mirror_carries_member_administration_and_delivery(tmp_path: Path, sides: Any) -> None:
+    from imbridge import Delivery, Role
+
+    switch = sides[2]
+    primary, secondary = sync_pair(tmp_path, sides)
+    state = str(tmp_path / "state.db")
+    with MirrorClient(primary, secondary, state) as mirror:
+        mirror.users.register(["ann", "ben", "cid"])
+        group = mirror.groups.create("Team", owner="ann", members=["ben", "cid"])
+        gid = target_id(group.id)
+        mirror.groups.set_role(group.id, "ben", "admin")
+        mirror.groups.set_name_card(group.id, "cid", "Cid")
+        mirror.groups.transfer_owner(group.id, "ben")
+        mirror.groups.mute(group.id, ["cid"], None)
+        mirror.groups.notify(group.id, "hello all", to=["cid"])
+        switch.down = True
+        mirror.messages.send("ann", Conversation.group(group.id), "typing", delivery=Delivery(online_only=True))
+        switch.down = False
+        [entry] = StateDB(state).journal()
+        assert (entry.resource, entry.method) == ("messages", "send")  # journaled with its delivery, encoded
+        from imbridge.migration.mirror import decode
+
+        assert decode(entry.args["kwargs"])["delivery"] == Delivery(online_only=True)
+    members = {m.user_id: m for m in secondary.groups.members(gid)}
+    assert {u: m.role for u, m in members.items()} == {"ann": Role.MEMBER, "ben": Role.OWNER, "cid": Role.MEMBER}
+    assert members["cid"].name_card == "Cid" and members["cid"].muted and members["cid"].muted_until is None
+    assert secondary.groups.get(gid).owner == "ben"

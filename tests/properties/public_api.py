@@ -31,6 +31,7 @@ from imbridge import (
     AsyncIMClient,
     Conversation,
     Custom,
+    Delivery,
     Face,
     File,
     Image,
@@ -470,6 +471,21 @@ def _draw_build(data: st.DataObject, world: World) -> tuple[tuple[Any, ...], dic
     return (settings, retry, timeout, extra), {}
 
 
+def _devices(world: World) -> st.SearchStrategy[Any]:
+    return st.sampled_from([None, "app", "web", "desktop", "toaster", 5, ""])
+
+
+def _ref_lists(world: World) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(_refs(world), max_size=3), st.sampled_from([None, 5, "imref1.x", b"x"]))
+
+
+DELIVERIES: list[Any] = [
+    None, {"persist": False}, {"online_only": True}, {"unread": "no"}, {"persist": 5}, {"bogus": True}, 5, "x",
+    Lazy("Delivery(persist=5)", lambda: Delivery(persist=5)),  # type: ignore[arg-type]
+    Lazy("Delivery(online_only=True, persist=True)", lambda: Delivery(online_only=True, persist=True)),
+]  # fmt: skip
+
+
 def _catalogue() -> list[Operation]:
     """Every public operation (the names of DESIGN.md's surface)."""
     ops: list[Operation] = []
@@ -551,8 +567,76 @@ def _catalogue() -> list[Operation]:
     add("groups.unmute", _args(_group_ids, _id_lists), lambda im, gid, ids: im.groups.unmute(gid, ids))
     add("groups.mute_all", _args(_group_ids, _bools), lambda im, gid, enabled: im.groups.mute_all(gid, enabled))
     add("groups.muted", _args(_group_ids), lambda im, gid: im.groups.muted(gid))
+    add("users.presence", _args(_id_lists), lambda im, ids: im.users.presence(ids))
+    add("users.kick", _args(_ids, device=_devices), lambda im, uid, **kw: im.users.kick(uid, **kw))
+    add("users.exists", _args(_id_lists), lambda im, ids: im.users.exists(ids))
+    add("users.delete", _args(_id_lists), lambda im, ids: im.users.delete(ids))
+    add("messages.get", _args(_refs), lambda im, ref: im.messages.get(ref))
+    add("messages.get_many", _args(_ref_lists), lambda im, refs: im.messages.get_many(refs))
+    add(
+        "messages.send(delivery)",
+        _args(_ids, _conversations, delivery=_const(st.sampled_from(DELIVERIES))),
+        lambda im, sender, to, **kw: im.messages.send(sender, resolve(to), "hi", delivery=resolve(kw.get("delivery"))),
+    )
+    add(
+        "groups.set_role",
+        _args(_group_ids, _ids, _const(st.sampled_from(["admin", "member", "owner", "x", None, 5]))),
+        lambda im, gid, uid, role: im.groups.set_role(gid, uid, role),
+    )
+    add("groups.transfer_owner", _args(_group_ids, _ids), lambda im, gid, uid: im.groups.transfer_owner(gid, uid))
+    add(
+        "groups.set_name_card",
+        _args(_group_ids, _ids, _texts),
+        lambda im, gid, uid, card: im.groups.set_name_card(gid, uid, card),
+    )
+    add("groups.joined", _args(_ids), lambda im, uid: im.groups.joined(uid))
+    add(
+        "groups.list",
+        _args(limit=_const(hostile_or(st.integers(1, 100), HOSTILE_INTS)), cursor=_cursors),
+        lambda im, **kw: im.groups.list(**kw),
+    )
+    add(
+        "groups.notify",
+        _args(_group_ids, _texts, to=_const(st.none() | st.sampled_from([[], "bob", [5], None]))),
+        lambda im, gid, text, **kw: im.groups.notify(gid, text, **kw),
+    )
+    add(
+        "conversations.list",
+        _args(_ids, limit=_const(hostile_or(st.integers(1, 50), HOSTILE_INTS)), cursor=_cursors),
+        lambda im, uid, **kw: im.conversations.list(uid, **kw),
+    )
+    add(
+        "conversations.iter",
+        _args(_ids, page_size=_const(hostile_or(st.integers(1, 3), HOSTILE_INTS))),
+        lambda im, uid, **kw: im.conversations.iter(uid, **kw),
+    )
+    add(
+        "conversations.delete",
+        _args(_ids, _conversations),
+        lambda im, uid, conversation: im.conversations.delete(uid, resolve(conversation)),
+    )
+    add(
+        "conversations.mark_read",
+        _args(_ids, _conversations),
+        lambda im, uid, conversation: im.conversations.mark_read(uid, resolve(conversation)),
+    )
+    add(
+        "conversations.set_unread",
+        _args(_ids, _conversations, _const(hostile_or(st.integers(0, 100), HOSTILE_INTS))),
+        lambda im, uid, conversation, count: im.conversations.set_unread(uid, resolve(conversation), count),
+    )
+    add(
+        "maintenance.run_due",
+        _args(lease=_const(durations())),
+        lambda im, **kw: im.maintenance.run_due(**kw),
+    )
     # the client itself
     add("client.health", _args(), lambda im: im.health())
+    add(
+        "client.health(timeout)",
+        _args(_const(st.sampled_from(HOSTILE_TIMEOUTS) | st.floats(0.1, 5))),
+        lambda im, timeout: im.health(timeout=timeout),
+    )
     add("client.describe", _args(), lambda im: (im.describe(), repr(im), im.capabilities.as_table()))
     add(
         "client.with_options",

@@ -341,13 +341,17 @@ def _gmsg(seq: int) -> dict[str, Any]:
 
 
 def _group_server(newest: int = 45) -> Any:
+    """Group history as documented: NextMsgSeq from get_group_info; each window comes back whole (IsFinished 1)."""
+
     def respond(sent: Sent) -> Any:
         if sent.command == "get_role_in_group":  # the reader's membership, asked when a read starts
             return ok(UserIdList=[{"Member_Account": uid, "Role": "Member"} for uid in sent.body["User_Account"]])
+        if sent.command == "get_group_info":
+            return ok(GroupInfo=[{"GroupId": "g", "ErrorCode": 0, "ErrorInfo": "", "NextMsgSeq": newest + 1}])
         top = sent.body.get("ReqMsgSeq", newest)
         assert sent.body["ReqMsgNumber"] <= 20 and sent.body["WithRecalledMsg"] == 1
         seqs = [s for s in range(top, max(top - sent.body["ReqMsgNumber"], 0), -1)]
-        return ok(GroupId="g", IsFinished=int(not seqs or seqs[-1] <= 1), RspMsgList=[_gmsg(s) for s in seqs])
+        return ok(GroupId="g", IsFinished=1, RspMsgList=[_gmsg(s) for s in seqs])
 
     return respond
 

@@ -23,7 +23,14 @@ from imbridge.providers.tencent.usersig import decode_usersig, verify_usersig
 from imbridge.testing import FakeClock
 
 #: Fields the field tables document but no request example of that page shows.
-DOCUMENTED_EXTRAS = {"group_msg_get_simple": {"WithRecalledMsg"}}
+DOCUMENTED_EXTRAS = {
+    "group_msg_get_simple": {"WithRecalledMsg"},
+    # sendmsg's field table: "SendMsgControl | Array | No | ... NoUnread ... NoLastMsg ..." (no example shows it)
+    "sendmsg": {"SendMsgControl"},
+    # batchsendmsg's field table: "MsgLifeTime | Integer | No | ... set this field to 0, the message will only be
+    # sent to the recipient online and not retained offline" (no example shows it)
+    "batchsendmsg": {"MsgLifeTime"},
+}
 
 
 def _json_type(value: Any) -> str:
@@ -221,13 +228,25 @@ def test_send_group_msg_success() -> None:
 
 
 def test_group_msg_get_simple() -> None:
-    im, server = make_client(answers(("get_role_in_group", 0), ("group_msg_get_simple", 0)))
-    page = im.messages.history(Conversation.group("@TGS#15ERQPAER"), viewer="peter", limit=2)  # Member
+    # The group's NextMsgSeq, in the official get_group_info example's shape, puts the newest message at 7803321:
+    # the first window is then exactly the doc's "Pulling by seq" request, and its answer the doc's response.
+    # The reader, peter, is a Member in the official get_role_in_group example: only members read a group.
+    info = official("get_group_info")["response_examples"][0]["body"]
+    info = {**info, "GroupInfo": [{**info["GroupInfo"][0], "GroupId": "@TGS#15ERQPAER", "NextMsgSeq": 7803322}]}
+    simple = official("group_msg_get_simple")["response_examples"][0]["body"]
+    roles = official("get_role_in_group")["response_examples"][0]["body"]
+    answer = {"get_group_info": info, "get_role_in_group": roles}
+    im, server = make_client(lambda sent: answer.get(sent.command, simple))
+    page = im.messages.history(Conversation.group("@TGS#15ERQPAER"), viewer="peter", limit=2)
     check_request(server.sent[0], "get_role_in_group", required={"GroupId", "User_Account"})
-    check_request(server.sent[1], "group_msg_get_simple", required={"GroupId", "ReqMsgNumber"})
-    assert server.sent[1].body["ReqMsgNumber"] == 2 and "ReqMsgSeq" not in server.sent[1].body
+    check_request(server.sent[1], "get_group_info", required={"GroupIdList", "ResponseFilter"})
+    assert server.sent[1].body["ResponseFilter"] == {"GroupBaseInfoFilter": ["NextMsgSeq"]}
+    check_request(server.sent[2], "group_msg_get_simple", required={"GroupId", "ReqMsgNumber", "ReqMsgSeq"})
+    by_seq = official("group_msg_get_simple")["request_examples"][1]["body"]
+    assert {k: v for k, v in server.sent[2].body.items() if k != "WithRecalledMsg"} == by_seq
     assert [m.seq for m in page.items] == [7803321, 7803320]
-    assert page.next_cursor is None  # IsFinished 1
+    # IsFinished 1 says the window came back whole, not that seq 7803319 and older are gone.
+    assert page.next_cursor is not None
     first = page.items[0]
     assert first.sender == "144115197276518801"
     assert isinstance(first.elements[0], Custom) and first.elements[0].description == "MIF"
@@ -309,9 +328,10 @@ def test_add_group_member_results() -> None:
                            {"Member_Account": "c", "Result": 3}])  # fmt: skip
     im, _ = make_client(lambda s: reply)
     result = im.groups.add_members("g", ["a", "b", "c", "d"])
-    assert result.succeeded == ["b"] and result.items[1].detail == "already a member"
-    assert [i.target for i in result.failed] == ["a", "c", "d"]
-    assert isinstance(result.items[2].error, PermissionDeniedError)
+    assert result.succeeded == ["b"] and result.items[1].detail.startswith("already a member")
+    # Result 3, "Pending approval by the invitee or admin": pending, neither added nor failed (issue 17)
+    assert result.pending == ["c"] and result.items[2].pending and result.items[2].error is None
+    assert [i.target for i in result.failed] == ["a", "d"] and not result.ok
 
 
 def test_get_group_member_info() -> None:

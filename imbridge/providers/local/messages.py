@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -12,9 +13,20 @@ from imbridge._cursor import check_position, decode_cursor, encode_cursor
 from imbridge._flow import Flow
 from imbridge.capabilities import Operation
 from imbridge.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from imbridge.models import BatchItem, BatchResult, Conversation, Message, MessageRef, Page, Role, SentMessage
+from imbridge.models import (
+    BatchItem,
+    BatchResult,
+    Conversation,
+    Delivery,
+    Message,
+    MessageRef,
+    Page,
+    Role,
+    SentMessage,
+)
 from imbridge.models.content import Element
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
+from imbridge.providers.local import events as local_events
 from imbridge.providers.local._core import NAME, LocalCore, _ts
 from imbridge.providers.local.store import GroupRow, MessageRow, conversation_key
 
@@ -51,7 +63,19 @@ class LocalMessages(LocalCore):
                 self._check_may_send(self._require_group(message.to.id, operation), message.sender)
             else:
                 self._require_users([message.to.id], operation)
-            row = self._append(message.sender, message.to, message.elements, message.metadata, message.idempotency_key)
+            delivery = message.delivery
+            if delivery is not None and not delivery.persist:
+                # Not persisted (online-only, or a command): checked like any send, then stored nowhere; the
+                # local provider has no connected clients to hand it to.
+                ref = MessageRef(provider=NAME, conversation=message.to, sender=message.sender, key=uuid.uuid4().hex)
+                return SentMessage(ref=ref, time=_ts(self._now()), confirmed=False, provider=NAME,
+                                   raw={"persisted": False})  # fmt: skip
+            row, new = self._append(
+                message.sender, message.to, message.elements, message.metadata, message.idempotency_key
+            )
+            self._keep_delivery(row, delivery)
+            if new:  # a re-send with the same key is the same message: no second event
+                self._publish(partial(self._created, row, message.sender, message.to))
             return SentMessage(
                 ref=self._ref(row, message.sender, message.to),
                 time=_ts(row.time),
@@ -64,19 +88,29 @@ class LocalMessages(LocalCore):
 
     def _append(
         self, sender: str, to: Conversation, elements: Sequence[Element], metadata: Any, dedupe: str
-    ) -> MessageRow:
-        row, _ = self.store.append_message(
+    ) -> tuple[MessageRow, bool]:
+        return self.store.append_message(
             self._conversation_key(sender, to),
             key=uuid.uuid4().hex,
             sender=sender,
             elements=[element.model_dump(mode="json") for element in elements],
             metadata=dict(metadata),
-            time=self._now(),
+            time=self._now,  # read once the conversation is locked: times follow seqs
             # Scoped to the sender: another sender reusing the key is a different message, not a replay.
             # (A space cannot occur in a checked id, so the pair is unambiguous.)
             dedupe=f"{sender} {dedupe}",
         )
-        return row
+
+    def _created(self, row: MessageRow, sender: str, to: Conversation, common: dict[str, Any]) -> list[Any]:
+        message = self._message(row, to, sender)
+        return [local_events.MessageCreated(**common | {"occurred_at": message.time}, event_id=f"local:msg:{row.key}",
+                                            message=message, raw=message.raw)]  # fmt: skip
+
+    def _keep_delivery(self, row: MessageRow, delivery: Delivery | None) -> None:
+        """Flags of a stored message sent as not unread or not updating conversations (conversation lists and
+        unread counts read them)."""
+        if delivery is not None and not (delivery.unread and delivery.update_conversation):
+            self.store.set_delivery(row.key, unread=delivery.unread, update_conversation=delivery.update_conversation)
 
     def _ref(self, row: MessageRow, sender: str, to: Conversation) -> MessageRef:
         return MessageRef(provider=NAME, conversation=to, sender=sender, key=row.key, seq=row.seq)
@@ -94,7 +128,13 @@ class LocalMessages(LocalCore):
                     items.append(BatchItem(target=recipient, ok=False, error=error, detail=error.message))
                     continue
                 to = Conversation.user(recipient)
-                row = self._append(batch.sender, to, batch.elements, batch.metadata, batch.idempotency_key)
+                if batch.delivery is not None and not batch.delivery.persist:
+                    items.append(BatchItem(target=recipient, ok=True, detail="not persisted; no client to deliver to"))
+                    continue
+                row, new = self._append(batch.sender, to, batch.elements, batch.metadata, batch.idempotency_key)
+                self._keep_delivery(row, batch.delivery)
+                if new:
+                    self._publish(partial(self._created, row, batch.sender, to))
                 items.append(BatchItem(target=recipient, ok=True, ref=self._ref(row, batch.sender, to)))
             return BatchResult(items=items, provider=NAME)
 
@@ -167,7 +207,13 @@ class LocalMessages(LocalCore):
                 raise InvalidRequestError(
                     f"a {ref.provider} message reference cannot be revoked on {NAME}", provider=NAME
                 )
-            if self.store.revoke_message(ref.key) is None:
+            revoked = self.store.revoke_message(ref.key)
+            if revoked is None:
                 raise NotFoundError("no such message", provider=NAME, operation=Operation.MESSAGES_REVOKE.value)
+            if revoked:
+                self._publish(lambda common: [local_events.MessageRevoked(
+                    **common, event_id=f"local:revoke:{ref.key}", conversation=ref.conversation, key=ref.key,
+                    seq=ref.seq, sender=ref.sender, revoked_by=ref.sender, ref=ref,
+                )])  # fmt: skip
 
         return self._run(compute)

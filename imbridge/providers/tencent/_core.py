@@ -54,6 +54,7 @@ DEFAULT_RATES: dict[str, Rate] = {
 }
 DEFAULT_RATE = Rate(200)
 
+LIMITS = mapping.LIMITS
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
 ROLE_CHUNK = 500
@@ -67,6 +68,40 @@ BULK_WINDOW = 4
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     """``windows`` of ids as lists, the type the wire models take."""
     return (list(window) for window in windows(items, size))
+
+
+def _over(limit: mapping.Limit, size: int, what: str) -> InvalidRequestError:
+    return InvalidRequestError(f"{what} is {size:,} {limit.unit}: {limit.describe()}", provider=NAME)
+
+
+def _check_user_ids(user_ids: Sequence[str], what: str = "user id") -> None:
+    """Tencent UserIDs are at most 32 bytes: one past it cannot exist there, so the call is refused here."""
+    limit = LIMITS["user id"]
+    for uid in user_ids:
+        if mapping.utf8_len(uid) > limit.value:
+            raise _over(limit, mapping.utf8_len(uid), f"{what} {uid[:40]!r}")
+
+
+def _check_group_texts(**texts: str | None) -> None:
+    """The documented group profile limits in UTF-8 bytes (name 30, introduction 240, notification 300,
+    face URL 100; https://cloud.tencent.com/document/product/269/9346, read 2026-12-02)."""
+    for field, value in texts.items():
+        if value is None:
+            continue
+        limit = LIMITS[f"group {field.replace('_', ' ').replace('url', 'URL')}"]
+        if mapping.utf8_len(value) > limit.value:
+            raise _over(limit, mapping.utf8_len(value), f"the group {field.replace('_', ' ')}")
+
+
+def _check_group_id(group_id: str) -> None:
+    """Custom group ids: printable ASCII (0x20-0x7e), at most 48 bytes, not starting with @TGS#."""
+    limit = LIMITS["custom group id"]
+    if group_id.startswith("@TGS#") or not all(0x20 <= ord(c) <= 0x7E for c in group_id):
+        raise InvalidRequestError(
+            f"custom group ids are printable ASCII and do not start with @TGS# ({limit.source})", provider=NAME
+        )
+    if len(group_id) > limit.value:
+        raise _over(limit, len(group_id), "the group id")
 
 
 class TencentCore(Provider):

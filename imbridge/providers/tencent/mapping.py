@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imbridge._flow import encode_json
+from imbridge._flow import decode_json, encode_json
+from imbridge._inbound import nests_deeper as _nests_deeper
 from imbridge.errors import (
     AuthenticationError,
     ConflictError,
@@ -28,17 +29,23 @@ from imbridge.errors import (
 )
 from imbridge.models import (
     Conversation,
+    ConversationKind,
     Custom,
+    DeviceKind,
+    DeviceSession,
     Element,
     Face,
     File,
     Gender,
     Group,
     Image,
+    JoinOption,
     Location,
     Member,
     Message,
     MessageRef,
+    Presence,
+    PresenceState,
     Profile,
     Role,
     Sound,
@@ -70,8 +77,12 @@ def _rule(kind: type[ProviderError], meaning: str, **flags: Any) -> ErrorRule:
 _AUTH, _PERM, _BAD, _NF = AuthenticationError, PermissionDeniedError, InvalidRequestError, NotFoundError
 _RATE, _UNAV, _CONF = RateLimitError, ServiceUnavailableError, ConflictError
 
+#: Every code of the official error-code page's "Server Error Codes" section that a REST v4 call can meet
+#: (https://www.tencentcloud.com/document/product/1047/34348, current copy https://trtc.io/document/34348, CN
+#: https://cloud.tencent.com/document/product/269/1671; read 2026-12-02). The page's text is transcribed in
+#: tests/fixtures/tencent/official/error_codes.json and a test walks every row of it against this table.
 ERROR_TABLE: dict[int, ErrorRule] = {
-    # §5.1 common REST codes
+    # common backend codes
     60002: _rule(_BAD, "HTTP parse error (URL format)"),
     60003: _rule(_BAD, "request JSON parse error"),
     60004: _rule(_AUTH, "account (identifier) or UserSig error in the URL"),
@@ -92,7 +103,11 @@ ERROR_TABLE: dict[int, ErrorRule] = {
     60019: _rule(_RATE, "too many requests, try later", retryable=True),
     60020: _rule(_PERM, "Pro plan expired or disabled"),
     60021: _rule(_PERM, "caller IP not allowed"),
-    # §5.2 account / UserSig
+    80001: _rule(_BAD, "sensitive text"),
+    80002: _rule(_BAD, "message too long"),
+    80003: _rule(_UNAV, "before-send webhook failed or timed out", retryable=True),
+    80004: _rule(_BAD, "sensitive image"),
+    # account / UserSig
     70001: _rule(_AUTH, "UserSig expired", credentials_expired=True),
     70002: _rule(_AUTH, "UserSig empty"),
     70003: _rule(_AUTH, "invalid UserSig"),
@@ -116,7 +131,50 @@ ERROR_TABLE: dict[int, ErrorRule] = {
     71000: _rule(_PERM, "account deletion not allowed on a paid edition"),
     72000: _rule(_PERM, "Trial DAU quota exceeded"),
     72001: _rule(_PERM, "online-status feature not enabled"),
-    # §5.3 messages
+    # profile
+    40001: _rule(_BAD, "profile request parameters invalid"),
+    40002: _rule(_BAD, "profile request names no account"),
+    40003: _rule(_NF, "account does not exist"),
+    40004: _rule(_PERM, "requires an App admin"),
+    40005: _rule(_BAD, "profile field contains sensitive words"),
+    40006: _rule(_UNAV, "profile service internal error", retryable=True),
+    40007: _rule(_PERM, "no read permission on the profile field"),
+    40008: _rule(_PERM, "no write permission on the profile field"),
+    40009: _rule(_BAD, "profile tag does not exist"),
+    40601: _rule(_BAD, "profile value over 500 bytes"),
+    40605: _rule(_BAD, "bad standard profile value"),
+    40610: _rule(_BAD, "bad profile value type"),
+    # relationship chain
+    30001: _rule(_BAD, "relationship request parameters invalid"),
+    30002: _rule(_AUTH, "SDKAppID mismatch"),
+    30003: _rule(_NF, "account does not exist"),
+    30004: _rule(_PERM, "requires an App admin"),
+    30005: _rule(_BAD, "relationship field contains sensitive words"),
+    30006: _rule(_UNAV, "relationship service internal error", retryable=True),
+    30007: _rule(_UNAV, "relationship service timeout", retryable=True),
+    30008: _rule(_CONF, "relationship write conflict", retryable=True),
+    30009: _rule(_PERM, "this user may not send friend requests"),
+    30010: _rule(_PERM, "friend limit reached"),
+    30011: _rule(_PERM, "friend list limit reached"),
+    30012: _rule(_PERM, "pending friend request limit reached"),
+    30013: _rule(_PERM, "blocklist limit reached"),
+    30014: _rule(_PERM, "the other party reached the friend limit"),
+    30515: _rule(_PERM, "the user is in your blocklist"),
+    30516: _rule(_PERM, "the other party rejects all friend requests"),
+    30525: _rule(_PERM, "you are in the user's blocklist"),
+    30539: _rule(_CONF, "friend request pending approval"),
+    30540: _rule(_RATE, "friend request filtered by the security policy (too frequent)"),
+    30614: _rule(_NF, "pending request does not exist"),
+    31704: _rule(_NF, "no friend relationship with that account"),
+    31707: _rule(_RATE, "friend deletion filtered by the security policy (too frequent)"),
+    31804: _rule(_NF, "account does not exist"),
+    # recent contacts
+    50001: _rule(_NF, "account does not exist"),
+    50002: _rule(_BAD, "recent-contact request parameters invalid"),
+    50003: _rule(_PERM, "requires an App admin"),
+    50004: _rule(_UNAV, "recent-contact service internal error", retryable=True),
+    50005: _rule(_UNAV, "recent-contact service timeout", retryable=True),
+    # messages
     20001: _rule(_BAD, "invalid request packet"),
     20002: _rule(_AUTH, "UserSig or A2 invalid/expired", credentials_expired=True),
     20003: _rule(_NF, "sender or recipient UserID invalid or not imported"),
@@ -124,25 +182,49 @@ ERROR_TABLE: dict[int, ErrorRule] = {
     20005: _rule(_UNAV, "internal server error", retryable=True),
     20006: _rule(_PERM, "blocked by the before-send webhook"),
     20007: _rule(_PERM, "sender is in the recipient's blocklist"),
+    20008: _rule(_BAD, "sender and recipient belong to different SDKAppIDs"),
     20009: _rule(_PERM, "not friends (friend check configured)"),
     20010: _rule(_PERM, "not friends (friend check configured)"),
     20011: _rule(_PERM, "not friends (friend check configured)"),
     20012: _rule(_PERM, "sender muted (global mute)"),
     20016: _rule(_PERM, "recall time limit exceeded"),
+    20018: _rule(_UNAV, "internal error deleting roaming messages", retryable=True),
     20022: _rule(_NF, "message to recall not found"),
     20023: _rule(_CONF, "message already recalled"),
     20028: _rule(_CONF, "concurrent modification conflict", retryable=True),
-    80001: _rule(_BAD, "sensitive text"),
-    80002: _rule(_BAD, "message too long"),
-    80003: _rule(_UNAV, "before-send webhook failed or timed out", retryable=True),
-    80004: _rule(_BAD, "sensitive image"),
-    **{code: _rule(_BAD, "request validation failed") for code in range(90001, 90013)},
+    21005: _rule(_BAD, "push token set before login"),
+    22001: _rule(_PERM, "no offline push certificate uploaded"),
+    22002: _rule(_UNAV, "network exception", retryable=True),
+    22003: _rule(_BAD, "push token empty"),
+    22004: _rule(_BAD, "push token over 256 bytes"),
+    22005: _rule(_BAD, "login request data over 1024 bytes"),
+    22006: _rule(_RATE, "request frequency over the limit", retryable=True),
+    90001: _rule(_BAD, "JSON parse failed"),
+    90002: _rule(_BAD, "MsgBody is not in the message format"),
+    90003: _rule(_NF, "To_Account missing or does not exist"),
+    90004: _rule(_BAD, "bad MsgSeq"),
+    90005: _rule(_BAD, "MsgRandom missing or not an integer"),
+    90006: _rule(_BAD, "MsgTimeStamp missing or not an integer"),
+    90007: _rule(_BAD, "MsgBody is not an array"),
+    90008: _rule(_NF, "From_Account missing or does not exist"),
+    90009: _rule(_PERM, "requires an App admin"),
+    90010: _rule(_BAD, "not in the message format"),
+    90011: _rule(_BAD, "more than 500 recipients in a batch"),
     90012: _rule(_NF, "To_Account not imported"),
+    90018: _rule(_BAD, "too many accounts in the request"),
+    90022: _rule(_BAD, "push conditions repeat a tag"),
     90024: _rule(_RATE, "all-user push interval must exceed 1 s", retryable=True),
     90026: _rule(_BAD, "MsgLifeTime over 7 days"),
-    90031: _rule(_BAD, "field type error"),
-    90043: _rule(_BAD, "request validation failed"),
-    90044: _rule(_BAD, "field type error"),
+    90030: _rule(_BAD, "attribute length 0 or over 50 bytes"),
+    90031: _rule(_BAD, "SyncOtherMachine is not an integer"),
+    90032: _rule(_BAD, "more than 10 push tags"),
+    90033: _rule(_BAD, "invalid attribute"),
+    90034: _rule(_BAD, "push tag over 50 bytes"),
+    90040: _rule(_BAD, "null push tag"),
+    90043: _rule(_BAD, "OfflinePushInfo not in the documented format"),
+    90044: _rule(_BAD, "MsgLifeTime is not an integer"),
+    90045: _rule(_PERM, "all-user push not enabled"),
+    90047: _rule(_PERM, "daily push quota exhausted"),
     90048: _rule(_NF, "account does not exist"),
     90054: _rule(_BAD, "invalid MsgKey"),
     90055: _rule(_BAD, "message too long"),
@@ -150,8 +232,9 @@ ERROR_TABLE: dict[int, ErrorRule] = {
     90994: _rule(_UNAV, "internal service error", retryable=True),
     90995: _rule(_UNAV, "internal service error", retryable=True),
     91000: _rule(_UNAV, "internal service error", retryable=True),
-    93000: _rule(_BAD, "JSON packet over 12 KB"),
-    # §5.4 groups
+    91101: _rule(_PERM, "too many concurrent web instances"),
+    93000: _rule(_BAD, "JSON packet over the size limit"),
+    # groups
     10002: _rule(_UNAV, "internal server error", retryable=True),
     10003: _rule(_BAD, "invalid command"),
     10004: _rule(_BAD, "invalid parameter"),
@@ -171,41 +254,37 @@ ERROR_TABLE: dict[int, ErrorRule] = {
     10019: _rule(_NF, "UserID does not exist"),
     10021: _rule(_CONF, "group ID used by another app user"),
     10023: _rule(_RATE, "message frequency limit", retryable=True),
+    10024: _rule(_CONF, "invitation or request already processed"),
     10025: _rule(_CONF, "group ID already used by you"),
     10026: _rule(_PERM, "command disabled for this SDKAppID"),
     10030: _rule(_NF, "message to recall does not exist"),
     10031: _rule(_PERM, "message beyond the recall time range"),
     10032: _rule(_PERM, "message cannot be recalled"),
     10033: _rule(_PERM, "group type does not support recall"),
+    10034: _rule(_BAD, "this message type cannot be deleted"),
+    10035: _rule(_BAD, "this group type does not support message deletion"),
     10036: _rule(_PERM, "quota or edition limit"),
     10037: _rule(_PERM, "user joined too many groups"),
     10038: _rule(_PERM, "quota or edition limit"),
     10041: _rule(_PERM, "recall disabled for this app"),
     10044: _rule(_BAD, "group type has no roaming messages"),
+    10045: _rule(_BAD, "custom attribute key over 32 bytes"),
+    10046: _rule(_BAD, "custom attribute value over 4,000 bytes"),
+    10047: _rule(_BAD, "more than 16 custom attribute keys"),
+    10048: _rule(_BAD, "custom attribute values over 16,000 bytes"),
     10049: _rule(_RATE, "custom attribute frequency limit", retryable=True),
+    10050: _rule(_NF, "custom attribute does not exist"),
+    10051: _rule(_BAD, "message deletion beyond its maximum scope"),
+    10052: _rule(_NF, "no message to delete in the group"),
     10053: _rule(_BAD, "more than 30 @ targets"),
     10054: _rule(_BAD, "too many members; page"),
     10056: _rule(_CONF, "custom attribute write race", retryable=True),
     10058: _rule(_PERM, "Trial edition: more than 100 groups"),
     10059: _rule(_PERM, "quota or edition limit"),
     11000: _rule(_PERM, "Community groups not enabled"),
-    # other families (§3.2, §5.4 "Other families")
-    40001: _rule(_BAD, "profile request decode failed"),
-    40002: _rule(_BAD, "profile request invalid"),
-    40003: _rule(_NF, "account does not exist"),
-    40004: _rule(_BAD, "profile request invalid"),
-    40006: _rule(_UNAV, "profile service internal error", retryable=True),
-    40007: _rule(_PERM, "no read permission on the profile field"),
-    40008: _rule(_PERM, "no write permission on the profile field"),
-    40009: _rule(_BAD, "profile tag does not exist"),
-    40601: _rule(_BAD, "profile value over 500 bytes"),
-    40605: _rule(_BAD, "bad standard profile value"),
-    40610: _rule(_BAD, "bad profile value type"),
-    30006: _rule(_UNAV, "relationship service internal error", retryable=True),
-    30007: _rule(_UNAV, "relationship service timeout", retryable=True),
-    30008: _rule(_CONF, "relationship write conflict", retryable=True),
-    50004: _rule(_UNAV, "recent-contact service internal error", retryable=True),
-    50005: _rule(_UNAV, "recent-contact service timeout", retryable=True),
+    # operations data (get_history)
+    1001: _rule(_BAD, "invalid request URL"),
+    1002: _rule(_BAD, "invalid parameter"),
     1003: _rule(_UNAV, "get_history internal error", retryable=True),
     1004: _rule(_UNAV, "history file not generated yet", retryable=True),
     1005: _rule(_NF, "history file expired"),
@@ -243,6 +322,73 @@ def error_for(code: int, info: str = "", *, http_status: int | None = 200) -> Pr
     return error
 
 
+# -- documented limits ---------------------------------------------------------------------------
+
+USE_LIMITS_PAGE = "https://cloud.tencent.com/document/product/269/9346"
+"""The use-limits page (updated 2025-11-04, read 2026-12-02; English https://trtc.io/document/34381)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One documented limit: its value, its unit (UTF-8 bytes, items or seconds), the page that states it,
+    and the ErrorCode the service answers past it (what the emulator answers)."""
+
+    name: str
+    value: int
+    unit: str
+    source: str
+    code: int
+
+    def describe(self) -> str:
+        return f"Tencent IM limit: {self.name} is at most {self.value:,} {self.unit} ({self.source})"
+
+
+def _limit(name: str, value: int, unit: str, source: str, code: int) -> Limit:
+    return Limit(name, value, unit, source, code)
+
+
+#: The limits imbridge checks before the network, each with its source (pages read 2026-12-02).
+LIMITS: dict[str, Limit] = {
+    limit.name: limit
+    for limit in (
+        # Group profile texts are UTF-8 bytes (group error codes 8502-8505 say so; create_group answers 10004).
+        _limit("group name", 30, "bytes", USE_LIMITS_PAGE, 10004),
+        _limit("group introduction", 240, "bytes", USE_LIMITS_PAGE, 10004),
+        _limit("group notification", 300, "bytes", USE_LIMITS_PAGE, 10004),
+        _limit("group face URL", 100, "bytes", USE_LIMITS_PAGE, 10004),
+        _limit("group name card", 50, "bytes", USE_LIMITS_PAGE, 10004),
+        # Custom group ids: printable ASCII (0x20-0x7e), at most 48 bytes, not starting with @TGS#.
+        _limit("custom group id", 48, "bytes", USE_LIMITS_PAGE, 10015),
+        _limit("user id", 32, "bytes", USE_LIMITS_PAGE, 70402),
+        # "单条消息最大长度限制为12K" (the older error-code page still says 8 KB); the service answers 93000 for
+        # C2C and 80002 for group messages.
+        _limit("message body", 12 * 1024, "bytes", USE_LIMITS_PAGE, 93000),
+        _limit("group message body", 12 * 1024, "bytes", USE_LIMITS_PAGE, 80002),
+        _limit("profile value", 500, "bytes", USE_LIMITS_PAGE, 40601),
+        _limit("batch recipients", 500, "recipients per request",
+               "https://cloud.tencent.com/document/product/269/1612", 90011),
+        _limit("mute accounts", 500, "accounts per request",
+               "https://www.tencentcloud.com/document/product/1047/34951", 10005),
+        _limit("mute time", 4_294_967_295, "seconds",
+               "https://www.tencentcloud.com/document/product/1047/34951", 10004),
+        # get_group_member_info: Limit "不得超过200" with Offset; "不得超过100" with Next (Community groups only).
+        _limit("member page", 200, "members per request", "https://cloud.tencent.com/document/product/269/1617",
+               10004),
+        _limit("community member page", 100, "members per request",
+               "https://cloud.tencent.com/document/product/269/1617", 10004),
+        # group_msg_get_simple: "目前一次请求最多返回20条历史消息" (more is answered with IsFinished 0, not refused).
+        _limit("group history window", 20, "messages per request",
+               "https://cloud.tencent.com/document/api/269/2738", 0),
+        _limit("groups per info request", 50, "groups per request",
+               "https://cloud.tencent.com/document/product/269/1616", 10004),
+    )
+}  # fmt: skip
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode())
+
+
 # -- dedupe keys ---------------------------------------------------------------------------------
 
 
@@ -250,6 +396,12 @@ def dedupe_numbers(idempotency_key: str) -> tuple[int, int]:
     """(MsgRandom / Random, MsgSeq): two uint32 derived from the idempotency key, the same on every retry."""
     digest = hashlib.sha256(idempotency_key.encode()).digest()
     return int.from_bytes(digest[:4], "big"), int.from_bytes(digest[4:8], "big")
+
+
+def chunk_key(idempotency_key: str, index: int) -> str:
+    """The dedupe key of a batch's chunk ``index``: the batch key itself for the first chunk, so a batch of
+    up to 500 recipients sends the numbers it always did."""
+    return idempotency_key if index == 0 else f"{idempotency_key}#chunk{index}"
 
 
 # -- elements ------------------------------------------------------------------------------------
@@ -284,12 +436,16 @@ def element_to_wire(element: Element) -> dict[str, Any]:
         }  # fmt: skip
     elif isinstance(element, Image):
         kind = "TIMImageElem"
-        infos = [
-            {"Type": 1, "Size": element.size or 0, "Width": element.width or 0, "Height": element.height or 0,
-             "URL": element.url},
-        ]  # fmt: skip
-        if element.thumbnail_url:
-            infos.append({"Type": 3, "Size": 0, "Width": 0, "Height": 0, "URL": element.thumbnail_url})
+        # The docs and every SDK sample carry three entries: Type 1 original, 2 large, 3 thumbnail
+        # (https://www.tencentcloud.com/document/product/1047/33527, msg_elements.json); clients look up the one they
+        # show. From what the caller gives: the original also serves as the large image, and as the thumbnail
+        # when no thumbnail_url is given (sizes and dimensions are the original's, 0 where unknown).
+        original = {"Size": element.size or 0, "Width": element.width or 0, "Height": element.height or 0,
+                    "URL": element.url}  # fmt: skip
+        thumbnail = (
+            {"Size": 0, "Width": 0, "Height": 0, "URL": element.thumbnail_url} if element.thumbnail_url else original
+        )
+        infos = [{"Type": 1, **original}, {"Type": 2, **original}, {"Type": 3, **thumbnail}]
         content = {
             "UUID": _uuid(element.uuid, element.url),
             "ImageFormat": IMAGE_FORMATS.get((element.format or "").lower(), 255),
@@ -360,11 +516,12 @@ def element_from_wire(element: wire.MsgElement) -> Element:
                 if original is None:
                     return _opaque(element)
                 thumb = infos.get(3)
+                thumb_url = thumb.get("URL") if thumb is not None and thumb is not original else None
                 return Image(
                     url=original["URL"], width=_int(original.get("Width")) or None,
                     height=_int(original.get("Height")) or None, size=_int(original.get("Size")),
                     format=_IMAGE_FORMAT_NAMES.get(c.get("ImageFormat", 255), "other"), uuid=c.get("UUID"),
-                    thumbnail_url=thumb["URL"] if thumb and thumb is not original else None,
+                    thumbnail_url=thumb_url if thumb_url != original.get("URL") else None,
                 )  # fmt: skip
             case "TIMFileElem":
                 return File(url=c["Url"], name=c["FileName"], size=_int(c.get("FileSize")), uuid=c.get("UUID"))
@@ -400,15 +557,21 @@ def cloud_custom_data(metadata: Mapping[str, Any], options: Mapping[str, Any]) -
     return encode_json(dict(metadata)).decode() if metadata else None
 
 
+METADATA_MAX_DEPTH = 32
+"""CloudCustomData nested deeper than this is kept as the string it is, not unpacked."""
+
+
 def metadata_from(cloud: str) -> dict[str, Any]:
     """CloudCustomData as metadata: a JSON object is unpacked; anything else is kept under its name."""
     if not cloud:
         return {}
     try:
-        value = json.loads(cloud)
+        value = decode_json(cloud)  # bounded nesting: the string is the sender's, not the server's
     except ValueError:
         value = None
-    return value if isinstance(value, dict) else {"CloudCustomData": cloud}
+    if isinstance(value, dict) and not _nests_deeper(value, METADATA_MAX_DEPTH):
+        return value
+    return {"CloudCustomData": cloud}
 
 
 # -- profiles ------------------------------------------------------------------------------------
@@ -448,17 +611,65 @@ def timestamp(seconds: int | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds else None
 
 
+#: forbid_send_msg ``MuteTime`` 4294967295 is "Permanent muting" (https://www.tencentcloud.com/document/product/
+#: 1047/34951). The docs do not say how such a mute reads back; a mute end at or past that second (the
+#: year 2106) is read as one without an end.
+MUTE_FOREVER = LIMITS["mute time"].value
+
+
+def mute_state(until_seconds: int | None, now: datetime) -> tuple[bool, datetime | None]:
+    """(muted, muted_until) from a MuteUntil/MutedUntil value: (True, None) for a mute without an end."""
+    if until_seconds is None or until_seconds <= 0:
+        return False, None
+    if until_seconds >= MUTE_FOREVER:
+        return True, None
+    until = timestamp(until_seconds)
+    return (True, until) if until is not None and until > now else (False, None)
+
+
 def member_from_wire(item: wire.WireMember, now: datetime) -> Member:
-    until = timestamp(item.MuteUntil)
+    muted, until = mute_state(item.MuteUntil, now)
     return Member(
         user_id=item.Member_Account,
         # Documentation samples print "Member " with a trailing space: compare stripped.
         role=ROLES.get(item.Role.strip(), Role.MEMBER),
         joined_at=timestamp(item.JoinTime),
-        muted_until=until if until is not None and until > now else None,
+        muted=muted,
+        muted_until=until,
+        name_card=item.NameCard or None,
         provider=NAME,
         raw=item.model_dump(),
     )
+
+
+#: ApplyJoinOption values (create_group, modify_group_base_info: /1047/34895, /1047/34962).
+JOIN_OPTIONS = {"FreeAccess": JoinOption.FREE, "NeedPermission": JoinOption.APPROVAL,
+                "DisableApply": JoinOption.CLOSED}  # fmt: skip
+JOIN_OPTIONS_BACK = {option: name for name, option in JOIN_OPTIONS.items()}
+
+#: query_online_status ``Detail.Platform`` values (https://www.tencentcloud.com/document/product/1047/35477).
+PLATFORMS = {"iphone": DeviceKind.APP, "android": DeviceKind.APP, "ipad": DeviceKind.APP,
+             "web": DeviceKind.WEB, "pc": DeviceKind.DESKTOP, "mac": DeviceKind.DESKTOP}  # fmt: skip
+#: query_online_status ``Status``: Online (connected), PushOnline (reachable by push), Offline.
+PRESENCE_STATES = {"online": PresenceState.ONLINE, "pushonline": PresenceState.BACKGROUND,
+                   "offline": PresenceState.OFFLINE}  # fmt: skip
+
+
+def presence_from_wire(item: wire.OnlineStatus) -> Presence:
+    devices = [
+        DeviceSession(kind=PLATFORMS.get(d.Platform.strip().lower()), platform=d.Platform,
+                      state=PRESENCE_STATES.get(d.Status.strip().lower(), PresenceState.OFFLINE))
+        for d in item.Detail
+    ]  # fmt: skip
+    state = PRESENCE_STATES.get(item.state.strip().lower(), PresenceState.OFFLINE)
+    return Presence(user_id=item.To_Account, state=state, devices=devices, provider=NAME, raw=item.model_dump())
+
+
+GROUP_BASE_FIELDS = (
+    "Name", "Introduction", "Notification", "FaceUrl", "Owner_Account", "CreateTime", "MemberNum", "MuteAllMember",
+    "MaxMemberNum", "ApplyJoinOption",
+)  # fmt: skip
+"""The base-info fields ``group_from_wire`` reads: what ``get_group_info``'s GroupBaseInfoFilter asks for."""
 
 
 def group_from_wire(info: wire.GroupInfoItem) -> Group:
@@ -473,6 +684,8 @@ def group_from_wire(info: wire.GroupInfoItem) -> Group:
         face_url=info.FaceUrl,
         mute_all=(info.MuteAllMember or "").strip() == "On",
         member_count=info.MemberNum,
+        join_option=JOIN_OPTIONS.get((info.ApplyJoinOption or "").strip()),
+        max_members=info.MaxMemberNum or None,
         created_at=timestamp(info.CreateTime),
         provider=NAME,
         raw=raw,
@@ -488,9 +701,10 @@ PLACEHOLDER_EXPIRED, PLACEHOLDER_RECALLED = 1, 2
 
 
 def c2c_ref(sender: str, recipient: str, msg_key: str) -> MessageRef:
+    # Ids the server reports are taken as they are (no send-side checks): nothing it reports is lost.
     return MessageRef(
         provider=NAME,
-        conversation=Conversation.user(recipient),
+        conversation=Conversation(kind=ConversationKind.USER, id=recipient),
         sender=sender,
         key=msg_key,
         extra={"From_Account": sender, "To_Account": recipient},
@@ -498,7 +712,8 @@ def c2c_ref(sender: str, recipient: str, msg_key: str) -> MessageRef:
 
 
 def group_ref(group_id: str, sender: str, seq: int) -> MessageRef:
-    return MessageRef(provider=NAME, conversation=Conversation.group(group_id), sender=sender, key=str(seq), seq=seq)
+    conversation = Conversation(kind=ConversationKind.GROUP, id=group_id)
+    return MessageRef(provider=NAME, conversation=conversation, sender=sender, key=str(seq), seq=seq)
 
 
 def c2c_message_from_wire(item: wire.RoamMsg, conversation: Conversation) -> Message:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from imbridge._cursor import check_position, decode_cursor, encode_cursor
-from imbridge._flow import Flow, Gather, Request, windows
+from imbridge._flow import Flow, Gather, Request, encode_json, windows
 from imbridge.capabilities import Operation
 from imbridge.errors import (
     AuthenticationError,
@@ -16,15 +16,16 @@ from imbridge.errors import (
     InvalidRequestError,
     PermissionDeniedError,
     ProviderError,
+    UnsupportedOperationError,
 )
-from imbridge.models import BatchItem, BatchResult, Custom, Message, MessageRef, Page, SentMessage
+from imbridge.models import BatchItem, BatchResult, Custom, Delivery, Message, MessageRef, Page, SentMessage
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
-from imbridge.providers.tencent import mapping, wire
-from imbridge.providers.tencent._core import BULK_WINDOW, TencentCore, _chunks
+from imbridge.providers.tencent import mapping, paging, wire
+from imbridge.providers.tencent._core import BULK_WINDOW, LIMITS, TencentCore, _check_user_ids, _chunks, _over
 from imbridge.providers.tencent.mapping import NAME
 
-BATCH_CHUNK = 500
-GROUP_HISTORY_PAGE = 20
+BATCH_CHUNK = LIMITS["batch recipients"].value
+GROUP_HISTORY_PAGE = paging.HISTORY_WINDOW
 
 _RESERVED_OPTIONS = {"MsgRandom", "MsgSeq", "MsgBody", "From_Account", "GroupId", "Random"}
 
@@ -39,6 +40,35 @@ def _failed(chunk: Sequence[str], error: IMBridgeError) -> Iterator[BatchItem]:
         yield BatchItem(target=uid, ok=False, error=error, native_code=error.native_code, detail=error.message)
 
 
+def _delivery_fields(delivery: Delivery | None, *, group: bool, options: dict[str, Any]) -> dict[str, Any]:
+    """The request fields of a send with these delivery options; UnsupportedOperationError (before any
+    request) for what Tencent cannot do."""
+    if delivery is None:
+        return {}
+    operation = Operation.MESSAGES_DELIVERY.value
+    if delivery.command:
+        raise UnsupportedOperationError(
+            "Tencent cannot keep a message out of history and still deliver it later: only online-only "
+            "(MsgLifeTime 0 / OnlineOnlyFlag 1) messages are not stored", provider=NAME, operation=operation,
+        )  # fmt: skip
+    if delivery.online_only:
+        # One-to-one and batch: MsgLifeTime 0 "only sent to the recipient online and not retained offline"
+        # (/1047/34919, /1047/34920). Groups: OnlineOnlyFlag 1, "not for offline or roaming retention", and
+        # SendMsgControl "cannot be used" with it (/1047/34959); online-only messages are "neither roamed nor
+        # counted as unread" (web.sdk.qcloud.com SendMessageOptions onlineUserOnly).
+        fields: dict[str, Any] = {"OnlineOnlyFlag": 1} if group else {"MsgLifeTime": 0}
+    else:
+        # SendMsgControl: NoUnread (not counted as unread), NoLastMsg (conversation list not refreshed).
+        control = [flag for flag, off in (("NoUnread", not delivery.unread),
+                                          ("NoLastMsg", not delivery.update_conversation)) if off]  # fmt: skip
+        fields = {"SendMsgControl": control} if control else {}
+    clash = sorted(set(fields) & set(options))
+    if clash:
+        raise InvalidRequestError(f"options cannot set {', '.join(clash)} together with delivery", provider=NAME,
+                                  operation=operation)  # fmt: skip
+    return fields
+
+
 def _build(model: type[M], **fields: Any) -> M:
     """A wire request, or InvalidRequestError naming the offending option (never echoing values)."""
     try:
@@ -50,10 +80,15 @@ def _build(model: type[M], **fields: Any) -> M:
 
 class TencentMessages(TencentCore):
     @staticmethod
-    def _body(elements: Sequence[Any]) -> list[dict[str, Any]]:
+    def _body(elements: Sequence[Any], limit: mapping.Limit = LIMITS["message body"]) -> list[dict[str, Any]]:
         if sum(isinstance(e, Custom) for e in elements) > 1:
             raise InvalidRequestError("a Tencent message may hold only one Custom element", provider=NAME)
-        return [mapping.element_to_wire(e) for e in elements]
+        body = [mapping.element_to_wire(e) for e in elements]
+        # "单聊、群聊消息,单条消息最大长度限制为12K": measured as the MsgBody JSON, as the service gets it.
+        size = len(encode_json(body))
+        if size > limit.value:
+            raise _over(limit, size, "the message body (MsgBody JSON)")
+        return body
 
     @staticmethod
     def _options(options: dict[str, Any], *, allow_to: bool) -> dict[str, Any]:
@@ -78,13 +113,16 @@ class TencentMessages(TencentCore):
             # A generated key is never re-sent by the caller, only retried by the executor with this
             # very body, so MsgSeq can keep send order instead of being derived from the key.
             msg_seq = self._ordered_seq()
-        body = self._body(message.elements)
+        _check_user_ids([message.sender] if message.to.is_group else [message.sender, message.to.id])
+        body = self._body(message.elements, LIMITS["group message body" if message.to.is_group else "message body"])
         options = dict(message.options)
+        delivery = _delivery_fields(message.delivery, group=message.to.is_group, options=options)
         cloud = mapping.cloud_custom_data(message.metadata, options)
         if message.to.is_group:
             group_req = _build(
                 wire.SendGroupMsgRequest, GroupId=message.to.id, Random=msg_random, MsgBody=body,
                 From_Account=message.sender, CloudCustomData=cloud, **self._options(options, allow_to=True),
+                **delivery,
             )  # fmt: skip
             reply = yield self._req("group_open_http_svc", "send_group_msg", group_req.body())
             sent = wire.SendGroupMsgResponse.model_validate(reply)
@@ -96,7 +134,7 @@ class TencentMessages(TencentCore):
         extra.setdefault("SyncOtherMachine", 1)  # the sender's devices and roaming see it too
         c2c_req = _build(
             wire.SendMsgRequest, From_Account=message.sender, To_Account=message.to.id, MsgSeq=msg_seq,
-            MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra,
+            MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra, **delivery,
         )  # fmt: skip
         reply = yield self._req("openim", "sendmsg", c2c_req.body())
         c2c = wire.SendMsgResponse.model_validate(reply)
@@ -106,19 +144,27 @@ class TencentMessages(TencentCore):
         )  # fmt: skip
 
     def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
-        msg_random, msg_seq = mapping.dedupe_numbers(batch.idempotency_key)
+        _check_user_ids([batch.sender, *batch.recipients])
+        _, msg_seq = mapping.dedupe_numbers(batch.idempotency_key)
         body = self._body(batch.elements)
         options = dict(batch.options)
+        delivery = _delivery_fields(batch.delivery, group=False, options=options)
         cloud = mapping.cloud_custom_data(batch.metadata, options)
-        extra = self._options(options, allow_to=False)
+        extra = {**self._options(options, allow_to=False), **delivery}
         extra.setdefault("SyncOtherMachine", 1)
         items: list[BatchItem] = []
         raws: list[dict[str, Any]] = []
         # A few chunks at a time (concurrently on the async client; pacing still spaces them): memory stays
         # flat however many recipients there are.
-        for window in windows(list(_chunks(batch.recipients, BATCH_CHUNK)), BULK_WINDOW):
+        chunks = list(_chunks(batch.recipients, BATCH_CHUNK))
+        for first, window in zip(range(0, len(chunks), BULK_WINDOW), windows(chunks, BULK_WINDOW), strict=True):
             requests = []
-            for chunk in window:
+            for index, chunk in enumerate(window, start=first):
+                # Tencent's C2C dedupe key is sender + MsgSeq + MsgRandom + CRC32(content), for 120 s, without the
+                # recipient (https://cloud.tencent.com/document/product/269/2282): a second chunk with the first's
+                # numbers would be dropped as its copy. Each chunk gets its own MsgRandom, derived from the key and
+                # the chunk's index before its first attempt, so a retry of a chunk is still deduplicated.
+                msg_random = mapping.dedupe_numbers(mapping.chunk_key(batch.idempotency_key, index))[0]
                 request = _build(
                     wire.BatchSendMsgRequest, From_Account=batch.sender, To_Account=chunk, MsgSeq=msg_seq,
                     MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra,
@@ -241,56 +287,60 @@ class TencentMessages(TencentCore):
         return self._req("group_open_http_svc", "group_msg_get_simple", body)
 
     @staticmethod
-    def _visible(messages: list[wire.GroupMsg]) -> list[wire.GroupMsg]:
-        return [m for m in messages if m.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not m.IsSystemMsg]
+    def _visible(message: wire.GroupMsg | None) -> bool:
+        return message is not None and message.IsPlaceMsg != mapping.PLACEHOLDER_EXPIRED and not message.IsSystemMsg
 
     def _group_backward(self, query: HistoryQuery, position: dict[str, Any]) -> Flow[Page[Message]]:
+        """Newest first, window by window of seqs from ``NextMsgSeq - 1`` (or the cursor) down to seq 1.
+        ``IsFinished`` 1 only says a window is complete, not that older messages are gone; 2 says the rest
+        has expired, so the walk ends there (https://cloud.tencent.com/document/api/269/2738)."""
         group_id = query.conversation.id
-        next_seq: int | None = position.get("s")
+        top: int | None = position.get("s")
+        if top is None:
+            top = (yield from paging.next_msg_seq(self._req, group_id)) - 1
         collected: list[wire.GroupMsg] = []
-        more = True
-        while len(collected) < query.limit:
-            count = min(GROUP_HISTORY_PAGE, query.limit - len(collected))
-            reply = yield self._simple(group_id, count, next_seq)
-            page = wire.GroupMsgGetSimpleResponse.model_validate(reply)
-            got = sorted(page.messages(), key=lambda m: m.MsgSeq, reverse=True)
-            collected.extend(self._visible(got))
-            lowest = got[-1].MsgSeq if got else 1
-            next_seq = lowest - 1
-            more = page.IsFinished == 0 and bool(got) and next_seq >= 1
-            if not more:
-                break
-        cursor = encode_cursor(NAME, {"d": "backward", "s": next_seq}) if more else None
+        ended = False
+        while len(collected) < query.limit and top >= 1 and not ended:
+            low = max(1, top - min(GROUP_HISTORY_PAGE, query.limit - len(collected)) + 1)
+            window = yield from paging.group_window(self._req, group_id, low, top)
+            resume = low - 1
+            for seq in range(top, low - 1, -1):
+                item = window.messages.get(seq)
+                if item is None or not self._visible(item):
+                    continue
+                if len(collected) == query.limit:
+                    resume = seq
+                    break
+                collected.append(item)
+            ended = window.expired and resume == low - 1
+            top = resume
+        more = top >= 1 and not ended
+        cursor = encode_cursor(NAME, {"d": "backward", "s": top}) if more else None
         return Page(items=[mapping.group_message_from_wire(m, group_id) for m in collected],
                     next_cursor=cursor, provider=NAME)  # fmt: skip
 
     def _group_forward(self, query: HistoryQuery, position: dict[str, Any]) -> Flow[Page[Message]]:
+        """Oldest first, window by window from seq 1 (or the cursor) up to the ``NextMsgSeq - 1`` read on the
+        first page."""
         group_id = query.conversation.id
         start = int(position.get("s", 1))
         newest: int | None = position.get("n")
         if newest is None:
-            reply = yield self._simple(group_id, 1, None)
-            top = wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
-            newest = max((m.MsgSeq for m in top), default=0)
+            newest = (yield from paging.next_msg_seq(self._req, group_id)) - 1
         collected: list[wire.GroupMsg] = []
         while len(collected) < query.limit and start <= newest:
-            end = min(start + GROUP_HISTORY_PAGE - 1, newest)
-            reply = yield self._simple(group_id, end - start + 1, end)
-            got = sorted(
-                (
-                    m
-                    for m in wire.GroupMsgGetSimpleResponse.model_validate(reply).messages()
-                    if start <= m.MsgSeq <= end
-                ),
-                key=lambda m: m.MsgSeq,
-            )
-            visible = self._visible(got)
-            room = query.limit - len(collected)
-            if len(visible) > room:
-                visible = visible[:room]
-                end = visible[-1].MsgSeq
-            collected.extend(visible)
-            start = end + 1
+            end = min(start + min(GROUP_HISTORY_PAGE, query.limit - len(collected)) - 1, newest)
+            window = yield from paging.group_window(self._req, group_id, start, end)
+            resume = end + 1
+            for seq in range(start, end + 1):
+                item = window.messages.get(seq)
+                if item is None or not self._visible(item):
+                    continue
+                if len(collected) == query.limit:
+                    resume = seq
+                    break
+                collected.append(item)
+            start = resume
         cursor = encode_cursor(NAME, {"d": "forward", "s": start, "n": newest}) if start <= newest else None
         return Page(items=[mapping.group_message_from_wire(m, group_id) for m in collected],
                     next_cursor=cursor, provider=NAME)  # fmt: skip

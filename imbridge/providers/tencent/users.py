@@ -1,4 +1,5 @@
-"""Tencent users: multiaccount_import, portrait_get/portrait_set, UserSigs signed locally."""
+"""Tencent users: multiaccount_import, portrait_get/portrait_set, UserSigs signed locally, presence, kicks,
+account checks and deletion."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ from typing import Any
 from pydantic import SecretStr
 
 from imbridge._flow import Flow, Gather, windows
-from imbridge.errors import IMBridgeError, InvalidRequestError, NotFoundError, ProviderError
-from imbridge.models import BatchItem, BatchResult, LoginCredentials, Profile
+from imbridge.capabilities import Operation
+from imbridge.errors import (
+    IMBridgeError,
+    InvalidRequestError,
+    NotFoundError,
+    ProviderError,
+    ServiceUnavailableError,
+    UnsupportedOperationError,
+)
+from imbridge.models import BatchItem, BatchResult, DeviceKind, LoginCredentials, Presence, Profile
 from imbridge.providers.base import ProfileUpdate
 from imbridge.providers.tencent import mapping, wire
-from imbridge.providers.tencent._core import BULK_WINDOW, TencentCore, _chunks
+from imbridge.providers.tencent._core import BULK_WINDOW, TencentCore, _check_user_ids, _chunks
 from imbridge.providers.tencent.mapping import NAME
 from imbridge.providers.tencent.usersig import generate_usersig, verify_usersig
 
@@ -23,9 +32,7 @@ IMPORT_CHUNK = 100
 
 class TencentUsers(TencentCore):
     def register_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
-        for uid in user_ids:
-            if len(uid.encode()) > 32:
-                raise InvalidRequestError(f"Tencent UserIDs are at most 32 bytes: {uid!r}", provider=NAME)
+        _check_user_ids(user_ids)
         items: list[BatchItem] = []
         raws: list[dict[str, Any]] = []
         for window in windows(list(_chunks(user_ids, IMPORT_CHUNK)), BULK_WINDOW):
@@ -87,7 +94,12 @@ class TencentUsers(TencentCore):
         self._custom_keys.update(update.custom)
         return None
 
-    def login_credentials(self, user_id: str, ttl: timedelta) -> Flow[LoginCredentials]:
+    def login_credentials(
+        self, user_id: str, ttl: timedelta, device: DeviceKind | None = None
+    ) -> Flow[LoginCredentials]:
+        # A UserSig names no platform (TLS.identifier, sdkappid, time, expire and the HMAC only): the same sig
+        # logs in on web, app and desktop; which platforms may be online at once is the console's
+        # multi-device login policy. The device kind is accepted and not bound.
         seconds = int(ttl.total_seconds())
         if seconds < 1:
             raise InvalidRequestError("ttl must be at least one second", provider=NAME)
@@ -97,7 +109,8 @@ class TencentUsers(TencentCore):
         )
         return LoginCredentials(
             user_id=user_id, token=SecretStr(sig), expires_at=datetime.fromtimestamp(issued + seconds, UTC),
-            extra={"sdk_app_id": self.tencent.sdk_app_id}, provider=NAME,
+            extra={"sdk_app_id": self.tencent.sdk_app_id, "requested_device": device.value if device else None},
+            provider=NAME,
         )  # fmt: skip
         yield  # pragma: no cover - makes this a generator: signing needs no I/O
 
@@ -108,3 +121,83 @@ class TencentUsers(TencentCore):
             token, self.tencent.sdk_app_id, self.tencent.secret_key.get_secret_value(), now=self.clock.now().timestamp()
         )
         return str(document["TLS.identifier"])
+
+    # -- presence and sessions, accounts (issue 17) -------------------------------------------------
+
+    def presence(self, user_ids: Sequence[str]) -> Flow[list[Presence]]:
+        found: dict[str, Presence] = {}
+        unknown: list[str] = []
+        for chunk in _chunks(user_ids, PRESENCE_CHUNK):
+            # query_online_status: at most 500 UserIDs; IsNeedDetail 1 adds each platform's state; unknown
+            # accounts come back in ErrorList with 70107 (https://www.tencentcloud.com/document/product/1047/35477).
+            body = wire.QueryOnlineStatusRequest(To_Account=chunk, IsNeedDetail=1).body()
+            reply = yield self._req("openim", "query_online_status", body)
+            answer = wire.QueryOnlineStatusResponse.model_validate(reply)
+            for item in answer.QueryResult:
+                found[item.To_Account] = mapping.presence_from_wire(item)
+            for failure in answer.ErrorList:
+                if failure.ErrorCode != 70107:
+                    raise mapping.error_for(failure.ErrorCode, failure.To_Account)
+                unknown.append(failure.To_Account)
+        missing = [uid for uid in user_ids if uid not in found]
+        if missing:
+            raise NotFoundError(f"unknown users: {', '.join(missing)}", provider=NAME, native_code=70107)
+        return [found[uid] for uid in user_ids]
+
+    def kick(self, user_id: str, device: DeviceKind | None) -> Flow[None]:
+        if device is not None:
+            raise UnsupportedOperationError(
+                "Tencent's kick invalidates the login state of every device at once: call kick(user) without device",
+                provider=NAME, operation=Operation.USERS_KICK.value,
+            )  # fmt: skip
+        return self._kick(user_id)
+
+    def _kick(self, user_id: str) -> Flow[None]:
+        # im_open_login_svc/kick {"UserID"}: the UserSig in use stops working; a newly generated one logs in
+        # (https://www.tencentcloud.com/document/product/1047/34957).
+        yield self._req("im_open_login_svc", "kick", wire.KickRequest(UserID=user_id).body())
+
+    def users_exist(self, user_ids: Sequence[str]) -> Flow[dict[str, bool]]:
+        status: dict[str, bool] = {}
+        for chunk in _chunks(user_ids, ACCOUNT_CHUNK):
+            # account_check: at most 100 per request; AccountStatus Imported/NotImported
+            # (https://www.tencentcloud.com/document/product/1047/34956).
+            body = wire.AccountCheckRequest(CheckItem=[wire.UserIdItem(UserID=uid) for uid in chunk]).body()
+            reply = yield self._req("im_open_login_svc", "account_check", body)
+            for item in wire.AccountCheckResponse.model_validate(reply).ResultItem:
+                if item.ResultCode != 0:
+                    raise mapping.error_for(item.ResultCode, f"{item.UserID}: {item.ResultInfo}")
+                status[item.UserID] = (item.AccountStatus or "").strip() == "Imported"
+        missing = [uid for uid in user_ids if uid not in status]
+        if missing:
+            raise ServiceUnavailableError(f"account_check did not answer for {', '.join(missing)}", provider=NAME)
+        return {uid: status[uid] for uid in user_ids}
+
+    def delete_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
+        items: list[BatchItem] = []
+        raws: list[dict[str, Any]] = []
+        for chunk in _chunks(user_ids, ACCOUNT_CHUNK):
+            # account_delete: at most 100 per request, one ResultItem per account (70107: does not exist);
+            # error 71000 for every app not on the Trial edition (https://www.tencentcloud.com/document/
+            # product/1047/34955).
+            body = wire.AccountDeleteRequest(DeleteItem=[wire.UserIdItem(UserID=uid) for uid in chunk]).body()
+            reply = yield self._req("im_open_login_svc", "account_delete", body)
+            raws.append(reply)
+            results = {r.UserID: r for r in wire.AccountDeleteResponse.model_validate(reply).ResultItem}
+            for uid in chunk:
+                result = results.get(uid)
+                if result is not None and result.ResultCode == 0:
+                    items.append(BatchItem(target=uid, ok=True))
+                    continue
+                error = (
+                    mapping.error_for(result.ResultCode, f"{uid}: {result.ResultInfo}")
+                    if result is not None
+                    else ProviderError(f"account_delete did not report {uid!r}", provider=NAME)
+                )
+                items.append(BatchItem(target=uid, ok=False, error=error, native_code=error.native_code,
+                                       detail=error.message))  # fmt: skip
+        return BatchResult(items=items, provider=NAME, raw={"responses": raws})
+
+
+PRESENCE_CHUNK = 500
+ACCOUNT_CHUNK = 100

@@ -12,6 +12,7 @@ from typing import Any
 
 from imbridge._clock import Clock
 from imbridge._flow import Flow, HTTPRequest, Request, Response, encode_json
+from imbridge._masking import mask_url
 from imbridge.capabilities import Operation
 from imbridge.config import WukongSettings
 from imbridge.errors import InvalidRequestError, NotFoundError, RateLimitError, ServiceUnavailableError
@@ -21,8 +22,12 @@ from imbridge.providers.base import Provider, ProviderSettings
 from imbridge.providers.local.store import Store
 from imbridge.providers.wukong import mapping, wire
 from imbridge.providers.wukong.mapping import NAME
+from imbridge.storage.maintenance import DueMute, MuteSchedule
 
-_FLAGS_TABLE = "CREATE TABLE IF NOT EXISTS wukong_channel_flags (channel_id TEXT PRIMARY KEY, flags TEXT NOT NULL)"
+STORE_HINT = (
+    "Set one with store= or IMBRIDGE_WUKONG_STORE: sqlite:///path for app instances on one host, "
+    "postgresql://user:password@host/db for instances on several hosts."
+)
 
 _FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
 _METHODS = ("GET", "POST", "PUT", "DELETE")
@@ -57,13 +62,12 @@ class WukongCore(Provider):
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self.store: Store | None = Store(settings.store) if settings.store else None
         self._token_key = login_tokens.signing_key(settings.token_secret, self.store, "wukong_token_secret")
-        if self.store is not None:
-            with self.store.write() as db:
-                db.execute(_FLAGS_TABLE)
         self._flags: dict[str, wire.ChannelFlags] = {}
         self._policy_cache: dict[str, tuple[float, _GroupState]] = {}
         #: Makes the random token that ``register`` stores for a new user (a test seam for recordings).
         self.registration_token: Callable[[str], str] = lambda _uid: secrets.token_urlsafe(24)
+        #: Makes the client_msg_no of a group system notification.
+        self.new_notice_key: Callable[[], str] = lambda: "notice-" + secrets.token_hex(12)
 
     # -- transport hooks ----------------------------------------------------------------------
 
@@ -90,8 +94,12 @@ class WukongCore(Provider):
         if self.store is not None:
             self.store.close()
 
+    def describe(self) -> dict[str, Any]:
+        none = f"none: the operations that need one are UNSUPPORTED. {STORE_HINT}"
+        return {**super().describe(), "store": self.store.shown if self.store is not None else none}
+
     def __repr__(self) -> str:
-        return f"WukongProvider(base_url={self._base_url!r}, store={self.config.store!r})"
+        return f"WukongProvider(base_url={self._base_url!r}, store={mask_url(self.config.store)!r})"
 
     # -- small helpers ------------------------------------------------------------------------
 
@@ -120,7 +128,7 @@ class WukongCore(Provider):
     def _need_store(self, operation: Operation) -> Store:
         if self.store is None:
             raise InvalidRequestError(
-                f"{operation.value} needs imbridge's store (settings.store)", provider=NAME, operation=operation.value
+                f"{operation.value} needs imbridge's store. {STORE_HINT}", provider=NAME, operation=operation.value
             )
         return self.store
 
@@ -157,23 +165,15 @@ class WukongCore(Provider):
     def _stored_flags(self, group_id: str) -> wire.ChannelFlags:
         if group_id in self._flags:
             return self._flags[group_id]
-        if self.store is not None:
-            with self.store.write() as db:
-                row = db.execute("SELECT flags FROM wukong_channel_flags WHERE channel_id = ?", (group_id,)).fetchone()
-            if row is not None:
-                return wire.ChannelFlags.model_validate_json(row["flags"])
+        if self.store is not None and (stored := self.store.channel_flags(group_id)) is not None:
+            return wire.ChannelFlags.model_validate_json(stored)
         return wire.ChannelFlags()
 
     def _remember_flags(self, group_id: str, flags: wire.ChannelFlags) -> None:
         """Keep the flags WuKongIM cannot read back (send_ban, allow_stranger, large) as last written."""
         self._flags[group_id] = flags
         if self.store is not None:
-            with self.store.write() as db:
-                db.execute(
-                    "INSERT INTO wukong_channel_flags (channel_id, flags) VALUES (?, ?) "
-                    "ON CONFLICT (channel_id) DO UPDATE SET flags = excluded.flags",
-                    (group_id, flags.model_dump_json()),
-                )
+            self.store.set_channel_flags(group_id, flags.model_dump_json())
 
     def _current_flags(self, group_id: str, channel: wire.ClusterChannel) -> wire.ChannelFlags:
         """The full flag set now in force: ban and disband as read, the rest as imbridge last wrote them."""
@@ -182,16 +182,27 @@ class WukongCore(Provider):
     # -- mutes --------------------------------------------------------------------------------
 
     def _sweep_mutes(self, group_id: str) -> Flow[None]:
-        """Lift timed mutes that are due: off the denylist first, then out of the store."""
+        """Lift this group's timed mutes that are due, on the way through a read or a send (the maintenance
+        worker does the same for every group without waiting for a call: maintenance.py)."""
         if self.store is None:
             return
-        now = self._now()
-        due = [m.user_id for m in self.store.members(group_id) if m.muted_until is not None and m.muted_until <= now]
-        if not due:
-            return
-        yield self._post("/channel/blacklist_remove", {"channel_id": group_id, "channel_type": wire.GROUP, "uids": due})
-        self.store.set_mutes(group_id, due, None)
+        due = MuteSchedule(self.store.db).due_in_group(group_id, self._now())
+        if due:
+            yield from self._lift_mutes(group_id, due)
+
+    def _lift_mutes(self, group_id: str, due: Sequence[DueMute]) -> Flow[set[str]]:
+        """Take ended mutes off the denylist, then out of the store (WuKongIM has no timed mute: blacklist_add
+        stores a uid with no end, internal/api/channel.go:592-660). A member muted again meanwhile is put back
+        on the denylist: ``_mute`` stores the new end before it adds to the denylist, so it is seen here.
+        Returns those members."""
+        assert self.store is not None
+        target = {"channel_id": group_id, "channel_type": wire.GROUP}
+        yield self._post("/channel/blacklist_remove", {**target, "uids": sorted({m.user_id for m in due})})
+        restored = MuteSchedule(self.store.db).clear(due)
+        if restored:
+            yield self._post("/channel/blacklist_add", {**target, "uids": sorted(restored)})
         self._invalidate(group_id)
+        return restored
 
     def _store_mute(self, group_id: str, user_id: str) -> float | None:
         if self.store is None:
@@ -203,22 +214,34 @@ class WukongCore(Provider):
 
     def _require_users(self, user_ids: Sequence[str], operation: Operation) -> Flow[None]:
         """Users known to the store, or to WuKongIM (then remembered); NotFoundError otherwise."""
-        store = self._need_store(operation)
-        missing = [uid for uid in user_ids if uid not in store.existing_users(user_ids)]
-        unknown = []
-        for uid in missing:
+        self._need_store(operation)
+        yield from self._require_known(user_ids, operation)
+
+    def _require_known(self, user_ids: Sequence[str], operation: Operation) -> Flow[None]:
+        """Like ``_require_users``, with or without a store."""
+        known = yield from self._known_users(user_ids)
+        unknown = [uid for uid in user_ids if uid not in known]
+        if unknown:
+            raise NotFoundError(f"unknown users: {', '.join(unknown)}", provider=NAME, operation=operation.value)
+
+    def _known_users(self, user_ids: Sequence[str]) -> Flow[set[str]]:
+        """The users WuKongIM knows: from the store when it has them, else ``GET /cluster/users?uid=`` (a user
+        exists once it has had a token, api/user.go:300-316; 500 with an empty body for an unknown uid),
+        remembered in the store."""
+        known = self.store.existing_users(user_ids) if self.store is not None else set()
+        for uid in user_ids:
+            if uid in known:
+                continue
             try:
                 reply = yield self._get("/cluster/users", {"uid": uid})
             except NotFoundError:
-                unknown.append(uid)
                 continue
             rows = reply.get("data") if isinstance(reply, dict) else None
             if any(isinstance(row, dict) and row.get("uid") == uid for row in rows or []):
-                store.add_users([uid], self._now())
-            else:
-                unknown.append(uid)
-        if unknown:
-            raise NotFoundError(f"unknown users: {', '.join(unknown)}", provider=NAME, operation=operation.value)
+                known.add(uid)
+                if self.store is not None:
+                    self.store.add_users([uid], self._now())
+        return known
 
     # -- escape hatch -------------------------------------------------------------------------
 

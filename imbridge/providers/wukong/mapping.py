@@ -33,6 +33,7 @@ from imbridge.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
+from imbridge.models._build import prevalidated
 from imbridge.models.content import Custom, Element, Face, File, Image, Location, Sound, Text, Video
 from imbridge.providers.wukong import wire
 
@@ -268,8 +269,11 @@ def payload_to_elements(payload: dict[str, Any] | None, raw_b64: str = "") -> li
             pass
     kind = payload.get("type")
     try:
-        if kind == TYPE_TEXT and isinstance(payload.get("content"), str) and payload["content"]:
-            return [Text(payload["content"])]
+        content = payload.get("content")
+        if kind == TYPE_TEXT and type(content) is str and content:
+            # A non-empty str is a valid Text: built without validating it again (every message of a
+            # webhook batch, every page of history).
+            return [prevalidated(Text, {"type": "text", "text": content}, {"text"})]
         if kind in (TYPE_IMAGE, TYPE_GIF):
             return [Image(url=payload["url"], width=_opt_int(payload.get("width")),
                           height=_opt_int(payload.get("height")), size=_opt_int(payload.get("size")),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -17,8 +18,9 @@ from imbridge.errors import (
     ProviderError,
     ServiceUnavailableError,
     TransportError,
+    UnsupportedOperationError,
 )
-from imbridge.models import BatchItem, BatchResult, Conversation, Message, MessageRef, Page, SentMessage
+from imbridge.models import BatchItem, BatchResult, Conversation, Delivery, Message, MessageRef, Page, SentMessage
 from imbridge.models._build import prevalidated
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.local.store import Store
@@ -33,6 +35,8 @@ CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
 RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
 #: How many times a send whose first attempt failed is re-sent (each only after a lookup).
 MAX_RESENDS = 2
+#: Revocation records under this scope prefix are intents: a revoke notice about to be sent (see _revoke).
+_INTENT_SCOPE = "intent:"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,21 +51,77 @@ def _readable(model: type[M], reply: Any, where: str) -> M:
         raise ServiceUnavailableError(f"WuKongIM answered {where} with an unreadable body", provider=NAME) from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where a send lands, from its header flags: stored in the channel (the default), stored in the
+    channel's command twin (``sync_once``), or not stored at all (``no_persist``)."""
+
+    stored: bool = True
+    command: bool = False
+
+
+STORED = _Route()
+_NOT_STORED = _Route(stored=False)
+_COMMAND = _Route(command=True)
+
+
+def _route(header: Any) -> _Route:
+    # no_persist: the message is never written (channel/handler/event_persist.go:202-204); sync_once: it goes
+    # to the command twin (api/message.go:256-258), where byclientmsgno finds it.
+    if isinstance(header, dict):
+        if header.get("no_persist") == 1:
+            return _NOT_STORED
+        if header.get("sync_once") == 1:
+            return _COMMAND
+    return STORED
+
+
+def _delivery_header(delivery: Delivery | None, options: Mapping[str, Any], operation: Operation) -> dict[str, int]:
+    """The header flags of a send with these delivery options (refused before any request if WuKongIM cannot
+    honour them)."""
+    if delivery is None:
+        return {"red_dot": 1}
+    if "header" in options:
+        raise InvalidRequestError("pass delivery or options['header'], not both", provider=NAME,
+                                  operation=operation.value)  # fmt: skip
+    if delivery.persist and not delivery.update_conversation:
+        raise UnsupportedOperationError(
+            "WuKongIM cannot store a message without updating conversations (only no_persist skips the update, "
+            "manager_conversation.go:67)", provider=NAME, operation=Operation.MESSAGES_DELIVERY.value,
+        )  # fmt: skip
+    if delivery.online_only:
+        return {"no_persist": 1, "red_dot": 0}
+    if delivery.command:
+        return {"sync_once": 1, "red_dot": 0}
+    return {"red_dot": int(delivery.unread)}
+
+
 class WukongMessages(WukongCore):
     # -- sending ------------------------------------------------------------------------------
 
     @staticmethod
-    def _target(sender: str, to: Conversation) -> tuple[int, str]:
-        """(channel_type, id that GET /message/byclientmsgno needs: the fake id for person chats)."""
+    def _target(sender: str, to: Conversation, command: bool = False) -> tuple[int, str]:
+        """(channel_type, id that GET /message/byclientmsgno needs: the fake id for person chats; a command
+        message's is the command twin ``<id>____cmd``, where sync_once messages are stored)."""
         if to.is_group:
-            return wire.GROUP, to.id
-        return wire.PERSON, wire.fake_channel_id(sender, to.id)
+            return wire.GROUP, to.id + wire.CMD_SUFFIX if command else to.id
+        fake = wire.fake_channel_id(sender, to.id)
+        return wire.PERSON, fake + wire.CMD_SUFFIX if command else fake
+
+    @staticmethod
+    def _belongs(found: wire.MessageResp, sender: str, to: Conversation) -> bool:
+        """Whether a message looked up by id is in ``to`` as ``sender`` sees it: lookups by message_id
+        search every channel (FACTS §9)."""
+        if to.is_group:
+            return found.channel_type == wire.GROUP and found.channel_id == to.id
+        return found.channel_type == wire.PERSON and {found.from_uid or wire.SYSTEM_UID, found.channel_id} == {
+            sender, to.id}  # fmt: skip
 
     def _lookup(
-        self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None
+        self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None, command: bool = False
     ) -> Flow[wire.MessageResp | None]:
         """The stored message with this client_msg_no (and id, when given), or None."""
-        channel_type, lookup_id = self._target(sender, to)
+        channel_type, lookup_id = self._target(sender, to, command)
         params = {"channel_id": lookup_id, "channel_type": str(channel_type), "client_msg_no": client_msg_no}
         try:
             reply = yield self._get("/message/byclientmsgno", params)
@@ -70,41 +130,54 @@ class WukongMessages(WukongCore):
         found = _readable(wire.MessageResp, reply, "GET /message/byclientmsgno")
         if message_id is None or found.message_id == message_id:
             return found
+        if command:
+            return None  # a duplicate key in a command twin: /messages is not read there
         # byclientmsgno returns the FIRST message with this client_msg_no, /messages the LAST (FACTS §9).
         body = {"login_uid": sender, "channel_id": to.id, "channel_type": channel_type,
                 "client_msg_nos": [client_msg_no]}  # fmt: skip
         latest = _readable(wire.SyncResult, (yield self._post("/messages", body)), "POST /messages")
         return next((m for m in latest.messages if m.message_id == message_id), None)
 
-    def _lookup_own(self, sender: str, to: Conversation, client_msg_no: str) -> Flow[wire.MessageResp | None]:
+    def _lookup_own(
+        self, sender: str, to: Conversation, client_msg_no: str, command: bool = False
+    ) -> Flow[wire.MessageResp | None]:
         """The sender's own message with this client_msg_no: another sender in the same channel may have used
         the key too, and byclientmsgno returns the FIRST such message, /messages the LAST (FACTS §9)."""
-        found = yield from self._lookup(sender, to, client_msg_no, None)
+        found = yield from self._lookup(sender, to, client_msg_no, None, command)
         if found is None or found.from_uid == sender:
             return found
+        if command:
+            return None
         body = {"login_uid": sender, "channel_id": to.id, "channel_type": self._target(sender, to)[0],
                 "client_msg_nos": [client_msg_no]}  # fmt: skip
         latest = _readable(wire.SyncResult, (yield self._post("/messages", body)), "POST /messages")
         return next((m for m in latest.messages if m.from_uid == sender), None)
 
     def _poll(
-        self, sender: str, to: Conversation, client_msg_no: str, message_id: int | None, delays: Sequence[float]
+        self,
+        sender: str,
+        to: Conversation,
+        client_msg_no: str,
+        message_id: int | None,
+        delays: Sequence[float],
+        command: bool = False,
     ) -> Flow[wire.MessageResp | None]:
         for delay in delays:
             if delay:
                 yield Sleep(delay)
-            found = yield from self._lookup(sender, to, client_msg_no, message_id)
+            found = yield from self._lookup(sender, to, client_msg_no, message_id, command)
             if found is not None:
                 return found
         return None
 
     def _deliver(
-        self, body: dict[str, Any], sender: str, to: Conversation
+        self, body: dict[str, Any], sender: str, to: Conversation, route: _Route = STORED
     ) -> Flow[tuple[wire.SendResult, wire.MessageResp | None]]:
         """POST /message/send once, and again only after a lookup proves an attempt did not land.
 
         The request is not replay-safe, so the executor hands a failure with an unknown outcome back
-        here instead of re-sending it.
+        here instead of re-sending it. A message that is not stored (``no_persist``) cannot be looked up:
+        such a failure is reported as possibly landed and never re-sent.
         """
         client_msg_no = str(body["client_msg_no"])
         for attempt in range(MAX_RESENDS + 1):
@@ -120,8 +193,13 @@ class WukongMessages(WukongCore):
             except (TransportError, ServiceUnavailableError) as error:
                 if isinstance(error, TransportError) and not error.may_have_landed:
                     raise  # never reached the server; the executor already retried it
+                if not route.stored:
+                    raise type(error)(
+                        f"{error.message}; the message MAY HAVE LANDED: it is not stored (no_persist), so it cannot "
+                        "be looked up, and it is not re-sent", provider=NAME, operation=Operation.MESSAGES_SEND.value,
+                    ) from error  # fmt: skip
                 try:
-                    found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS)
+                    found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS, route.command)
                 except (ProviderError, TransportError) as lookup_error:
                     raise type(error)(
                         f"{error.message}; the message MAY HAVE LANDED: its lookup failed too "
@@ -157,17 +235,28 @@ class WukongMessages(WukongCore):
 
     def send_message(self, message: OutgoingMessage) -> Flow[SentMessage]:
         self._check_ids((message.sender, message.to.id, message.idempotency_key), Operation.MESSAGES_SEND)
-        return self._send(message)
+        header = _delivery_header(message.delivery, message.options, Operation.MESSAGES_SEND)
+        return self._send(message, header)
 
-    def _send(self, message: OutgoingMessage) -> Flow[SentMessage]:
+    def _send(self, message: OutgoingMessage, header: dict[str, int]) -> Flow[SentMessage]:
         to, sender = message.to, message.sender
         if self.store is not None:
             # WuKongIM accepts any uid; with a store, users are checked once and then remembered.
             yield from self._require_users([sender] if to.is_group else [sender, to.id], Operation.MESSAGES_SEND)
-        if message.key_from_caller:
+        body: dict[str, Any] = {
+            "header": header,
+            "client_msg_no": message.idempotency_key,
+            "from_uid": sender,
+            "channel_id": to.id,
+            "channel_type": wire.GROUP if to.is_group else wire.PERSON,
+        }
+        if message.options:  # provider fields passed through; never the ones imbridge owns
+            body.update((k, v) for k, v in message.options.items() if k not in ("payload", "from_uid", "client_msg_no"))
+        route = _route(body.get("header"))
+        if message.key_from_caller and route.stored:
             # The server never deduplicates client_msg_no: a caller-chosen key is looked up first, so
             # sending it again returns the stored message instead of storing a second one.
-            earlier = yield from self._lookup_own(sender, to, message.idempotency_key)
+            earlier = yield from self._lookup_own(sender, to, message.idempotency_key, route.command)
             if earlier is not None:
                 return self._sent(
                     to,
@@ -180,21 +269,17 @@ class WukongMessages(WukongCore):
             if self.config.enforce_policy:
                 yield from self._check_may_send(to.id, sender)
         payload = mapping.encode_payload(message.elements, dict(message.metadata) if message.metadata else {})
-        body: dict[str, Any] = {
-            "header": {"red_dot": 1},
-            "client_msg_no": message.idempotency_key,
-            "from_uid": sender,
-            "channel_id": to.id,
-            "channel_type": wire.GROUP if to.is_group else wire.PERSON,
-        }
-        if message.options:  # provider fields passed through; never the ones imbridge owns
-            body.update((k, v) for k, v in message.options.items() if k not in ("payload", "from_uid", "client_msg_no"))
         body["payload"] = mapping.to_base64(payload)
-        result, found = yield from self._deliver(body, sender, to)
+        result, found = yield from self._deliver(body, sender, to, route)
+        if not route.stored:
+            # Not stored by design (no_persist): there is nothing to look up, so it is never "confirmed".
+            return self._sent(to, sender, result, None, persisted=False)
         confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         if found is None and confirm:
             try:
-                found = yield from self._poll(sender, to, result.client_msg_no, result.message_id, CONFIRM_DELAYS)
+                found = yield from self._poll(
+                    sender, to, result.client_msg_no, result.message_id, CONFIRM_DELAYS, route.command
+                )
             except (ProviderError, TransportError):
                 # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
                 # Failing the send now would invite a re-send of a message that is most likely stored.
@@ -204,9 +289,14 @@ class WukongMessages(WukongCore):
         return self._sent(to, sender, result, found)
 
     @staticmethod
-    def _sent(to: Conversation, sender: str, result: wire.SendResult, found: wire.MessageResp | None) -> SentMessage:
+    def _sent(
+        to: Conversation, sender: str, result: wire.SendResult, found: wire.MessageResp | None, *,
+        persisted: bool = True,
+    ) -> SentMessage:  # fmt: skip
         seq = found.message_seq if found else None
         raw: dict[str, Any] = {"message_id": result.message_id, "client_msg_no": result.client_msg_no}
+        if not persisted:
+            raw["persisted"] = False
         if found:
             raw |= {"message_seq": found.message_seq, "timestamp": found.timestamp}
         # Every value comes from validated parts: the send's checked input and the reply read above.
@@ -240,9 +330,9 @@ class WukongMessages(WukongCore):
 
     def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
         self._check_ids([batch.sender], Operation.MESSAGES_SEND_BATCH)
-        return self._send_batch(batch)
+        return self._send_batch(batch, _delivery_header(batch.delivery, batch.options, Operation.MESSAGES_SEND_BATCH))
 
-    def _send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
+    def _send_batch(self, batch: BatchDraft, header: dict[str, int]) -> Flow[BatchResult]:
         op = Operation.MESSAGES_SEND_BATCH.value
         unknown: set[str] = set()
         if self.store is not None:
@@ -256,7 +346,7 @@ class WukongMessages(WukongCore):
                     unknown.add(uid)
         recipients = [uid for uid in batch.recipients if uid not in unknown]
         payload = mapping.encode_payload(batch.elements, dict(batch.metadata))
-        body = {"header": {"red_dot": 1}, "from_uid": batch.sender, "subscribers": recipients,
+        body = {"header": header, "from_uid": batch.sender, "subscribers": recipients,
                 "payload": mapping.to_base64(payload)}  # fmt: skip
         reply: Any = {"fail_uids": [], "reason": []}
         try:
@@ -410,18 +500,27 @@ class WukongMessages(WukongCore):
         except NotFoundError:
             raise NotFoundError(f"no message {message_id}", provider=NAME, operation=op) from None
         # POST /message looks ids up globally, ignoring the channel (FACTS §9): check it is this one.
-        if to.is_group:
-            same = target.channel_type == wire.GROUP and target.channel_id == to.id
-        else:
-            same = target.channel_type == wire.PERSON and {target.from_uid or wire.SYSTEM_UID, target.channel_id} == {
-                sender, to.id}  # fmt: skip
-        if not same:
+        if not self._belongs(target, sender, to):
             raise NotFoundError(f"message {message_id} is not in {to}", provider=NAME, operation=op)
         scope = self._scope(sender, to)
         if store.revoked_keys(scope, [ref.key]):
             return  # already revoked: nothing more to say
+        notice_key = f"revoke-{message_id}"
+        # The intent is recorded before the notice is sent, the revocation after. A revoke interrupted
+        # between the two (a killed process, a failed send) is found by its intent when repeated: the
+        # notice is then looked up and sent only if it is not there, so it is never sent twice (WuKongIM
+        # does not deduplicate client_msg_no). A first revoke pays no lookup.
+        intent = _INTENT_SCOPE + scope
+        if not store.record_revocation(intent, ref.key, self._now()):
+            found = yield from self._lookup(sender, to, notice_key, None, command=True)  # where the notice goes
+            if found is not None:
+                store.record_revocation(scope, ref.key, self._now())
+                return
         notice = mapping.revoke_payload(target, message_id, sender)
-        body = {"header": {"red_dot": 0}, "client_msg_no": f"revoke-{message_id}", "from_uid": sender,
+        # sync_once: the notice goes to the conversation's command channel (internal/api/message.go:256-258),
+        # which clients sync as commands. Stored in the chat itself it would raise every reader's unread count,
+        # red_dot 0 or not: /conversation/sync counts seqs (conversation.go:526-548) and never reads red_dot.
+        body = {"header": {"red_dot": 0, "sync_once": 1}, "client_msg_no": notice_key, "from_uid": sender,
                 "channel_id": to.id, "channel_type": channel_type, "payload": mapping.to_base64(notice)}  # fmt: skip
-        yield from self._deliver(body, sender, to)
+        yield from self._deliver(body, sender, to, _COMMAND)
         store.record_revocation(scope, ref.key, self._now())

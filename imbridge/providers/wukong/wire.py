@@ -12,12 +12,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from imbridge.models.device import DeviceKind
+
 PERSON = 1
 """Channel type of a one-to-one chat (stored under the fake id ``a@b``)."""
 GROUP = 2
 """Channel type of a group (members are the channel's subscribers)."""
 
 SYSTEM_UID = "____system"
+CMD_SUFFIX = "____cmd"
+"""Appended to a channel's stored id for its command channel, where ``sync_once`` messages go (options
+``channel.cmdSuffix``, default at internal/options/options.go:426)."""
 """The built-in system account; messages from it read back with ``from_uid == ""``."""
 
 # WuKongIM reason codes (WuKongIMGoProto ``ReasonCode``, iota order), seen as HTTP 200 {"status": N}.
@@ -26,6 +31,7 @@ REASON_SUBSCRIBER_NOT_EXIST = 3
 REASON_IN_BLACKLIST = 4
 REASON_CHANNEL_NOT_EXIST = 5
 REASON_NOT_ALLOW_SEND = 11
+REASON_CONNECT_KICK = 12
 REASON_NOT_IN_WHITELIST = 13
 REASON_SYSTEM_ERROR = 15
 REASON_CHANNEL_ID_ERROR = 16
@@ -34,6 +40,17 @@ REASON_RATE_LIMIT = 22
 REASON_NOT_SUPPORT_CHANNEL_TYPE = 23
 REASON_DISBAND = 24
 REASON_SEND_BAN = 25
+
+#: WuKongIM ``device_flag`` of each device kind: WuKongIMGoProto v1.2.3 ``common.go`` (``APP`` 0, ``WEB`` 1,
+#: ``PC`` 2; ``SYSTEM`` 99 is the server's), the module v2.2.5 builds with (go.mod:7).
+DEVICE_FLAGS: dict[DeviceKind, int] = {DeviceKind.APP: 0, DeviceKind.WEB: 1, DeviceKind.DESKTOP: 2}
+DEVICE_KINDS: dict[int, DeviceKind] = {flag: kind for kind, flag in DEVICE_FLAGS.items()}
+#: ``device_flag`` -1 in ``POST /user/device_quit``: every device (api/user.go:80-84 quits APP, WEB and PC).
+ALL_DEVICES = -1
+
+CMD_SUFFIX = "____cmd"
+"""A ``sync_once`` message is stored in the channel's command twin ``<id>____cmd`` (options.go:426, 1454-1458;
+message.go:256), looked up there and never in the channel's own history."""
 
 FORBIDDEN_ID_CHARS = "@#&/"
 """``@#&`` are refused by some routes and silently stored by others (FACTS §11); ``/`` would break the
@@ -108,6 +125,27 @@ class SyncResult(_Wire):
     messages: list[MessageResp] = Field(default_factory=list)
 
 
+class ConversationResp(_Wire):
+    """One element of ``POST /conversation/sync`` and ``/conversation/syncByChannels``
+    (``syncUserConversationResp``, internal/api/conversation_model.go:44-55 at v2.2.5-20260422).
+
+    ``channel_id`` is the peer's uid for a one-to-one chat (not the fake id); ``unread`` is
+    ``last_msg_seq`` minus the later of the read position and the user's own newest message
+    (conversation.go:526-548); ``recents`` are the newest ``msg_count`` messages, newest first.
+    """
+
+    channel_id: str
+    channel_type: int
+    unread: int = 0
+    timestamp: int = 0
+    last_msg_seq: int = 0
+    last_client_msg_no: str = ""
+    offset_msg_seq: int = 0
+    readed_to_msg_seq: int = 0
+    version: int = 0
+    recents: list[MessageResp] | None = None
+
+
 class SendBatchResult(_Wire):
     """``POST /message/sendbatch``: parallel arrays; only synchronous failures (bad uids) are listed."""
 
@@ -127,10 +165,24 @@ class ClusterChannel(_Wire):
     ban: int = 0
     disband: int = 0
     created_at: int = 0
+    subscriber_count: int = 0
 
 
 class ClusterChannels(_Wire):
+    """``GET /cluster/channels``: one (possibly zero) element for a channel_id, or a page of channels newest
+    first by ``created_at`` with ``more`` (pkg/cluster/cluster/api_channel.go:21-227)."""
+
     data: list[ClusterChannel] = Field(default_factory=list)
+    more: int = 0
+
+
+class OnlineConnection(_Wire):
+    """One element of ``POST /user/onlinestatus``: one per live connection, offline users absent
+    (``OnlinestatusResp``, api/user.go:245-259)."""
+
+    uid: str
+    device_flag: int = 0
+    online: int = 0
 
 
 class ChannelFlags(BaseModel):
