@@ -144,8 +144,10 @@ def test_doctor_masks_credentials_in_a_base_url(local: Path, capsys: Any, monkey
 def _emulate(*extra: str, env: dict[str, str] | None = None) -> str:
     """What ``imbridge emulate`` prints before serving, then stop it with Ctrl-C."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IMBRIDGE_")} | (env or {})
+    # Ctrl-C must reach it even when this test runs where SIGINT is ignored (a background job inherits that).
     process = subprocess.Popen([sys.executable, "-m", "imbridge.cli", "emulate", *extra, "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None
     first = process.stdout.readline()  # the rest of the block is flushed with it, before serving starts
     time.sleep(0.5)

@@ -82,7 +82,8 @@ def counted(request: pytest.FixtureRequest) -> Iterator[Counted]:
     client.close()
 
 
-@pytest.mark.parametrize("duration", [1e20, math.nan, math.inf, -5, 0, True, "60", 2**70, timedelta.max])  # None: until unmuted
+# (None is a mute until unmuted.)
+@pytest.mark.parametrize("duration", [1e20, math.nan, math.inf, -5, 0, True, "60", 2**70, timedelta.max])
 def test_mute_durations_that_cannot_be_are_refused(counted: Counted, duration: Any) -> None:
     counted.refused(lambda: counted.im.groups.mute("team", ["carol"], duration=duration))
 
