@@ -137,8 +137,9 @@ def test_foreign_payloads_are_kept_not_dropped() -> None:
 
 
 def test_revoke_notice_follows_the_convention() -> None:
-    notice = mapping.revoke_payload(None, 2125027596834869248, "alice")
+    notice = mapping.revoke_payload(None, 2125027596834869248, "alice", channel_type=1, channel_id="bob")
     assert notice["type"] == 1006 and notice["message_id"] == "2125027596834869248"
+    assert notice["imbridge"]["revoke"] | {"channel_type": 1, "channel_id": "bob"} == notice["imbridge"]["revoke"]
     assert mapping.revoked_target(notice) == "2125027596834869248"
     assert mapping.revoked_target({"type": 1, "content": "x"}) is None
 

@@ -309,8 +309,15 @@ def payload_metadata(payload: dict[str, Any] | None) -> dict[str, Any]:
     return dict(metadata) if isinstance(metadata, dict) else {}
 
 
-def revoke_payload(target: wire.MessageResp | None, message_id: int, revoker: str) -> dict[str, Any]:
-    """The revoke notice of WuKongIM's convention (type 1006), with imbridge's exact target."""
+def revoke_payload(
+    target: wire.MessageResp | None, message_id: int, revoker: str, *, channel_type: int, channel_id: str
+) -> dict[str, Any]:
+    """The revoke notice of WuKongIM's convention (type 1006), with imbridge's exact target.
+
+    The notice is stored in the command twin ``<id>____cmd``, and a person channel's twin renders ambiguously
+    (``MessageResp.From`` splits ``a@b____cmd`` at ``@``: internal/types/message.go:68-77), so the
+    conversation as the revoker's side names it travels in the payload: whoever reads the notice (webhooks,
+    history) finds the target's conversation without parsing the stored id."""
     return {
         "type": TYPE_REVOKE,
         "message_id": str(message_id),
@@ -322,6 +329,8 @@ def revoke_payload(target: wire.MessageResp | None, message_id: int, revoker: st
                 "message_id": str(message_id),
                 "client_msg_no": target.client_msg_no if target else "",
                 "message_seq": target.message_seq if target else 0,
+                "channel_type": channel_type,
+                "channel_id": channel_id,
             },
         },
     }

@@ -516,7 +516,7 @@ class WukongMessages(WukongCore):
             if found is not None:
                 store.record_revocation(scope, ref.key, self._now())
                 return
-        notice = mapping.revoke_payload(target, message_id, sender)
+        notice = mapping.revoke_payload(target, message_id, sender, channel_type=channel_type, channel_id=to.id)
         # sync_once: the notice goes to the conversation's command channel (internal/api/message.go:256-258),
         # which clients sync as commands. Stored in the chat itself it would raise every reader's unread count,
         # red_dot 0 or not: /conversation/sync counts seqs (conversation.go:526-548) and never reads red_dot.
