@@ -8,7 +8,9 @@ the default is the live tests' npm cache, which ``pytest tests/live`` fills, or
 repository's ``tests/live/jssdk/`` harness (``recv.mjs``, ``send.mjs`` and what they import), copied into that
 directory on every run. It drives, in order:
 
-1. imbridge: a one-to-one send, a group with a send, a revoke (type-1006 notice);
+1. imbridge: a one-to-one send, a group with a send, and revokes of the one-to-one message and of a second
+   group message (type-1006 notices, which imbridge stores in the command twins ``<channel>____cmd`` with
+   ``sync_once``);
 2. an app's own REST sends of WuKongIM's group-notice convention (types 1002 and 1003);
 3. the JS SDK: carol connects (user.onlinestatus), bob sends to carol and to the group over WebSocket,
    carol disconnects;
@@ -93,6 +95,9 @@ def main() -> None:
         sent["imbridge_group"] = str(in_group.ref)
         im.messages.revoke(one.ref)
         sent["imbridge_revoked"] = str(one.ref)
+        doomed = im.messages.send(bob, Conversation.group(group), "a group message to revoke")
+        im.messages.revoke(doomed.ref)
+        sent["imbridge_group_revoked"] = str(doomed.ref)
         # 2. an app's server following WuKongIM's payload convention (docs/design/protocol.md) for group notices
         for kind, content, who in ((1002, "{0}邀请{1}加入群聊", dave), (1003, "{0}将{1}移除群聊", dave)):
             payload = {"type": kind, "content": content, "extra": [{"uid": alice, "name": "alice"},

@@ -56,14 +56,15 @@ export const id = (value) => (value === undefined || value === null ? null
 
 /** A received message, its payload decoded (`content` is the JSON payload as the sender wrote it). */
 export function messageEvent(kind, message) {
+  const content = message.content ?? null;
   return {
     event: kind, message_id: id(message.messageID), message_seq: message.messageSeq,
     client_msg_no: message.clientMsgNo, from_uid: message.fromUID, channel_id: message.channel.channelID,
     channel_type: message.channel.channelType, timestamp: message.timestamp,
-    content_type: message.content ? message.content.contentType : null,
-    content: message.content ? message.content.contentObj ?? null : null,
-    header: { no_persist: Boolean(message.header.noPersist), red_dot: Boolean(message.header.reddot),
-      sync_once: Boolean(message.header.syncOnce) },
+    no_persist: Boolean(message.header.noPersist), sync_once: Boolean(message.header.syncOnce),
+    red_dot: Boolean(message.header.reddot),
+    content_type: content ? content.contentType : null, content: content ? content.contentObj ?? null : null,
+    text: content && content.text !== undefined ? content.text : null, // a text message's text (MessageText)
   };
 }
 
