@@ -186,8 +186,10 @@ def _notice_conversation(message: webhooks.WebhookMessage, details: object) -> C
 
     The notice sits in the command twin (``sync_once``), whose id the server renders less usefully: a group's
     as ``<group>____cmd``, a person channel's as ``<peer>____cmd`` or, when the sender's id comes last in the
-    stored ``a@b____cmd``, as ``<sender>____cmd`` (``MessageResp.From``, internal/types/message.go:68-77).
-    imbridge's notice names the conversation; that name is taken only where it agrees with the channel."""
+    stored ``a@b____cmd``, as ``<sender>____cmd`` (``MessageResp.From``, internal/types/message.go:68-77), as
+    the real server POSTed them (tests/fixtures/wukong/webhooks/recording.json: ``<sender>____cmd`` and
+    ``<group>____cmd``, ``sync_once: 1``). imbridge's notice names the conversation; that name is taken only
+    where it agrees with the channel."""
     kind = _KINDS.get(message.channel_type)
     if kind is None:
         return None
