@@ -199,3 +199,19 @@ def test_events_built_without_revalidation_equal_the_validating_constructors() -
         assert str(again.ref) == str(event.ref) and MessageRef.parse(str(event.ref)) == event.ref
         assert again.model_fields_set == event.model_fields_set
 
+
+
+def test_a_revoke_notice_offered_for_offline_push_is_no_new_message() -> None:
+    receiver = wukong_receiver()
+    offline: list[RecipientsOffline] = []
+    receiver.on(RecipientsOffline)(offline.append)
+    replay(receiver)
+    offered = [
+        item for item in RECORDING["requests"] if item["query"]["event"] == "msg.offline"
+        and json.loads(base64.b64decode(json.loads(item["body"])["payload"])).get("type") == 1006
+    ]  # fmt: skip
+    assert offered, "the recording has no revoke notice offered for offline push"
+    assert offline, "the recording's ordinary messages are offered for offline push too"
+    assert {event.message.ref.extra["client_msg_no"] for event in offline}.isdisjoint(
+        {json.loads(item["body"])["client_msg_no"] for item in offered}
+    )

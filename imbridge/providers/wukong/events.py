@@ -273,6 +273,10 @@ def to_events(event: Any, body: bytes, received_at: datetime) -> list[Event]:
     if isinstance(event, webhooks.MessageOfflineEvent):
         message = event.message
         payload = mapping.decode_payload(message.payload)
+        if mapping.revoked_target(payload) is not None:
+            # The server offers a revoke notice for offline push like any message (the recording in
+            # tests/fixtures/wukong/webhooks/); it is no new message, and msg.notify already reports the revoke.
+            return []
         raw = message.model_dump()
         # This timestamp is the webhook's (webhook.go:280), not the message's.
         time = seconds(message.timestamp, "timestamp", provider=NAME)
