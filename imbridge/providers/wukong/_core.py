@@ -91,7 +91,8 @@ class WukongCore(Provider):
         try:
             return mapping.unwrap(response.status_code, response.content, where=f"{request.method} {request.path}")
         except (RateLimitError, ServiceUnavailableError) as error:
-            error.retry_after = response.retry_after()  # a proxy or load balancer in front may say when
+            # A proxy or load balancer in front may say when; else the mapping's own estimate (a failover).
+            error.retry_after = response.retry_after() or error.retry_after
             raise
 
     def close(self) -> None:
