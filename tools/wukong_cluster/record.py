@@ -123,7 +123,8 @@ def main() -> int:
     recorder.call(nodes[1], "POST", "/channel", body=members)
     send = {"header": {"red_dot": 1}, "client_msg_no": prefix + "-k0", "from_uid": alice, "channel_id": group,
             "channel_type": 2, "payload": _payload("before the kill")}  # fmt: skip
-    recorder.call(nodes[2], "POST", "/message/send", body=send, note="a send on a healthy cluster")
+    sent = recorder.call(nodes[2], "POST", "/message/send", body=send, note="a send on a healthy cluster")
+    assert sent is not None and sent.status_code == 200, sent
     time.sleep(0.5)
     lookup = {"channel_id": group, "channel_type": "2", "client_msg_no": prefix + "-k0"}
     recorder.call(nodes[0], "GET", "/message/byclientmsgno", params=lookup, note="lookup on a healthy cluster")
@@ -134,6 +135,12 @@ def main() -> int:
     leader_index = ids.index(leader_id)  # node ids are assigned in the order of the node list (1001, 1002, ...)
     for index, node in enumerate(nodes):
         recorder.call(node, "GET", f"/cluster/channels/{group}/2/config", note=f"config through node {index + 1}")
+    message_id = str(sent.json()["data"]["message_id"])
+    for replica in ids:
+        recorder.call(nodes[0], "GET", "/cluster/messages", params={"node_id": str(replica), "message_id": message_id},
+                      note=f"node {replica}'s own store")  # fmt: skip
+    for index, node in enumerate(nodes):
+        recorder.call(node, "POST", "/user/onlinestatus", body=[alice], note=f"one uid through node {index + 1}")
 
     # The token-forwarding defect, through every node.
     for index, node in enumerate(nodes):
