@@ -27,10 +27,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from imbridge._clock import Clock
 from imbridge._flow import Flow, Request, Sleep
 from imbridge.capabilities import Operation
 from imbridge.errors import InvalidRequestError, ProviderError, ServiceUnavailableError, TransportError
 from imbridge.models._validation import path_segment
+from imbridge.providers.base import ProviderSettings
 from imbridge.providers.wukong import mapping, wire
 from imbridge.providers.wukong._core import WukongCore
 from imbridge.providers.wukong.mapping import NAME
@@ -41,9 +43,82 @@ REPLICATION_DELAYS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 1.0, 2.0
 _LEARNER = 4  # raft role of a replica that does not vote (pkg/raft/types/types.go:707-718)
 
 
+#: Channels whose slot leader is remembered (a bound: channel ids are unbounded).
+_SLOT_LEADERS_KEPT = 4096
+
+
 class WukongCluster(WukongCore):
-    #: The channels' ``replica_max_count`` (one cluster-wide setting, channelReplicaCount), once read.
-    _replica_count: int | None = None
+    def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
+        super().__init__(settings, clock=clock)
+        #: The channels' ``replica_max_count`` (one cluster-wide setting, channelReplicaCount), once read.
+        self._replica_count: int | None = None
+        #: "{channel id}/{type}" -> the URL of the node that leads its slot (and holds its freshest info).
+        self._slot_leaders: dict[str, str] = {}
+        #: node URL -> the node's id (``server_id`` of its /varz).
+        self._node_ids: dict[str, str] = {}
+
+    # -- reads that must see the latest write ------------------------------------------------------
+
+    def _channel(self, group_id: str) -> Flow[wire.ClusterChannel]:
+        """On a cluster, a channel's info as its slot leader has it. ``GET /cluster/channels`` asks every node
+        and keeps the first answer per channel, the asked node's own first (pkg/cluster/cluster/api_channel.go:
+        21-200), and a node that follows the slot applies writes later: measured, a group read through another
+        node right after ``mute_all`` or ``dismiss`` still showed the old flags. The slot leader, which every
+        write goes through (internal/api/channel.go:81-91), is asked for its own copy (``node_id`` = itself)."""
+        if self.nodes is None:
+            return (yield from super()._channel(group_id))
+        segment = f"{path_segment(group_id, 'group id')}/{wire.GROUP}"
+        leader = yield from self._slot_leader(segment)
+        node_id = (yield from self._node_id(leader)) if leader is not None else None
+        if leader is not None and node_id is not None:
+            params = {"channel_id": group_id, "channel_type": str(wire.GROUP), "node_id": node_id}
+            request = self._get("/cluster/channels", params)
+            request.node = leader
+            try:
+                data = wire.ClusterChannels.model_validate((yield request)).data
+            except (ServiceUnavailableError, TransportError):
+                self._slot_leaders.pop(segment, None)  # moved or down: found again next time
+            else:
+                return data[0] if data else wire.ClusterChannel()
+        return (yield from super()._channel(group_id))
+
+    def _slot_leader(self, segment: str) -> Flow[str | None]:
+        """The URL of the node that leads this channel's slot: the one that answers its cluster config (the
+        others answer "slot leader is not current node", api_cluster.go:150-154); None when none does."""
+        known = self._slot_leaders.get(segment)
+        if known is not None or self.nodes is None:
+            return known
+        for node in self.nodes.urls:
+            request = self._get(f"/cluster/channels/{segment}/config")
+            request.node = node
+            try:
+                config = yield request
+            except (ProviderError, TransportError):
+                continue
+            count = config.get("replica_max_count") if isinstance(config, dict) else None
+            if isinstance(count, int) and count > 0:
+                self._replica_count = count
+            if len(self._slot_leaders) >= _SLOT_LEADERS_KEPT:
+                self._slot_leaders.clear()
+            self._slot_leaders[segment] = node
+            return node
+        return None
+
+    def _node_id(self, node: str) -> Flow[str | None]:
+        """The cluster id of the node at ``node`` (its /varz ``server_id``), read once."""
+        known = self._node_ids.get(node)
+        if known is None:
+            request = self._get("/varz")
+            request.node = node
+            try:
+                varz = yield request
+            except (ProviderError, TransportError):
+                return None
+            server_id = varz.get("server_id") if isinstance(varz, dict) else None
+            if not server_id:
+                return None
+            known = self._node_ids[node] = str(server_id)
+        return known
 
     def _confirm_replicated(
         self, channel_id: str, channel_type: int, found: wire.MessageResp
@@ -92,20 +167,10 @@ class WukongCluster(WukongCore):
         )  # fmt: skip
 
     def _replica_quorum(self, segment: str) -> Flow[int | None]:
-        """A majority of the channels' ``replica_max_count``, read once from the slot leader of this channel
-        (each node is asked in turn: the others answer "slot leader is not current node"); None if unknown."""
+        """A majority of the channels' ``replica_max_count``, read once from the cluster config of a channel
+        (answered by its slot leader only, api_cluster.go:123-162); None while unknown."""
         if self._replica_count is None:
-            for node in self.nodes.urls if self.nodes is not None else [None]:
-                request = self._get(f"/cluster/channels/{segment}/config")
-                request.node = node
-                try:
-                    config = yield request
-                except (ProviderError, TransportError):
-                    continue
-                count = config.get("replica_max_count") if isinstance(config, dict) else None
-                if isinstance(count, int) and count > 0:
-                    self._replica_count = count
-                    break
+            yield from self._slot_leader(segment)
         return None if self._replica_count is None else self._replica_count // 2 + 1
 
     def _unconfirmed_on_cluster(self, result: wire.SendResult, error: ProviderError | TransportError) -> None:
