@@ -139,8 +139,10 @@ def main() -> int:
     for replica in ids:
         recorder.call(nodes[0], "GET", "/cluster/messages", params={"node_id": str(replica), "message_id": message_id},
                       note=f"node {replica}'s own store")  # fmt: skip
-    for index, node in enumerate(nodes):
-        recorder.call(node, "POST", "/user/onlinestatus", body=[alice], note=f"one uid through node {index + 1}")
+    for uid in (alice, bob):
+        recorder.call(nodes[0], "GET", "/cluster/users", params={"uid": uid}, note="a known user")
+        for index, node in enumerate(nodes):
+            recorder.call(node, "POST", "/user/onlinestatus", body=[uid], note=f"one uid through node {index + 1}")
 
     # The token-forwarding defect, through every node.
     for index, node in enumerate(nodes):
