@@ -144,6 +144,14 @@ def main() -> int:
         for index, node in enumerate(nodes):
             recorder.call(node, "POST", "/user/onlinestatus", body=[uid], note=f"one uid through node {index + 1}")
 
+    # More conversations for bob, in channels that other nodes likely lead: /conversation/sync fails only when a
+    # conversation's channel is led by another node than the one that keeps bob's conversations.
+    for extra in ("x", "y", "z"):
+        recorder.call(nodes[0], "POST", "/channel", body={**members, "channel_id": group + extra})
+        recorder.call(nodes[0], "POST", "/message/send", note="another conversation",
+                      body={**send, "channel_id": group + extra, "client_msg_no": f"{prefix}-{extra}"})  # fmt: skip
+    time.sleep(0.5)
+
     # The token-forwarding defect, through every node.
     for index, node in enumerate(nodes):
         where = f"through node {index + 1}"
