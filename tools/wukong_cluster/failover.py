@@ -102,6 +102,18 @@ class Cluster:
         return list(data.get("data") or [])
 
 
+def _kind(message: str) -> str:
+    """A short name for what an error says (the send flow's and the cluster confirmation's wordings)."""
+    for phrase, kind in (("a majority needs", "stored, not yet on a majority of replicas"),
+                         ("could not be confirmed", "accepted, confirming reads failed (failover)"),
+                         ("did not store it", "accepted, not stored within the confirm window"),
+                         ("replicas could not be read", "stored, replicas unreadable"),
+                         ("could not reach the node", "failover answer before sending")):  # fmt: skip
+        if phrase in message:
+            return kind
+    return message[:80]
+
+
 def _run(command: str, index: int) -> None:
     subprocess.run(shlex.split(command.format(index=index)), check=True)
 
@@ -244,6 +256,7 @@ def main() -> int:
         "duplicated_client_msg_nos": len(duplicated),
         "errors": len(errors), "errors_invalid_request": len(invalid), "errors_not_retryable": len(not_retryable),
         "errors_whose_message_is_stored": sum(o.key in stored_keys for o in errors),
+        "error_kinds": dict(Counter(_kind(o.error or "") for o in errors)),
         "unconfirmed_returned": len(unconfirmed), "unconfirmed_stored": sum(o.key in stored_keys for o in unconfirmed),
         "transport_errors": sum(o.result in (TransportError.__name__, "TimeoutError") for o in outcomes),
         "followers_caught_up": caught_up, "catch_up_wait_s": round(waited, 1), "sending_s": round(sending, 1),
@@ -256,7 +269,8 @@ def main() -> int:
     summary = {k: report[k] for k in ("sends", "results", "confirmed", "confirmed_lost", "confirmed_not_on_every_node",
                                       "duplicated_client_msg_nos",
                                       "errors", "errors_invalid_request", "errors_not_retryable",
-                                      "errors_whose_message_is_stored", "unconfirmed_returned", "unconfirmed_stored",
+                                      "errors_whose_message_is_stored", "error_kinds", "unconfirmed_returned",
+                                      "unconfirmed_stored",
                                       "followers_caught_up", "catch_up_wait_s", "sending_s", "stored_per_node",
                                       "events")}  # fmt: skip
     print(json.dumps(summary, ensure_ascii=False, indent=1))
