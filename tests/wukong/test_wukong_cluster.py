@@ -30,6 +30,7 @@ from imbridge import (
     Text,
 )
 from imbridge.providers.wukong import mapping, wire
+from imbridge.providers.wukong.provider import WukongProvider
 from imbridge.testing import FakeClock
 
 RECORDING = json.loads((Path(__file__).parents[2] / "cassettes/wukong/cluster/answers.json").read_text())
@@ -216,7 +217,8 @@ def _confirm(recording: dict[str, Any]) -> tuple[Any, list[tuple[str, str]], Fak
     lookup = next(a for a in recording["answers"] if a["path"] == "/message/byclientmsgno" and a["status"] == 200)
     found = wire.MessageResp.model_validate_json(lookup["response"])
     channel = lookup["params"]["channel_id"]
-    provider = im.provider._provider
+    provider = im.provider._provider  # the flow under test, driven by the client's own executor
+    assert isinstance(provider, WukongProvider)
     with im:
         try:
             return im._executor.run("messages.send", provider._confirm_replicated(channel, 2, found)), seen, clock

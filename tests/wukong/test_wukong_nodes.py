@@ -212,7 +212,7 @@ def test_a_send_that_timed_out_after_landing_is_looked_up_through_another_node_n
     assert [path for _host, path in after].count("/message/send") == 2  # only the two other sends
     emulator.flush()
     history = im.messages.history(Conversation.user("bob"), viewer="alice", limit=10).items
-    assert sorted(m.elements[0].text for m in history) == ["m0", "m1", "m2"]  # type: ignore[union-attr]
+    assert sorted(m.elements[0].text for m in history) == ["m0", "m1", "m2"]
 
 
 def _closed_port() -> int:
