@@ -152,6 +152,25 @@ def main() -> int:
                       body={**send, "channel_id": group + extra, "client_msg_no": f"{prefix}-{extra}"})  # fmt: skip
     time.sleep(0.5)
 
+    # Each node's own info (its cluster id), and a flag write followed at once by reads of the channel's info:
+    # through every node (GET /cluster/channels keeps the first node's answer) and from the slot leader's own
+    # copy (node_id = the slot leader).
+    node_ids = {}
+    for node in nodes:
+        info = recorder.call(node, "GET", "/varz", note="the node's own info")
+        node_ids[node] = str(info.json()["server_id"]) if info is not None and info.status_code == 200 else ""
+    configs = [a for a in recorder.answers if a["path"].endswith("/config") and a.get("status") == 200]
+    slot_leader = configs[0]["node"] if configs else nodes[0]
+    recorder.call(nodes[1], "POST", "/channel/info", note="ban on (a flag write)",
+                  body={"channel_id": group, "channel_type": 2, "ban": 1})  # fmt: skip
+    for node in nodes:
+        recorder.call(node, "GET", "/cluster/channels", params={"channel_id": group, "channel_type": "2"},
+                      note="right after the write, through this node")  # fmt: skip
+    recorder.call(slot_leader, "GET", "/cluster/channels", note="right after the write, the slot leader's own copy",
+                  params={"channel_id": group, "channel_type": "2", "node_id": node_ids[slot_leader]})  # fmt: skip
+    recorder.call(nodes[1], "POST", "/channel/info", note="ban off again",
+                  body={"channel_id": group, "channel_type": 2, "ban": 0})  # fmt: skip
+
     # The token-forwarding defect, through every node.
     for index, node in enumerate(nodes):
         where = f"through node {index + 1}"

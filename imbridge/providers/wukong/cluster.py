@@ -54,7 +54,7 @@ class WukongCluster(WukongCore):
         self._replica_count: int | None = None
         #: "{channel id}/{type}" -> the URL of the node that leads its slot (and holds its freshest info).
         self._slot_leaders: dict[str, str] = {}
-        #: node URL -> the node's id (``server_id`` of its /varz).
+        #: node URL -> the node's cluster id.
         self._node_ids: dict[str, str] = {}
 
     # -- reads that must see the latest write ------------------------------------------------------
@@ -105,7 +105,8 @@ class WukongCluster(WukongCore):
         return None
 
     def _node_id(self, node: str) -> Flow[str | None]:
-        """The cluster id of the node at ``node`` (its /varz ``server_id``), read once."""
+        """The cluster id of the node at ``node`` (``server_id`` of its ``GET /varz``), read once. (Not
+        ``/cluster/node``: its node ``status`` field reads as an envelope's reason code.)"""
         known = self._node_ids.get(node)
         if known is None:
             request = self._get("/varz")
@@ -115,7 +116,7 @@ class WukongCluster(WukongCore):
             except (ProviderError, TransportError):
                 return None
             server_id = varz.get("server_id") if isinstance(varz, dict) else None
-            if not server_id:
+            if not isinstance(server_id, str | int) or not str(server_id).isdigit():
                 return None
             known = self._node_ids[node] = str(server_id)
         return known
