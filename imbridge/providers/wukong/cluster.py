@@ -18,8 +18,8 @@ once the message is on a majority of the channel's voting replicas, read from th
    only the slot leader answers: api_cluster.go:123-162) holds it.
 
 A majority survives the loss of any minority of nodes, since the election picks among a quorum of online
-replicas the one with the longest log. What remains: two nodes of three lost at once, or a disk losing
-what it acknowledged (WuKongIM does not fsync each message), can still lose it.
+replicas the one with the longest log. What remains: two nodes of three lost at once, or a node's storage
+losing what it had stored (a disk failure), can still lose it.
 """
 
 from __future__ import annotations
