@@ -136,7 +136,8 @@ class WukongCluster(WukongCore):
             try:
                 quorum = (yield from self._replica_quorum(segment)) or 0
                 replicas = yield self._get(f"/cluster/channels/{segment}/replicas")
-                voters = [r for r in replicas if isinstance(r, dict) and r.get("role") != _LEARNER]
+                rows = replicas if isinstance(replicas, list) else []  # a shape WuKongIM never sends: none read
+                voters = [r for r in rows if isinstance(r, dict) and r.get("role") != _LEARNER and r.get("replica_id")]
                 quorum = quorum or len(voters) // 2 + 1
                 seq = found.message_seq
                 caught_up = [int(r["replica_id"]) for r in voters if int(r.get("last_msg_seq") or 0) >= seq]
