@@ -1,6 +1,7 @@
 """The one place that performs I/O: drives provider flows with a sync or an async transport.
 
-Each request goes through the same steps on both drivers: pace, prepare (base URL + credentials),
+Each request goes through the same steps on both drivers: pace, prepare (base URL + credentials), pick a
+cluster node when the provider has several (``_nodes.py``: a node that does not answer is skipped for a while),
 send, decode (the provider maps the answer into the error hierarchy), and retry by the RetryPolicy,
 compiled to tenacity. Decisions live in :class:`_Core`; the two drivers only differ in ``await``.
 """
@@ -18,6 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
 from imbridge._clock import Clock
 from imbridge._flow import Flow, HTTPRequest, Instruction, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
+from imbridge._masking import mask_url
 from imbridge._pacing import Pacer, Rate
 from imbridge.errors import (
     AuthenticationError,
@@ -147,6 +149,30 @@ class _Core:
         except (TypeError, ValueError) as exc:  # orjson's JSONEncodeError is a TypeError; UnicodeEncodeError
             error = InvalidRequestError(f"the request to {request.label()} cannot be encoded: {exc}")
             raise self.annotate(error, operation, attempt) from None
+
+    def route(self, request: Request, wire: HTTPRequest) -> str | None:
+        """The cluster node ``wire`` goes to (rewritten for it), or None for a provider with one server."""
+        nodes = self.provider.nodes
+        return None if nodes is None else nodes.route(wire, self.clock.monotonic(), request.node)
+
+    def reroute(self, request: Request, wire: HTTPRequest, node: str | None, error: TransportError) -> str | None:
+        """After ``node`` did not answer: take it out of rotation, and return the node ``wire`` now goes to when
+        the request can move at once (a refused connection: nothing was sent), else None (the attempt fails;
+        the retry rules and the flow's lookups decide, and their requests go to another node)."""
+        nodes = self.provider.nodes
+        if nodes is None or node is None:
+            return None
+        now = self.clock.monotonic()
+        moved = None if error.may_have_landed or request.node is not None else nodes.move(wire, node, now)
+        if moved is None:
+            nodes.failed(node, now)
+            error.message = f"{error.message} (node {mask_url(node)})"
+        return moved
+
+    def answered(self, node: str) -> None:
+        """``node`` answered (whatever it said): it is in rotation."""
+        if self.provider.nodes is not None:
+            self.provider.nodes.succeeded(node)
 
     def annotate(self, error: IMBridgeError, operation: str, attempt: int) -> IMBridgeError:
         error.provider = error.provider or self.provider.name
@@ -283,11 +309,18 @@ class SyncExecutor(_Core):
         if self.transport is None:
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
         wire = self.encode(request, operation, attempt)
+        node = self.route(request, wire)
         started = time.perf_counter()
-        try:
-            response = self.transport.send(wire, self.timeout)
-        except TransportError as error:
-            raise self.failed(error, request, operation, attempt) from None
+        while True:
+            try:
+                response = self.transport.send(wire, self.timeout)
+                break
+            except TransportError as error:
+                node = self.reroute(request, wire, node, error)
+                if node is None:
+                    raise self.failed(error, request, operation, attempt) from None
+        if node is not None:
+            self.answered(node)
         return self.decode(request, response, operation, attempt, started)
 
 
@@ -378,9 +411,16 @@ class AsyncExecutor(_Core):
         if self.transport is None:
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
         wire = self.encode(request, operation, attempt)
+        node = self.route(request, wire)
         started = time.perf_counter()
-        try:
-            response = await self.transport.send(wire, self.timeout)
-        except TransportError as error:
-            raise self.failed(error, request, operation, attempt) from None
+        while True:
+            try:
+                response = await self.transport.send(wire, self.timeout)
+                break
+            except TransportError as error:
+                node = self.reroute(request, wire, node, error)
+                if node is None:
+                    raise self.failed(error, request, operation, attempt) from None
+        if node is not None:
+            self.answered(node)
         return self.decode(request, response, operation, attempt, started)

@@ -25,7 +25,7 @@ from imbridge.models._build import prevalidated
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.local.store import Store
 from imbridge.providers.wukong import mapping, wire
-from imbridge.providers.wukong._core import WukongCore
+from imbridge.providers.wukong.cluster import WukongCluster
 from imbridge.providers.wukong.mapping import NAME
 
 #: Waits (seconds) between lookups that confirm a send. A message is stored 0.5-2 ms after the send
@@ -96,7 +96,7 @@ def _delivery_header(delivery: Delivery | None, options: Mapping[str, Any], oper
     return {"red_dot": int(delivery.unread)}
 
 
-class WukongMessages(WukongCore):
+class WukongMessages(WukongCluster):
     # -- sending ------------------------------------------------------------------------------
 
     @staticmethod
@@ -280,12 +280,17 @@ class WukongMessages(WukongCore):
                 found = yield from self._poll(
                     sender, to, result.client_msg_no, result.message_id, CONFIRM_DELAYS, route.command
                 )
-            except (ProviderError, TransportError):
+            except (ProviderError, TransportError) as error:
                 # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
-                # Failing the send now would invite a re-send of a message that is most likely stored.
+                # Failing the send now would invite a re-send of a message that is most likely stored
+                # (on a cluster, where a failover loses such messages, it is failed: cluster.py).
+                self._unconfirmed_on_cluster(result, error)
                 return self._sent(to, sender, result, None)
             if found is None:
                 yield from self._explain_drop(to, result)
+        if found is not None and confirm and self.config.replicated_confirmation:
+            channel_type, channel_id = self._target(sender, to, route.command)
+            found = yield from self._confirm_replicated(channel_id, channel_type, found)
         return self._sent(to, sender, result, found)
 
     @staticmethod
