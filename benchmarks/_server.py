@@ -53,6 +53,17 @@ def machine() -> dict[str, object]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average (what else was running shows in every figure)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def server_version() -> str:
+    """Which fixed-reply server the figures are from, e.g. ``nginx/1.22.1``."""
+    found = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, check=False)
+    return (found.stderr or found.stdout).strip().removeprefix("nginx version: ") or "nginx (version unknown)"
+
+
 def pin_client_and_server() -> str:
     """On a machine with 2+ cores, keep this (client) process on core 0 and leave the last core to the
     server, so the two do not fight over a core: the same for every client measured, and much steadier."""
