@@ -19,8 +19,9 @@ Each round, every client makes ``--requests`` requests per concurrency, in ``--b
 rotating order, so that the machine's swings in speed (a shared 2-core VM) fall on every client alike.
 The ratios are computed per round, from the clients' figures in that round, and their median reported:
 imbridge-async/aiohttp throughput at concurrency 64 (goal >= 0.9 for both forms) and imbridge-sync/httpx
-time per send (goal <= 1.05). Prints a table, the ratios with their range over the rounds, then one JSON
-line with every figure.
+time per send (goal <= 1.05). The async clients' CPU time per send (this process's, ``time.process_time``)
+is reported too, with aiohttp's over imbridge's: on a busy machine it moves less than the throughput.
+Prints a table, the ratios with their range over the rounds, then one JSON line with every figure.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import statistics
@@ -61,17 +63,18 @@ def wukong_body(number: int) -> dict[str, Any]:
     }
 
 
-async def _drive(send: Callable[[int], Awaitable[object]], total: int, concurrency: int) -> float:
-    """``total`` sends, one task each, at most ``concurrency`` in flight; return sends per second."""
+async def _drive(send: Callable[[int], Awaitable[object]], total: int, concurrency: int) -> tuple[float, float]:
+    """``total`` sends, one task each, at most ``concurrency`` in flight; return the seconds they took, and
+    the CPU seconds this process used meanwhile."""
     limit = asyncio.Semaphore(concurrency)
 
     async def one(number: int) -> None:
         async with limit:
             await send(number)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(number) for number in range(total)))
-    return total / (time.perf_counter() - started)
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def _drive_sync(send: Callable[[int], object], total: int) -> tuple[float, list[float]]:
@@ -100,9 +103,10 @@ def _turns(names: list[str], blocks: int) -> list[str]:
 
 async def bench_async(
     base_url: str, total: int, warmup: int, rounds: int, blocks: int, concurrencies: list[int]
-) -> tuple[dict[str, dict[int, float]], dict[str, list[float]]]:
-    """Sends/s per client and concurrency (the median over ``rounds``), and imbridge/aiohttp at the
-    highest concurrency in each round, per content form.
+) -> tuple[dict[str, dict[int, float]], dict[str, list[float]], dict[str, list[float]], dict[str, float]]:
+    """Sends/s per client and concurrency (the median over ``rounds``); in each round, per content form,
+    imbridge/aiohttp at the highest concurrency, by throughput and by CPU time per send (aiohttp's over
+    imbridge's: the share of the machine each leaves to the rest); the median CPU microseconds per send.
 
     Within a round the clients take turns in ``blocks`` short blocks: this shared 2-core VM changes speed
     by up to 30% from one second to the next, and short turns make every client meet the same changes.
@@ -110,6 +114,8 @@ async def bench_async(
     url = f"{base_url}/message/send"
     results: dict[str, dict[int, float]] = {}
     ratios: dict[str, list[float]] = {form: [] for form in FORMS}
+    cpu_ratios: dict[str, list[float]] = {form: [] for form in FORMS}
+    cpu_top: dict[str, list[float]] = {}
     top = max(concurrencies)
     for concurrency in concurrencies:
         async with (
@@ -142,20 +148,26 @@ async def bench_async(
                 await _drive(send, warmup, concurrency)
             for _ in range(rounds):
                 elapsed = dict.fromkeys(senders, 0.0)
+                cpu = dict.fromkeys(senders, 0.0)
                 done = dict.fromkeys(senders, 0)
                 for name in _turns(list(senders), blocks):
                     # httpx async is an order of magnitude slower: fewer requests keep the run short.
                     count = max(total // blocks // (5 if name == "httpx-async" else 1), concurrency)
-                    elapsed[name] += count / await _drive(senders[name], count, concurrency)
+                    seconds, cpu_seconds = await _drive(senders[name], count, concurrency)
+                    elapsed[name] += seconds
+                    cpu[name] += cpu_seconds
                     done[name] += count
                 for name in senders:
                     rates[name].append(done[name] / elapsed[name])
                 if concurrency == top:
+                    for name in senders:
+                        cpu_top.setdefault(name, []).append(cpu[name] / done[name] * 1e6)
                     for form in FORMS:
                         ratios[form].append(rates[f"imbridge-async {form}"][-1] / rates["aiohttp"][-1])
+                        cpu_ratios[form].append(cpu_top["aiohttp"][-1] / cpu_top[f"imbridge-async {form}"][-1])
             for name, figures in rates.items():
                 results.setdefault(name, {})[concurrency] = statistics.median(figures)
-    return results, ratios
+    return results, ratios, cpu_ratios, {name: statistics.median(values) for name, values in cpu_top.items()}
 
 
 def bench_sync(
@@ -226,12 +238,22 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=6, help="turns per client within a round")
     parser.add_argument("--concurrency", default="64", help="comma-separated; the ratio is taken at the highest")
     parser.add_argument("--no-sync", action="store_true", help="skip the sync clients")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once everything is imported: full collections then skip the ~90,000 objects of the "
+        "imported modules (what an app can do at startup; a full collection of them is half of every client's "
+        "CPU time at c=64 on the project's machine)",
+    )
     args = parser.parse_args()
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
     concurrencies = sorted({int(c) for c in args.concurrency.split(",")})
     load_before = load_average()
     with fixed_reply_server() as base_url:
         pinning = pin_client_and_server()
-        asynchronous, async_ratios = asyncio.run(
+        asynchronous, async_ratios, cpu_ratios, cpu_per_send = asyncio.run(
             bench_async(base_url, args.requests, args.warmup, args.rounds, args.blocks, concurrencies)
         )
         synchronous: dict[str, dict[str, float]] = {}
@@ -245,10 +267,15 @@ def main() -> None:
 
     top = max(concurrencies)
     print(f"server: {server_version()} on 127.0.0.1; cores: {pinning}; {os.cpu_count()} CPUs")
+    if args.gc_freeze:
+        print(f"gc.freeze(): {gc.get_freeze_count():,} objects left out of collections")
     print(f"load average (1 min) before {load_before:.2f}, after {load_after:.2f}")
-    print(f"{'client':<26}" + "".join(f"{'c=' + str(c):>12}" for c in concurrencies) + "   (sends/s)")
+    print(
+        f"{'client':<26}" + "".join(f"{'c=' + str(c):>12}" for c in concurrencies)
+        + f"   (sends/s)   CPU us/send at c={max(concurrencies)}"
+    )  # fmt: skip
     for name, figures in asynchronous.items():
-        print(f"{name:<26}" + "".join(f"{figures[c]:>12,.0f}" for c in concurrencies))
+        print(f"{name:<26}" + "".join(f"{figures[c]:>12,.0f}" for c in concurrencies) + f"{cpu_per_send[name]:>17.1f}")
     for name, summary in synchronous.items():
         latency = f"median {summary['median_us']:.0f} us, p99 {summary['p99_us']:.0f} us"
         print(f"{name:<26}{summary['rps']:>12,.0f}   {latency}")
@@ -261,7 +288,9 @@ def main() -> None:
         "rounds": args.rounds,
         "blocks": args.blocks,
         "pinning": pinning,
+        "gc_freeze": args.gc_freeze,
         "async_rps": {name: {str(c): round(v) for c, v in figures.items()} for name, figures in asynchronous.items()},
+        "async_cpu_us_per_send": {name: round(v, 1) for name, v in cpu_per_send.items()},
         "sync": {name: {k: round(v, 1) for k, v in summary.items()} for name, summary in synchronous.items()},
     }
     for form in FORMS:
@@ -272,8 +301,15 @@ def main() -> None:
             f"(goal >= {ASYNC_GOAL}: {_verdict(ratio, ASYNC_GOAL, at_least=True)}); "
             f"per round {min(spread):.2f}-{max(spread):.2f}"
         )
+        cpu_ratio = statistics.median(cpu_ratios[form])
+        print(
+            f"    by CPU time per send (aiohttp's / imbridge's): {cpu_ratio:.2f}x; "
+            f"per round {min(cpu_ratios[form]):.2f}-{max(cpu_ratios[form]):.2f}"
+        )
         record[f"ratio_async_{form}_over_aiohttp"] = round(ratio, 3)
         record[f"ratio_async_{form}_over_aiohttp_per_round"] = [round(r, 3) for r in spread]
+        record[f"ratio_async_{form}_over_aiohttp_cpu"] = round(cpu_ratio, 3)
+        record[f"ratio_async_{form}_over_aiohttp_cpu_per_round"] = [round(r, 3) for r in cpu_ratios[form]]
     for form in FORMS if synchronous else ():
         ratio = statistics.median(time_ratios[form])
         latency_ratio = statistics.median(median_ratios[form])
