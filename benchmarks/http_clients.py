@@ -16,7 +16,9 @@ Every async client is driven alike: one task per send, at most ``concurrency`` o
 semaphore.
 
 Each round, every client makes ``--requests`` requests per concurrency, in ``--blocks`` turns taken in
-rotating order, so that the machine's swings in speed (a shared 2-core VM) fall on every client alike.
+rotating order, so that the machine's swings in speed (a shared 2-core VM) fall on every client alike;
+a full garbage collection (untimed) before each turn keeps one client's garbage from being collected in
+the next one's turn (httpx async leaves the most, and its successor paid for it).
 The ratios are computed per round, from the clients' figures in that round, and their median reported:
 imbridge-async/aiohttp throughput at concurrency 64 (goal >= 0.9 for both forms) and imbridge-sync/httpx
 time per send (goal <= 1.05). The async clients' CPU time per send (this process's, ``time.process_time``)
@@ -153,6 +155,7 @@ async def bench_async(
                 for name in _turns(list(senders), blocks):
                     # httpx async is an order of magnitude slower: fewer requests keep the run short.
                     count = max(total // blocks // (5 if name == "httpx-async" else 1), concurrency)
+                    gc.collect()  # untimed: no client pays for the garbage of the one before it
                     seconds, cpu_seconds = await _drive(senders[name], count, concurrency)
                     elapsed[name] += seconds
                     cpu[name] += cpu_seconds
@@ -199,6 +202,7 @@ def bench_sync(
             spent = dict.fromkeys(senders, 0.0)
             for name in _turns(list(senders), blocks):
                 count = max(total // blocks, 1)
+                gc.collect()
                 rate, measured = _drive_sync(senders[name], count)
                 this_round[name] += measured
                 spent[name] += count / rate
@@ -297,13 +301,13 @@ def main() -> None:
         ratio = statistics.median(async_ratios[form])
         spread = async_ratios[form]
         print(
-            f"imbridge-async {form:<8} / aiohttp at c={top}: {ratio:.2f}x throughput "
+            f"imbridge-async {form:<8} / aiohttp at c={top}: {ratio:.3f}x throughput "
             f"(goal >= {ASYNC_GOAL}: {_verdict(ratio, ASYNC_GOAL, at_least=True)}); "
             f"per round {min(spread):.2f}-{max(spread):.2f}"
         )
         cpu_ratio = statistics.median(cpu_ratios[form])
         print(
-            f"    by CPU time per send (aiohttp's / imbridge's): {cpu_ratio:.2f}x; "
+            f"    by CPU time per send (aiohttp's / imbridge's): {cpu_ratio:.3f}x; "
             f"per round {min(cpu_ratios[form]):.2f}-{max(cpu_ratios[form]):.2f}"
         )
         record[f"ratio_async_{form}_over_aiohttp"] = round(ratio, 3)
