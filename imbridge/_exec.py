@@ -238,7 +238,7 @@ class SyncExecutor(_Core):
         self.transport = transport
 
     def run(self, operation: str, flow: Flow[T]) -> T:
-        budget = self.budget()
+        budget: _WaitBudget | None = None  # made when first needed: most calls never wait
         try:
             instruction: Instruction = next(flow)
             while True:
@@ -247,17 +247,26 @@ class SyncExecutor(_Core):
                         self.clock.sleep(instruction.seconds)
                         instruction = flow.send(None)
                     else:
+                        budget = budget or self.budget()
                         outcomes = [self._outcome(request, operation, budget) for request in instruction.requests]
                         try:
                             instruction = flow.send(outcomes)
                         except _SHAPE_ERRORS as exc:  # a fanned-out reply read like any other
                             raise self.shape_error(exc, operation, self.provider.name) from exc
                     continue
+                # request(), with its first attempt made here: one call less on the path of nearly every request.
+                failure: IMBridgeError | None = None
                 try:
-                    reply = self.request(instruction, operation, budget)
+                    reply = self._attempt(instruction, operation, 1)
                 except IMBridgeError as error:
-                    instruction = flow.throw(error)
-                    continue
+                    failure = error
+                if failure is not None:
+                    budget = budget or self.budget()
+                    try:
+                        reply = self._recover(instruction, operation, budget, failure)
+                    except IMBridgeError as error:
+                        instruction = flow.throw(error)
+                        continue
                 try:
                     instruction = flow.send(reply)
                 except _SHAPE_ERRORS as exc:
@@ -276,17 +285,27 @@ class SyncExecutor(_Core):
 
     def request(self, request: Request, operation: str, budget: _WaitBudget | None = None) -> Any:
         """One request with pacing, retries (within ``budget``) and a single credential renewal."""
-        budget = budget or self.budget()
+        try:
+            return self._attempt(request, operation, 1)
+        except IMBridgeError as error:
+            failure = error  # recovered from outside this handler, so that later errors do not chain to it
+        return self._recover(request, operation, budget or self.budget(), failure)
+
+    def _recover(self, request: Request, operation: str, budget: _WaitBudget, failure: IMBridgeError | None) -> Any:
+        """The rest of :meth:`request` once its first attempt failed with ``failure``: the retries, and one
+        renewal of expired credentials (after which the attempts start again from the first)."""
         unknown: IMBridgeError | None = None  # the first failure after which the server may have acted
         for renewal in (False, True):
             try:
-                try:
-                    return self._attempt(request, operation, 1)
-                except IMBridgeError as error:
-                    unknown = unknown or outcome_unknown(error)
-                    wait = self.first_failure(error, request, budget)
-                    if wait is None:
-                        raise
+                if failure is None:  # after a renewal
+                    try:
+                        return self._attempt(request, operation, 1)
+                    except IMBridgeError as error:
+                        failure = error
+                unknown = unknown or outcome_unknown(failure)
+                wait = self.first_failure(failure, request, budget)
+                if wait is None:
+                    raise failure
                 self.clock.sleep(wait)
                 for attempt in Retrying(sleep=self.clock.sleep, **self.retrying_kwargs(request, budget)):
                     with attempt:
@@ -299,6 +318,7 @@ class SyncExecutor(_Core):
                 if renewal or not error.credentials_expired:
                     raise
                 self.provider.renew_credentials()
+                failure = None
             except IMBridgeError as error:
                 self.disclose(error, request, unknown)
                 raise
@@ -332,7 +352,7 @@ class AsyncExecutor(_Core):
         self.transport = transport
 
     async def run(self, operation: str, flow: Flow[T]) -> T:
-        budget = self.budget()
+        budget: _WaitBudget | None = None  # made when first needed: most calls never wait
         try:
             instruction: Instruction = next(flow)
             while True:
@@ -341,17 +361,39 @@ class AsyncExecutor(_Core):
                         await self.clock.asleep(instruction.seconds)
                         instruction = flow.send(None)
                     else:
+                        budget = budget or self.budget()
                         outcomes = await self._gather(instruction.requests, operation, budget)
                         try:
                             instruction = flow.send(outcomes)
                         except _SHAPE_ERRORS as exc:  # a fanned-out reply read like any other
                             raise self.shape_error(exc, operation, self.provider.name) from exc
                     continue
+                # request(), with its first attempt (_attempt's steps) made here: two coroutines less on the path
+                # of nearly every request, each a frame that every resumption of the task goes through and an
+                # object alive across the I/O (under load, the garbage collector's work grows with those).
+                failure: IMBridgeError | None = None
                 try:
-                    reply = await self.request(instruction, operation, budget)
+                    delay = self.pacing_delay(instruction)
+                    if delay > 0:
+                        await self.clock.asleep(delay)
+                    if self.transport is None:
+                        raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
+                    wire = self.encode(instruction, operation, 1)
+                    started = time.perf_counter()
+                    try:
+                        response = await self.transport.send(wire, self.timeout)
+                    except TransportError as error:
+                        raise self.failed(error, instruction, operation, 1) from None
+                    reply = self.decode(instruction, response, operation, 1, started)
                 except IMBridgeError as error:
-                    instruction = flow.throw(error)
-                    continue
+                    failure = error
+                if failure is not None:
+                    budget = budget or self.budget()
+                    try:
+                        reply = await self._recover(instruction, operation, budget, failure)
+                    except IMBridgeError as error:
+                        instruction = flow.throw(error)
+                        continue
                 try:
                     instruction = flow.send(reply)
                 except _SHAPE_ERRORS as exc:
@@ -376,17 +418,29 @@ class AsyncExecutor(_Core):
 
     async def request(self, request: Request, operation: str, budget: _WaitBudget | None = None) -> Any:
         """One request with pacing, retries (within ``budget``) and a single credential renewal."""
-        budget = budget or self.budget()
+        try:
+            return await self._attempt(request, operation, 1)
+        except IMBridgeError as error:
+            failure = error  # recovered from outside this handler, so that later errors do not chain to it
+        return await self._recover(request, operation, budget or self.budget(), failure)
+
+    async def _recover(
+        self, request: Request, operation: str, budget: _WaitBudget, failure: IMBridgeError | None
+    ) -> Any:
+        """The rest of :meth:`request` once its first attempt failed with ``failure``: the retries, and one
+        renewal of expired credentials (after which the attempts start again from the first)."""
         unknown: IMBridgeError | None = None  # the first failure after which the server may have acted
         for renewal in (False, True):
             try:
-                try:
-                    return await self._attempt(request, operation, 1)
-                except IMBridgeError as error:
-                    unknown = unknown or outcome_unknown(error)
-                    wait = self.first_failure(error, request, budget)
-                    if wait is None:
-                        raise
+                if failure is None:  # after a renewal
+                    try:
+                        return await self._attempt(request, operation, 1)
+                    except IMBridgeError as error:
+                        failure = error
+                unknown = unknown or outcome_unknown(failure)
+                wait = self.first_failure(failure, request, budget)
+                if wait is None:
+                    raise failure
                 await self.clock.asleep(wait)
                 async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self.retrying_kwargs(request, budget)):
                     with attempt:
@@ -399,12 +453,14 @@ class AsyncExecutor(_Core):
                 if renewal or not error.credentials_expired:
                     raise
                 self.provider.renew_credentials()
+                failure = None
             except IMBridgeError as error:
                 self.disclose(error, request, unknown)
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, request: Request, operation: str, attempt: int) -> Any:
+        """One attempt: pace, encode, send, decode (run() makes the first attempt of its requests itself)."""
         delay = self.pacing_delay(request)
         if delay > 0:
             await self.clock.asleep(delay)

@@ -89,7 +89,7 @@ class WukongCore(Provider):
             # (its store lookup fails with "not found"), and 200 with the user for a known one.
             raise NotFoundError(f"WuKongIM knows no user {request.params.get('uid')!r}", http_status=500)
         try:
-            return mapping.unwrap(response.status_code, response.content, where=f"{request.method} {request.path}")
+            return mapping.unwrap(response.status_code, response.content, where=request)
         except (RateLimitError, ServiceUnavailableError) as error:
             # A proxy or load balancer in front may say when; else the mapping's own estimate (a failover).
             error.retry_after = response.retry_after() or error.retry_after

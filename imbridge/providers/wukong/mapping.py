@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from imbridge._flow import decode_json, encode_json
+from imbridge._flow import Request, decode_json, encode_json
 from imbridge.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -210,9 +210,20 @@ def _error_for_body(status_code: int, body: Any, *, where: str) -> ProviderError
     return None
 
 
-def unwrap(status_code: int, content: bytes, *, where: str) -> Any:
-    """The payload of a successful answer (``data`` unwrapped); raises the mapped error otherwise."""
+def unwrap(status_code: int, content: bytes, *, where: str | Request) -> Any:
+    """The payload of a successful answer (``data`` unwrapped); raises the mapped error otherwise.
+
+    ``where`` names the request in errors: a string, or the request itself (its method and path, only
+    put together when there is an error to name it in)."""
     body = _json(content)  # parsed once: this runs for every answer
+    if status_code == 200 and type(body) is dict:  # a success in one of the two common shapes, checked first
+        if "status" not in body:
+            return body
+        status = body["status"]
+        if type(status) is int and status == 200:
+            return body.get("data")
+    if not isinstance(where, str):
+        where = f"{where.method} {where.path}"
     error = _error_for_body(status_code, body, where=where)
     if error is not None:
         raise error
@@ -306,8 +317,8 @@ def encode_payload(elements: Sequence[Element], metadata: dict[str, Any] | None 
 
 def to_base64(payload: dict[str, Any]) -> str:
     """Standard, padded base64 of compact JSON (the server refuses unpadded base64, FACTS §6)."""
-    raw = encode_json(payload)
-    return base64.b64encode(raw).decode()
+    # binascii directly: base64.b64encode is a Python wrapper around it, called once per send.
+    return binascii.b2a_base64(encode_json(payload), newline=False).decode("ascii")
 
 
 def decode_payload(b64: str) -> dict[str, Any] | None:
