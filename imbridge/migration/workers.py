@@ -1,7 +1,7 @@
 """Migration workers: processes that share one migration through its state database.
 
 ``imbridge migrate run --workers N`` plans (if needed), re-checks the target, then starts N worker processes
-on this host (``python -m imbridge.migration.workers``, settings passed on stdin, never on the command line)
+on this host (``python -m imbridge.migration._worker``, settings passed on stdin, never on the command line)
 and shows their progress, read from the state database. ``--join`` on another host (the same state, on
 PostgreSQL) starts N more that take part in the run under way. Each worker runs the phases in order; within a
 phase it claims items (a channel, a group, a hundred accounts) from the state database
@@ -204,7 +204,7 @@ def start_processes(data: bytes, count: int) -> list[subprocess.Popen[bytes]]:
     processes = []
     for _ in range(count):
         process = subprocess.Popen(
-            [sys.executable, "-m", "imbridge.migration.workers"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            [sys.executable, "-m", "imbridge.migration._worker"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )  # fmt: skip
         assert process.stdin is not None
@@ -226,25 +226,3 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]], grace: float = 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def main() -> int:
-    """A worker process: read its payload from stdin, run the phases' claimed work, exit 0 when done."""
-    from imbridge.migration.cli import _sigterm_stops_like_sigint
-    from imbridge.migration.pipeline import Migration, MigrationOptions
-
-    body = pickle.loads(sys.stdin.buffer.read())
-    options = MigrationOptions(**{**body["options"], "workers": 1})
-    migration = Migration(body["source"], body["target"], body["state"], options)
-    try:
-        with _sigterm_stops_like_sigint():
-            migration.work(body["phases"])
-    except KeyboardInterrupt:
-        return 128 + signal.SIGTERM
-    finally:
-        migration.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
