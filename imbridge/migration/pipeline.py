@@ -888,7 +888,12 @@ class Migration:
         checkpoint = self.state.checkpoint(channel)
         migrated, skipped = (checkpoint.migrated, checkpoint.skipped) if checkpoint else (0, 0)
         position: dict[str, Any] = dict(checkpoint.position) if checkpoint else {}
-        check = self._claims.check if self._claims is not None else (lambda: None)
+        claims = self._claims
+
+        def check() -> None:
+            if claims is not None:
+                claims.check("history", channel)
+
         stream: AsyncIterator[Message]
         if kind == "group":
             if "seq" not in position:  # not started (or started over by a repair, keeping its upper bound)

@@ -617,6 +617,23 @@ class StateDB:
                 .values(worker="", expires=0.0)
             )
 
+    def abandon(self, phase: str, key: str, worker: str) -> None:
+        """Expire a claim still held by ``worker`` that it stopped working on: any worker may take it now."""
+        with self.transaction() as c:
+            c.execute(
+                update(claims)
+                .where(claims.c.phase == phase, claims.c.key == key, claims.c.worker == worker)
+                .values(expires=0.0)
+            )
+
+    def held_by(self, worker: str) -> set[tuple[str, str]]:
+        """The (phase, key) claims ``worker`` holds."""
+        with self._read() as c:
+            return {
+                (r.phase, r.key)
+                for r in c.execute(select(claims.c.phase, claims.c.key).where(claims.c.worker == worker))
+            }
+
     @contextlib.contextmanager
     def fenced(self, phase: str, key: str, worker: str | None) -> Iterator[Connection]:
         """A write transaction that goes ahead only while ``worker`` holds the claim on ``(phase, key)``

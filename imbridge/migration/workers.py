@@ -62,6 +62,7 @@ class Claims:
         self.name = name or worker_name()
         self.enabled = os.environ.get(CLAIMS_ENV, "on") != "off"
         self.held: set[tuple[str, str]] = set()
+        self._lost: set[tuple[str, str]] = set()
         self._valid_until = time.time() + lease / 2
         self._heartbeat: asyncio.Task[None] | None = None
         self._last_dead_check = 0.0
@@ -87,6 +88,8 @@ class Claims:
     def _renew(self) -> None:
         started = time.time()
         self.state.renew(self.name, self.lease)
+        # claims this worker thinks it holds but another took over (it was not renewing in time): lost
+        self._lost |= self.held - self.state.held_by(self.name)
         # work goes on while half the lease is left: a stalled heartbeat stops it long before a takeover
         self._valid_until = started + self.lease / 2
 
@@ -97,10 +100,17 @@ class Claims:
                 self._renew()
                 self.state.worker_update(self.name, peak_rss_mb=_peak_rss_mb())
 
-    def check(self) -> None:
-        """Raise :class:`ClaimLost` once this worker can no longer be sure it still holds its claims."""
-        if self.enabled and time.time() >= self._valid_until:
-            raise ClaimLost("the heartbeat has not renewed this worker's claims in time")
+    def check(self, phase: str, key: str) -> None:
+        """Raise :class:`ClaimLost` unless this worker holds the claim on ``(phase, key)``. Free while the
+        heartbeat renewed the claims less than half a lease ago; past that (the process was stopped, or the
+        database slow) the claims are renewed now and this one's holder read back: one another worker took
+        meanwhile is lost, one nobody took is this worker's again."""
+        if not self.enabled:
+            return
+        if time.time() >= self._valid_until:
+            self._renew()
+        if (phase, key) in self._lost:
+            raise ClaimLost(f"{phase} {key} was taken over while this worker was not renewing its claims")
 
     def take(self, phase: str, limit: int) -> list[str]:
         if not self.enabled:
@@ -117,8 +127,16 @@ class Claims:
     def release(self, phase: str, keys: Iterable[str]) -> None:
         for key in keys:
             self.held.discard((phase, key))
+            self._lost.discard((phase, key))
             if self.enabled:
                 self.state.release(phase, key, self.name)
+
+    def abandon(self, phase: str, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.held.discard((phase, key))
+            self._lost.discard((phase, key))
+            if self.enabled:
+                self.state.abandon(phase, key, self.name)
 
     def others_busy(self, phase: str) -> bool:
         if not self.enabled:
@@ -158,16 +176,17 @@ async def claimed(
                 return
             lost = False
             try:
-                claims.check()
+                for key in keys:
+                    claims.check(phase, key)
                 await work(keys)
                 handled += len(keys)
             except ClaimLost:
-                lost = True  # another worker has it now (or may have): leave it alone
+                lost = True  # another worker has it now: leave it alone
             finally:
                 if not lost:
                     claims.release(phase, keys)
-                else:
-                    claims.held.difference_update((phase, key) for key in keys)
+                else:  # expire what is still ours of it at once: never hold a claim nobody works on
+                    claims.abandon(phase, keys)
             claims.state.worker_update(claims.name, items=len(keys), phase=phase)
 
     await asyncio.gather(*(lane() for _ in range(max(concurrency, 1))))

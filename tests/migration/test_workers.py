@@ -256,25 +256,36 @@ def test_without_claims_the_double_work_check_sees_double_work(
         migration.close()
 
 
-def _wait_for_claims(state_url: str, minimum_messages: int, timeout: float = 120.0) -> list[tuple[str, str]]:
-    """Wait until the workers have copied some history; then the (worker, channel) history claims held."""
+def _freeze_a_worker(state_url: str, minimum_messages: int, timeout: float = 120.0) -> tuple[str, list[str]]:
+    """Once the workers have copied some history, SIGSTOP one that holds the claim of a pending channel;
+    returns it and those channels (frozen, it can neither finish nor release them)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = StateDB(state_url)
+        time.sleep(0.2)
         try:
-            if sum(state.totals()) >= minimum_messages:
-                with state.db.read() as c:
-                    rows = c.exec_driver_sql(
-                        "SELECT worker, key FROM claims WHERE phase = 'history' AND worker <> '' ORDER BY key"
-                    ).all()
-                if rows:
-                    return [(r[0], r[1]) for r in rows]
+            state = StateDB(state_url)
         except Exception:
-            pass  # not created yet
+            continue  # not created yet
+        try:
+            if sum(state.totals()) < minimum_messages:
+                continue
+            query = ("SELECT DISTINCT c.worker FROM claims c JOIN items i ON i.phase = c.phase AND i.key = c.key "
+                     "WHERE c.phase = 'history' AND c.worker <> '' AND i.status = 'pending'")  # fmt: skip
+            with state.db.read() as c:
+                candidates = [row[0] for row in c.exec_driver_sql(query)]
+            for worker in candidates:
+                pid = int(worker.split(":")[1])
+                os.kill(pid, signal.SIGSTOP)
+                with state.db.read() as c:
+                    held = [row[0] for row in c.exec_driver_sql(
+                        "SELECT c.key FROM claims c JOIN items i ON i.phase = c.phase AND i.key = c.key "
+                        f"WHERE c.phase = 'history' AND i.status = 'pending' AND c.worker = '{worker}'")]  # fmt: skip
+                if held:
+                    return worker, held
+                os.kill(pid, signal.SIGCONT)  # between two channels: another moment
         finally:
             state.close()
-        time.sleep(0.2)
-    raise AssertionError("the workers never started copying history")
+    raise AssertionError("never caught a worker holding a channel")
 
 
 @pytest.mark.parametrize(("how", "backend"), [("kill", "sqlite"), ("stop", "postgres")])
@@ -294,19 +305,17 @@ def test_a_worker_killed_or_hung_mid_run_is_taken_over_and_verify_finds_nothing_
                "--workers", "3", "--concurrency", "2", "--lease", "4"]  # fmt: skip
         process = subprocess.Popen(run, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            held = _wait_for_claims(state, 20)
-            victim, channel = held[0]
+            victim, channels = _freeze_a_worker(state, 20)
             pid = int(victim.split(":")[1])
             if how == "kill":
                 os.kill(pid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGSTOP)
+            else:  # stays stopped until its claims expired and were taken over
                 deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:  # wait for the takeover of its channel after the lease
+                while time.monotonic() < deadline:
                     check = StateDB(state)
                     counts = check.claim_counts("history")
                     check.close()
-                    if counts.get(channel, 0) >= 2:
+                    if all(counts.get(channel, 0) >= 2 for channel in channels):
                         break
                     time.sleep(0.3)
                 os.kill(pid, signal.SIGCONT)
@@ -330,7 +339,8 @@ def test_a_worker_killed_or_hung_mid_run_is_taken_over_and_verify_finds_nothing_
     assert actual == expected
     check = StateDB(state)
     try:
-        assert check.claim_counts("history")[channel] >= 2  # the victim's channel was taken over
+        counts = check.claim_counts("history")
+        assert all(counts[channel] >= 2 for channel in channels), (channels, counts)  # taken over
         states = {w["id"]: w["detail"] for w in check.workers()}
         if how == "kill":
             assert states[victim] in ("killed by signal 9", "dead (its process is gone)"), states
