@@ -49,6 +49,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -245,6 +246,82 @@ class StateDB:
         except BaseException:
             self.db.close()
             raise
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """The statements run per channel or per message, built once (see :class:`imbridge.storage.Database.prepare`:
+        on SQLite they then skip SQLAlchemy's per-execution work, which cost more than SQLite itself here)."""
+        prepare = self.db.prepare
+        self._get_meta = prepare(select(meta.c.value).where(meta.c.key == bindparam("key")))
+        self._get_item = prepare(
+            select(items).where(items.c.phase == bindparam("phase"), items.c.key == bindparam("key"))
+        )
+        self._set_status = prepare(
+            update(items)
+            .where(items.c.phase == bindparam("b_phase"), items.c.key == bindparam("b_key"))
+            .values(status=bindparam("b_status"), detail=bindparam("b_detail"), updated=bindparam("b_now"))
+        )
+        self._get_checkpoint = prepare(select(checkpoints).where(checkpoints.c.channel == bindparam("channel")))
+        save = self.db.insert(checkpoints).values(
+            channel=bindparam("channel"), position=bindparam("position"), migrated=bindparam("migrated"),
+            skipped=bindparam("skipped"), updated=bindparam("now"),
+        )  # fmt: skip
+        self._save_checkpoint = prepare(
+            save.on_conflict_do_update(
+                index_elements=["channel"],
+                set_={
+                    "position": save.excluded.position,
+                    "migrated": save.excluded.migrated,
+                    "skipped": save.excluded.skipped,
+                    "updated": save.excluded.updated,
+                },
+            )
+        )
+        claimable = and_(
+            claims.c.expires <= bindparam("now"), or_(claims.c.worker != "", claims.c.run != bindparam("run"))
+        )
+        blocking = exists().where(claims.c.phase == items.c.phase, claims.c.key == items.c.key, ~claimable)
+        candidates = (
+            select(items.c.key)
+            .where(items.c.phase == bindparam("phase"), items.c.status == PENDING, ~blocking)
+            .order_by(items.c.key)
+            .limit(bindparam("limit"))
+        )
+        if self.backend == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True, of=items)
+        self._candidates = prepare(candidates)
+        take = self.db.insert(claims).values(
+            phase=bindparam("phase"), key=bindparam("key"), worker=bindparam("worker"), run=bindparam("run"),
+            expires=bindparam("expires"), taken=1,
+        )  # fmt: skip
+        self._take = prepare(
+            take.on_conflict_do_update(
+                index_elements=["phase", "key"],
+                set_={
+                    "worker": take.excluded.worker,
+                    "run": take.excluded.run,
+                    "expires": take.excluded.expires,
+                    "taken": claims.c.taken + 1,
+                },
+                where=claimable,
+            )
+        )
+        holder = select(claims.c.worker).where(claims.c.phase == bindparam("phase"), claims.c.key == bindparam("key"))
+        self._holder = prepare(holder.with_for_update() if self.backend == "postgresql" else holder)
+        self._release = prepare(
+            update(claims)
+            .where(claims.c.phase == bindparam("b_phase"), claims.c.key == bindparam("b_key"),
+                   claims.c.worker == bindparam("b_worker"))
+            .values(worker=bindparam("b_to"), expires=0.0)
+        )  # fmt: skip
+        self._worker_update = prepare(
+            update(workers_table)
+            .where(workers_table.c.id == bindparam("b_worker"))
+            .values(heartbeat=bindparam("b_now"), channels=workers_table.c.channels + bindparam("b_channels"),
+                    messages=workers_table.c.messages + bindparam("b_messages"),
+                    items=workers_table.c["items"] + bindparam("b_items"),
+                    phase=func.coalesce(bindparam("b_phase", type_=Text), workers_table.c.phase))
+        )  # fmt: skip
 
     def close(self) -> None:
         self.db.close()
@@ -278,8 +355,8 @@ class StateDB:
 
     def get_meta(self, key: str) -> Any:
         with self._read() as c:
-            value = c.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one_or_none()
-        return json.loads(value) if value is not None else None
+            row = self._get_meta.first(c, {"key": key})
+        return json.loads(row.value) if row is not None else None
 
     def set_meta(self, key: str, value: Any) -> None:
         statement = self.db.insert(meta).values(key=key, value=_dumps(value))
@@ -333,7 +410,7 @@ class StateDB:
 
     def item(self, phase: str, key: str) -> Item | None:
         with self._read() as c:
-            row = c.execute(select(items).where(items.c.phase == phase, items.c.key == key)).first()
+            row = self._get_item.first(c, {"phase": phase, "key": key})
         return _item(row) if row is not None else None
 
     def keys(self, phase: str, status: str | None = None) -> list[str]:
@@ -345,11 +422,8 @@ class StateDB:
 
     def set_status(self, phase: str, key: str, status: str, detail: str = "") -> None:
         with self.transaction() as c:
-            c.execute(
-                update(items)
-                .where(items.c.phase == phase, items.c.key == key)
-                .values(status=status, detail=detail, updated=time.time())
-            )
+            values = {"b_phase": phase, "b_key": key, "b_status": status, "b_detail": detail, "b_now": time.time()}
+            self._set_status.run(c, values)
 
     def set_many(self, phase: str, keys: Iterable[str], status: str, detail: str = "") -> None:
         with self.transaction():
@@ -458,26 +532,14 @@ class StateDB:
 
     def checkpoint(self, channel: str) -> Checkpoint | None:
         with self._read() as c:
-            r = c.execute(select(checkpoints).where(checkpoints.c.channel == channel)).first()
+            r = self._get_checkpoint.first(c, {"channel": channel})
         return Checkpoint(json.loads(r.position), int(r.migrated), int(r.skipped)) if r is not None else None
 
     def save_checkpoint(self, channel: str, position: dict[str, Any], migrated: int, skipped: int) -> None:
-        statement = self.db.insert(checkpoints).values(
-            channel=channel, position=_dumps(position), migrated=migrated, skipped=skipped, updated=time.time()
-        )
-        excluded = statement.excluded
+        values = {"channel": channel, "position": _dumps(position), "migrated": migrated, "skipped": skipped,
+                  "now": time.time()}  # fmt: skip
         with self.transaction() as c:
-            c.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["channel"],
-                    set_={
-                        "position": excluded.position,
-                        "migrated": excluded.migrated,
-                        "skipped": excluded.skipped,
-                        "updated": excluded.updated,
-                    },
-                )
-            )
+            self._save_checkpoint.run(c, values)
 
     def reset_checkpoint(self, channel: str) -> None:
         """Start a channel over from its first message (a repair): every message is looked up before it is
@@ -487,6 +549,12 @@ class StateDB:
             return
         kept = {"last": checkpoint.position["last"]} if "last" in checkpoint.position else {}
         self.save_checkpoint(channel, kept, 0, 0)
+
+    def checkpoint_times(self, channels: Iterable[str]) -> list[float]:
+        """When each of ``channels`` last had its checkpoint saved (Unix seconds)."""
+        query = select(checkpoints.c.updated).where(checkpoints.c.channel.in_(list(channels)))
+        with self._read() as c:
+            return [float(t) for t in c.execute(query).scalars()]
 
     def processed(self) -> dict[str, int]:
         """Messages looked at (copied or skipped) per channel."""
@@ -550,41 +618,16 @@ class StateDB:
 
     # -- claims -----------------------------------------------------------------------------------
 
-    def _claimable(self, now: float, run: int) -> Any:
-        """A claim row that does not stop another worker from taking its item."""
-        return and_(claims.c.expires <= now, or_(claims.c.worker != "", claims.c.run != run))
-
-    def _take_statement(self, phase: str, key: str, worker: str, run: int, now: float, lease: float) -> Any:
-        statement = self.db.insert(claims).values(
-            phase=phase, key=key, worker=worker, run=run, expires=now + lease, taken=1
-        )
-        excluded = statement.excluded
-        return statement.on_conflict_do_update(
-            index_elements=["phase", "key"],
-            set_={"worker": excluded.worker, "run": excluded.run, "expires": excluded.expires,
-                  "taken": claims.c.taken + 1},
-            where=self._claimable(now, run),
-        )  # fmt: skip
-
     def claim(self, phase: str, worker: str, run: int, *, lease: float, limit: int = 1) -> list[str]:
         """Claim up to ``limit`` pending items of ``phase`` no live claim holds (by key); returns their keys."""
         now = time.time()
-        blocking = exists().where(
-            claims.c.phase == items.c.phase, claims.c.key == items.c.key, ~self._claimable(now, run)
-        )
-        query = (
-            select(items.c.key)
-            .where(items.c.phase == phase, items.c.status == PENDING, ~blocking)
-            .order_by(items.c.key)
-            .limit(limit)
-        )
-        if self.backend == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=items)
         taken: list[str] = []
         with self.transaction() as c:
-            for key in c.execute(query).scalars().all():
-                if c.execute(self._take_statement(phase, key, worker, run, now, lease)).rowcount == 1:
-                    taken.append(key)
+            for row in self._candidates.rows(c, {"phase": phase, "now": now, "run": run, "limit": limit}):
+                values = {"phase": phase, "key": row.key, "worker": worker, "run": run, "expires": now + lease,
+                          "now": now}  # fmt: skip
+                if self._take.run(c, values) == 1:
+                    taken.append(row.key)
         return taken
 
     def claims_off(self, phase: str, *, limit: int, exclude: Sequence[str]) -> list[str]:
@@ -597,8 +640,10 @@ class StateDB:
 
     def take(self, phase: str, key: str, worker: str, run: int, *, lease: float) -> bool:
         """Claim one named thing (a once-per-run step), whether or not it is an item."""
+        now = time.time()
+        values = {"phase": phase, "key": key, "worker": worker, "run": run, "expires": now + lease, "now": now}
         with self.transaction() as c:
-            return bool(c.execute(self._take_statement(phase, key, worker, run, time.time(), lease)).rowcount == 1)
+            return self._take.run(c, values) == 1
 
     def renew(self, worker: str, lease: float) -> int:
         """Extend every claim ``worker`` still holds (taken-over ones are not its any more); returns how many."""
@@ -607,24 +652,17 @@ class StateDB:
                 c.execute(update(claims).where(claims.c.worker == worker).values(expires=time.time() + lease)).rowcount
             )
 
-    def release(self, phase: str, key: str, worker: str) -> None:
-        """Give a claim back. Its row stays (``worker = ''``, expired) so that this run does not take an item
-        left pending again; a finished item is not pending and so not claimable anyway."""
+    def release(self, phase: str, keys: Iterable[str], worker: str, *, abandon: bool = False) -> None:
+        """Give claims back, and count them as items this worker handled. A released row stays (``worker =
+        ''``, expired) so that this run does not take an item left pending again (a finished item is not
+        pending, so not claimable anyway). ``abandon``: the worker stopped working on them without finishing
+        (another took them over, or may): expired but kept under its name, so any worker takes them at once."""
+        keys = list(keys)
         with self.transaction() as c:
-            c.execute(
-                update(claims)
-                .where(claims.c.phase == phase, claims.c.key == key, claims.c.worker == worker)
-                .values(worker="", expires=0.0)
-            )
-
-    def abandon(self, phase: str, key: str, worker: str) -> None:
-        """Expire a claim still held by ``worker`` that it stopped working on: any worker may take it now."""
-        with self.transaction() as c:
-            c.execute(
-                update(claims)
-                .where(claims.c.phase == phase, claims.c.key == key, claims.c.worker == worker)
-                .values(expires=0.0)
-            )
+            for key in keys:
+                values = {"b_phase": phase, "b_key": key, "b_worker": worker, "b_to": worker if abandon else ""}
+                self._release.run(c, values)
+            self.worker_update(worker, c, items=len(keys), phase=phase)
 
     def held_by(self, worker: str) -> set[tuple[str, str]]:
         """The (phase, key) claims ``worker`` holds."""
@@ -641,10 +679,8 @@ class StateDB:
         ``worker`` None: no claim to check (claims switched off, or a caller outside the workers)."""
         with self.transaction() as c:
             if worker is not None:
-                query = select(claims.c.worker).where(claims.c.phase == phase, claims.c.key == key)
-                if self.backend == "postgresql":
-                    query = query.with_for_update()
-                if c.execute(query).scalar() != worker:
+                row = self._holder.first(c, {"phase": phase, "key": key})
+                if row is None or row.worker != worker:
                     raise ClaimLost(f"{phase} {key}")
             yield c
 
@@ -689,18 +725,35 @@ class StateDB:
                 .on_conflict_do_nothing(index_elements=["id"])
             )
 
-    def worker_update(self, worker: str, c: Connection | None = None, **values: Any) -> None:
-        """Set a worker's row fields; ``channels``, ``messages`` and ``items`` are added, not set."""
-        changes: dict[str, Any] = {"heartbeat": time.time()}
-        for name, value in values.items():
-            column = workers_table.c[name]
-            changes[name] = column + value if name in ("channels", "messages", "items") else value
-        statement = update(workers_table).where(workers_table.c.id == worker).values(**changes)
+    def worker_update(
+        self,
+        worker: str,
+        c: Connection | None = None,
+        *,
+        channels: int = 0,
+        messages: int = 0,
+        items: int = 0,
+        phase: str | None = None,
+    ) -> None:
+        """Add to a worker's counts (and set its phase, when given); renews its heartbeat time."""
+        values = {"b_worker": worker, "b_now": time.time(), "b_channels": channels, "b_messages": messages,
+                  "b_items": items, "b_phase": phase}  # fmt: skip
         if c is not None:
-            c.execute(statement)
+            self._worker_update.run(c, values)
             return
         with self.transaction() as own:
-            own.execute(statement)
+            self._worker_update.run(own, values)
+
+    def worker_finished(self, worker: str, *, detail: str, peak_rss_mb: float | None) -> None:
+        self.worker_heartbeat(worker, peak_rss_mb, finished=time.time(), detail=detail)
+
+    def worker_heartbeat(self, worker: str, peak_rss_mb: float | None, **values: Any) -> None:
+        with self.transaction() as c:
+            c.execute(
+                update(workers_table)
+                .where(workers_table.c.id == worker)
+                .values(heartbeat=time.time(), peak_rss_mb=peak_rss_mb, **values)
+            )
 
     def worker_exited(self, pid: int, code: int) -> None:
         """Record how a worker process of this host ended (its parent saw it exit)."""

@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from imbridge.errors import ConfigurationError
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 POLL_SECONDS = 0.5
 #: Switched off only to show, in a test, the double work claims prevent (``IMBRIDGE_MIGRATION_CLAIMS=off``).
 CLAIMS_ENV = "IMBRIDGE_MIGRATION_CLAIMS"
+#: ``off``: a dead worker of this host is not noticed by its pid; its claims wait for their lease to expire,
+#: as those of a worker on another host do (the tests use it to take that path on one machine).
+LOCAL_DEATH_ENV = "IMBRIDGE_MIGRATION_LOCAL_DEATH"
 
 
 def _peak_rss_mb() -> float | None:
@@ -83,7 +86,7 @@ class Claims:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
         with contextlib.suppress(Exception):  # the state database may be what failed
-            self.state.worker_update(self.name, finished=time.time(), peak_rss_mb=_peak_rss_mb(), detail=detail)
+            self.state.worker_finished(self.name, detail=detail, peak_rss_mb=_peak_rss_mb())
 
     def _renew(self) -> None:
         started = time.time()
@@ -98,7 +101,7 @@ class Claims:
             await asyncio.sleep(self.lease / 4)
             with contextlib.suppress(Exception):  # a failed renewal lets the deadline pass: work stops
                 self._renew()
-                self.state.worker_update(self.name, peak_rss_mb=_peak_rss_mb())
+                self.state.worker_heartbeat(self.name, _peak_rss_mb())
 
     def check(self, phase: str, key: str) -> None:
         """Raise :class:`ClaimLost` unless this worker holds the claim on ``(phase, key)``. Free while the
@@ -117,26 +120,22 @@ class Claims:
             mine = [key for p, key in self.held if p == phase]
             keys = self.state.claims_off(phase, limit=limit, exclude=mine)
         else:
-            if time.time() - self._last_dead_check >= POLL_SECONDS:
+            local_death = os.environ.get(LOCAL_DEATH_ENV, "on") != "off"
+            if local_death and time.time() - self._last_dead_check >= POLL_SECONDS:
                 self._last_dead_check = time.time()
                 self.state.expire_dead_local()
             keys = self.state.claim(phase, self.name, self.run, lease=self.lease, limit=limit)
         self.held.update((phase, key) for key in keys)
         return keys
 
-    def release(self, phase: str, keys: Iterable[str]) -> None:
+    def release(self, phase: str, keys: Sequence[str], *, abandon: bool = False) -> None:
         for key in keys:
             self.held.discard((phase, key))
             self._lost.discard((phase, key))
-            if self.enabled:
-                self.state.release(phase, key, self.name)
-
-    def abandon(self, phase: str, keys: Iterable[str]) -> None:
-        for key in keys:
-            self.held.discard((phase, key))
-            self._lost.discard((phase, key))
-            if self.enabled:
-                self.state.abandon(phase, key, self.name)
+        if self.enabled:
+            self.state.release(phase, keys, self.name, abandon=abandon)
+        else:
+            self.state.worker_update(self.name, items=len(keys), phase=phase)
 
     def others_busy(self, phase: str) -> bool:
         if not self.enabled:
@@ -153,7 +152,7 @@ class Claims:
             if not self.enabled or self.state.take("step", key, self.name, self.run, lease=self.lease):
                 result = await work()
                 self.state.set_meta(key, result)
-                self.state.release("step", key, self.name)
+                self.state.release("step", [key], self.name)
                 return result
             await asyncio.sleep(POLL_SECONDS)
 
@@ -183,11 +182,8 @@ async def claimed(
             except ClaimLost:
                 lost = True  # another worker has it now: leave it alone
             finally:
-                if not lost:
-                    claims.release(phase, keys)
-                else:  # expire what is still ours of it at once: never hold a claim nobody works on
-                    claims.abandon(phase, keys)
-            claims.state.worker_update(claims.name, items=len(keys), phase=phase)
+                # lost: expire what is still ours of it at once (never hold a claim nobody works on)
+                claims.release(phase, keys, abandon=lost)
 
     await asyncio.gather(*(lane() for _ in range(max(concurrency, 1))))
     return handled

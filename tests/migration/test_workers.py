@@ -69,21 +69,22 @@ def test_a_claim_is_exclusive_expires_unrenewed_and_fences_the_loser(state_url: 
         assert state.renew("hostA:1:a", 60.0) == 0  # nothing of A's is left to renew
 
         # An item released while still pending is not claimed again in the same run, but is in the next.
-        state.release("history", b[0], "hostB:1:b")
+        state.release("history", [b[0]], "hostB:1:b")
         assert b[0] not in state.claim("history", "hostC:1:c", 1, lease=60.0, limit=10)
         assert state.claim("history", "hostC:1:c", 2, lease=60.0, limit=10) == [b[0]]
         # A finished item is never claimed again.
         state.set_status("history", b[1], "done")
-        state.release("history", b[1], "hostB:1:b")
+        state.release("history", [b[1]], "hostB:1:b")
         assert state.claim("history", "hostD:1:d", 3, lease=60.0, limit=10) == []
     finally:
         state.close()
 
 
-def _claim_all(url: str, name: str, out: str) -> None:
+def _claim_all(url: str, name: str, out: str, start: Any) -> None:
     """A process claiming items until none is left, marking each done; writes what it got."""
     state = StateDB(url)
     got: list[str] = []
+    start.wait()  # all four begin together
     while keys := state.claim("history", name, 1, lease=60.0, limit=3):
         for key in keys:
             state.set_status("history", key, "done")
@@ -99,7 +100,10 @@ def test_four_processes_claiming_at_once_take_every_item_exactly_once(state_url:
     state.close()
     context = multiprocessing.get_context("spawn")
     outs = [str(tmp_path / f"claimed{n}.json") for n in range(4)]
-    processes = [context.Process(target=_claim_all, args=(state_url, f"host{n}:{n}:x", outs[n])) for n in range(4)]
+    start = context.Barrier(4)
+    processes = [
+        context.Process(target=_claim_all, args=(state_url, f"host{n}:{n}:x", outs[n], start)) for n in range(4)
+    ]
     for process in processes:
         process.start()
     for process in processes:
@@ -288,26 +292,38 @@ def _freeze_a_worker(state_url: str, minimum_messages: int, timeout: float = 120
     raise AssertionError("never caught a worker holding a channel")
 
 
-@pytest.mark.parametrize(("how", "backend"), [("kill", "sqlite"), ("stop", "postgres")])
-def test_a_worker_killed_or_hung_mid_run_is_taken_over_and_verify_finds_nothing_missing(
-    worlds: dict[str, World], how: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """``kill``: SIGKILL (the process is gone: detected at once on this host). ``stop``: SIGSTOP, as a hung
-    worker or one on a host that dropped off the network: its claims expire after the lease and are taken
-    over; then it is woken up (SIGCONT) and must write nothing more about what it lost."""
+@pytest.mark.parametrize(("how", "backend"), [("kill", "sqlite"), ("kill-remote", "postgres"), ("stop", "sqlite")])
+def test_a_worker_killed_or_hung_mid_run_is_taken_over(
+    worlds: dict[str, World], how: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``kill``: SIGKILL; the process is gone, which its host notices at once. ``kill-remote``: the same, with
+    that noticing switched off, as for a worker on another host: its claims are taken over once their
+    lease expired. Both: verify finds zero mismatches, nothing is copied twice.
+
+    ``stop``: SIGSTOP, a hung worker (or a frozen VM): its claims expire and are taken over, then it is
+    woken up (SIGCONT) and must write nothing more about what it lost (no checkpoint, no status). The
+    limit documented in docs/migration.md: a send it was in the middle of (looked up, not yet written)
+    can still land after the takeover: at most one message per channel it held, which verify then
+    reports as "migrated more than once". No message is ever lost."""
+    if how == "kill-remote":
+        monkeypatch.setenv("IMBRIDGE_MIGRATION_LOCAL_DEATH", "off")
     world = worlds["w"]
     users = tmp_path / "users.txt"
     users.write_text("\n".join(world.users()) + "\n")
     state = _state(backend, tmp_path / "state.db", request)
     with serve(world.tencent) as tencent, serve(world.wukong) as wukong:
         env = cli_env(world, tencent.url, wukong.url, PACED)
+        if how == "kill-remote":
+            env["IMBRIDGE_MIGRATION_LOCAL_DEATH"] = "off"
         run = [*CLI, "run", "--state", state, "--users", str(users), "--progress", "none", "--json",
                "--workers", "3", "--concurrency", "2", "--lease", "4"]  # fmt: skip
         process = subprocess.Popen(run, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             victim, channels = _freeze_a_worker(state, 20)
+            frozen_at = time.time()
             pid = int(victim.split(":")[1])
-            if how == "kill":
+            if how != "stop":
                 os.kill(pid, signal.SIGKILL)
             else:  # stays stopped until its claims expired and were taken over
                 deadline = time.monotonic() + 120
@@ -328,26 +344,32 @@ def test_a_worker_killed_or_hung_mid_run_is_taken_over_and_verify_finds_nothing_
         report = json.loads(out)
         assert report["complete"], report
         env.pop("IMBRIDGE_TENCENT_RATE_LIMITS")
-        verify = subprocess.run([*CLI, "verify", "--state", state, "--progress", "none"], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert verify.returncode == 0, verify.stdout + verify.stderr
-        assert "zero mismatches" in verify.stdout
+        verify = subprocess.run([*CLI, "--json", "verify", "--state", state, "--progress", "none"], env=env,
+                                cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+        result = json.loads(verify.stdout)
         expected = world.expected()
         actual = world.actual(list(expected))
     duplicated = {ch: [i for i, n in Counter(ids).items() if n > 1] for ch, ids in actual.items()}
-    assert not any(duplicated.values()), duplicated
-    assert actual == expected
+    duplicated = {ch: ids for ch, ids in duplicated.items() if ids}
+    assert {ch: sorted(set(ids)) for ch, ids in actual.items()} == {ch: sorted(ids) for ch, ids in expected.items()}
     check = StateDB(state)
     try:
         counts = check.claim_counts("history")
         assert all(counts[channel] >= 2 for channel in channels), (channels, counts)  # taken over
-        states = {w["id"]: w["detail"] for w in check.workers()}
-        if how == "kill":
-            assert states[victim] in ("killed by signal 9", "dead (its process is gone)"), states
+        states = {w["id"]: w for w in check.workers()}
+        if how == "kill-remote":  # not before the lease (4 s) expired
+            assert min(check.checkpoint_times(channels)) >= frozen_at + 4 - 1, "taken over before the lease expired"
+        if how == "stop":
+            assert states[victim]["detail"] == "finished", states  # woken up, it went on with other work
+            assert len(duplicated) <= len(channels) and all(len(ids) == 1 for ids in duplicated.values())
+            assert result["mismatch_count"] == len(duplicated), result
         else:
-            assert states[victim] == "finished", states  # woken up, it went on with other work
+            assert states[victim]["detail"] in ("killed by signal 9", "dead (its process is gone)"), states
+            assert not duplicated, duplicated
+            assert result["ok"] and result["mismatch_count"] == 0, result
+            assert actual == expected
         # Every message counted once over all workers: what the victim did after its last checkpoint was
         # not counted for it (its saves are fenced) but for the worker that took over and looked it up.
-        assert sum(w["messages"] for w in check.workers()) == sum(check.totals())
+        assert sum(w["messages"] for w in states.values()) == sum(check.totals())
     finally:
         check.close()
