@@ -15,7 +15,9 @@ end), the whole run's wall time, and each worker's peak RSS (``VmHWM``, recorded
 state database; the killed one's as of its last heartbeat). Per-worker memory must be flat in message
 count: the largest size's peak below 1.3x the smallest's, worker for worker.
 
-Concurrency per worker is the default (8 channels at once). The emulators' quotas are lifted and the
+Also printed: the CPU seconds each emulator process used during the run (a single-threaded emulator near
+one CPU second per wall second is the ceiling). Concurrency per worker is the default (8 channels at
+once). The emulators' quotas are lifted and the
 client paces at 1,000/s per export command.
 """
 
@@ -120,6 +122,13 @@ def _serve(kind: str, store: str, key: str, env: dict[str, str]) -> tuple[subpro
     return process, process.stdout.readline().decode().strip()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _kill_one_worker(state: str, total: int, process: subprocess.Popen[bytes]) -> dict[str, Any] | None:
     """Once a third of the messages are copied, SIGKILL one worker process holding a history claim."""
     from imbridge.migration.state import StateDB
@@ -173,13 +182,16 @@ def run_size(messages: int, workers: list[int]) -> dict[str, Any]:
                     "target": {"base_url": target_url, "store": str(work / f"imbridge-wukong-{count}.db")},
                     "state": state, "workers": count, "users": users, "verify": count > 1,
                 }  # fmt: skip
+                cpu_before = {"tencent": _cpu_seconds(source_process.pid), "wukong": _cpu_seconds(target_process.pid)}
                 process = _start(["--child-migrate"], spec, env)
                 killed = _kill_one_worker(state, messages, process) if count > 1 else None
                 out, _ = process.communicate()
+                cpu = {"tencent": _cpu_seconds(source_process.pid) - cpu_before["tencent"],
+                       "wukong": _cpu_seconds(target_process.pid) - cpu_before["wukong"]}  # fmt: skip
                 if process.returncode != 0:
                     raise SystemExit(f"migration child failed ({process.returncode})")
                 result = json.loads(out.decode().strip().splitlines()[-1])
-                result.update(workers_started=count, killed=killed,
+                result.update(workers_started=count, killed=killed, emulator_cpu_seconds=cpu,
                               messages_per_second=result["messages"] / result["history_seconds"])  # fmt: skip
                 runs.append(result)
             finally:
@@ -230,16 +242,16 @@ def main() -> None:
         return None
     print(f"machine: {machine}")
     print(f"{'messages':>9} {'workers':>7} {'migrated':>9} {'msg/s':>7} {'ratio':>6} {'wall s':>7} "
-          f"{'verify':>15}  peak RSS per worker (MB)")  # fmt: skip
+          f"{'verify':>15} {'emulator CPU s (T/W)':>21}  peak RSS per worker (MB)")  # fmt: skip
     for size in results:
         for run in size["runs"]:
-            verify = run.get("verify")
+            verify, cpu = run.get("verify"), run["emulator_cpu_seconds"]
             shown = "-" if verify is None else f"{verify['mismatch_count']} mismatches"
             peaks = ", ".join(f"{w['peak_rss_mb']:.1f}{'*' if 'killed' in w['state'] or 'dead' in w['state'] else ''}"
                               for w in run["workers"] if w["peak_rss_mb"])  # fmt: skip
             print(f"{size['size']:>9} {run['workers_started']:>7} {run['messages']:>9} "
                   f"{run['messages_per_second']:>7.0f} {run['ratio_to_first']:>6.2f} {run['seconds']:>7.1f} "
-                  f"{shown:>15}  {peaks}")  # fmt: skip
+                  f"{shown:>15} {cpu['tencent']:>10.0f}/{cpu['wukong']:<10.0f}  {peaks}")  # fmt: skip
     print("(* the worker killed mid-run, as of its last heartbeat)")
     for workers, memory in (summary.get("memory") or {}).items():
         print(f"peak RSS per worker, largest/smallest size, {workers} worker(s): {memory['ratio']} "

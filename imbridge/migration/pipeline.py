@@ -41,7 +41,15 @@ from imbridge.migration.conversations import conversations_phase, requeue_users,
 from imbridge.migration.progress import Progress, make_progress
 from imbridge.migration.source import TencentSource
 from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, ClaimLost, IdCollisionError, StateDB
-from imbridge.migration.workers import POLL_SECONDS, Claims, claimed, payload, start_processes, stop_processes
+from imbridge.migration.workers import (
+    POLL_SECONDS,
+    Claims,
+    claimed,
+    payload,
+    peak_rss_mb,
+    start_processes,
+    stop_processes,
+)
 from imbridge.models import Conversation, Custom, Element, Group, Member, Message, Role, SentMessage, Text
 from imbridge.providers.base import Direction
 
@@ -639,6 +647,7 @@ class Migration:
                 started = time.time()
                 handled = await getattr(self, f"_phase_{phase}")()
                 self._record_span(claims.run, phase, started, handled)
+                self.state.worker_heartbeat(claims.name, peak_rss_mb())
             detail = "finished"
         except BaseException as error:
             detail = f"stopped: {type(error).__name__}: {error}"[:300]

@@ -45,7 +45,7 @@ CLAIMS_ENV = "IMBRIDGE_MIGRATION_CLAIMS"
 LOCAL_DEATH_ENV = "IMBRIDGE_MIGRATION_LOCAL_DEATH"
 
 
-def _peak_rss_mb() -> float | None:
+def peak_rss_mb() -> float | None:
     """This process's peak resident set (Linux ``VmHWM``)."""
     try:
         with open("/proc/self/status") as status:
@@ -86,7 +86,7 @@ class Claims:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
         with contextlib.suppress(Exception):  # the state database may be what failed
-            self.state.worker_finished(self.name, detail=detail, peak_rss_mb=_peak_rss_mb())
+            self.state.worker_finished(self.name, detail=detail, peak_rss_mb=peak_rss_mb())
 
     def _renew(self) -> None:
         started = time.time()
@@ -101,7 +101,7 @@ class Claims:
             await asyncio.sleep(self.lease / 4)
             with contextlib.suppress(Exception):  # a failed renewal lets the deadline pass: work stops
                 self._renew()
-                self.state.worker_heartbeat(self.name, _peak_rss_mb())
+                self.state.worker_heartbeat(self.name, peak_rss_mb())
 
     def check(self, phase: str, key: str) -> None:
         """Raise :class:`ClaimLost` unless this worker holds the claim on ``(phase, key)``. Free while the
