@@ -173,17 +173,20 @@ async def claimed(
                     await asyncio.sleep(POLL_SECONDS)
                     continue
                 return
-            lost = False
+            completed = False
             try:
                 for key in keys:
                     claims.check(phase, key)
                 await work(keys)
                 handled += len(keys)
+                completed = True
             except ClaimLost:
-                lost = True  # another worker has it now: leave it alone
+                pass  # another worker has it now: leave it alone
             finally:
-                # lost: expire what is still ours of it at once (never hold a claim nobody works on)
-                claims.release(phase, keys, abandon=lost)
+                # Not completed (lost, stopped, failed): expire what is still ours of it at once, for any
+                # worker to take (never hold a claim nobody works on). Completed but still pending (its
+                # group is missing, say): released for good in this run.
+                claims.release(phase, keys, abandon=not completed)
 
     await asyncio.gather(*(lane() for _ in range(max(concurrency, 1))))
     return handled
