@@ -373,3 +373,43 @@ def test_a_worker_killed_or_hung_mid_run_is_taken_over(
         assert sum(w["messages"] for w in states.values()) == sum(check.totals())
     finally:
         check.close()
+
+
+def test_a_worker_joining_from_another_host_shares_the_run(
+    worlds: dict[str, World], tmp_path: Path, imbridge_postgres: PostgresServer
+) -> None:
+    """Two "hosts" (separate working directories) on one PostgreSQL state: ``run --join`` started first
+    waits for the plan that ``run`` makes, then both work on the same run; the report of each shows both
+    workers, and the target is complete and verified."""
+    world = worlds["hosts"]
+    users = tmp_path / "users.txt"
+    users.write_text("\n".join(world.users()) + "\n")
+    state = imbridge_postgres.fresh_database()
+    hosts = [tmp_path / "host-a", tmp_path / "host-b"]
+    for host in hosts:
+        host.mkdir()
+    with serve(world.tencent) as tencent, serve(world.wukong) as wukong:
+        env = cli_env(world, tencent.url, wukong.url, PACED)
+        common = ["--state", state, "--progress", "none", "--json", "--concurrency", "2"]
+        joiner = subprocess.Popen([*CLI, "run", "--join", "--workers", "2", *common], env=env, cwd=hosts[1],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        time.sleep(2)  # it waits for a plan
+        first = subprocess.run([*CLI, "run", "--users", str(users), *common], env=env, cwd=hosts[0],
+                               capture_output=True, timeout=300)  # fmt: skip
+        joined_out, joined_err = joiner.communicate(timeout=300)
+        assert first.returncode == 0, first.stderr.decode()[-3000:]
+        assert joiner.returncode == 0, joined_err.decode()[-3000:]
+        env.pop("IMBRIDGE_TENCENT_RATE_LIMITS")
+        verify = subprocess.run([*CLI, "verify", "--state", state, "--progress", "none"], env=env, cwd=hosts[0],
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert verify.returncode == 0 and "zero mismatches" in verify.stdout, verify.stdout + verify.stderr
+        expected = world.expected()
+        assert world.actual(list(expected)) == expected
+    assert json.loads(first.stdout)["complete"] and json.loads(joined_out)["complete"]
+    migration = Migration({}, {}, state)  # the report, now that every worker has exited
+    try:
+        ran = migration.report()["workers"]
+    finally:
+        migration.close()
+    assert len(ran) == 3 and all(w["state"] == "finished" for w in ran), ran  # its own and the joiner's two
+    assert sum(1 for w in ran if w["messages"]) >= 2, ran  # the work was shared
