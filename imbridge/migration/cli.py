@@ -241,7 +241,8 @@ def _sigterm_stops_like_sigint() -> Iterator[dict[str, str]]:
 def _interrupted_text(migration: Migration, args: argparse.Namespace, by: str) -> str:
     """What was saved when a command was stopped, and the command that goes on from there."""
     command = args.migrate_command
-    again = ["imbridge", "migrate", command, "--state", args.state]
+    # a PostgreSQL URL is shown with its password masked (stderr may end up in a log)
+    again = ["imbridge", "migrate", command, "--state", migration.state.path]
     if args.config:
         again += ["--config", args.config]
     for phase in getattr(args, "phases", None) or ():

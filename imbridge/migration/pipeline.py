@@ -253,7 +253,8 @@ class _ExpectedMessages:
 
 
 class Migration:
-    """A migration from Tencent IM (``source``) to WuKongIM (``target``), its state in the SQLite file ``state``.
+    """A migration from Tencent IM (``source``) to WuKongIM (``target``), its state in ``state``: a SQLite
+    file path or a PostgreSQL URL (``postgresql://…``, shared by workers on several hosts).
 
     ``source`` and ``target`` are clients (``AsyncIMClient``; an ``IMClient``'s provider is reused) or
     settings mappings (``{"sdk_app_id": ..., "secret_key": ...}`` / ``{"base_url": ..., "store": ...}``, an
