@@ -691,8 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", help="migration state database (default: a temporary directory)")
     demo.add_argument("--progress", choices=["auto", "rich", "plain", "json", "none"], default="auto",
                       help="how progress is shown (default: rich bars on a terminal, plain lines otherwise)")
-    demo.add_argument("--concurrency", type=_positive_int("--concurrency"), default=8,
-                      help="channels migrated at once")
+    demo.add_argument("--concurrency", type=_positive_int("--concurrency"), default=8, help="channels migrated at once")
     demo.set_defaults(handler=cmd_demo)
 
     from imbridge.migration.cli import add_parser as add_migrate
