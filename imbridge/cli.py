@@ -572,7 +572,7 @@ def cmd_demo(args: argparse.Namespace, out: Output) -> int:
             print("\n== Part 2: migrating a Tencent IM app to WuKongIM ==")
     from imbridge.migration.demo import run_migration_demo
 
-    return run_migration_demo(state=args.state, progress=args.progress, as_json=out.as_json, workers=args.workers)
+    return run_migration_demo(state=args.state, progress=args.progress, as_json=out.as_json, workers=args.concurrency)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -691,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", help="migration state database (default: a temporary directory)")
     demo.add_argument("--progress", choices=["auto", "rich", "plain", "json", "none"], default="auto",
                       help="how progress is shown (default: rich bars on a terminal, plain lines otherwise)")
-    demo.add_argument("--workers", type=_positive_int("--workers"), default=8, help="channels migrated at once")
+    demo.add_argument("--concurrency", type=_positive_int("--concurrency"), default=8, help="channels migrated at once")
     demo.set_defaults(handler=cmd_demo)
 
     from imbridge.migration.cli import add_parser as add_migrate

@@ -52,14 +52,16 @@ def add_parser(commands: Any) -> None:
     ):
         command = sub.add_parser(name, help=text, description=text)
         command.add_argument("--state", default="imbridge-migration.db",
-                             help="the state database (SQLite file; default imbridge-migration.db)"
+                             help="the state database: a SQLite file (default imbridge-migration.db) or a "
+                                  "postgresql://user:password@host/db URL (shared by workers on several hosts)"
                              + ("; it must exist" if name in READS_STATE else ""))  # fmt: skip
         command.add_argument("--config", help="TOML file with [source], [target] and [options] tables")
         command.add_argument("--progress", choices=MODES, default="auto",
                              help="auto: rich bars on a terminal, plain lines otherwise")  # fmt: skip
         if name in ("plan", "run"):
             command.add_argument("--users", help="file of user ids, one per line ('-' reads stdin)")
-            command.add_argument("--workers", type=int, help="channels migrated at once (default 8)")
+            command.add_argument("--concurrency", type=int,
+                                 help="channels each worker process migrates at once (default 8)")  # fmt: skip
             command.add_argument("--revoked", choices=["revoke", "skip"], help="recalled messages (default revoke)")
             command.add_argument("--id-prefix", help="prefix for every target user and group id")
             command.add_argument("--as-of", help="migrate history up to this time (ISO 8601 or Unix seconds)")
@@ -67,6 +69,15 @@ def add_parser(commands: Any) -> None:
         if name == "run":
             command.add_argument("--phase", dest="phases", action="append", choices=PHASES,
                                  help="run only this phase (repeatable)")  # fmt: skip
+            command.add_argument("--workers", type=int,
+                                 help="worker processes on this host, sharing the work through the state database "
+                                      "(default 1: this process)")  # fmt: skip
+            command.add_argument("--join", action="store_true",
+                                 help="take part in the run under way on another host (same --state, on "
+                                      "PostgreSQL): no plan, no re-check; wait for the plan, then work")  # fmt: skip
+            command.add_argument("--lease", type=float,
+                                 help="seconds a dead worker's claims last before another takes them over "
+                                      "(default 60)")  # fmt: skip
         if name == "verify":
             command.add_argument("--repair", action="store_true",
                                  help="queue again what verify finds missing or wrong, copy it (each message looked "
@@ -108,7 +119,7 @@ def _fields(settings: pydantic.BaseModel) -> dict[str, Any]:
 
 def _options(args: argparse.Namespace, config: dict[str, Any]) -> MigrationOptions | None:
     values: dict[str, Any] = dict(config.get("options", {}))
-    for name in ("workers", "revoked", "id_prefix"):
+    for name in ("workers", "concurrency", "lease", "revoked", "id_prefix"):
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
     if getattr(args, "as_of", None):
@@ -120,7 +131,7 @@ def _options(args: argparse.Namespace, config: dict[str, Any]) -> MigrationOptio
 
 def run_command(args: argparse.Namespace, out: Any) -> int:
     command = args.migrate_command
-    if command in READS_STATE and not Path(args.state).is_file():
+    if command in READS_STATE and "://" not in args.state and not Path(args.state).is_file():
         # Opening it would create an empty state and report zeros: a mistyped --state must not look fine.
         raise ConfigurationError(
             f"no migration state at {args.state!r}: give the --state of a migration "
@@ -167,6 +178,12 @@ def _run(migration: Migration, args: argparse.Namespace, out: Any) -> int:
         plan = migration.plan(_read_users(args.users))
         out.emit(plan, lambda: "planned: " + ", ".join(f"{k} {v}" for k, v in plan.items() if k != "new_items"))
         return EXIT_OK
+    if command == "run" and args.join:
+        status = migration.join(args.phases or PHASES)
+        migration.progress.close()
+        report = migration.report()
+        out.emit(report, lambda: summary_text(report))
+        return EXIT_OK if status["complete"] else EXIT_FAILED
     if command == "run":
         status = migration.run(_read_users(args.users), args.phases or PHASES)
         migration.progress.close()
@@ -224,7 +241,8 @@ def _sigterm_stops_like_sigint() -> Iterator[dict[str, str]]:
 def _interrupted_text(migration: Migration, args: argparse.Namespace, by: str) -> str:
     """What was saved when a command was stopped, and the command that goes on from there."""
     command = args.migrate_command
-    again = ["imbridge", "migrate", command, "--state", args.state]
+    # a PostgreSQL URL is shown with its password masked (stderr may end up in a log)
+    again = ["imbridge", "migrate", command, "--state", migration.state.path]
     if args.config:
         again += ["--config", args.config]
     for phase in getattr(args, "phases", None) or ():

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from imbridge.client import AsyncIMClient
 from imbridge.errors import ConflictError, IMBridgeError
 from imbridge.migration import ids
-from imbridge.migration.state import DONE, FAILED, PENDING
+from imbridge.migration.state import DONE, FAILED
 from imbridge.models import Conversation, ConversationSummary
 
 if TYPE_CHECKING:
@@ -122,28 +122,34 @@ async def conversations_phase(migration: Migration) -> int:
     leaves the unread counts of its users' conversations as WuKongIM counts fresh messages: those users' items
     are queued again first."""
     source, target = await migration._open()
-    started = time.time()
-    migration.state.add_items(PHASE, ((user, {}) for user in migration.state.keys("accounts")))
-    last = migration.state.get_meta(MARK)
-    if last is not None:
-        query = "SELECT key FROM items WHERE phase = 'history' AND status = ? AND updated > ?"
-        copied = [row["key"] for row in migration.state.iter_rows(query, (DONE, float(last)))]
-        affected = _users_of(migration, copied) & set(migration.state.keys(PHASE, DONE))
-        requeue_users(migration, affected, "history copied again since the list was carried")
-    pending = migration.state.keys(PHASE, PENDING)
+    claims = migration._claims
+    assert claims is not None, "phases run inside Migration.awork()"
+
+    async def prepare() -> float:
+        started = time.time()
+        migration.state.add_items(PHASE, ((user, {}) for user in migration.state.keys("accounts")))
+        last = migration.state.get_meta(MARK)
+        if last is not None:
+            copied = migration.state.updated_since("history", DONE, float(last))
+            affected = _users_of(migration, copied) & set(migration.state.keys(PHASE, DONE))
+            requeue_users(migration, affected, "history copied again since the list was carried")
+        return started
+
+    started = float(await claims.once("conversations", prepare))  # once per run, whichever worker comes first
     task = migration.progress.task(PHASE, migration.state.count(PHASE), migration.state.count(PHASE, DONE))
 
-    async def carry(user: str) -> None:
+    async def carry(keys: list[str]) -> None:
+        (user,) = keys
         try:
             migration.state.set_status(PHASE, user, DONE, await carry_user(migration, source.client, target, user))
         except IMBridgeError as error:
             migration.state.set_status(PHASE, user, FAILED, f"{type(error).__name__}: {error}"[:500])
         task.advance()
 
-    await migration._bounded(pending, carry)
+    handled = await migration._claimed(PHASE, carry)
     task.finish()
     migration.state.set_meta(MARK, started)
-    return len(pending)
+    return handled
 
 
 async def verify_conversations(migration: Migration, source: AsyncIMClient, target: AsyncIMClient) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def _migrate(workdir: Path, state: str | None, progress: str, as_json: bool, wor
             "profile_custom_keys": ["Level"], "http_client": httpx.AsyncClient(transport=tencent.transport()),
         }  # fmt: skip
         real = os.environ.get("IMBRIDGE_WUKONG_BASE_URL")
-        options = MigrationOptions(workers=workers)
+        options = MigrationOptions(concurrency=workers)
         if real:
             settings = WukongSettings()  # the environment: base URL and manager token
             target: dict[str, Any] = {name: getattr(settings, name) for name in type(settings).model_fields}

@@ -43,7 +43,6 @@ WRITES: dict[str, set[str]] = {
 # Member administration, sessions and notifications (issue 17): writes too.
 WRITES["users"] |= {"kick", "delete"}
 WRITES["groups"] |= {"set_role", "transfer_owner", "set_name_card", "notify"}
-_REFS_TABLE = "CREATE TABLE IF NOT EXISTS mirror_refs (primary_ref TEXT PRIMARY KEY, secondary_ref TEXT NOT NULL)"
 #: Journal entries written by this version: ``{"v": 2, "args": [...], "kwargs": {...}}`` in the envelope below.
 JOURNAL_VERSION = 2
 MAX_ERRORS_LISTED = 50
@@ -141,7 +140,6 @@ class _Translator:
 
     def __init__(self, primary_provider: str, app_id: int | None, prefix: str, state: StateDB) -> None:
         self.primary_provider, self.app_id, self.prefix, self.state = primary_provider, app_id, prefix, state
-        state._db.execute(_REFS_TABLE)
 
     def _mapped(self, kind: str, source_id: str) -> str:
         # An id the migration already mapped keeps that mapping (a state file from an earlier version).
@@ -159,17 +157,12 @@ class _Translator:
         return Conversation.user(self.uid(conversation.id))
 
     def secondary_ref(self, ref: MessageRef) -> MessageRef | None:
-        row = self.state._db.execute(
-            "SELECT secondary_ref FROM mirror_refs WHERE primary_ref = ?", (str(ref),)
-        ).fetchone()
-        return MessageRef.parse(row[0]) if row else None
+        secondary = self.state.mirror_ref(str(ref))
+        return MessageRef.parse(secondary) if secondary else None
 
     def remember(self, primary_ref: str, secondary: Any) -> None:
         if isinstance(secondary, SentMessage):
-            self.state._db.execute(
-                "INSERT OR REPLACE INTO mirror_refs (primary_ref, secondary_ref) VALUES (?, ?)",
-                (primary_ref, str(secondary.ref)),
-            )
+            self.state.remember_ref(primary_ref, str(secondary.ref))
 
     def send_key(self, sent: SentMessage, sender: str, to: Conversation) -> tuple[str | None, dict[str, Any]]:
         """The secondary's idempotency key and origin metadata, as the migration would make them."""

@@ -20,7 +20,7 @@ each message exactly once.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -40,7 +40,16 @@ from imbridge.migration import ids
 from imbridge.migration.conversations import conversations_phase, requeue_users, verify_conversations
 from imbridge.migration.progress import Progress, make_progress
 from imbridge.migration.source import TencentSource
-from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, IdCollisionError, StateDB
+from imbridge.migration.state import DONE, FAILED, PENDING, SKIPPED, ClaimLost, IdCollisionError, StateDB
+from imbridge.migration.workers import (
+    POLL_SECONDS,
+    Claims,
+    claimed,
+    payload,
+    peak_rss_mb,
+    start_processes,
+    stop_processes,
+)
 from imbridge.models import Conversation, Custom, Element, Group, Member, Message, Role, SentMessage, Text
 from imbridge.providers.base import Direction
 
@@ -89,6 +98,8 @@ async def _carry_name_cards(
         return
     for source_uid, card in sorted(data["name_cards"].items()):
         await target.groups.set_name_card(group_id, uid(source_uid), card)
+
+
 #: Waits (seconds) before sending again a message WuKongIM accepted but had not stored yet (under load).
 STORE_LAG_WAITS = (1.0, 3.0, 5.0)
 REVOKED_PLACEHOLDER = "[this message was recalled before the migration]"
@@ -119,8 +130,15 @@ NOTES = [
 class MigrationOptions:
     """How a migration runs. Stored with the plan; a resumed run uses the same values."""
 
-    workers: int = 8
-    """Channels migrated at the same time (each channel strictly in order)."""
+    concurrency: int = 8
+    """Channels (or groups, or batches of accounts) each worker process handles at the same time (each
+    channel strictly in order). Before worker processes existed this was called ``workers``; a state file
+    from then keeps its value here."""
+    workers: int = 1
+    """Worker processes on this host (``imbridge migrate run --workers N``); 1 runs in this process."""
+    lease: float = 60.0
+    """Seconds a worker's claim on an item lasts without a heartbeat (renewed every quarter of it): how
+    long the work of a worker that died on another host waits before another takes it over."""
     revoked: str = "revoke"
     """``revoke``: copy recalled messages as recalled; ``skip``: leave them out."""
     id_prefix: str = ""
@@ -142,6 +160,10 @@ class MigrationOptions:
             raise ConfigurationError(f"revoked is 'revoke' or 'skip', not {self.revoked!r}")
         if self.workers < 1:
             raise ConfigurationError("workers must be at least 1")
+        if self.concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        if self.lease < 2:
+            raise ConfigurationError("lease must be at least 2 seconds")
         problem = ids.unsafe_prefix(self.id_prefix)
         if problem:
             raise ConfigurationError(f"id_prefix {self.id_prefix!r} cannot start target ids: {problem}")
@@ -163,8 +185,16 @@ def _client_for(spec: ClientSpec, default_provider: str, overrides: Mapping[str,
     return AsyncIMClient(name, **{**settings, **overrides}), True
 
 
+def _upgrade_options(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Options stored by an imbridge from before worker processes: their ``workers`` was the concurrency."""
+    if stored and "concurrency" not in stored:
+        stored = {**stored, "concurrency": stored.get("workers", 8), "workers": 1}
+    return stored
+
+
 def _effective_options(given: MigrationOptions | None, stored: dict[str, Any] | None) -> MigrationOptions:
     """The options of a run: those stored with the plan, or those given, keeping what the plan fixed."""
+    stored = _upgrade_options(stored)
     if given is None:
         return MigrationOptions(**stored) if stored else MigrationOptions()
     if not stored:
@@ -188,7 +218,7 @@ class _ExpectedMessages:
     """The messages the history phase will have looked at: a group's from its MsgSeq range (planned), a
     pair's extrapolated from the pairs finished so far, each replaced by its count once it is done."""
 
-    def __init__(self, items: Sequence[Any], processed: Mapping[str, int]) -> None:
+    def __init__(self, items: Iterable[Any], processed: Mapping[str, int]) -> None:
         self.done = sum(processed.values())
         self.known = 0  # finished channels' counts, and groups' planned counts
         self.open_pairs = 0
@@ -223,7 +253,8 @@ class _ExpectedMessages:
 
 
 class Migration:
-    """A migration from Tencent IM (``source``) to WuKongIM (``target``), its state in the SQLite file ``state``.
+    """A migration from Tencent IM (``source``) to WuKongIM (``target``), its state in ``state``: a SQLite
+    file path or a PostgreSQL URL (``postgresql://…``, shared by workers on several hosts).
 
     ``source`` and ``target`` are clients (``AsyncIMClient``; an ``IMClient``'s provider is reused) or
     settings mappings (``{"sdk_app_id": ..., "secret_key": ...}`` / ``{"base_url": ..., "store": ...}``, an
@@ -244,7 +275,9 @@ class Migration:
         progress: Progress | str = "none",
     ) -> None:
         self._source_spec, self._target_spec = source, target
+        self.state_url = state
         self.state = StateDB(state)
+        self._claims: Claims | None = None
         try:
             self.options = _effective_options(options, self.state.get_meta("options"))
         except BaseException:
@@ -297,6 +330,12 @@ class Migration:
 
     def run(self, users: Iterable[str] = (), phases: Sequence[str] = PHASES) -> dict[str, Any]:
         return self._sync(lambda: self.arun(users, phases))
+
+    def join(self, phases: Sequence[str] = PHASES) -> dict[str, Any]:
+        return self._sync(lambda: self.ajoin(phases))
+
+    def work(self, phases: Sequence[str] = PHASES) -> None:
+        self._sync(lambda: self.awork(phases))
 
     def verify(self) -> dict[str, Any]:
         return self._sync(self.averify)
@@ -492,32 +531,154 @@ class Migration:
             for item in iterator:
                 await work(item)
 
-        await asyncio.gather(*(worker() for _ in range(min(self.options.workers, max(len(items), 1)))))
+        await asyncio.gather(*(worker() for _ in range(min(self.options.concurrency, max(len(items), 1)))))
 
     # -- run --------------------------------------------------------------------------------------
 
     async def arun(self, users: Iterable[str] = (), phases: Sequence[str] = PHASES) -> dict[str, Any]:
         """Run the phases (all by default) from where they stopped; plans first if nothing is planned (or
         resumes an interrupted plan). Unless ``options.recheck`` is off, what earlier runs finished is first
-        looked for on the target, and what the target lost is queued again (see :meth:`arecheck`)."""
-        unknown = [p for p in phases if p not in PHASES]
-        if unknown:
-            raise ConfigurationError(f"unknown phases {unknown}; phases are {', '.join(PHASES)}")
+        looked for on the target, and what the target lost is queued again (see :meth:`arecheck`).
+
+        This starts a *run* (a number in the state database that the workers of this run share): failed
+        items are queued again, then the work is done in this process (``options.workers == 1``) or by
+        that many worker processes (:mod:`.workers`), which workers started elsewhere with :meth:`ajoin`
+        help with."""
+        self._check_phases(phases)
         if not self.planned():
             await self.aplan(users)
         await self._open()
         self._load_ids()
         assert self.options.as_of is not None
+        run = self.state.update_meta("run", lambda old: {"id": int((old or {}).get("id", 0)) + 1, "at": time.time()})
+        for phase in phases:
+            self.state.reset_failed(phase)
         if self.options.recheck:
             await self.arecheck()
+        await self._work_here(phases, int(run["id"]))
+        self._fold_timings(int(run["id"]))
+        return self.status()
+
+    async def ajoin(self, phases: Sequence[str] = PHASES) -> dict[str, Any]:
+        """Take part in the run under way (started by ``arun`` on another host, on a shared PostgreSQL state):
+        wait for its plan, then work (in this process or ``options.workers`` processes) until it is done."""
+        self._check_phases(phases)
+        run = await self._current_run()
+        await self._work_here(phases, run)
+        return self.status()
+
+    @staticmethod
+    def _check_phases(phases: Sequence[str]) -> None:
+        unknown = [p for p in phases if p not in PHASES]
+        if unknown:
+            raise ConfigurationError(f"unknown phases {unknown}; phases are {', '.join(PHASES)}")
+
+    async def _current_run(self) -> int:
+        """The run under way; waits for a plan and a run to exist (a worker may start before the planner)."""
+        while True:
+            run = self.state.get_meta("run")
+            if run is not None and self.planned():
+                options = _upgrade_options(self.state.get_meta("options"))
+                if options:  # what the plan fixed (id prefix, as_of) comes from the state database
+                    self.options = _effective_options(self.options, options)
+                return int(run["id"])
+            await asyncio.sleep(POLL_SECONDS * 4)
+
+    async def _work_here(self, phases: Sequence[str], run: int) -> None:
+        if self.options.workers == 1:
+            await self.awork(phases, run)
+            return
+        data = payload(self, phases)
+        await self.aclose()  # this process only watches: its clients are not needed meanwhile
+        processes = start_processes(data, self.options.workers)
+        try:
+            await self._watch(processes)
+        finally:
+            stop_processes(processes)
+
+    async def _watch(self, processes: Sequence[Any]) -> None:
+        """Show the progress of every worker (this host's and others'), read from the state database, until
+        this host's worker processes have exited; record how each ended."""
+        tasks: dict[str, Any] = {}
+        shown: dict[str, int] = {}
+        messages = self.progress.task("messages", None, sum(self.state.totals()))
+        shown["messages"] = sum(self.state.totals())
+        exited: set[int] = set()
+        while True:
+            counts = self.state.counts()
+            for phase in PHASES:
+                by_status = counts.get(phase, {})
+                total, done = sum(by_status.values()), total_done(by_status)
+                if phase not in tasks and total:
+                    tasks[phase] = self.progress.task(phase, total, done, eta=phase != "history")
+                    shown[phase] = done
+                elif phase in tasks:
+                    tasks[phase].advance(done - shown[phase])
+                    shown[phase] = done
+            processed = sum(self.state.totals())
+            messages.advance(processed - shown["messages"])
+            shown["messages"] = processed
+            for process in processes:
+                code = process.poll()
+                if code is not None and process.pid not in exited:
+                    exited.add(process.pid)
+                    self.state.worker_exited(process.pid, code)
+            if len(exited) == len(processes):
+                break
+            await asyncio.sleep(1.0)
+        for task in [*tasks.values(), messages]:
+            task.finish()
+
+    async def awork(self, phases: Sequence[str] = PHASES, run: int | None = None) -> None:
+        """One worker: the phases in order, each item claimed from the state database (see :mod:`.workers`)."""
+        if run is None:
+            run = await self._current_run()
+        await self._open()
+        self._load_ids()
+        claims = Claims(self.state, run, self.options.lease)
+        self._claims = claims
+        await claims.start()
+        detail = "stopped"
+        try:
+            for phase in PHASES:
+                if phase not in phases:
+                    continue
+                current = self.state.get_meta("run")
+                claims.run = int(current["id"]) if current else run  # a newer run started meanwhile: join it
+                started = time.time()
+                handled = await getattr(self, f"_phase_{phase}")()
+                self._record_span(claims.run, phase, started, handled)
+                self.state.worker_heartbeat(claims.name, peak_rss_mb())
+            detail = "finished"
+        except BaseException as error:
+            detail = f"stopped: {type(error).__name__}: {error}"[:300]
+            raise
+        finally:
+            await claims.stop(detail)
+            self._claims = None
+
+    def _record_span(self, run: int, phase: str, started: float, handled: int) -> None:
+        """Merge this worker's time in ``phase`` into the run's span (first start to last end, items summed)."""
+        ended = time.time()
+
+        def merge(old: Any) -> Any:
+            spans = dict(old or {})
+            span = spans.get(phase) or {"start": started, "end": ended, "items": 0}
+            spans[phase] = {"start": min(span["start"], started), "end": max(span["end"], ended),
+                            "items": span["items"] + handled}  # fmt: skip
+            return spans
+
+        self.state.update_meta(f"spans:{run}", merge)
+
+    def _fold_timings(self, run: int) -> None:
+        """Add the run's per-phase spans (every worker's) to the migration's timings."""
+        spans = self.state.get_meta(f"spans:{run}") or {}
         timings = self.state.get_meta("timings") or {}
         for phase in PHASES:
-            if phase not in phases:
+            if phase not in spans:
                 continue
-            self.state.reset_failed(phase)
-            started = time.monotonic()
-            handled = await getattr(self, f"_phase_{phase}")()
-            elapsed = time.monotonic() - started
+            elapsed = spans[phase]["end"] - spans[phase]["start"]
+            handled = spans[phase]["items"]
             previous = timings.get(phase, {})
             timings[phase] = {
                 "seconds": round(previous.get("seconds", 0.0) + elapsed, 3),
@@ -525,14 +686,16 @@ class Migration:
                 "last_run_seconds": round(elapsed, 3),
                 "last_run_items": handled,
             }
-            self.state.set_meta("timings", timings)
-        return self.status()
+        self.state.set_meta("timings", timings)
+        self.state.delete_meta(f"spans:{run}")
+
+    def _claimed(self, phase: str, work: Callable[[list[str]], Awaitable[None]], *, batch: int = 1) -> Awaitable[int]:
+        assert self._claims is not None, "phases run inside awork()"
+        return claimed(self._claims, phase, work, concurrency=self.options.concurrency, batch=batch)
 
     async def _phase_accounts(self) -> int:
         _, target = await self._open()
-        pending = self.state.keys("accounts", PENDING)
         task = self.progress.task("accounts", self.state.count("accounts"), self.state.count("accounts", DONE))
-        chunks = [pending[i : i + 100] for i in range(0, len(pending), 100)]
 
         async def register(chunk: list[str]) -> None:
             result = await target.users.register([self.uid(u) for u in chunk])
@@ -542,15 +705,13 @@ class Migration:
                     self.state.set_status("accounts", back[item.target], DONE if item.ok else FAILED, item.detail)
             task.advance(len(chunk))
 
-        await self._bounded(chunks, self._guard("accounts", register))
+        handled = await self._claimed("accounts", self._guard("accounts", register), batch=100)
         task.finish()
-        return len(pending)
+        return handled
 
     async def _phase_profiles(self) -> int:
         source, target = await self._open()
-        pending = self.state.keys("profiles", PENDING)
         task = self.progress.task("profiles", self.state.count("profiles"), self.state.count("profiles", DONE))
-        chunks = [pending[i : i + 100] for i in range(0, len(pending), 100)]
 
         async def copy(chunk: list[str]) -> None:
             try:
@@ -573,9 +734,9 @@ class Migration:
                 self.state.set_status("profiles", profile.user_id, DONE)
             task.advance(len(chunk))
 
-        await self._bounded(chunks, self._guard("profiles", copy))
+        handled = await self._claimed("profiles", self._guard("profiles", copy), batch=100)
         task.finish()
-        return len(pending)
+        return handled
 
     def _guard(
         self, phase: str, work: Callable[[list[str]], Awaitable[None]]
@@ -596,10 +757,10 @@ class Migration:
 
     async def _phase_groups(self) -> int:
         _, target = await self._open()
-        pending = self.state.items("groups", PENDING)
         task = self.progress.task("groups", self.state.count("groups"), self.state.count("groups", DONE))
 
-        async def create(key: str) -> None:
+        async def create(keys: list[str]) -> None:
+            (key,) = keys
             item = self.state.item("groups", key)
             assert item is not None
             try:
@@ -609,9 +770,9 @@ class Migration:
                 self.state.set_status("groups", key, FAILED, str(error)[:500])
             task.advance()
 
-        await self._bounded([i.key for i in pending], create)
+        handled = await self._claimed("groups", create)
         task.finish()
-        return len(pending)
+        return handled
 
     async def _create_group(self, target: AsyncIMClient, group_id: str, data: dict[str, Any]) -> str:
         members = [(self.uid(uid), Role(role)) for uid, role in data["members"]]
@@ -686,14 +847,16 @@ class Migration:
     # -- history ----------------------------------------------------------------------------------
 
     async def _phase_history(self) -> int:
-        pending = self.state.keys("history", PENDING)
         total = self.state.count("history")
         # Channels differ in size by orders of magnitude: their bar has no ETA; the messages bar has one.
-        channels = self.progress.task("channels", total, total - len(pending), eta=False)
-        expected = _ExpectedMessages(self.state.items("history"), self.state.processed())
+        channels = self.progress.task("channels", total, total - self.state.count("history", PENDING), eta=False)
+        expected = _ExpectedMessages(self.state.iter_items("history"), self.state.processed())
         messages = self.progress.task("messages", expected.total(), expected.done, estimated=expected.estimated())
+        claims = self._claims
+        assert claims is not None
 
-        async def migrate(channel: str) -> None:
+        async def migrate(keys: list[str]) -> None:
+            (channel,) = keys
             kind, group_id, _ = ids.split_channel(channel)
             group = self.state.item("groups", group_id) if kind == "group" else None
             if group is not None and group.status != DONE:
@@ -701,23 +864,31 @@ class Migration:
                 return  # stays pending until its group exists on the target
             try:
                 await self._channel(channel, messages)
-                self.state.set_status("history", channel, DONE)
+                with self.state.fenced("history", channel, claims.holder) as c:
+                    self.state.set_status("history", channel, DONE)
+                    self.state.worker_update(claims.name, c, channels=1)
                 done = self.state.checkpoint(channel)
                 before = expected.total()
                 expected.finished(channel, done.migrated + done.skipped if done else 0)
                 messages.add_total(expected.total() - before)
             except IMBridgeError as error:
-                self.state.set_status("history", channel, FAILED, f"{type(error).__name__}: {error}"[:500])
+                with contextlib.suppress(ClaimLost), self.state.fenced("history", channel, claims.holder):
+                    self.state.set_status("history", channel, FAILED, f"{type(error).__name__}: {error}"[:500])
             channels.advance()
 
-        # Pairs interleaved with groups: their average size (for the estimate) is known within seconds.
-        groups = [c for c in pending if c.startswith("g:")]
-        pairs = [c for c in pending if not c.startswith("g:")]
-        order = [c for both in itertools.zip_longest(groups, pairs) for c in both if c is not None]
-        await self._bounded(order, migrate)
+        handled = await self._claimed("history", migrate)
         channels.finish()
         messages.finish()
-        return len(pending)
+        return handled
+
+    def _save(self, channel: str, position: dict[str, Any], migrated: int, skipped: int, counted: int) -> None:
+        """Save a channel's checkpoint, only while this worker holds its claim (:class:`ClaimLost` if not),
+        and add the messages looked at since the last save to this worker's count."""
+        claims = self._claims
+        with self.state.fenced("history", channel, claims.holder if claims else None) as c:
+            self.state.save_checkpoint(channel, position, migrated, skipped)
+            if claims is not None and counted:
+                self.state.worker_update(claims.name, c, messages=counted)
 
     async def _channel(self, channel: str, messages: Any) -> None:
         source, target = await self._open()
@@ -727,13 +898,19 @@ class Migration:
         checkpoint = self.state.checkpoint(channel)
         migrated, skipped = (checkpoint.migrated, checkpoint.skipped) if checkpoint else (0, 0)
         position: dict[str, Any] = dict(checkpoint.position) if checkpoint else {}
+        claims = self._claims
+
+        def check() -> None:
+            if claims is not None:
+                claims.check("history", channel)
+
         stream: AsyncIterator[Message]
         if kind == "group":
             if "seq" not in position:  # not started (or started over by a repair, keeping its upper bound)
                 seqs = await source.group_seqs(a)
                 position["seq"] = seqs.first - 1 if seqs.first else 0
                 position.setdefault("last", seqs.last)
-                self.state.save_checkpoint(channel, position, migrated, skipped)
+                self._save(channel, position, migrated, skipped, 0)
             stream = source.group_messages(a, int(position["seq"]), int(position["last"]))
             lifted = await self._lift_mute_all(target, a)
         else:
@@ -743,6 +920,7 @@ class Migration:
             lifted = False
         done_keys = set(position.get("keys", []))
         since_save = 0
+        lost = False
         try:
             async for message in stream:
                 stamp = _stamp(message.time)
@@ -752,6 +930,7 @@ class Migration:
                     stamp < position["t"] or (stamp == position["t"] and message.ref.key in done_keys)
                 ):
                     continue  # done before the interruption
+                check()  # never send once this worker cannot be sure the channel is still its own
                 if await self._copy(target, source.app_id, message):
                     migrated += 1
                     source_id = message.seq if kind == "group" else message.ref.key
@@ -769,12 +948,21 @@ class Migration:
                     position["keys"] = sorted(done_keys)
                 since_save += 1
                 if since_save >= self.options.checkpoint_every:
-                    self.state.save_checkpoint(channel, position, migrated, skipped)
+                    self._save(channel, position, migrated, skipped, since_save)
                     since_save = 0
+        except ClaimLost:
+            lost = True  # another worker resumes from the last checkpoint saved: write nothing more
+            raise
         finally:
-            self.state.save_checkpoint(channel, position, migrated, skipped)
-            if lifted:
-                await target.groups.mute_all(self.gid(a), True)
+            try:
+                if not lost:
+                    self._save(channel, position, migrated, skipped, since_save)
+            except ClaimLost:
+                lost = True
+                raise
+            finally:
+                if lifted and not lost:  # (a worker that took the channel over lifts and restores it itself)
+                    await target.groups.mute_all(self.gid(a), True)
 
     async def _lift_mute_all(self, target: AsyncIMClient, group_id: str) -> bool:
         """A re-run (or a repair) after the group was muted as a whole on the target: WuKongIM's ban would
@@ -846,10 +1034,10 @@ class Migration:
 
     async def _phase_mutes(self) -> int:
         _, target = await self._open()
-        pending = self.state.keys("mutes", PENDING)
         task = self.progress.task("mutes", self.state.count("mutes"), self.state.count("mutes", DONE))
 
-        async def apply(group_id: str) -> None:
+        async def apply(keys: list[str]) -> None:
+            (group_id,) = keys
             history = self.state.item("history", ids.group_channel(group_id))
             group = self.state.item("groups", group_id)
             if history is None or history.status != DONE or group is None or group.status != DONE:
@@ -872,9 +1060,9 @@ class Migration:
                 self.state.set_status("mutes", group_id, FAILED, str(error)[:500])
             task.advance()
 
-        await self._bounded(pending, apply)
+        handled = await self._claimed("mutes", apply)
         task.finish()
-        return len(pending)
+        return handled
 
     # -- conversations ----------------------------------------------------------------------------
 
@@ -1049,10 +1237,16 @@ class Migration:
                 "messages_skipped": skipped, "complete": complete}  # fmt: skip
 
     def failures(self, limit: int = 20) -> list[dict[str, str]]:
-        rows = self.state.iter_rows(
-            "SELECT phase, key, detail FROM items WHERE status = 'failed' ORDER BY phase, rowid LIMIT ?", (limit,)
-        )
-        return [{"phase": r["phase"], "item": r["key"], "error": r["detail"]} for r in rows]
+        return [{"phase": i.phase, "item": i.key, "error": i.detail} for i in self.state.failures(limit)]
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The worker processes of the latest run (every host's), from the state database."""
+        run = self.state.get_meta("run")
+        rows = self.state.workers(int(run["id"])) if run else []
+        return [{"worker": r["id"], "host": r["host"], "pid": r["pid"], "channels": r["channels"],
+                 "messages": r["messages"], "items": r["items"], "peak_rss_mb": r["peak_rss_mb"],
+                 "seconds": round((r["finished"] or r["heartbeat"]) - r["started"], 1),
+                 "state": r["detail"] or "running"} for r in rows]  # fmt: skip
 
     def report(self) -> dict[str, Any]:
         """Everything about this migration: plan, per-phase progress and timings, verify result, notes."""
@@ -1063,8 +1257,14 @@ class Migration:
         return {
             **self.status(), "options": self.state.get_meta("options"), "timings": timings,
             "history_messages_per_second": round(rate, 1) if rate else None, "failures": self.failures(),
-            "recheck": self.state.get_meta("recheck"), "verify": self.state.get_meta("verify"), "notes": NOTES,
+            "recheck": self.state.get_meta("recheck"), "verify": self.state.get_meta("verify"),
+            "workers": self.workers(), "notes": NOTES,
         }  # fmt: skip
+
+
+def total_done(by_status: Mapping[str, int]) -> int:
+    """Items of a phase that are no longer pending (done, skipped or failed)."""
+    return sum(n for status, n in by_status.items() if status != PENDING)
 
 
 def summary_text(report: Mapping[str, Any]) -> str:
@@ -1097,6 +1297,12 @@ def summary_text(report: Mapping[str, Any]) -> str:
     rate = report.get("history_messages_per_second")
     lines.append(f"  messages: {report.get('messages_migrated', 0)} migrated, {report.get('messages_skipped', 0)} "
                  f"skipped" + (f" ({rate:.0f} messages/s)" if rate else ""))  # fmt: skip
+    workers = report.get("workers") or []
+    if len(workers) > 1:
+        lines.append(f"  workers (latest run): {len(workers)}")
+        for w in workers:
+            rss = f", peak RSS {w['peak_rss_mb']:.0f} MB" if w.get("peak_rss_mb") else ""
+            lines.append(f"    {w['worker']}: {w['channels']} channels, {w['messages']} messages{rss}; {w['state']}")
     for failure in report.get("failures") or []:
         lines.append(f"  failed: {failure['phase']} {failure['item']}: {failure['error']}")
     verify = report.get("verify")

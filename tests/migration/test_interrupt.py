@@ -95,7 +95,7 @@ def test_a_plan_killed_midway_resumes_where_it_stopped(tmp_path: Path) -> None:
     try:
         with serve(recorder) as tencent, serve(world.wukong) as wukong:
             env = cli_env(world, tencent.url, wukong.url, {"get_list": 4})  # recent contacts, slowly
-            plan = [*CLI, "plan", "--state", state, "--progress", "none", "--workers", "2"]
+            plan = [*CLI, "plan", "--state", state, "--progress", "none", "--concurrency", "2"]
             first = subprocess.Popen([*plan, "--users", str(users)], env=env, cwd=tmp_path,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
             read = wait_for_state(state, "SELECT COUNT(*) FROM items WHERE phase = 'plan:users' AND status = 'done'", 6)

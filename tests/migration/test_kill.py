@@ -47,7 +47,8 @@ def test_sigkill_at_random_points_then_resume_yields_every_message_once(tmp_path
                 "IMBRIDGE_WUKONG_STORE": str(tmp_path / "imbridge-wukong.db"),
             })  # fmt: skip
             base = [sys.executable, "-m", "imbridge.cli", "migrate"]
-            run = [*base, "run", "--state", str(state), "--users", str(users), "--progress", "none", "--workers", "4"]
+            run = [*base, "run", "--state", str(state), "--users", str(users), "--progress", "none",
+                   "--concurrency", "4"]  # fmt: skip
             kills, runs, outcome = 0, 0, None
             while outcome is None and runs < KILLS + 5:
                 runs += 1

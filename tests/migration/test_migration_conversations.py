@@ -74,7 +74,7 @@ def _target_unread(world: World, user: str) -> dict[str, int]:
 
 def test_every_users_list_and_unread_counts_are_carried(world: World, tmp_path: Path) -> None:
     users = world.users()
-    migration = Migration(world.source(), world.target(), str(tmp_path / "state.db"), MigrationOptions(workers=4))
+    migration = Migration(world.source(), world.target(), str(tmp_path / "state.db"), MigrationOptions(concurrency=4))
     status = migration.run(users)
     assert status["complete"], migration.failures()
     assert status["phases"]["conversations"]["done"] == len(users)
@@ -106,7 +106,7 @@ def test_a_conversation_deleted_at_the_source_is_deleted_on_the_target(world: Wo
         with IMClient("tencent", sdk_app_id=world.tencent.sdk_app_id, secret_key=world.key,
                       base_url="http://tencent.test", http_client=http) as im:  # fmt: skip
             im.provider.call("recentcontact", "delete", {"From_Account": user, "Type": 1, "To_Account": peer})
-    migration = Migration(world.source(), world.target(), str(tmp_path / "state.db"), MigrationOptions(workers=4))
+    migration = Migration(world.source(), world.target(), str(tmp_path / "state.db"), MigrationOptions(concurrency=4))
     assert migration.run(users)["complete"], migration.failures()
     assert f"user:{target_id(peer)}" not in _target_unread(world, user)
     assert f"user:{target_id(user)}" in _target_unread(world, peer)  # the peer still has it

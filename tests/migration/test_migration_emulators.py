@@ -51,7 +51,7 @@ def migration(world: World, state: Path, **options: Any) -> Migration:
 
 
 def test_full_run_migrates_everything_once_in_order_and_verifies(world: World, tmp_path: Path) -> None:
-    m = migration(world, tmp_path / "state.db", workers=4)
+    m = migration(world, tmp_path / "state.db", concurrency=4)
     status = m.run(world.users())
     assert status["complete"], m.failures()
     expected = world.expected()
@@ -163,7 +163,7 @@ class Crashing(httpx.AsyncBaseTransport):
 def test_resume_after_a_crash_mid_send_yields_each_message_once(world: World, tmp_path: Path, crash_at: int) -> None:
     state = tmp_path / "state.db"
     crashing = Migration(world.source(), world.target(Crashing(world.wukong.transport(), crash_at)), str(state),
-                         MigrationOptions(workers=3, checkpoint_every=1000))  # fmt: skip
+                         MigrationOptions(concurrency=3, checkpoint_every=1000))  # fmt: skip
     with pytest.raises(SystemExit):
         crashing.run(world.users())
     crashing.state.close()
@@ -269,7 +269,7 @@ class KillAfterFirstRevokeNotice(httpx.AsyncBaseTransport):
 def test_a_revoke_killed_between_its_notice_and_its_record_sends_one_notice(world: World, tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     killer = KillAfterFirstRevokeNotice(world.wukong.transport())
-    first = Migration(world.source(), world.target(killer), str(state), MigrationOptions(workers=1))
+    first = Migration(world.source(), world.target(killer), str(state), MigrationOptions(concurrency=1))
     with pytest.raises(Killed):
         first.run(world.users())
     first.close()
@@ -300,7 +300,7 @@ def wipe_target(world: World) -> None:
 
 def test_a_run_after_the_target_lost_everything_notices_and_copies_it_again(world: World, tmp_path: Path) -> None:
     state = tmp_path / "state.db"
-    m = migration(world, state, workers=4)
+    m = migration(world, state, concurrency=4)
     first = m.run(world.users())
     m.close()
     assert first["complete"]
@@ -331,7 +331,7 @@ def test_verify_repair_copies_again_what_verify_finds_missing(
 ) -> None:
     monkeypatch.setattr(verify_module, "MAX_LISTED", 5)  # a report lists 5 mismatches: the repair needs all
     state = tmp_path / "state.db"
-    first = migration(world, state, workers=4, recheck=False)  # only verify can notice now
+    first = migration(world, state, concurrency=4, recheck=False)  # only verify can notice now
     assert first.run(world.users())["complete"]
     first.close()
     expected = world.expected()
@@ -371,7 +371,7 @@ def test_a_target_outage_during_the_accounts_phase_fails_items_instead_of_the_ru
 def test_history_progress_has_totals_from_the_plan_and_an_eta_over_messages(world: World, tmp_path: Path) -> None:
     out = io.StringIO()
     ticks = itertools.count(0.0, 0.05)  # a clock that moves 50 ms at each reading: rates however fast the machine
-    m = Migration(world.source(), world.target(), str(tmp_path / "state.db"), MigrationOptions(workers=4),
+    m = Migration(world.source(), world.target(), str(tmp_path / "state.db"), MigrationOptions(concurrency=4),
                   progress=make_progress("json", out, interval=0, clock=lambda: next(ticks)))  # fmt: skip
     plan = m.plan(world.users())
     expected = world.expected()

@@ -233,8 +233,9 @@ def test_replay_keeps_metadata_that_looks_like_a_tag_and_one_bad_entry_blocks_no
         switch.down = True
         # an entry that can never be replayed, journaled first: it must not block the ones after it
         mirror.state.journal_add("messages", "send", {"v": 2, "args": [{"$nonsense": 1}], "kwargs": {}}, "x")
-        mirror.state._db.execute("INSERT INTO journal (created, resource, method, args, error) "
-                                 "VALUES (0, 'groups', 'mute', '{not json', 'x')")  # fmt: skip
+        with mirror.state.db.write() as connection:
+            connection.exec_driver_sql("INSERT INTO journal (created, resource, method, args, error) "
+                                       "VALUES (0, 'groups', 'mute', '{not json', 'x')")  # fmt: skip
         first = mirror.messages.send("ann", Conversation.user("ben"), "one", metadata=tagged)
         second = mirror.messages.send("ben", Conversation.user("ann"), "two", metadata={"plain": True})
         switch.down = False
