@@ -1,4 +1,4 @@
-"""WuKongIM messages: send (confirmed by lookup, re-sent only after one), batch, history, revoke."""
+"""WuKongIM messages: send (confirmed by lookup; never re-sent once it may have landed), batch, history, revoke."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from imbridge._flow import Flow, Sleep
 from imbridge.capabilities import Operation
 from imbridge.errors import (
     InvalidRequestError,
+    MessageMayHaveLandedError,
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
@@ -31,10 +32,9 @@ from imbridge.providers.wukong.mapping import NAME
 #: Waits (seconds) between lookups that confirm a send. A message is stored 0.5-2 ms after the send
 #: returns on one node, not always by the first poll (FACTS §6); the tail covers a loaded server.
 CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
-#: Waits between lookups after a send failed with an unknown outcome, before deciding to re-send.
+#: Waits between lookups after a send failed with an unknown outcome (found: the send succeeded; not found:
+#: MessageMayHaveLandedError, never a re-send: see WukongMessages._deliver).
 RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
-#: How many times a send whose first attempt failed is re-sent (each only after a lookup).
-MAX_RESENDS = 2
 #: Revocation records under this scope prefix are intents: a revoke notice about to be sent (see _revoke).
 _INTENT_SCOPE = "intent:"
 
@@ -170,51 +170,55 @@ class WukongMessages(WukongCore):
                 return found
         return None
 
+    @staticmethod
+    def _landed(body: Mapping[str, Any], sender: str, to: Conversation, why: str) -> MessageMayHaveLandedError:
+        """The error of a send that may have been stored and is not sent again (see :func:`_deliver`)."""
+        key = str(body["client_msg_no"])
+        return MessageMayHaveLandedError(
+            f"{why}; the message MAY HAVE LANDED and is not re-sent (WuKongIM does not deduplicate client_msg_no). "
+            f"Reconcile with messages.find_by_key(sender, conversation, {key!r}).",
+            idempotency_key=key, sender=sender, conversation=to, provider=NAME,
+            operation=Operation.MESSAGES_SEND.value,
+        )  # fmt: skip
+
     def _deliver(
         self, body: dict[str, Any], sender: str, to: Conversation, route: _Route = STORED
     ) -> Flow[tuple[wire.SendResult, wire.MessageResp | None]]:
-        """POST /message/send once, and again only after a lookup proves an attempt did not land.
+        """POST /message/send once; after a failure with an unknown outcome, look it up, never re-send it.
 
-        The request is not replay-safe, so the executor hands a failure with an unknown outcome back
-        here instead of re-sending it. A message that is not stored (``no_persist``) cannot be looked up:
-        such a failure is reported as possibly landed and never re-sent.
+        The request is not replay-safe: the executor re-sends it only after a failure that proves it never
+        reached the server (the connection did not open: ``may_have_landed=False``). Any other failure (a
+        timeout or reset after the request was written, a 5xx, an unreadable answer) is thrown back here; the
+        key is looked up (RECOVERY_DELAYS) and the stored message returned if found. Found nothing proves
+        nothing: a request held on the way (a proxy, a congested link, a paused server) can land after every
+        lookup, and WuKongIM would store a re-sent copy beside it. So that ends in MessageMayHaveLandedError,
+        carrying the key for a later reconciliation (messages.find_by_key). A message that is not stored
+        (``no_persist``) cannot be looked up at all: the error is raised at once.
         """
         client_msg_no = str(body["client_msg_no"])
-        for attempt in range(MAX_RESENDS + 1):
+        try:
+            reply = yield self._post("/message/send", body, replay_safe=False)
+            result = wire.SendResult.read(reply)
+            if result is None:
+                # An answer that cannot be read is an unknown outcome too: looked up below like a reset.
+                raise ServiceUnavailableError("WuKongIM answered POST /message/send with an unreadable body",
+                                              provider=NAME)  # fmt: skip
+            return result, None
+        except (TransportError, ServiceUnavailableError) as error:
+            if isinstance(error, TransportError) and not error.may_have_landed:
+                raise  # never reached the server; the executor already retried it as its policy allows
+            if not route.stored:
+                raise self._landed(body, sender, to, f"{error.message}; it is not stored (no_persist), so it "
+                                   "cannot be looked up") from error  # fmt: skip
             try:
-                reply = yield self._post("/message/send", body, replay_safe=False)
-                result = wire.SendResult.read(reply)
-                if result is None:
-                    # An answer that cannot be read is an unknown outcome too: looked up below like a reset.
-                    raise ServiceUnavailableError(
-                        "WuKongIM answered POST /message/send with an unreadable body", provider=NAME
-                    )
-                return result, None
-            except (TransportError, ServiceUnavailableError) as error:
-                if isinstance(error, TransportError) and not error.may_have_landed:
-                    raise  # never reached the server; the executor already retried it
-                if not route.stored:
-                    raise type(error)(
-                        f"{error.message}; the message MAY HAVE LANDED: it is not stored (no_persist), so it cannot "
-                        "be looked up, and it is not re-sent", provider=NAME, operation=Operation.MESSAGES_SEND.value,
-                    ) from error  # fmt: skip
-                try:
-                    found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS, route.command)
-                except (ProviderError, TransportError) as lookup_error:
-                    raise type(error)(
-                        f"{error.message}; the message MAY HAVE LANDED: its lookup failed too "
-                        f"({lookup_error.message}). Look client_msg_no {client_msg_no!r} up before re-sending.",
-                        provider=NAME, operation=Operation.MESSAGES_SEND.value,
-                    ) from lookup_error  # fmt: skip
-                if found is not None:
-                    return wire.SendResult(message_id=found.message_id, client_msg_no=found.client_msg_no), found
-                if attempt == MAX_RESENDS:
-                    raise type(error)(
-                        f"{error.message}; not stored after {attempt + 1} attempts (client_msg_no "
-                        f"{client_msg_no!r} looked up after each); a late landing cannot be ruled out",
-                        provider=NAME, operation=Operation.MESSAGES_SEND.value,
-                    ) from error  # fmt: skip
-        raise AssertionError("unreachable")  # pragma: no cover
+                found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS, route.command)
+            except (ProviderError, TransportError) as lookup_error:
+                raise self._landed(body, sender, to, f"{error.message}; its lookup failed too "
+                                   f"({lookup_error.message})") from error  # fmt: skip
+            if found is None:
+                raise self._landed(body, sender, to, f"{error.message}; client_msg_no {client_msg_no!r} not found "
+                                   f"by {len(RECOVERY_DELAYS)} lookups over {sum(RECOVERY_DELAYS):.2f} s") from error
+            return wire.SendResult(message_id=found.message_id, client_msg_no=found.client_msg_no), found
 
     def _check_may_send(self, group_id: str, sender: str) -> Flow[None]:
         op = Operation.MESSAGES_SEND.value
@@ -285,7 +289,7 @@ class WukongMessages(WukongCore):
                 # Failing the send now would invite a re-send of a message that is most likely stored.
                 return self._sent(to, sender, result, None)
             if found is None:
-                yield from self._explain_drop(to, result)
+                yield from self._explain_drop(sender, to, result)
         return self._sent(to, sender, result, found)
 
     @staticmethod
@@ -311,7 +315,7 @@ class WukongMessages(WukongCore):
              "confirmed": found is not None, "provider": NAME, "raw": raw},
         )  # fmt: skip
 
-    def _explain_drop(self, to: Conversation, result: wire.SendResult) -> Flow[None]:
+    def _explain_drop(self, sender: str, to: Conversation, result: wire.SendResult) -> Flow[None]:
         """A send WuKongIM accepted but never stored: say why, as the hosted providers would have refused."""
         op = Operation.MESSAGES_SEND.value
         what = f"WuKongIM accepted message {result.message_id} ({result.client_msg_no!r}) but did not store it"
@@ -322,10 +326,10 @@ class WukongMessages(WukongCore):
                 raise NotFoundError(f"{what}: group {to.id!r} is dismissed", provider=NAME, operation=op)
             if channel.ban:
                 raise PermissionDeniedError(f"{what}: group {to.id!r} is muted (ban)", provider=NAME, operation=op)
-        raise ServiceUnavailableError(
-            f"{what} within {sum(CONFIRM_DELAYS):.1f} s; it MAY HAVE LANDED and be stored later "
-            "(send with confirm=False to skip)",
-            provider=NAME, operation=op,
+        # Accepted, so it may still be stored (a loaded server): the same answer as any unknown outcome.
+        raise self._landed(
+            {"client_msg_no": result.client_msg_no}, sender, to,
+            f"{what} within {sum(CONFIRM_DELAYS):.1f} s (send with confirm=False to skip the check)",
         )  # fmt: skip
 
     def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
