@@ -220,6 +220,21 @@ class WukongMessages(WukongCore):
                                    f"by {len(RECOVERY_DELAYS)} lookups over {sum(RECOVERY_DELAYS):.2f} s") from error
             return wire.SendResult(message_id=found.message_id, client_msg_no=found.client_msg_no), found
 
+    def find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
+        self._check_ids((sender, to.id, idempotency_key), Operation.MESSAGES_SEND)
+        return self._find_sent(sender, to, idempotency_key)
+
+    def _find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
+        # The lookup a send with a caller-chosen key makes first: the sender's own message with this key.
+        found = yield from self._lookup_own(sender, to, idempotency_key)
+        if found is None:
+            return None
+        payload = mapping.decode_payload(found.payload)
+        revoked = self.store is not None and bool(
+            self.store.revoked_keys(self._scope(sender, to), [str(found.message_id)])
+        )
+        return self._message(found, payload, HistoryQuery(to, sender, 1), revoked)
+
     def _check_may_send(self, group_id: str, sender: str) -> Flow[None]:
         op = Operation.MESSAGES_SEND.value
         state = yield from self._group_state(group_id)
