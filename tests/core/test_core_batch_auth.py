@@ -69,7 +69,9 @@ BATCH_CALLS: dict[Operation, Callable[[Any], Any]] = {
 
 @pytest.mark.parametrize("make", [_wukong, _tencent], ids=["wukong", "tencent"])
 @pytest.mark.parametrize("operation", list(BATCH_CALLS), ids=str)
-def test_refused_credentials_raise_from_every_batch_operation(make: Callable[[bool], Any], operation: Operation) -> None:
+def test_refused_credentials_raise_from_every_batch_operation(
+    make: Callable[[bool], Any], operation: Operation
+) -> None:
     with make(False) as im:
         if not im.capabilities[operation].available:
             pytest.skip(f"{operation} is unsupported on {im.provider_name}")
