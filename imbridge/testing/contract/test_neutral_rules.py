@@ -70,8 +70,9 @@ def test_reading_group_history_as_a_non_member_is_refused(contract: Contract) ->
 
 
 def test_a_sent_message_is_found_by_its_idempotency_key(contract: Contract) -> None:
-    """How an app reconciles a send that may have landed (MessageMayHaveLandedError): messages.find_by_key
-    returns the message its sender sent with the key, or None; never another sender's under the same key."""
+    """Reconciling a send that may have landed: find_by_key gives the sender's message with the key, or None.
+
+    (What an app does after MessageMayHaveLandedError; another sender's message under the same key is not it.)"""
     alice, bob, carol = contract.users("alice", "bob", "carol")
     group = contract.im.groups.create("Keys", owner=alice, members=[bob], group_id=contract.gid("g"))
     contract.track_group(group.id)
