@@ -16,7 +16,8 @@ import pydantic
 from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
 
 from imbridge._clock import Clock
-from imbridge._flow import Flow, HTTPRequest, Instruction, Request, Response, Sleep
+from imbridge._coalesce import Coalescer
+from imbridge._flow import NOT_JOINED, Flow, HTTPRequest, Instruction, Join, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
 from imbridge._pacing import Pacer, Rate
 from imbridge.errors import (
@@ -220,6 +221,8 @@ class SyncExecutor(_Core):
                     if isinstance(instruction, Sleep):
                         self.clock.sleep(instruction.seconds)
                         instruction = flow.send(None)
+                    elif isinstance(instruction, Join):  # nothing runs concurrently here to share with
+                        instruction = flow.send(NOT_JOINED)
                     else:
                         outcomes = [self._outcome(request, operation, budget) for request in instruction.requests]
                         try:
@@ -297,6 +300,7 @@ class AsyncExecutor(_Core):
     def __init__(self, provider: Provider, transport: AsyncTransport | None, **options: Any) -> None:
         super().__init__(provider, **options)
         self.transport = transport
+        self._coalescer = Coalescer(self.request)  # requests concurrent flows share (Join)
 
     async def run(self, operation: str, flow: Flow[T]) -> T:
         budget = self.budget()
@@ -307,6 +311,13 @@ class AsyncExecutor(_Core):
                     if isinstance(instruction, Sleep):
                         await self.clock.asleep(instruction.seconds)
                         instruction = flow.send(None)
+                    elif isinstance(instruction, Join):
+                        try:
+                            shared = await self._coalescer.join(instruction, operation)
+                        except IMBridgeError as error:
+                            instruction = flow.throw(error)
+                            continue
+                        instruction = flow.send(shared)
                     else:
                         outcomes = await self._gather(instruction.requests, operation, budget)
                         try:

@@ -12,7 +12,7 @@ import pytest
 
 from imbridge import Conversation, IMClient
 from imbridge.emulators import EmulatorReply, EmulatorRequest, serve
-from imbridge.errors import RateLimitError, TransportError
+from imbridge.errors import MessageMayHaveLandedError, RateLimitError, TransportError
 from imbridge.retry import RetryPolicy
 from imbridge.testing.faults import Fault, FaultPlan, FaultProxy
 
@@ -134,9 +134,10 @@ def test_a_final_rate_limit_says_an_earlier_attempt_may_have_landed() -> None:
             raise httpx.ReadError("connection reset by peer", request=request)
         return httpx.Response(429)
 
-    with _tencent(handler) as im, pytest.raises(RateLimitError) as caught:
+    with _tencent(handler) as im, pytest.raises(MessageMayHaveLandedError) as caught:
         im.messages.send("alice", Conversation.user("bob"), "hi")
-    assert "MAY HAVE LANDED" in str(caught.value)
+    assert "MAY HAVE LANDED" in str(caught.value) and caught.value.idempotency_key
+    assert isinstance(caught.value.__cause__, RateLimitError)  # the last answer, kept as the cause
     assert caught.value.attempts == 3
 
 
@@ -160,3 +161,4 @@ def test_a_connect_failure_after_a_reset_keeps_may_have_landed() -> None:
     with _tencent(handler) as im, pytest.raises(TransportError) as caught:
         im.messages.send("alice", Conversation.user("bob"), "hi")
     assert caught.value.may_have_landed is True
+    assert isinstance(caught.value, MessageMayHaveLandedError)

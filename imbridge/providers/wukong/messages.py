@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from imbridge._cursor import check_position, decode_cursor, encode_cursor
-from imbridge._flow import Flow, Sleep
+from imbridge._flow import NOT_JOINED, Flow, Join, Request, Sleep
 from imbridge.capabilities import Operation
 from imbridge.errors import (
     InvalidRequestError,
@@ -32,6 +33,10 @@ from imbridge.providers.wukong.mapping import NAME
 #: Waits (seconds) between lookups that confirm a send. A message is stored 0.5-2 ms after the send
 #: returns on one node, not always by the first poll (FACTS §6); the tail covers a loaded server.
 CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
+#: The newest messages one shared confirmation reads (2 per waiting send + this, at most the cap): enough to hold
+#: the waiting sends and the messages stored beside them meanwhile; a send outside it is looked up by key.
+CONFIRM_WINDOW_SLACK = 32
+CONFIRM_WINDOW_MAX = 1000
 #: Waits between lookups after a send failed with an unknown outcome (found: the send succeeded; not found:
 #: MessageMayHaveLandedError, never a re-send: see WukongMessages._deliver).
 RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
@@ -296,9 +301,7 @@ class WukongMessages(WukongCore):
         confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         if found is None and confirm:
             try:
-                found = yield from self._poll(
-                    sender, to, result.client_msg_no, result.message_id, CONFIRM_DELAYS, route.command
-                )
+                found = yield from self._confirm(sender, to, result, route.command)
             except (ProviderError, TransportError):
                 # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
                 # Failing the send now would invite a re-send of a message that is most likely stored.
@@ -306,6 +309,58 @@ class WukongMessages(WukongCore):
             if found is None:
                 yield from self._explain_drop(sender, to, result)
         return self._sent(to, sender, result, found)
+
+    def _confirm(
+        self, sender: str, to: Conversation, result: wire.SendResult, command: bool
+    ) -> Flow[wire.MessageResp | None]:
+        """The stored message a send just accepted, polled CONFIRM_DELAYS apart; None if it never shows.
+
+        On the async client, concurrent sends to one channel share their polls (issue 19): each poll is a
+        :class:`Join` of the channel's group, answered from one ``POST /channel/messagesync`` of its newest
+        messages for every send waiting then (matched on client_msg_no AND message_id, so another sender's
+        message under the same key never confirms this one). A window of newest messages can miss a message in
+        a busy channel, so a send not seen by the last poll gets the exact per-key lookup before it is called
+        dropped. The sync client has nothing to share with (NOT_JOINED): it polls GET /message/byclientmsgno,
+        as before. Command messages (in the channel's command twin) are always polled by key.
+        """
+        key, message_id = result.client_msg_no, result.message_id
+        if command:
+            return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
+        channel_type, lookup_id = self._target(sender, to)
+        join = Join((NAME, channel_type, lookup_id), (key, message_id), partial(self._confirmations, sender, to))
+        for delay in CONFIRM_DELAYS:
+            if delay:
+                yield Sleep(delay)
+            seen = yield join
+            if seen is NOT_JOINED:
+                return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
+            if seen is not None:
+                return seen  # type: ignore[no-any-return]
+        return (yield from self._lookup(sender, to, key, message_id, command))
+
+    def _confirmations(
+        self, sender: str, to: Conversation, items: list[tuple[str, int]]
+    ) -> tuple[Request, Callable[[Any], list[wire.MessageResp | None]]]:
+        """One request confirming every ``(client_msg_no, message_id)`` waiting in a channel: its newest messages
+        (``/channel/messagesync`` with no seqs reads the last ``limit``: LoadLastMsgs), enough of them to hold
+        the waiting sends and as many others stored meanwhile (other senders, this client's confirmed sends)."""
+        limit = min(CONFIRM_WINDOW_MAX, 2 * len(items) + CONFIRM_WINDOW_SLACK)
+        body = {"login_uid": sender, "channel_id": to.id, "channel_type": wire.GROUP if to.is_group else wire.PERSON,
+                "start_message_seq": 0, "end_message_seq": 0, "limit": limit, "pull_mode": 0}  # fmt: skip
+
+        def split(reply: Any) -> list[wire.MessageResp | None]:
+            rows = (reply.get("messages") or []) if isinstance(reply, dict) else None  # null: nothing stored yet
+            if not isinstance(rows, list):
+                raise ServiceUnavailableError("WuKongIM answered POST /channel/messagesync with an unreadable body",
+                                              provider=NAME)  # fmt: skip
+            # Only the rows that confirm a waiting send are read as models: a window holds others too.
+            stored = {(row.get("client_msg_no"), row.get("message_id")): row for row in rows if isinstance(row, dict)}
+            return [
+                _readable(wire.MessageResp, stored[item], "POST /channel/messagesync") if item in stored else None
+                for item in items
+            ]
+
+        return self._post("/channel/messagesync", body), split
 
     @staticmethod
     def _sent(

@@ -65,7 +65,9 @@ class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGro
                 Support.EMULATED,
                 "POST /message/send answers before storing; imbridge confirms with GET /message/byclientmsgno "
                 "(returns message_seq; a silent drop by a banned or dismissed group becomes an error; "
-                "confirm=False skips it). client_msg_no = idempotency_key; the server never deduplicates it, so "
+                "confirm=False skips it; on the async client, concurrent sends to a channel share one POST "
+                "/channel/messagesync of its newest messages per poll, a key looked up alone only if that misses "
+                "it). client_msg_no = idempotency_key; the server never deduplicates it, so "
                 "only a send whose connection never opened is re-sent: after any other failure it is looked up, "
                 "and if absent MessageMayHaveLandedError carries the key (messages.find_by_key reconciles). "
                 "Group sends from non-members or muted members are refused by "
