@@ -33,10 +33,15 @@ from imbridge.providers.wukong.mapping import NAME
 #: Waits (seconds) between lookups that confirm a send. A message is stored 0.5-2 ms after the send
 #: returns on one node, not always by the first poll (FACTS §6); the tail covers a loaded server.
 CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
+#: The same budget for a coalesced confirmation, polled more often at first: a poll there is a share of one
+#: read per channel in flight (not a request of its own), so a send is seen soon after it is stored.
+SHARED_CONFIRM_DELAYS = (0.0, 0.001, 0.001, 0.002, 0.002, 0.003, 0.005, 0.005, 0.01, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
 #: The newest messages one shared confirmation reads (2 per waiting send + this, at most the cap): enough to hold
 #: the waiting sends and the messages stored beside them meanwhile; a send outside it is looked up by key.
 CONFIRM_WINDOW_SLACK = 32
 CONFIRM_WINDOW_MAX = 1000
+#: Channels whose last seen seq is remembered (the floors of shared confirmations); forgotten all at once beyond.
+SEEN_CHANNELS_MAX = 10_000
 #: Waits between lookups after a send failed with an unknown outcome (found: the send succeeded; not found:
 #: MessageMayHaveLandedError, never a re-send: see WukongMessages._deliver).
 RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
@@ -294,6 +299,10 @@ class WukongMessages(WukongCore):
                 yield from self._check_may_send(to.id, sender)
         payload = mapping.encode_payload(message.elements, dict(message.metadata) if message.metadata else {})
         body["payload"] = mapping.to_base64(payload)
+        # What a shared confirmation read saw last in this channel, before this send left: its message will have
+        # a higher seq (the server numbered everything it had shown before it received this send).
+        channel = self._channel_key(sender, to)
+        floor = self._seen_seqs.get(channel)
         result, found = yield from self._deliver(body, sender, to, route)
         if not route.stored:
             # Not stored by design (no_persist): there is nothing to look up, so it is never "confirmed".
@@ -301,7 +310,7 @@ class WukongMessages(WukongCore):
         confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         if found is None and confirm:
             try:
-                found = yield from self._confirm(sender, to, result, route.command)
+                found = yield from self._confirm(sender, to, result, route.command, floor)
             except (ProviderError, TransportError):
                 # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
                 # Failing the send now would invite a re-send of a message that is most likely stored.
@@ -310,25 +319,31 @@ class WukongMessages(WukongCore):
                 yield from self._explain_drop(sender, to, result)
         return self._sent(to, sender, result, found)
 
+    def _channel_key(self, sender: str, to: Conversation) -> tuple[str, int, str]:
+        channel_type, lookup_id = self._target(sender, to)
+        return NAME, channel_type, lookup_id
+
     def _confirm(
-        self, sender: str, to: Conversation, result: wire.SendResult, command: bool
+        self, sender: str, to: Conversation, result: wire.SendResult, command: bool, floor: int | None = None
     ) -> Flow[wire.MessageResp | None]:
-        """The stored message a send just accepted, polled CONFIRM_DELAYS apart; None if it never shows.
+        """The stored message a send just accepted, polled until seen; None if it never shows.
 
         On the async client, concurrent sends to one channel share their polls (issue 19): each poll is a
-        :class:`Join` of the channel's group, answered from one ``POST /channel/messagesync`` of its newest
-        messages for every send waiting then (matched on client_msg_no AND message_id, so another sender's
-        message under the same key never confirms this one). A window of newest messages can miss a message in
-        a busy channel, so a send not seen by the last poll gets the exact per-key lookup before it is called
-        dropped. The sync client has nothing to share with (NOT_JOINED): it polls GET /message/byclientmsgno,
-        as before. Command messages (in the channel's command twin) are always polled by key.
+        :class:`Join` of the channel's group, answered from one ``POST /channel/messagesync`` for every send
+        waiting then (matched on client_msg_no AND message_id, so another sender's message under the same key
+        never confirms this one). The read starts above ``floor``, the highest seq an earlier shared read saw
+        before this send left (the server numbers a message after everything it has already shown), so it
+        returns only what is new; without one it reads the channel's newest messages. A send not seen by its
+        last poll gets the exact per-key lookup before it is called dropped. The sync client has nothing to share
+        with (NOT_JOINED): it polls GET /message/byclientmsgno, CONFIRM_DELAYS apart, as before. Command messages
+        (in the channel's command twin) are always polled by key.
         """
         key, message_id = result.client_msg_no, result.message_id
         if command:
             return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
-        channel_type, lookup_id = self._target(sender, to)
-        join = Join((NAME, channel_type, lookup_id), (key, message_id), partial(self._confirmations, sender, to))
-        for delay in CONFIRM_DELAYS:
+        channel = self._channel_key(sender, to)
+        join = Join(channel, (key, message_id, floor), partial(self._confirmations, sender, to, channel))
+        for delay in SHARED_CONFIRM_DELAYS:
             if delay:
                 yield Sleep(delay)
             seen = yield join
@@ -339,26 +354,49 @@ class WukongMessages(WukongCore):
         return (yield from self._lookup(sender, to, key, message_id, command))
 
     def _confirmations(
-        self, sender: str, to: Conversation, items: list[tuple[str, int]]
+        self, sender: str, to: Conversation, channel: tuple[str, int, str], items: list[tuple[str, int, int | None]]
     ) -> tuple[Request, Callable[[Any], list[wire.MessageResp | None]]]:
-        """One request confirming every ``(client_msg_no, message_id)`` waiting in a channel: its newest messages
-        (``/channel/messagesync`` with no seqs reads the last ``limit``: LoadLastMsgs), enough of them to hold
-        the waiting sends and as many others stored meanwhile (other senders, this client's confirmed sends)."""
-        limit = min(CONFIRM_WINDOW_MAX, 2 * len(items) + CONFIRM_WINDOW_SLACK)
-        body = {"login_uid": sender, "channel_id": to.id, "channel_type": wire.GROUP if to.is_group else wire.PERSON,
-                "start_message_seq": 0, "end_message_seq": 0, "limit": limit, "pull_mode": 0}  # fmt: skip
+        """One read confirming every ``(client_msg_no, message_id, floor)`` waiting in a channel. When every
+        waiting send has a floor: the messages above the lowest one (``pull_mode`` 1, up to CONFIRM_WINDOW_MAX).
+        Otherwise the channel's newest messages (``/channel/messagesync`` with no seqs: LoadLastMsgs), enough to
+        hold the waiting sends and the others stored meanwhile. Each row that confirms nothing is left unread."""
+        body: dict[str, Any] = {"login_uid": sender, "channel_id": to.id,
+                                "channel_type": wire.GROUP if to.is_group else wire.PERSON}  # fmt: skip
+        floors = [floor for _, _, floor in items if floor is not None]
+        if len(floors) < len(items):
+            body |= {"start_message_seq": 0, "end_message_seq": 0, "pull_mode": 0,
+                     "limit": min(CONFIRM_WINDOW_MAX, 4 * len(items) + CONFIRM_WINDOW_SLACK)}  # fmt: skip
+        else:
+            body |= {"start_message_seq": min(floors) + 1, "end_message_seq": 0, "pull_mode": 1,
+                     "limit": CONFIRM_WINDOW_MAX}  # fmt: skip
+        wanted = {(key, message_id) for key, message_id, _ in items}
 
         def split(reply: Any) -> list[wire.MessageResp | None]:
             rows = (reply.get("messages") or []) if isinstance(reply, dict) else None  # null: nothing stored yet
             if not isinstance(rows, list):
                 raise ServiceUnavailableError("WuKongIM answered POST /channel/messagesync with an unreadable body",
                                               provider=NAME)  # fmt: skip
-            # Only the rows that confirm a waiting send are read as models: a window holds others too.
-            stored = {(row.get("client_msg_no"), row.get("message_id")): row for row in rows if isinstance(row, dict)}
+            stored: dict[tuple[Any, Any], Any] = {}
+            highest = 0
+            for row in rows:
+                if isinstance(row, dict):
+                    seq = row.get("message_seq")
+                    if isinstance(seq, int) and seq > highest:
+                        highest = seq
+                    pair = (row.get("client_msg_no"), row.get("message_id"))
+                    if pair in wanted:
+                        stored[pair] = row
+            if highest:
+                seen = self._seen_seqs
+                if len(seen) >= SEEN_CHANNELS_MAX and channel not in seen:
+                    seen.clear()  # bounded: a floor is an optimisation, never needed for correctness
+                seen[channel] = max(highest, seen.get(channel, 0))
+            # Only the rows that confirm a waiting send are read as models.
             return [
-                _readable(wire.MessageResp, stored[item], "POST /channel/messagesync") if item in stored else None
-                for item in items
-            ]
+                _readable(wire.MessageResp, stored[(key, message_id)], "POST /channel/messagesync")
+                if (key, message_id) in stored else None
+                for key, message_id, _ in items
+            ]  # fmt: skip
 
         return self._post("/channel/messagesync", body), split
 
