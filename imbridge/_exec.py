@@ -300,7 +300,7 @@ class AsyncExecutor(_Core):
     def __init__(self, provider: Provider, transport: AsyncTransport | None, **options: Any) -> None:
         super().__init__(provider, **options)
         self.transport = transport
-        self._coalescer = Coalescer(self.request)  # requests concurrent flows share (Join)
+        self._coalescer = Coalescer(self.request, self.clock)  # requests concurrent flows share (Join)
 
     async def run(self, operation: str, flow: Flow[T]) -> T:
         budget = self.budget()

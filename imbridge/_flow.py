@@ -83,6 +83,10 @@ class Join:
     group: Any
     item: Any
     combine: Callable[[list[Any]], tuple[Request, Callable[[Any], list[Any]]]]
+    wait: float = 0.0
+    """Seconds the async driver may keep this item for the group's later requests while ``split`` answers
+    :data:`KEEP_WAITING` for it (a message not stored yet); past them, the flow receives None. The driver reads
+    again at once while new items join, else after a pause that doubles from 1 ms up to 50 ms."""
 
 
 class _NotJoined:
@@ -94,6 +98,17 @@ class _NotJoined:
 
 NOT_JOINED: Any = _NotJoined()
 """What the sync driver answers to a :class:`Join`: do it alone."""
+
+
+class _KeepWaiting:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "KEEP_WAITING"
+
+
+KEEP_WAITING: Any = _KeepWaiting()
+"""What a :class:`Join`'s ``split`` answers for an item its request did not settle: ask again for it later."""
 
 
 @dataclass(slots=True)

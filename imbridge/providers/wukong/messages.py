@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from imbridge._cursor import check_position, decode_cursor, encode_cursor
-from imbridge._flow import NOT_JOINED, Flow, Join, Request, Sleep
+from imbridge._flow import KEEP_WAITING, NOT_JOINED, Flow, Join, Request, Sleep
 from imbridge.capabilities import Operation
 from imbridge.errors import (
     InvalidRequestError,
@@ -33,9 +33,6 @@ from imbridge.providers.wukong.mapping import NAME
 #: Waits (seconds) between lookups that confirm a send. A message is stored 0.5-2 ms after the send
 #: returns on one node, not always by the first poll (FACTS §6); the tail covers a loaded server.
 CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
-#: The same budget for a coalesced confirmation, polled more often at first: a poll there is a share of one
-#: read per channel in flight (not a request of its own), so a send is seen soon after it is stored.
-SHARED_CONFIRM_DELAYS = (0.0, 0.001, 0.001, 0.002, 0.002, 0.003, 0.005, 0.005, 0.01, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
 #: The newest messages one shared confirmation reads (2 per waiting send + this, at most the cap): enough to hold
 #: the waiting sends and the messages stored beside them meanwhile; a send outside it is looked up by key.
 CONFIRM_WINDOW_SLACK = 32
@@ -328,34 +325,32 @@ class WukongMessages(WukongCore):
     ) -> Flow[wire.MessageResp | None]:
         """The stored message a send just accepted, polled until seen; None if it never shows.
 
-        On the async client, concurrent sends to one channel share their polls (issue 19): each poll is a
-        :class:`Join` of the channel's group, answered from one ``POST /channel/messagesync`` for every send
-        waiting then (matched on client_msg_no AND message_id, so another sender's message under the same key
-        never confirms this one). The read starts above ``floor``, the highest seq an earlier shared read saw
-        before this send left (the server numbers a message after everything it has already shown), so it
-        returns only what is new; without one it reads the channel's newest messages. A send not seen by its
-        last poll gets the exact per-key lookup before it is called dropped. The sync client has nothing to share
-        with (NOT_JOINED): it polls GET /message/byclientmsgno, CONFIRM_DELAYS apart, as before. Command messages
-        (in the channel's command twin) are always polled by key.
+        On the async client, concurrent sends to one channel share their polls (issue 19): the send joins its
+        channel's group (:class:`Join`), whose reads, one in flight at a time, are each one ``POST
+        /channel/messagesync`` for every send waiting then (matched on client_msg_no AND message_id, so another
+        sender's message under the same key never confirms this one); a send not in a read waits for the next,
+        for at most the budget of CONFIRM_DELAYS, and is woken once, when seen. The read starts above ``floor``,
+        the highest seq an earlier shared read saw before this send left (the server numbers a message after
+        everything it has already shown), so it returns only what is new; without one it reads the channel's
+        newest messages. A send no read showed gets the exact per-key lookup before it is called dropped. The
+        sync client has nothing to share with (NOT_JOINED): it polls GET /message/byclientmsgno, CONFIRM_DELAYS
+        apart, as before. Command messages (in the channel's command twin) are always polled by key.
         """
         key, message_id = result.client_msg_no, result.message_id
         if command:
             return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
         channel = self._channel_key(sender, to)
-        join = Join(channel, (key, message_id, floor), partial(self._confirmations, sender, to, channel))
-        for delay in SHARED_CONFIRM_DELAYS:
-            if delay:
-                yield Sleep(delay)
-            seen = yield join
-            if seen is NOT_JOINED:
-                return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
-            if seen is not None:
-                return seen  # type: ignore[no-any-return]
+        seen = yield Join(channel, (key, message_id, floor), partial(self._confirmations, sender, to, channel),
+                          wait=sum(CONFIRM_DELAYS))  # fmt: skip
+        if seen is NOT_JOINED:
+            return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
+        if seen is not None:
+            return seen  # type: ignore[no-any-return]
         return (yield from self._lookup(sender, to, key, message_id, command))
 
     def _confirmations(
         self, sender: str, to: Conversation, channel: tuple[str, int, str], items: list[tuple[str, int, int | None]]
-    ) -> tuple[Request, Callable[[Any], list[wire.MessageResp | None]]]:
+    ) -> tuple[Request, Callable[[Any], list[Any]]]:
         """One read confirming every ``(client_msg_no, message_id, floor)`` waiting in a channel. When every
         waiting send has a floor: the messages above the lowest one (``pull_mode`` 1, up to CONFIRM_WINDOW_MAX).
         Otherwise the channel's newest messages (``/channel/messagesync`` with no seqs: LoadLastMsgs), enough to
@@ -371,7 +366,7 @@ class WukongMessages(WukongCore):
                      "limit": CONFIRM_WINDOW_MAX}  # fmt: skip
         wanted = {(key, message_id) for key, message_id, _ in items}
 
-        def split(reply: Any) -> list[wire.MessageResp | None]:
+        def split(reply: Any) -> list[Any]:
             rows = (reply.get("messages") or []) if isinstance(reply, dict) else None  # null: nothing stored yet
             if not isinstance(rows, list):
                 raise ServiceUnavailableError("WuKongIM answered POST /channel/messagesync with an unreadable body",
@@ -391,10 +386,10 @@ class WukongMessages(WukongCore):
                 if len(seen) >= SEEN_CHANNELS_MAX and channel not in seen:
                     seen.clear()  # bounded: a floor is an optimisation, never needed for correctness
                 seen[channel] = max(highest, seen.get(channel, 0))
-            # Only the rows that confirm a waiting send are read as models.
+            # Only the rows that confirm a waiting send are read as models; the others wait for the next read.
             return [
                 _readable(wire.MessageResp, stored[(key, message_id)], "POST /channel/messagesync")
-                if (key, message_id) in stored else None
+                if (key, message_id) in stored else KEEP_WAITING
                 for key, message_id, _ in items
             ]  # fmt: skip
 
