@@ -296,15 +296,14 @@ class WukongMessages(WukongCore):
                 yield from self._check_may_send(to.id, sender)
         payload = mapping.encode_payload(message.elements, dict(message.metadata) if message.metadata else {})
         body["payload"] = mapping.to_base64(payload)
+        confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         # What a shared confirmation read saw last in this channel, before this send left: its message will have
         # a higher seq (the server numbered everything it had shown before it received this send).
-        channel = self._channel_key(sender, to)
-        floor = self._seen_seqs.get(channel)
+        floor = self._seen_seqs.get(self._channel_key(sender, to)) if confirm and self._seen_seqs else None
         result, found = yield from self._deliver(body, sender, to, route)
         if not route.stored:
             # Not stored by design (no_persist): there is nothing to look up, so it is never "confirmed".
             return self._sent(to, sender, result, None, persisted=False)
-        confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         if found is None and confirm:
             try:
                 found = yield from self._confirm(sender, to, result, route.command, floor)
