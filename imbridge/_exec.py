@@ -1,6 +1,7 @@
 """The one place that performs I/O: drives provider flows with a sync or an async transport.
 
-Each request goes through the same steps on both drivers: pace, prepare (base URL + credentials),
+Each request goes through the same steps on both drivers: pace, prepare (base URL + credentials), pick a
+cluster node when the provider has several (``_nodes.py``: a node that does not answer is skipped for a while),
 send, decode (the provider maps the answer into the error hierarchy), and retry by the RetryPolicy,
 compiled to tenacity. Decisions live in :class:`_Core`; the two drivers only differ in ``await``.
 """
@@ -19,6 +20,7 @@ from imbridge._clock import Clock
 from imbridge._coalesce import Coalescer
 from imbridge._flow import NOT_JOINED, Flow, HTTPRequest, Instruction, Join, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
+from imbridge._masking import mask_url
 from imbridge._pacing import Pacer, Rate
 from imbridge.errors import (
     AuthenticationError,
@@ -149,6 +151,30 @@ class _Core:
             error = InvalidRequestError(f"the request to {request.label()} cannot be encoded: {exc}")
             raise self.annotate(error, operation, attempt) from None
 
+    def route(self, request: Request, wire: HTTPRequest) -> str | None:
+        """The cluster node ``wire`` goes to (rewritten for it), or None for a provider with one server."""
+        nodes = self.provider.nodes
+        return None if nodes is None else nodes.route(wire, self.clock.monotonic(), request.node)
+
+    def reroute(self, request: Request, wire: HTTPRequest, node: str | None, error: TransportError) -> str | None:
+        """After ``node`` did not answer: take it out of rotation, and return the node ``wire`` now goes to when
+        the request can move at once (a refused connection: nothing was sent), else None (the attempt fails;
+        the retry rules and the flow's lookups decide, and their requests go to another node)."""
+        nodes = self.provider.nodes
+        if nodes is None or node is None:
+            return None
+        now = self.clock.monotonic()
+        moved = None if error.may_have_landed or request.node is not None else nodes.move(wire, node, now)
+        if moved is None:
+            nodes.failed(node, now)
+            error.message = f"{error.message} (node {mask_url(node)})"
+        return moved
+
+    def answered(self, node: str) -> None:
+        """``node`` answered (whatever it said): it is in rotation."""
+        if self.provider.nodes is not None:
+            self.provider.nodes.succeeded(node)
+
     def annotate(self, error: IMBridgeError, operation: str, attempt: int) -> IMBridgeError:
         error.provider = error.provider or self.provider.name
         error.operation = error.operation or operation
@@ -213,7 +239,7 @@ class SyncExecutor(_Core):
         self.transport = transport
 
     def run(self, operation: str, flow: Flow[T]) -> T:
-        budget = self.budget()
+        budget: _WaitBudget | None = None  # made when first needed: most calls never wait
         try:
             instruction: Instruction = next(flow)
             while True:
@@ -224,17 +250,26 @@ class SyncExecutor(_Core):
                     elif isinstance(instruction, Join):  # nothing runs concurrently here to share with
                         instruction = flow.send(NOT_JOINED)
                     else:
+                        budget = budget or self.budget()
                         outcomes = [self._outcome(request, operation, budget) for request in instruction.requests]
                         try:
                             instruction = flow.send(outcomes)
                         except _SHAPE_ERRORS as exc:  # a fanned-out reply read like any other
                             raise self.shape_error(exc, operation, self.provider.name) from exc
                     continue
+                # request(), with its first attempt made here: one call less on the path of nearly every request.
+                failure: IMBridgeError | None = None
                 try:
-                    reply = self.request(instruction, operation, budget)
+                    reply = self._attempt(instruction, operation, 1)
                 except IMBridgeError as error:
-                    instruction = flow.throw(error)
-                    continue
+                    failure = error
+                if failure is not None:
+                    budget = budget or self.budget()
+                    try:
+                        reply = self._recover(instruction, operation, budget, failure)
+                    except IMBridgeError as error:
+                        instruction = flow.throw(error)
+                        continue
                 try:
                     instruction = flow.send(reply)
                 except _SHAPE_ERRORS as exc:
@@ -253,17 +288,27 @@ class SyncExecutor(_Core):
 
     def request(self, request: Request, operation: str, budget: _WaitBudget | None = None) -> Any:
         """One request with pacing, retries (within ``budget``) and a single credential renewal."""
-        budget = budget or self.budget()
+        try:
+            return self._attempt(request, operation, 1)
+        except IMBridgeError as error:
+            failure = error  # recovered from outside this handler, so that later errors do not chain to it
+        return self._recover(request, operation, budget or self.budget(), failure)
+
+    def _recover(self, request: Request, operation: str, budget: _WaitBudget, failure: IMBridgeError | None) -> Any:
+        """The rest of :meth:`request` once its first attempt failed with ``failure``: the retries, and one
+        renewal of expired credentials (after which the attempts start again from the first)."""
         unknown: IMBridgeError | None = None  # the first failure after which the server may have acted
         for renewal in (False, True):
             try:
-                try:
-                    return self._attempt(request, operation, 1)
-                except IMBridgeError as error:
-                    unknown = unknown or outcome_unknown(error)
-                    wait = self.first_failure(error, request, budget)
-                    if wait is None:
-                        raise
+                if failure is None:  # after a renewal
+                    try:
+                        return self._attempt(request, operation, 1)
+                    except IMBridgeError as error:
+                        failure = error
+                unknown = unknown or outcome_unknown(failure)
+                wait = self.first_failure(failure, request, budget)
+                if wait is None:
+                    raise failure
                 self.clock.sleep(wait)
                 for attempt in Retrying(sleep=self.clock.sleep, **self.retrying_kwargs(request, budget)):
                     with attempt:
@@ -276,6 +321,7 @@ class SyncExecutor(_Core):
                 if renewal or not error.credentials_expired:
                     raise
                 self.provider.renew_credentials()
+                failure = None
             except IMBridgeError as error:
                 self.disclose(error, request, unknown)
                 raise
@@ -286,11 +332,18 @@ class SyncExecutor(_Core):
         if self.transport is None:
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
         wire = self.encode(request, operation, attempt)
+        node = self.route(request, wire)
         started = time.perf_counter()
-        try:
-            response = self.transport.send(wire, self.timeout)
-        except TransportError as error:
-            raise self.failed(error, request, operation, attempt) from None
+        while True:
+            try:
+                response = self.transport.send(wire, self.timeout)
+                break
+            except TransportError as error:
+                node = self.reroute(request, wire, node, error)
+                if node is None:
+                    raise self.failed(error, request, operation, attempt) from None
+        if node is not None:
+            self.answered(node)
         return self.decode(request, response, operation, attempt, started)
 
 
@@ -303,7 +356,7 @@ class AsyncExecutor(_Core):
         self._coalescer = Coalescer(self.request, self.clock)  # requests concurrent flows share (Join)
 
     async def run(self, operation: str, flow: Flow[T]) -> T:
-        budget = self.budget()
+        budget: _WaitBudget | None = None  # made when first needed: most calls never wait
         try:
             instruction: Instruction = next(flow)
             while True:
@@ -319,17 +372,39 @@ class AsyncExecutor(_Core):
                             continue
                         instruction = flow.send(shared)
                     else:
+                        budget = budget or self.budget()
                         outcomes = await self._gather(instruction.requests, operation, budget)
                         try:
                             instruction = flow.send(outcomes)
                         except _SHAPE_ERRORS as exc:  # a fanned-out reply read like any other
                             raise self.shape_error(exc, operation, self.provider.name) from exc
                     continue
+                # request(), with its first attempt (_attempt's steps) made here: two coroutines less on the path
+                # of nearly every request, each a frame that every resumption of the task goes through and an
+                # object alive across the I/O (under load, the garbage collector's work grows with those).
+                failure: IMBridgeError | None = None
                 try:
-                    reply = await self.request(instruction, operation, budget)
+                    delay = self.pacing_delay(instruction)
+                    if delay > 0:
+                        await self.clock.asleep(delay)
+                    if self.transport is None:
+                        raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
+                    wire = self.encode(instruction, operation, 1)
+                    started = time.perf_counter()
+                    try:
+                        response = await self.transport.send(wire, self.timeout)
+                    except TransportError as error:
+                        raise self.failed(error, instruction, operation, 1) from None
+                    reply = self.decode(instruction, response, operation, 1, started)
                 except IMBridgeError as error:
-                    instruction = flow.throw(error)
-                    continue
+                    failure = error
+                if failure is not None:
+                    budget = budget or self.budget()
+                    try:
+                        reply = await self._recover(instruction, operation, budget, failure)
+                    except IMBridgeError as error:
+                        instruction = flow.throw(error)
+                        continue
                 try:
                     instruction = flow.send(reply)
                 except _SHAPE_ERRORS as exc:
@@ -354,17 +429,29 @@ class AsyncExecutor(_Core):
 
     async def request(self, request: Request, operation: str, budget: _WaitBudget | None = None) -> Any:
         """One request with pacing, retries (within ``budget``) and a single credential renewal."""
-        budget = budget or self.budget()
+        try:
+            return await self._attempt(request, operation, 1)
+        except IMBridgeError as error:
+            failure = error  # recovered from outside this handler, so that later errors do not chain to it
+        return await self._recover(request, operation, budget or self.budget(), failure)
+
+    async def _recover(
+        self, request: Request, operation: str, budget: _WaitBudget, failure: IMBridgeError | None
+    ) -> Any:
+        """The rest of :meth:`request` once its first attempt failed with ``failure``: the retries, and one
+        renewal of expired credentials (after which the attempts start again from the first)."""
         unknown: IMBridgeError | None = None  # the first failure after which the server may have acted
         for renewal in (False, True):
             try:
-                try:
-                    return await self._attempt(request, operation, 1)
-                except IMBridgeError as error:
-                    unknown = unknown or outcome_unknown(error)
-                    wait = self.first_failure(error, request, budget)
-                    if wait is None:
-                        raise
+                if failure is None:  # after a renewal
+                    try:
+                        return await self._attempt(request, operation, 1)
+                    except IMBridgeError as error:
+                        failure = error
+                unknown = unknown or outcome_unknown(failure)
+                wait = self.first_failure(failure, request, budget)
+                if wait is None:
+                    raise failure
                 await self.clock.asleep(wait)
                 async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self.retrying_kwargs(request, budget)):
                     with attempt:
@@ -377,21 +464,30 @@ class AsyncExecutor(_Core):
                 if renewal or not error.credentials_expired:
                     raise
                 self.provider.renew_credentials()
+                failure = None
             except IMBridgeError as error:
                 self.disclose(error, request, unknown)
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, request: Request, operation: str, attempt: int) -> Any:
+        """One attempt: pace, encode, send, decode (run() makes the first attempt of its requests itself)."""
         delay = self.pacing_delay(request)
         if delay > 0:
             await self.clock.asleep(delay)
         if self.transport is None:
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
         wire = self.encode(request, operation, attempt)
+        node = self.route(request, wire)
         started = time.perf_counter()
-        try:
-            response = await self.transport.send(wire, self.timeout)
-        except TransportError as error:
-            raise self.failed(error, request, operation, attempt) from None
+        while True:
+            try:
+                response = await self.transport.send(wire, self.timeout)
+                break
+            except TransportError as error:
+                node = self.reroute(request, wire, node, error)
+                if node is None:
+                    raise self.failed(error, request, operation, attempt) from None
+        if node is not None:
+            self.answered(node)
         return self.decode(request, response, operation, attempt, started)

@@ -43,6 +43,9 @@ class Request:
     api: str = ""
     cost: int = 1
     replay_safe: bool = True
+    #: The base URL of the cluster node this request must go to (a read of one node's own state), or None
+    #: for any node the provider's NodePool picks. Ignored by providers with one server.
+    node: str | None = None
 
     def label(self) -> str:
         return self.api or self.path

@@ -38,6 +38,29 @@ def _base_url(value: str | None) -> str | None:
         raise ValueError(error.message) from None
 
 
+def _base_urls(value: object) -> str:
+    """One WuKongIM node URL, or several (a cluster): a list, or a comma-separated string (how
+    ``IMBRIDGE_WUKONG_BASE_URL`` lists them). Each is checked like a single URL; kept as one comma-separated
+    string, so the settings read the same whatever the number of nodes (``WukongSettings.base_urls`` splits it)."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",")] if "," in value else [value]
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        raise ValueError(f"must be a URL or a list of URLs, got {type(value).__name__}")
+    if not parts or any(part == "" for part in parts):
+        raise ValueError("must name at least one URL, with no empty entry in a list")
+    urls = []
+    for index, part in enumerate(parts):
+        try:
+            urls.append(check_base_url(part, "base_url" if len(parts) == 1 else f"base_url[{index}]").rstrip("/"))
+        except IMBridgeError as error:
+            raise ValueError(error.message) from None
+    if len(set(urls)) != len(urls):
+        raise ValueError("lists a node twice")
+    return ",".join(urls) if len(urls) > 1 else str(parts[0])
+
+
 def _printable_secret(value: SecretStr | None) -> SecretStr | None:
     """A secret that travels in a header must not hold control characters (a newline would split it)."""
     if value is not None and not value.get_secret_value().isprintable():
@@ -95,11 +118,20 @@ class TencentSettings(ProviderSettings):
 
 
 class WukongSettings(ProviderSettings):
-    """``IMBRIDGE_WUKONG_*``: a self-hosted WuKongIM v2 server."""
+    """``IMBRIDGE_WUKONG_*``: a self-hosted WuKongIM v2 server, or the nodes of a WuKongIM cluster."""
 
     model_config = SettingsConfigDict(env_prefix="IMBRIDGE_WUKONG_")
 
     base_url: str = "http://127.0.0.1:5001"
+    """The server's HTTP API, or the HTTP API of every node of a cluster: a list, or comma-separated
+    (``http://n1:5001,http://n2:5001``). Requests go to the nodes in turn; a node that refuses connections or
+    times out is left out for ``node_cooldown`` seconds (docs/deployment.md)."""
+    node_cooldown: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
+    """Seconds a node that refused a connection or timed out stays out of rotation (several nodes only)."""
+    confirm_replicated: bool | None = None
+    """Confirm a send only once the message is stored on a majority of its channel's replicas (WuKongIM's
+    ``/cluster/channels/{id}/{type}/replicas``), so that it survives the loss of a node. None (the default): on
+    when ``base_url`` lists several nodes."""
     manager_token: SecretStr | None = None
     """The server's ``managerToken``, sent as the ``token`` header."""
     store: str = ""
@@ -121,8 +153,18 @@ class WukongSettings(ProviderSettings):
     """Refuse sends from non-members and muted members, as the other providers do."""
     policy_cache_seconds: float = Field(default=2.0, ge=0, le=86_400, allow_inf_nan=False)
 
-    _check_base_url = field_validator("base_url")(_base_url)
+    _check_base_url = field_validator("base_url", mode="before")(_base_urls)
     _check_manager_token = field_validator("manager_token")(_printable_secret)
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every node's URL, without a trailing slash (one for a single server)."""
+        return [url.rstrip("/") for url in self.base_url.split(",")]
+
+    @property
+    def replicated_confirmation(self) -> bool:
+        """Whether sends are confirmed on a majority of replicas (``confirm_replicated``, else several nodes)."""
+        return self.confirm_replicated if self.confirm_replicated is not None else len(self.base_urls) > 1
 
 
 SETTINGS_CLASSES: dict[str, type[ProviderSettings]] = {

@@ -502,6 +502,9 @@ class _Pending:
     expire: int
     setting: int
     red_dot: int = 0
+    sync_once: int = 0
+    sent_id: str = ""
+    """The channel id as the send named it (the recipient of a person message; no command-twin suffix)."""
 
 
 class WukongEmulator:
@@ -779,7 +782,8 @@ class WukongEmulator:
         if row is None or not (row["ban"] or row["disband"]):
             self._configure(channel_type, stored_id)
         message = _Pending(self.store_delay_requests, message_id, channel_type, stored_id, from_uid, client_msg_no,
-                           payload, expire, setting, 1 if header.get("red_dot") == 1 else 0)  # fmt: skip
+                           payload, expire, setting, 1 if header.get("red_dot") == 1 else 0,
+                           1 if header.get("sync_once") == 1 else 0, channel_id)  # fmt: skip
         if message.countdown <= 0:
             self._persist(message)
         else:
@@ -813,18 +817,25 @@ class WukongEmulator:
     def _message_webhooks(self, message: _Pending, stored: MessageRow) -> None:
         """msg.notify for every stored message (event_persist.go:90-100 -> webhook.go:291-303), and
         msg.offline for the recipients with no master device online, the sender filtered out
-        (event_distribute.go:136-146, 178-199 -> webhook.go:243-289)."""
+        (event_distribute.go:136-146, 178-199 -> webhook.go:243-289).
+
+        A command message (``sync_once``, stored in the twin ``<id>____cmd``) is reported like any other: in
+        msg.notify with the twin's id rendered as ``MessageResp.From`` renders it and its header kept
+        (``sync_once: 1``), and in msg.offline to the original channel's subscribers (makeChannelTag,
+        event_distribute.go:291-330), under the channel id the send named. Both as the real server POSTed them
+        for imbridge's revoke notices (tests/fixtures/wukong/webhooks/recording.json, 2026-12-02)."""
         rendered = self._render(stored)
-        rendered["header"] = {"no_persist": 0, "red_dot": message.red_dot, "sync_once": 0}
+        rendered["header"] = {"no_persist": 0, "red_dot": message.red_dot, "sync_once": message.sync_once}
         self._notify_queue.append(rendered)
         dispatcher = self.webhooks
         assert dispatcher is not None
         dispatcher.enqueue(self._push_notify)
+        original = message.stored_id.removesuffix(_CMD_SUFFIX)
         if message.channel_type == PERSON:
-            parts = message.stored_id.split("@")
+            parts = original.split("@")
             members = [uid for uid in parts if uid != message.from_uid] or parts[:1]
-        elif message.channel_type == GROUP and not message.stored_id.endswith(_CMD_SUFFIX):
-            members = self._list(GROUP, message.stored_id, "subscribers")
+        elif message.channel_type == GROUP:
+            members = self._list(GROUP, original, "subscribers")
         else:
             return
         masters_online = {uid for uid, _flag, level in self._connections.values() if level == 1}
@@ -832,9 +843,12 @@ class WukongEmulator:
         if not offline:
             return
         to_uids = list(dict.fromkeys(uid for uid in offline if uid != message.from_uid))
-        # MessageResp of the send packet: its channel id is the one sent (the recipient, for a person message,
-        # as rendered above) and its timestamp the time of the webhook (webhook.go:264-282).
-        body: dict[str, Any] = {**rendered, "timestamp": int(self.clock.now().timestamp()), "to_uids": to_uids}
+        # MessageResp of the send packet: its channel id and header are the ones sent (the recipient, for a
+        # person message), its timestamp the time of the webhook (webhook.go:264-282).
+        body: dict[str, Any] = {
+            **rendered, "channel_id": message.sent_id or rendered["channel_id"],
+            "timestamp": int(self.clock.now().timestamp()), "to_uids": to_uids,
+        }  # fmt: skip
         if 0 < self.subscriber_compress_of_count < len(to_uids):
             packed = gzip.compress(json.dumps(to_uids, separators=(",", ":")).encode())
             body.update(to_uids=[], compress="gzip", compress_to_uids=base64.b64encode(packed).decode())
@@ -1806,4 +1820,5 @@ class WukongEmulator:
         message_id = self._next_message_id()
         stored_id = wire.fake_channel_id(sender, to) if channel_type == PERSON else to
         self._configure(channel_type, stored_id)
-        self._persist(_Pending(0, message_id, channel_type, stored_id, sender, _new_client_msg_no(), payload, 0, 0))
+        self._persist(_Pending(0, message_id, channel_type, stored_id, sender, _new_client_msg_no(), payload, 0, 0,
+                               sent_id=to))  # fmt: skip

@@ -36,6 +36,12 @@ _PATH_SEPARATORS = re.compile(r"[/\\]")
 _DOT_SEGMENTS = frozenset({".", ".."})
 
 
+#: Ids that passed :func:`check_id` at its default size (plain ``str`` only): an app sends from and to the
+#: same few ids over and over, and each send checks two or three. Forgotten all at once when full.
+_CHECKED_IDS: set[str] = set()
+_CHECKED_IDS_LIMIT = 4096
+
+
 def check_id(value: object, what: str, *, max_bytes: int = MAX_ID_BYTES) -> str:
     """Return ``value`` if it is a usable identifier, else raise InvalidRequestError.
 
@@ -43,6 +49,17 @@ def check_id(value: object, what: str, *, max_bytes: int = MAX_ID_BYTES) -> str:
     (``/``, ``\\``) and not a dot segment (``.``, ``..``), at most ``max_bytes`` UTF-8 bytes: such an id
     is the same id on every provider, and cannot change the URL path it is put in.
     """
+    if type(value) is str and value in _CHECKED_IDS and max_bytes == MAX_ID_BYTES:
+        return value  # checked before: the rules depend on the value alone
+    checked = _check_id(value, what, max_bytes)
+    if type(value) is str and max_bytes == MAX_ID_BYTES:  # a str subclass may answer the checks differently
+        if len(_CHECKED_IDS) >= _CHECKED_IDS_LIMIT:
+            _CHECKED_IDS.clear()
+        _CHECKED_IDS.add(value)
+    return checked
+
+
+def _check_id(value: object, what: str, max_bytes: int) -> str:
     if not isinstance(value, str):
         raise InvalidRequestError(f"{what} must be a string, got {type(value).__name__}")
     if not value or value.strip() != value:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imbridge.errors import InvalidRequestError
+from imbridge.models._build import fill
 from imbridge.models._validation import validation_problems
 
 MAX_INT = 2**63 - 1
@@ -34,9 +35,24 @@ class Text(_Element):
     text: str = Field(min_length=1)
 
     def __init__(self, text: str | None = None, /, **data: object) -> None:
+        if type(text) is str and text and not data and (text.isascii() or _encodable(text)):
+            # Text("hi"), once per send in the README's idiom: a non-empty str (valid Unicode) is all the
+            # validation asks for, so it is stored as pydantic would store it, without running it (tests
+            # compare the two).
+            fill(self, {"type": "text", "text": text}, {"text"})
+            return
         if text is not None:
             data["text"] = text
         super().__init__(**data)
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate), as pydantic requires of a str field."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Image(_Element):

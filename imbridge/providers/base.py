@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from imbridge._clock import Clock, SystemClock
 from imbridge._flow import Flow, HTTPRequest, Request, Response
 from imbridge._masking import mask_url
+from imbridge._nodes import NodePool
 from imbridge._pacing import Rate
 from imbridge.capabilities import CapabilityMap, Operation
 from imbridge.errors import UnsupportedOperationError
@@ -221,6 +222,8 @@ class Provider:
     #: True when the vendor's server asks the app before delivering every message (Tencent's before-send
     #: callbacks, answered by ``EventReceiver.on_before_send``): a client's ``before_send`` is then not applied.
     asks_app_before_send: ClassVar[bool] = False
+    #: The nodes of a cluster the executor spreads requests over (None: one server, the URL ``to_http`` builds).
+    nodes: NodePool | None = None
 
     def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
         self.settings = settings

@@ -91,7 +91,9 @@ def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
         if _checked_text(content) > MAX_TEXT_BYTES:
             raise InvalidRequestError(_TOO_LONG)
         return (_text_element(content),)
-    if isinstance(content, _CONTENT_TYPES):
+    if type(content) is list:  # the README's idiom, [Text(...)]: no isinstance through pydantic's ABCMeta
+        items = content
+    elif isinstance(content, _CONTENT_TYPES):
         items = [content]
     elif isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):
         items = list(content)
@@ -102,7 +104,10 @@ def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
     elements: list[Any] = []
     text_bytes = 0
     for item in items:
-        if isinstance(item, str):
+        if type(item) is Text:  # first: the common element, and an exact type is the cheapest test
+            text_bytes += _checked_text(item.text)
+            elements.append(item)
+        elif isinstance(item, str):
             text_bytes += _checked_text(item)
             elements.append(_text_element(item))
         elif isinstance(item, Text):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pydantic
 import pytest
 
 from imbridge import Conversation, InvalidRequestError, NotFoundError, Text
@@ -117,3 +118,67 @@ def test_elements_validate_their_fields() -> None:
         Text("")
     with pytest.raises(InvalidRequestError):
         Text("x", bogus=1)
+
+
+def _validated_text(**fields: Any) -> Text:
+    """A Text built by pydantic's validation (keyword form: never the positional fast path)."""
+    return Text(**fields)
+
+
+@pytest.mark.parametrize("text", ["hi", "m1", "héllo wörld", "表情😀", " padded ", "a" * 20_000])
+def test_a_text_from_a_string_is_the_text_pydantic_validates(text: str) -> None:
+    built, validated = Text(text), _validated_text(text=text)
+    assert type(built) is Text
+    assert built == validated
+    assert built.model_fields_set == validated.model_fields_set == {"text"}
+    assert built.model_dump() == validated.model_dump()
+    assert built.model_dump(exclude_unset=True) == {"text": text}
+    assert repr(built) == repr(validated)
+    assert hash(built) == hash(validated)
+    assert built.__pydantic_extra__ is None and built.__pydantic_private__ is None
+    assert Text.model_validate(built.model_dump()) == built
+    with pytest.raises(pydantic.ValidationError):  # still frozen
+        built.text = "changed"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("text", ["", "\ud800", "a\udc00b"])
+def test_a_text_that_pydantic_refuses_is_still_refused(text: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        Text(text)
+
+
+def test_a_text_from_a_str_subclass_goes_through_validation() -> None:
+    class Loud(str):
+        pass
+
+    built = Text(Loud("hi"))
+    assert type(built.text) is str and built == Text("hi")
+
+
+def test_a_checked_id_is_remembered_only_for_the_checks_it_passed() -> None:
+    from imbridge.models import _validation
+
+    assert _validation.check_id("alice", "sender") == "alice"
+    assert "alice" in _validation._CHECKED_IDS
+    assert _validation.check_id("alice", "sender") == "alice"  # remembered
+    with pytest.raises(InvalidRequestError):  # a tighter limit is checked, never answered from memory
+        _validation.check_id("alice", "key", max_bytes=3)
+    for bad in ("al ice", "", "x" * 65, "a/b", ".."):
+        with pytest.raises(InvalidRequestError):
+            _validation.check_id(bad, "sender")
+        assert bad not in _validation._CHECKED_IDS
+
+    class Odd(str):
+        def isprintable(self) -> bool:
+            return False
+
+    with pytest.raises(InvalidRequestError):  # a subclass is checked by its own methods, remembered or not
+        _validation.check_id(Odd("alice"), "sender")
+
+
+def test_the_memory_of_checked_ids_stays_bounded() -> None:
+    from imbridge.models import _validation
+
+    for number in range(_validation._CHECKED_IDS_LIMIT + 10):
+        _validation.check_id(f"user{number}", "sender")
+    assert len(_validation._CHECKED_IDS) <= _validation._CHECKED_IDS_LIMIT

@@ -5,6 +5,7 @@ webhooks against what the real server sent (tests/fixtures/wukong/webhooks/). An
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -199,6 +200,43 @@ def test_wukong_emulator_webhooks_have_the_real_servers_shapes(tmp_path: Path) -
     assert all(entry.match(e) for batch in ours["user.onlinestatus"] for e in batch)
     entries = [e for batch in ours["user.onlinestatus"] for e in batch]  # batched, as the server's loop does
     assert entries == ["carol-1-1-1-1-1", "carol-1-0-1-0-0"]
+    wukong.close()
+
+
+def _revoke_notices(bodies: dict[str, list[Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(event, message) of every type-1006 notice in msg.notify batches and msg.offline bodies."""
+    messages = [(event, m) for event, batches in bodies.items() if event != "user.onlinestatus"
+                for body in batches for m in (body if isinstance(body, list) else [body])]  # fmt: skip
+    return [(e, m) for e, m in messages if json.loads(base64.b64decode(m["payload"])).get("type") == 1006]
+
+
+def test_wukong_emulator_reports_revoke_notices_as_the_real_server_did(tmp_path: Path) -> None:
+    # The recording's own ids, so the person channel's fake id (ordered by CRC32) and its rendering are the
+    # real server's: imbridge's revokes of a one-to-one and a group message, nobody connected.
+    users = RECORDING["users"]
+    alice, bob, carol, group = users["alice"], users["bob"], users["carol"], users["group"]
+    real: dict[str, list[Any]] = {}
+    for item in RECORDING["requests"]:
+        real.setdefault(item["query"]["event"], []).append(json.loads(item["body"]))
+    recorder = Recorder(lambda request: Reply(200, b""))
+    wukong = WukongEmulator(manager_token="t", webhook=recorder)
+    client = IMClient("wukong", base_url="http://emulator", manager_token="t", store=str(tmp_path / "s.db"),
+                      http_client=httpx.Client(transport=wukong.transport()))  # fmt: skip
+    client.users.register([alice, bob, carol])
+    client.messages.revoke(client.messages.send(alice, Conversation.user(bob), "hello").ref)
+    client.groups.create("G", owner=alice, members=[bob, carol], group_id=group)
+    client.messages.revoke(client.messages.send(bob, Conversation.group(group), "hi").ref)
+    wukong.drain_callbacks()
+    ours: dict[str, list[Any]] = {}
+    for request in recorder.requests:
+        ours.setdefault(request.query["event"], []).append(json.loads(request.body))
+
+    def shape(notices: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
+        return sorted((event, m["channel_type"], m["channel_id"], m["from_uid"], json.dumps(m["header"]),
+                       tuple(sorted(m.get("to_uids", ())))) for event, m in notices)  # fmt: skip
+
+    assert len(_revoke_notices(real)) == 4  # msg.notify and msg.offline of each
+    assert shape(_revoke_notices(ours)) == shape(_revoke_notices(real))
     wukong.close()
 
 

@@ -58,9 +58,11 @@ def test_an_app_handler_sees_imbridge_sends_with_their_refs() -> None:
     one, group = MessageRef.parse(SENT["imbridge_c2c"]), MessageRef.parse(SENT["imbridge_group"])
     assert index.text_of(one) == "hello from imbridge" and index.created_count[str(one)] == 1
     assert index.text_of(group) == "hello group, from imbridge" and index.created_count[str(group)] == 1
-    assert index.was_revoked(SENT["imbridge_revoked"])
-    (revoked,) = index.revoked
-    assert revoked.ref == one and revoked.revoked_by == USERS["alice"]
+    doomed = MessageRef.parse(SENT["imbridge_group_revoked"])
+    assert index.was_revoked(one) and index.was_revoked(doomed) and not index.was_revoked(group)
+    person, in_group = index.revoked
+    assert person.ref == one and person.revoked_by == USERS["alice"]
+    assert in_group.ref == doomed and in_group.revoked_by == USERS["bob"]
 
 
 def test_messages_sent_by_the_official_js_sdk_arrive_as_message_created() -> None:
@@ -145,8 +147,35 @@ def test_revoke_notices_are_not_new_messages() -> None:
         for message in json.loads(item["body"])
         if json.loads(base64.b64decode(message["payload"])).get("type") == 1006
     ]  # fmt: skip
-    assert len(notices) == 1 and len(revoked) == 1
-    assert notices[0] not in {event.ref.key for event in created}
+    assert len(notices) == 2 and len(revoked) == 2
+    assert not set(notices) & {event.ref.key for event in created}
+
+
+def test_revoke_notices_come_from_the_command_twin_and_name_their_conversation() -> None:
+    # As the real server reports imbridge's notices (stored with sync_once in <channel>____cmd): msg.notify
+    # renders the twin's id (a person twin by MessageResp.From's rule, here the revoker's own id with the
+    # suffix), keeps sync_once; the adapter still names the revoked message's conversation.
+    notices = {
+        json.loads(base64.b64decode(message["payload"]))["message_id"]: message
+        for item in RECORDING["requests"] if item["query"]["event"] == "msg.notify"
+        for message in json.loads(item["body"])
+        if json.loads(base64.b64decode(message["payload"])).get("type") == 1006
+    }  # fmt: skip
+    receiver = wukong_receiver()
+    revoked: list[MessageRevoked] = []
+    receiver.on(MessageRevoked)(revoked.append)
+    replay(receiver)
+    for name in ("imbridge_revoked", "imbridge_group_revoked"):
+        ref = MessageRef.parse(SENT[name])
+        notice = notices[ref.key]
+        assert notice["header"] == {"no_persist": 0, "red_dot": 0, "sync_once": 1}
+        assert notice["channel_id"].endswith("____cmd") and notice["from_uid"] == ref.sender
+        (event,) = [e for e in revoked if e.key == ref.key]
+        assert event.conversation == ref.conversation and event.ref == ref
+    person = notices[MessageRef.parse(SENT["imbridge_revoked"]).key]
+    assert person["channel_id"] in (f"{USERS['alice']}____cmd", f"{USERS['bob']}____cmd")
+    group = notices[MessageRef.parse(SENT["imbridge_group_revoked"]).key]
+    assert group["channel_id"] == f"{USERS['group']}____cmd"
 
 
 def test_events_built_without_revalidation_equal_the_validating_constructors() -> None:
@@ -170,3 +199,19 @@ def test_events_built_without_revalidation_equal_the_validating_constructors() -
         assert str(again.ref) == str(event.ref) and MessageRef.parse(str(event.ref)) == event.ref
         assert again.model_fields_set == event.model_fields_set
 
+
+
+def test_a_revoke_notice_offered_for_offline_push_is_no_new_message() -> None:
+    receiver = wukong_receiver()
+    offline: list[RecipientsOffline] = []
+    receiver.on(RecipientsOffline)(offline.append)
+    replay(receiver)
+    offered = [
+        item for item in RECORDING["requests"] if item["query"]["event"] == "msg.offline"
+        and json.loads(base64.b64decode(json.loads(item["body"])["payload"])).get("type") == 1006
+    ]  # fmt: skip
+    assert offered, "the recording has no revoke notice offered for offline push"
+    assert offline, "the recording's ordinary messages are offered for offline push too"
+    assert {event.message.ref.extra["client_msg_no"] for event in offline}.isdisjoint(
+        {json.loads(item["body"])["client_msg_no"] for item in offered}
+    )

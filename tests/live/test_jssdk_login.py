@@ -4,9 +4,9 @@ Runs only when a live WuKongIM server is configured in the environment (``IMBRID
 ``IMBRIDGE_WUKONG_MANAGER_TOKEN``, e.g. ``source /work/wk/env``) and ``node`` is on the PATH; skipped, saying
 why, otherwise. The SDK (npm ``wukongimjssdk`` 1.0.4 and ``ws`` 8) is installed with npm into a cache
 directory outside the repository (``IMBRIDGE_JSSDK_DIR``, default ``~/.cache/imbridge/jssdk``) the first
-time; the harness is ``tests/live/jssdk/`` (copied there). The server must run with ``tokenAuthOn: true``, as
-a production deployment does (otherwise any token connects and the login tests prove nothing): the first
-test checks that.
+time, by the ``sdk_dir`` fixture of ``conftest.py``; the harness is ``tests/live/jssdk/client.mjs``. The
+server must run with ``tokenAuthOn: true``, as a production deployment does (otherwise any token connects and
+the login tests prove nothing): the first test checks that.
 
     source /work/wk/env && .venv/bin/python -m pytest tests/live -v
 """
@@ -17,7 +17,6 @@ import json
 import os
 import queue
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -30,8 +29,6 @@ import pytest
 
 from imbridge import Conversation, IMClient
 
-HARNESS = Path(__file__).with_name("jssdk")
-SDK_PACKAGES = ("wukongimjssdk@1.0.4", "ws@8")
 #: WuKongIM answers no CONNACK to a refused token (user/handler/event_connect.go:22-26): the socket just stays
 #: silent until the server's pre-auth idle timer closes it (~4 s, server/proto.go:282). This long without a
 #: Connected status is a refusal.
@@ -41,25 +38,6 @@ pytestmark = pytest.mark.skipif(
     not (os.environ.get("IMBRIDGE_WUKONG_BASE_URL") and os.environ.get("IMBRIDGE_WUKONG_MANAGER_TOKEN")),
     reason="no live WuKongIM configured (IMBRIDGE_WUKONG_BASE_URL, IMBRIDGE_WUKONG_MANAGER_TOKEN)",
 )
-
-
-@pytest.fixture(scope="module")
-def sdk_dir() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed to run the official JS SDK")
-    directory = Path(os.environ.get("IMBRIDGE_JSSDK_DIR") or Path.home() / ".cache" / "imbridge" / "jssdk")
-    directory.mkdir(parents=True, exist_ok=True)
-    if not (directory / "node_modules" / "wukongimjssdk" / "package.json").exists():
-        installed = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(directory), *SDK_PACKAGES],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if installed.returncode != 0:
-            pytest.skip(f"npm could not install {' '.join(SDK_PACKAGES)}: {installed.stderr.strip()[-300:]}")
-    for script in HARNESS.glob("*.mjs"):
-        shutil.copy(script, directory / script.name)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -40,9 +40,34 @@ SUCCESSES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("status", "body", "payload"), SUCCESSES)
+# Not from the server: shapes next to the two common successes, which the fast path must leave to the full
+# reading. Only an integer status is an envelope: a float, boolean, string or null one makes a bare object.
+EDGE_SUCCESSES = [
+    (200, b'{"status":200.0,"data":1}', {"status": 200.0, "data": 1}),
+    (200, b'{"status":null,"data":1}', {"status": None, "data": 1}),
+    (200, b'{"status":true}', {"status": True}),
+    (200, b'{"status":"200"}', {"status": "200"}),
+    (200, b'{"data":1}', {"data": 1}),
+    (200, b'{"status":200,"data":[1]}', [1]),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "payload"), SUCCESSES + EDGE_SUCCESSES)
 def test_success_envelopes(status: int, body: bytes, payload: object) -> None:
     assert mapping.unwrap(status, body, where="x") == payload
+
+
+def test_an_integer_status_other_than_200_is_not_a_success() -> None:
+    with pytest.raises(ProviderError):
+        mapping.unwrap(200, b'{"status":201}', where="x")
+
+
+def test_an_error_names_the_request_given_instead_of_a_string() -> None:
+    from imbridge._flow import Request
+
+    with pytest.raises(NotFoundError) as caught:
+        mapping.unwrap(200, b'{"status":404}', where=Request("GET", "/message/byclientmsgno"))
+    assert "GET /message/byclientmsgno" in caught.value.message
 
 
 ERRORS = [
@@ -137,8 +162,9 @@ def test_foreign_payloads_are_kept_not_dropped() -> None:
 
 
 def test_revoke_notice_follows_the_convention() -> None:
-    notice = mapping.revoke_payload(None, 2125027596834869248, "alice")
+    notice = mapping.revoke_payload(None, 2125027596834869248, "alice", channel_type=1, channel_id="bob")
     assert notice["type"] == 1006 and notice["message_id"] == "2125027596834869248"
+    assert notice["imbridge"]["revoke"] | {"channel_type": 1, "channel_id": "bob"} == notice["imbridge"]["revoke"]
     assert mapping.revoked_target(notice) == "2125027596834869248"
     assert mapping.revoked_target({"type": 1, "content": "x"}) is None
 

@@ -1,11 +1,16 @@
 """Record what a real WuKongIM v2.2.5 server POSTs to a webhook, for tests/fixtures/wukong/webhooks/.
 
 Needs a WuKongIM server on loopback whose ``webhook.httpAddr`` is ``http://127.0.0.1:<port>/hook/<secret>``
-(see /work/wk/README.md: ``WK_WEBHOOK_URL=... hook.sh start``), its manager token, and the official JS SDK
-scripts (``wukongimjssdk``: recv.mjs / send.mjs) for the messages sent by a client, not through imbridge.
-It drives, in order:
+(see /work/wk/README.md: ``WK_WEBHOOK_URL=... hook.sh start``), its manager token, ``node``, and a directory
+with the official JS SDK installed (``--jssdk``: npm ``wukongimjssdk@1.0.4`` and ``ws@8`` in its node_modules;
+the default is the live tests' npm cache, which ``pytest tests/live`` fills, or
+``npm install --prefix ~/.cache/imbridge/jssdk wukongimjssdk@1.0.4 ws@8``). The client scripts are this
+repository's ``tests/live/jssdk/`` harness (``recv.mjs``, ``send.mjs`` and what they import), copied into that
+directory on every run. It drives, in order:
 
-1. imbridge: a one-to-one send, a group with a send, a revoke (type-1006 notice);
+1. imbridge: a one-to-one send, a group with a send, and revokes of the one-to-one message and of a second
+   group message (type-1006 notices, which imbridge stores in the command twins ``<channel>____cmd`` with
+   ``sync_once``);
 2. an app's own REST sends of WuKongIM's group-notice convention (types 1002 and 1003);
 3. the JS SDK: carol connects (user.onlinestatus), bob sends to carol and to the group over WebSocket,
    carol disconnects;
@@ -17,7 +22,7 @@ tests compare the webhook's events with them. Nothing secret is written (tokens 
 
     IMBRIDGE_WUKONG_MANAGER_TOKEN=... python tools/wukong_webhook_fixtures/record.py \\
         --base-url http://127.0.0.1:5011 --ws ws://127.0.0.1:5210 --port 18766 --secret <secret> \\
-        --jssdk /work/wk/jssdk --out tests/fixtures/wukong/webhooks/recording.json
+        --out tests/fixtures/wukong/webhooks/recording.json
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import tempfile
 import time
@@ -41,6 +47,8 @@ from imbridge.events import EventReceiver, MessageCreated
 from imbridge.events.devserver import DevServer
 
 PLACEHOLDER = "<WEBHOOK_SECRET>"
+#: The JS SDK harness (recv.mjs, send.mjs, sdk.mjs, hooks.mjs), shared with the live tests.
+HARNESS = Path(__file__).resolve().parents[2] / "tests" / "live" / "jssdk"
 
 
 def main() -> None:
@@ -49,10 +57,14 @@ def main() -> None:
     parser.add_argument("--ws", default="ws://127.0.0.1:5210")
     parser.add_argument("--port", type=int, default=18766)
     parser.add_argument("--secret", required=True)
-    parser.add_argument("--jssdk", default="/work/wk/jssdk")
+    parser.add_argument("--jssdk", default=str(Path.home() / ".cache" / "imbridge" / "jssdk"))
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     token = os.environ["IMBRIDGE_WUKONG_MANAGER_TOKEN"]
+    if not (Path(args.jssdk) / "node_modules" / "wukongimjssdk" / "package.json").exists():
+        parser.error(f"--jssdk {args.jssdk} has no node_modules/wukongimjssdk (npm install wukongimjssdk@1.0.4 ws@8)")
+    for script in HARNESS.glob("*.mjs"):
+        shutil.copy(script, Path(args.jssdk) / script.name)
 
     receiver = EventReceiver("wukong", path_secret=args.secret)
     failed_once: set[str] = set()
@@ -83,6 +95,9 @@ def main() -> None:
         sent["imbridge_group"] = str(in_group.ref)
         im.messages.revoke(one.ref)
         sent["imbridge_revoked"] = str(one.ref)
+        doomed = im.messages.send(bob, Conversation.group(group), "a group message to revoke")
+        im.messages.revoke(doomed.ref)
+        sent["imbridge_group_revoked"] = str(doomed.ref)
         # 2. an app's server following WuKongIM's payload convention (docs/design/protocol.md) for group notices
         for kind, content, who in ((1002, "{0}邀请{1}加入群聊", dave), (1003, "{0}将{1}移除群聊", dave)):
             payload = {"type": kind, "content": content, "extra": [{"uid": alice, "name": "alice"},

@@ -13,6 +13,7 @@ from typing import Any
 from imbridge._clock import Clock
 from imbridge._flow import Flow, HTTPRequest, Request, Response, encode_json
 from imbridge._masking import mask_url
+from imbridge._nodes import NodePool
 from imbridge.capabilities import Operation
 from imbridge.config import WukongSettings
 from imbridge.errors import InvalidRequestError, NotFoundError, RateLimitError, ServiceUnavailableError
@@ -56,7 +57,10 @@ class WukongCore(Provider):
         super().__init__(settings, clock=clock)
         assert isinstance(settings, WukongSettings)
         self.config: WukongSettings = settings
-        self._base_url = settings.base_url.rstrip("/")
+        urls = settings.base_urls
+        self._base_url = urls[0]
+        #: Several nodes of a cluster: the executor spreads requests over them (imbridge/_nodes.py).
+        self.nodes = NodePool(urls, cooldown=settings.node_cooldown) if len(urls) > 1 else None
         self._manager_token = settings.manager_token.get_secret_value() if settings.manager_token else ""
         self._headers: dict[str, str] = {"token": self._manager_token} if self._manager_token else {}
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
@@ -87,9 +91,10 @@ class WukongCore(Provider):
             # (its store lookup fails with "not found"), and 200 with the user for a known one.
             raise NotFoundError(f"WuKongIM knows no user {request.params.get('uid')!r}", http_status=500)
         try:
-            return mapping.unwrap(response.status_code, response.content, where=f"{request.method} {request.path}")
+            return mapping.unwrap(response.status_code, response.content, where=request)
         except (RateLimitError, ServiceUnavailableError) as error:
-            error.retry_after = response.retry_after()  # a proxy or load balancer in front may say when
+            # A proxy or load balancer in front may say when; else the mapping's own estimate (a failover).
+            error.retry_after = response.retry_after() or error.retry_after
             raise
 
     def close(self) -> None:
@@ -101,7 +106,8 @@ class WukongCore(Provider):
         return {**super().describe(), "store": self.store.shown if self.store is not None else none}
 
     def __repr__(self) -> str:
-        return f"WukongProvider(base_url={self._base_url!r}, store={mask_url(self.config.store)!r})"
+        shown = ",".join(mask_url(url) for url in self.config.base_urls)
+        return f"WukongProvider(base_url={shown!r}, store={mask_url(self.config.store)!r})"
 
     # -- small helpers ------------------------------------------------------------------------
 

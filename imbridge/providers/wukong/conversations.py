@@ -216,7 +216,7 @@ class WukongConversations(WukongMessages):
             if stored
             else " Without imbridge's store a revoked message is not marked revoked."
         )
-        return {
+        entries: dict[Operation, tuple[Support, str] | Support] = {
             Operation.CONVERSATIONS_LIST: (
                 Support.PARTIAL,
                 "POST /conversation/sync (msg_count 1), read whole on every page and ordered by imbridge by the "
@@ -248,3 +248,18 @@ class WukongConversations(WukongMessages):
                 "One POST /messages per conversation, all at once; None for ids not found." + revoked_note,
             ),
         }
+        if len(self.config.base_urls) > 1 and self._manager_token:
+            # Verified on three v2.2.5 nodes (cassettes/wukong/cluster/answers.json): the node that keeps the
+            # user's conversations reads each conversation's recent messages from that channel's leader without
+            # the manager token (internal/api/request.go:251-268), so the call answers 400 whenever one of them
+            # is led by another node: it cannot be relied on, and is declared so rather than failing at random.
+            defect = (
+                "UNSUPPORTED on a WuKongIM v2.2.5 cluster with a managerToken: /conversation/sync and "
+                "/conversation/syncByChannels (msg_count > 0) fail with HTTP 400 whenever a conversation's channel "
+                "is led by another node than the user's, a server defect (node-to-node calls without the token, "
+                "internal/api/request.go:251-268; docs/deployment.md). A single node, or a cluster without "
+                "managerToken, answers them."
+            )
+            entries[Operation.CONVERSATIONS_LIST] = (Support.UNSUPPORTED, defect)
+            entries[Operation.CONVERSATIONS_SET_UNREAD] = (Support.UNSUPPORTED, defect)
+        return entries

@@ -181,13 +181,34 @@ def _notice_events(
     ]
 
 
+def _notice_conversation(message: webhooks.WebhookMessage, details: object) -> Conversation | None:
+    """The conversation a revoke notice is about.
+
+    The notice sits in the command twin (``sync_once``), whose id the server renders less usefully: a group's
+    as ``<group>____cmd``, a person channel's as ``<peer>____cmd`` or, when the sender's id comes last in the
+    stored ``a@b____cmd``, as ``<sender>____cmd`` (``MessageResp.From``, internal/types/message.go:68-77), as
+    the real server POSTed them (tests/fixtures/wukong/webhooks/recording.json: ``<sender>____cmd`` and
+    ``<group>____cmd``, ``sync_once: 1``). imbridge's notice names the conversation; that name is taken only
+    where it agrees with the channel."""
+    kind = _KINDS.get(message.channel_type)
+    if kind is None:
+        return None
+    shown = message.channel_id.removesuffix(wire.CMD_SUFFIX)
+    if isinstance(details, dict) and details.get("channel_type") == message.channel_type:
+        named = details.get("channel_id")
+        agrees = named == shown or (kind is ConversationKind.USER and shown == message.sender)
+        if isinstance(named, str) and named and agrees:
+            return build(Conversation, kind=kind, id=named)
+    return build(Conversation, kind=kind, id=shown)
+
+
 def _revoked(message: webhooks.WebhookMessage, payload: dict[str, Any], target: str, common: dict[str, Any]) -> Event:
-    conversation = _conversation(message)
+    own = payload.get(mapping.IMBRIDGE_KEY)
+    details = own.get("revoke") if isinstance(own, dict) else None
+    conversation = _notice_conversation(message, details)
     if conversation is None:
         return UnknownEvent(**common, event_id=f"wukong:msg:{message.message_id}", name=webhooks.MSG_NOTIFY,
                             detail=f"revoke notice on channel type {message.channel_type}")  # fmt: skip
-    own = payload.get(mapping.IMBRIDGE_KEY)
-    details = own.get("revoke") if isinstance(own, dict) else None
     ref = None
     seq: int | None = None
     sender: str | None = None
@@ -252,6 +273,10 @@ def to_events(event: Any, body: bytes, received_at: datetime) -> list[Event]:
     if isinstance(event, webhooks.MessageOfflineEvent):
         message = event.message
         payload = mapping.decode_payload(message.payload)
+        if mapping.revoked_target(payload) is not None:
+            # The server offers a revoke notice for offline push like any message (the recording in
+            # tests/fixtures/wukong/webhooks/); it is no new message, and msg.notify already reports the revoke.
+            return []
         raw = message.model_dump()
         # This timestamp is the webhook's (webhook.go:280), not the message's.
         time = seconds(message.timestamp, "timestamp", provider=NAME)

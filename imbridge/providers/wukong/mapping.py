@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from imbridge._flow import decode_json, encode_json
+from imbridge._flow import Request, decode_json, encode_json
 from imbridge.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -67,6 +68,75 @@ _BODY_STATUS_ERRORS: dict[int, type[ProviderError]] = {
     429: RateLimitError,
     503: ServiceUnavailableError,
 }
+
+
+# -- a cluster's answers -------------------------------------------------------------------------------
+#
+# A node answers for data another node owns by forwarding to it, and answers HTTP 400 (the envelope of every
+# handler error, pkg/wkhttp/http.go:79-84) when that fails. Two such failures are transient, seen for 6-8 s
+# after a node dies, until the cluster has moved its slots and channels to the survivors (measured on three
+# v2.2.5 nodes; cassettes/wukong/cluster/):
+#
+# * "获取频道所在节点失败" + a fullwidth "!" ("cannot get the node of the channel"): the channel's slot
+#   has no leader while the slot is being re-elected (SlotLeaderOfChannel,
+#   pkg/cluster/cluster/iserver.go:40-50, answered by e.g. internal/api/message.go:781-786 for
+#   /message/byclientmsgno, internal/api/channel.go:81-85 for /channel).
+# * Go's own error text from the forwarding request to a leader that is gone ("Post \"http://…\": dial tcp …:
+#   connect: connection refused"): gin's ForwardWithBody answers rest.API's error verbatim
+#   (pkg/wkhttp/http.go:138-141), as does every node-to-node call that hands its error to ResponseError.
+#
+# Both are the cluster's state, not the request's: ServiceUnavailableError (retryable), never InvalidRequestError.
+_FAILOVER = re.compile(
+    r"获取频道所在节点失败|slot\[\d+\] leader not found|slot leader node not found|leader not found"
+    r"|节点信息不存在|节点不存在|dial tcp|connect: connection refused|connection reset by peer|i/o timeout"
+    r"|context deadline exceeded|Client\.Timeout exceeded|\bEOF\b"
+)
+#: How long to wait before retrying a failover answer: the cluster needs seconds, not milliseconds.
+FAILOVER_RETRY_AFTER = timedelta(seconds=1)
+
+# A defect of v2.2.5 clusters: some node-to-node calls are made without the ``token`` header, so with a
+# managerToken set the peer answers 401 and the node answers 400 with its own text (verified on three v2.2.5
+# nodes with managerToken; cassettes/wukong/cluster/). Each pattern names the call that omits the header.
+_TOKEN_DEFECT = {
+    # /user/onlinestatus asks each uid's slot leader with network.Post(url, body, nil)
+    # (internal/api/user.go:211-226)
+    "获取在线用户状态请求状态错误\uff01[401]": "internal/api/user.go:219 (/user/onlinestatus on the uid's slot leader)",
+    # /conversation/sync with msg_count > 0 reads recent messages from each channel's leader over rest.Request
+    # with no headers (internal/api/request.go:244-268, answered at internal/api/conversation.go:500-507)
+    "获取最近消息失败\uff01": "internal/api/request.go:251-268 (recent messages from each channel's leader)",
+    # persisted /message/send with subscribers sets the temporary channel's subscribers on its slot leader
+    # (internal/api/message.go:207-235)
+    "请求设置临时频道的订阅者失败\uff01": "internal/api/message.go:218-229 (tmpchannel/subscriber_set, slot leader)",
+    # /user/systemuids_add and _remove update every node's cache (internal/api/user.go:457-470, 552-565)
+    "添加系统账号到缓存失败\uff01": "internal/api/user.go:457-470 (systemuids_add_to_cache on every node)",
+    "移除系统账号从缓存失败\uff01": "internal/api/user.go:552-565 (systemuids_remove_from_cache on every node)",
+}
+#: ``native_code`` of the error raised for that defect (tested by callers that work around it).
+TOKEN_DEFECT = "cluster-forwarding-without-token"
+
+
+def cluster_error(msg: str, *, where: str) -> ProviderError | None:
+    """The error for a cluster's HTTP 400 answer with this ``msg``, or None when it is an ordinary refusal."""
+    if _FAILOVER.search(msg):
+        return ServiceUnavailableError(
+            f"WuKongIM cluster could not reach the node that owns the data for {where} (a node is down or its "
+            f"leadership is moving; retry in a few seconds): {msg}",
+            http_status=400, native_code=msg, retry_after=FAILOVER_RETRY_AFTER,
+        )  # fmt: skip
+    source = _TOKEN_DEFECT.get(msg)
+    if source is not None:
+        return ProviderError(
+            f"WuKongIM cluster defect on {where}: a node forwarded part of the request to another node without "
+            f"the manager token and was refused (HTTP 401), {source}. It cannot succeed on a v2.2.5 cluster with "
+            f"a managerToken (a single node, or a cluster without managerToken, answers it); not retried: {msg}",
+            http_status=400, native_code=TOKEN_DEFECT,
+        )  # fmt: skip
+    return None
+
+
+def is_token_defect(error: ProviderError) -> bool:
+    """Whether ``error`` is the cluster's token-forwarding defect (see ``cluster_error``)."""
+    return error.native_code == TOKEN_DEFECT
 
 
 def _json(content: bytes) -> Any:
@@ -113,6 +183,10 @@ def _error_for_body(status_code: int, body: Any, *, where: str) -> ProviderError
         )
     if status_code != 200:
         msg = body.get("msg") or body.get("error") or body.get("message") if isinstance(body, dict) else None
+        if status_code == 400 and isinstance(msg, str):
+            clustered = cluster_error(msg, where=where)
+            if clustered is not None:
+                return clustered
         inner = body.get("status") if _is_status_object(body) else None
         error_class = _BODY_STATUS_ERRORS.get(inner if isinstance(inner, int) and inner != 400 else status_code)
         if error_class is None:
@@ -136,9 +210,20 @@ def _error_for_body(status_code: int, body: Any, *, where: str) -> ProviderError
     return None
 
 
-def unwrap(status_code: int, content: bytes, *, where: str) -> Any:
-    """The payload of a successful answer (``data`` unwrapped); raises the mapped error otherwise."""
+def unwrap(status_code: int, content: bytes, *, where: str | Request) -> Any:
+    """The payload of a successful answer (``data`` unwrapped); raises the mapped error otherwise.
+
+    ``where`` names the request in errors: a string, or the request itself (its method and path, only
+    put together when there is an error to name it in)."""
     body = _json(content)  # parsed once: this runs for every answer
+    if status_code == 200 and type(body) is dict:  # a success in one of the two common shapes, checked first
+        if "status" not in body:
+            return body
+        status = body["status"]
+        if type(status) is int and status == 200:
+            return body.get("data")
+    if not isinstance(where, str):
+        where = f"{where.method} {where.path}"
     error = _error_for_body(status_code, body, where=where)
     if error is not None:
         raise error
@@ -232,8 +317,8 @@ def encode_payload(elements: Sequence[Element], metadata: dict[str, Any] | None 
 
 def to_base64(payload: dict[str, Any]) -> str:
     """Standard, padded base64 of compact JSON (the server refuses unpadded base64, FACTS §6)."""
-    raw = encode_json(payload)
-    return base64.b64encode(raw).decode()
+    # binascii directly: base64.b64encode is a Python wrapper around it, called once per send.
+    return binascii.b2a_base64(encode_json(payload), newline=False).decode("ascii")
 
 
 def decode_payload(b64: str) -> dict[str, Any] | None:
@@ -309,8 +394,15 @@ def payload_metadata(payload: dict[str, Any] | None) -> dict[str, Any]:
     return dict(metadata) if isinstance(metadata, dict) else {}
 
 
-def revoke_payload(target: wire.MessageResp | None, message_id: int, revoker: str) -> dict[str, Any]:
-    """The revoke notice of WuKongIM's convention (type 1006), with imbridge's exact target."""
+def revoke_payload(
+    target: wire.MessageResp | None, message_id: int, revoker: str, *, channel_type: int, channel_id: str
+) -> dict[str, Any]:
+    """The revoke notice of WuKongIM's convention (type 1006), with imbridge's exact target.
+
+    The notice is stored in the command twin ``<id>____cmd``, and a person channel's twin renders ambiguously
+    (``MessageResp.From`` splits ``a@b____cmd`` at ``@``: internal/types/message.go:68-77), so the
+    conversation as the revoker's side names it travels in the payload: whoever reads the notice (webhooks,
+    history) finds the target's conversation without parsing the stored id."""
     return {
         "type": TYPE_REVOKE,
         "message_id": str(message_id),
@@ -322,6 +414,8 @@ def revoke_payload(target: wire.MessageResp | None, message_id: int, revoker: st
                 "message_id": str(message_id),
                 "client_msg_no": target.client_msg_no if target else "",
                 "message_seq": target.message_seq if target else 0,
+                "channel_type": channel_type,
+                "channel_id": channel_id,
             },
         },
     }

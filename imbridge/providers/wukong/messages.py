@@ -27,7 +27,7 @@ from imbridge.models._build import prevalidated
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.local.store import Store
 from imbridge.providers.wukong import mapping, wire
-from imbridge.providers.wukong._core import WukongCore
+from imbridge.providers.wukong.cluster import WukongCluster
 from imbridge.providers.wukong.mapping import NAME
 
 #: Waits (seconds) between lookups that confirm a send. A message is stored 0.5-2 ms after the send
@@ -103,7 +103,7 @@ def _delivery_header(delivery: Delivery | None, options: Mapping[str, Any], oper
     return {"red_dot": int(delivery.unread)}
 
 
-class WukongMessages(WukongCore):
+class WukongMessages(WukongCluster):
     # -- sending ------------------------------------------------------------------------------
 
     @staticmethod
@@ -307,12 +307,17 @@ class WukongMessages(WukongCore):
         if found is None and confirm:
             try:
                 found = yield from self._confirm(sender, to, result, route.command, floor)
-            except (ProviderError, TransportError):
+            except (ProviderError, TransportError) as error:
                 # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
-                # Failing the send now would invite a re-send of a message that is most likely stored.
+                # Failing the send now would invite a re-send of a message that is most likely stored
+                # (on a cluster, where a failover loses such messages, it is failed: cluster.py).
+                self._unconfirmed_on_cluster(result, error)
                 return self._sent(to, sender, result, None)
             if found is None:
                 yield from self._explain_drop(sender, to, result)
+        if found is not None and confirm and self.config.replicated_confirmation:
+            channel_type, channel_id = self._target(sender, to, route.command)
+            found = yield from self._confirm_replicated(channel_id, channel_type, found)
         return self._sent(to, sender, result, found)
 
     def _channel_key(self, sender: str, to: Conversation) -> tuple[str, int, str]:
@@ -622,7 +627,7 @@ class WukongMessages(WukongCore):
             if found is not None:
                 store.record_revocation(scope, ref.key, self._now())
                 return
-        notice = mapping.revoke_payload(target, message_id, sender)
+        notice = mapping.revoke_payload(target, message_id, sender, channel_type=channel_type, channel_id=to.id)
         # sync_once: the notice goes to the conversation's command channel (internal/api/message.go:256-258),
         # which clients sync as commands. Stored in the chat itself it would raise every reader's unread count,
         # red_dot 0 or not: /conversation/sync counts seqs (conversation.go:526-548) and never reads red_dot.

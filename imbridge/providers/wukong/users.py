@@ -23,14 +23,15 @@ from imbridge.models import (
 from imbridge.providers import _login_tokens as login_tokens
 from imbridge.providers.base import ProfileUpdate
 from imbridge.providers.local.store import profile_fields, profile_from_fields
-from imbridge.providers.wukong import wire
-from imbridge.providers.wukong._core import WukongCore, _ts
+from imbridge.providers.wukong import mapping, wire
+from imbridge.providers.wukong._core import _ts
+from imbridge.providers.wukong.cluster import WukongCluster
 from imbridge.providers.wukong.mapping import NAME
 
 _ISSUER = "imbridge-wukong"
 
 
-class WukongUsers(WukongCore):
+class WukongUsers(WukongCluster):
     def register_users(self, user_ids: Sequence[str]) -> Flow[BatchResult]:
         self._check_ids(user_ids, Operation.USERS_REGISTER)
         return self._register(user_ids)
@@ -114,7 +115,12 @@ class WukongUsers(WukongCore):
         for chunk in windows(list(user_ids), PRESENCE_CHUNK):
             # One entry per live connection, offline users absent (api/user.go:236-251). Never an empty
             # list: the server then answers {"status":200} instead of a list (api/user.go:141-144).
-            reply = yield self._post("/user/onlinestatus", list(chunk))
+            try:
+                reply = yield self._post("/user/onlinestatus", list(chunk))
+            except ProviderError as error:
+                if not mapping.is_token_defect(error):
+                    raise
+                reply = yield from self._presence_per_node(chunk, error)  # a cluster's defect: cluster.py
             for row in reply if isinstance(reply, list) else []:
                 connection = wire.OnlineConnection.model_validate(row)
                 if connection.uid in connections and connection.online:

@@ -20,9 +20,6 @@ GROUP = 2
 """Channel type of a group (members are the channel's subscribers)."""
 
 SYSTEM_UID = "____system"
-CMD_SUFFIX = "____cmd"
-"""Appended to a channel's stored id for its command channel, where ``sync_once`` messages go (options
-``channel.cmdSuffix``, default at internal/options/options.go:426)."""
 """The built-in system account; messages from it read back with ``from_uid == ""``."""
 
 # WuKongIM reason codes (WuKongIMGoProto ``ReasonCode``, iota order), seen as HTTP 200 {"status": N}.

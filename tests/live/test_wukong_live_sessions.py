@@ -1,14 +1,12 @@
 """Presence, kicks, online-only messages and notifications on a real WuKongIM with the official JS SDK connected.
 
-Runs only when a server and the SDK are configured, and is skipped otherwise:
+Runs only when a live WuKongIM (v2.2.5, token auth on or off) is configured in the environment
+(``IMBRIDGE_WUKONG_BASE_URL`` and ``IMBRIDGE_WUKONG_MANAGER_TOKEN``, e.g. ``source /work/wk/env``) and
+``node``/``npm`` are on the PATH; skipped, saying why, otherwise. The client is ``tests/live/jssdk/recv.mjs`` on
+the official SDK, run from the npm cache of ``conftest.py``'s ``sdk_dir`` fixture; it connects to the WebSocket
+address the server advertises (``/varz`` ``ws_addr``). Every user gets a per-run prefix; nothing is wiped.
 
-* ``IMBRIDGE_WUKONG_BASE_URL`` and ``IMBRIDGE_WUKONG_MANAGER_TOKEN``: the server (v2.2.5, token auth on or off);
-* ``IMBRIDGE_WUKONG_JSSDK``: a directory with ``recv.mjs``, a client built on the official ``wukongimjssdk``
-  that connects as ``--uid/--token/--device`` to ``--addr`` and prints one JSON line per connect-status change,
-  message and command (the ``/work/wk/jssdk`` setup; nothing of it is in this repository);
-* ``IMBRIDGE_WUKONG_WS_ADDR`` (default ``ws://127.0.0.1:5200``) and ``node`` on the PATH.
-
-Every user gets a per-run prefix; nothing is wiped.
+    source /work/wk/env && .venv/bin/python -m pytest tests/live -v
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import json
 import os
 import queue
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -29,27 +26,22 @@ import pytest
 
 from imbridge import Conversation, Delivery, DeviceKind, IMClient, PresenceState
 
-BASE_URL = os.environ.get("IMBRIDGE_WUKONG_BASE_URL", "")
-TOKEN = os.environ.get("IMBRIDGE_WUKONG_MANAGER_TOKEN", "")
-JSSDK = os.environ.get("IMBRIDGE_WUKONG_JSSDK", "")
-WS_ADDR = os.environ.get("IMBRIDGE_WUKONG_WS_ADDR", "ws://127.0.0.1:5200")
-WEB = 1  # the JS SDK connects as device flag 1 (WEB) by default
+WEB = 1  # the JS SDK connects as device flag 1 (WEB) by default (its lib/config.js)
 
 pytestmark = pytest.mark.skipif(
-    not (BASE_URL and TOKEN and JSSDK and (Path(JSSDK) / "recv.mjs").exists() and shutil.which("node")),
-    reason="set IMBRIDGE_WUKONG_BASE_URL, IMBRIDGE_WUKONG_MANAGER_TOKEN and IMBRIDGE_WUKONG_JSSDK (a directory "
-    "with recv.mjs on the official JS SDK) and have node on the PATH to run against a real WuKongIM",
+    not (os.environ.get("IMBRIDGE_WUKONG_BASE_URL") and os.environ.get("IMBRIDGE_WUKONG_MANAGER_TOKEN")),
+    reason="no live WuKongIM configured (IMBRIDGE_WUKONG_BASE_URL, IMBRIDGE_WUKONG_MANAGER_TOKEN)",
 )
 
 
 class SdkClient:
     """A ``recv.mjs`` process: its JSON lines read on a thread, waited for by predicate."""
 
-    def __init__(self, uid: str, token: str) -> None:
+    def __init__(self, sdk: Path, addr: str, uid: str, token: str) -> None:
         self.process = subprocess.Popen(
-            ["node", "recv.mjs", "--uid", uid, "--token", token, "--device", str(WEB), "--addr", WS_ADDR,
+            ["node", "recv.mjs", "--uid", uid, "--token", token, "--device", str(WEB), "--addr", addr,
              "--timeout", "60"],
-            cwd=JSSDK, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=sdk, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
@@ -93,19 +85,32 @@ def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
 @pytest.fixture
 def im(tmp_path: Path) -> Iterator[IMClient]:
     # Login tokens registered for device flag 1: the flag the JS SDK connects with (a token of another flag is
-    # never answered, /work/wk/README.md "Official JS SDK").
-    client = IMClient("wukong", base_url=BASE_URL, manager_token=TOKEN, store=str(tmp_path / "store.db"),
-                      device_flag=WEB)  # fmt: skip
-    yield client
-    client.close()
+    # never answered: test_jssdk_login.py's control).
+    with IMClient(
+        "wukong", base_url=os.environ["IMBRIDGE_WUKONG_BASE_URL"],
+        manager_token=os.environ["IMBRIDGE_WUKONG_MANAGER_TOKEN"], store=str(tmp_path / "store.db"), device_flag=WEB,
+    ) as client:  # fmt: skip
+        health = client.health()
+        if not health.ok:
+            pytest.fail(f"the configured WuKongIM cannot be used: {health}")
+        yield client
 
 
-def test_presence_reports_the_connected_sdk_and_kick_disconnects_it(im: IMClient) -> None:
+@pytest.fixture
+def connect(im: IMClient, sdk_dir: Path) -> Callable[[str, str], SdkClient]:
+    """Start recv.mjs as (uid, token) against the WebSocket address the server advertises (/varz)."""
+    addr = str(im.health().details["ws_addr"])
+    return lambda uid, token: SdkClient(sdk_dir, addr, uid, token)
+
+
+def test_presence_reports_the_connected_sdk_and_kick_disconnects_it(
+    im: IMClient, connect: Callable[[str, str], SdkClient]
+) -> None:
     prefix = "live" + secrets.token_hex(3)
     user, other = f"{prefix}u", f"{prefix}o"
     im.users.register([user, other])
     credentials = im.users.login_credentials(user, ttl=600)
-    sdk = SdkClient(user, credentials.token.get_secret_value())
+    sdk = connect(user, credentials.token.get_secret_value())
     try:
         sdk.wait_for(lambda e: e.get("event") == "status" and e.get("status_name") == "Connected")
         presence, offline = im.users.presence([user, other])
@@ -122,13 +127,15 @@ def test_presence_reports_the_connected_sdk_and_kick_disconnects_it(im: IMClient
         sdk.stop()
 
 
-def test_online_only_message_and_notification_reach_the_connected_member(im: IMClient) -> None:
+def test_online_only_message_and_notification_reach_the_connected_member(
+    im: IMClient, connect: Callable[[str, str], SdkClient]
+) -> None:
     prefix = "live" + secrets.token_hex(3)
     owner, member = f"{prefix}own", f"{prefix}mem"
     im.users.register([owner, member])
     group = im.groups.create("Live", owner=owner, members=[member], group_id=f"{prefix}g")
     credentials = im.users.login_credentials(member, ttl=600)
-    sdk = SdkClient(member, credentials.token.get_secret_value())
+    sdk = connect(member, credentials.token.get_secret_value())
     try:
         sdk.wait_for(lambda e: e.get("event") == "status" and e.get("status_name") == "Connected")
         sent = im.messages.send(owner, Conversation.group(group.id), "typing...", delivery=Delivery(online_only=True))

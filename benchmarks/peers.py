@@ -1,0 +1,273 @@
+"""imbridge against a peer SDK (gowk, Go) and raw aiohttp, on a live WuKongIM, in one run.
+
+    .venv/bin/python -m benchmarks.peers [--env-file FILE] [--gowk PATH] [--messages 2000] [--rounds 3]
+
+Optional: it needs a WuKongIM v2 server (``IMBRIDGE_WUKONG_BASE_URL`` and ``IMBRIDGE_WUKONG_MANAGER_TOKEN``,
+from the environment or ``--env-file``, a file of ``export NAME=value`` lines) and, for the gowk rows, a
+bench program built from gowk's public source outside this repository (``--gowk PATH`` or
+``IMBRIDGE_GOWK_BENCH``; its interface: ``PATH -url URL -token TOKEN -n N -c C [-lookup]``, printing one
+line with ``msg/s=``, ``failed=``, ``lookups=`` and ``lookup_misses=``). Without a server it prints why and
+exits 0; without the gowk program it runs the other clients.
+
+Every client sends the same messages: ``--messages`` one-to-one texts (``bench <n>``) from a fresh sender to
+a fresh recipient (a new pair per client and round, so no client writes to a channel another has filled),
+``--concurrency`` at once (Go: goroutines; Python: one task per message under a semaphore). The clients:
+
+* gowk, no storage check: ``POST /message/send`` only;
+* gowk with the per-message lookups imbridge makes to confirm a send (``GET /message/byclientmsgno`` until
+  the message is found; the program must treat WuKongIM's HTTP 200 ``{"status":404}`` as not found);
+* imbridge ``AsyncIMClient`` with confirmation on (the default) and off;
+* raw aiohttp written the ordinary way (``session.post(url, json=body)``, ``await reply.json()``).
+
+Each round runs every client once, the order rotating from round to round, so that the machine's swings
+(the server shares the cores with the client) fall on every client alike; the medians over ``--rounds``
+are reported, with the ratios the async-speed issue asks for and the machine's load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from benchmarks._server import load_average, machine
+from imbridge import AsyncIMClient, Conversation, IMBridgeError
+
+CONFIRM_GOAL = 0.9  # imbridge confirm-on / imbridge confirm-off
+PEER_GOAL = 1.2  # imbridge confirm-on / gowk with the same lookups
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` pairs of a shell env file (``export`` lines; quotes stripped)."""
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)", line)
+        if match:
+            found[match.group(1)] = match.group(2).strip().strip("'\"")
+    return found
+
+
+async def reachable(base_url: str, token: str) -> str | None:
+    """The server's version from ``/varz``, or None when nothing usable answers."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+            session.get(f"{base_url}/varz", headers={"token": token}) as reply,
+        ):
+            if reply.status != 200:
+                return None
+            varz = await reply.json(content_type=None)
+            return str(varz.get("version", "unknown version"))
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):  # noqa: UP041 - aiohttp raises the asyncio one
+        return None
+
+
+class Pair:
+    """A fresh sender and recipient for one client's turn."""
+
+    counter = 0
+
+    def __init__(self, stamp: str) -> None:
+        Pair.counter += 1
+        self.sender = f"{stamp}s{Pair.counter}"
+        self.recipient = f"{stamp}r{Pair.counter}"
+
+
+async def _drive(send: Callable[[int], Awaitable[None]], total: int, concurrency: int) -> float:
+    """``total`` sends, one task each, at most ``concurrency`` in flight; return messages per second."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(number: int) -> None:
+        async with limit:
+            await send(number)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(number) for number in range(total)))
+    return total / (time.perf_counter() - started)
+
+
+async def run_imbridge(
+    base_url: str, token: str, pair: Pair, total: int, concurrency: int, *, confirm: bool
+) -> tuple[float, dict[str, Any]]:
+    """imbridge sends; returns msg/s and what happened (results confirmed, errors by type, requests by path)."""
+    async with AsyncIMClient(
+        "wukong", base_url=base_url, manager_token=token, store="", confirm_sends=confirm, enforce_policy=False
+    ) as im:
+        await im.users.register([pair.sender, pair.recipient])
+        requests: Counter[str] = Counter()
+        transport = im._executor.transport  # counted, to report the requests each send took
+        assert transport is not None
+        original = transport.send
+
+        async def counted(request: Any, timeout: float) -> Any:
+            requests[request.url.split("?")[0].removeprefix(base_url)] += 1
+            return await original(request, timeout)
+
+        transport.send = counted  # type: ignore[method-assign]
+        to = Conversation.user(pair.recipient)
+        outcome: Counter[str] = Counter()
+
+        async def send(number: int) -> None:
+            try:
+                sent = await im.messages.send(pair.sender, to, f"bench {number}")
+            except IMBridgeError as error:
+                outcome[f"error {type(error).__name__}"] += 1
+            else:
+                outcome["confirmed" if sent.confirmed else "unconfirmed"] += 1
+
+        rate = await _drive(send, total, concurrency)
+        return rate, {"outcome": dict(outcome), "requests": dict(requests)}
+
+
+async def run_aiohttp(
+    base_url: str, token: str, pair: Pair, total: int, concurrency: int
+) -> tuple[float, dict[str, Any]]:
+    """The ordinary raw client: one POST per message, its answer parsed."""
+    outcome: Counter[str] = Counter()
+    async with aiohttp.ClientSession(headers={"token": token}) as session:
+        for uid in (pair.sender, pair.recipient):
+            async with session.post(f"{base_url}/user/token", json={"uid": uid, "token": uid + "t"}) as reply:
+                reply.raise_for_status()
+        url = f"{base_url}/message/send"
+
+        async def send(number: int) -> None:
+            payload = base64.b64encode(json.dumps({"type": 1, "content": f"bench {number}"}).encode()).decode()
+            body = {
+                "header": {"red_dot": 1}, "from_uid": pair.sender, "channel_id": pair.recipient, "channel_type": 1,
+                "client_msg_no": f"{pair.sender}-{number}", "payload": payload,
+            }  # fmt: skip
+            async with session.post(url, json=body) as reply:
+                answer = await reply.json(content_type=None)
+            ok = reply.status == 200 and isinstance(answer, dict) and answer.get("status", 200) == 200
+            outcome["accepted" if ok else f"HTTP {reply.status}"] += 1
+
+        rate = await _drive(send, total, concurrency)
+        return rate, {"outcome": dict(outcome)}
+
+
+def run_gowk(
+    program: str, base_url: str, token: str, total: int, concurrency: int, *, lookup: bool
+) -> tuple[float, dict[str, Any]]:
+    """The gowk bench program's msg/s and counts (it registers a fresh pair of its own)."""
+    command = [program, "-url", base_url, "-token", token, "-n", str(total), "-c", str(concurrency)]
+    done = subprocess.run(command + (["-lookup"] if lookup else []), capture_output=True, text=True, check=False)
+    fields = dict(re.findall(r"(\S+?)=(\S+)", done.stdout))
+    if "msg/s" not in fields:
+        raise SystemExit(f"the gowk program printed no msg/s (exit {done.returncode}): {done.stderr.strip()[:300]}")
+    counts = {key: int(fields[key]) for key in ("failed", "lookups", "lookup_misses") if key in fields}
+    return float(fields["msg/s"]), counts
+
+
+def _ratio(over: list[float], under: list[float]) -> float:
+    return statistics.median(over) / statistics.median(under)
+
+
+async def bench(args: argparse.Namespace, base_url: str, token: str, gowk: str | None) -> dict[str, Any]:
+    stamp = f"pb{int(time.time()) & 0xFFFFFF:x}"
+    total, concurrency = args.messages, args.concurrency
+    clients: dict[str, Callable[[], Awaitable[tuple[float, dict[str, Any]]]]] = {
+        "imbridge-async confirm on": lambda: run_imbridge(
+            base_url, token, Pair(stamp), total, concurrency, confirm=True
+        ),
+        "imbridge-async confirm off": lambda: run_imbridge(
+            base_url, token, Pair(stamp), total, concurrency, confirm=False
+        ),
+        "raw aiohttp": lambda: run_aiohttp(base_url, token, Pair(stamp), total, concurrency),
+    }
+    if gowk is not None:
+        program = gowk
+        clients["gowk"] = lambda: asyncio.to_thread(
+            run_gowk, program, base_url, token, total, concurrency, lookup=False
+        )
+        clients["gowk + lookups"] = lambda: asyncio.to_thread(
+            run_gowk, program, base_url, token, total, concurrency, lookup=True
+        )
+    names = list(clients)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    details: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    loads: list[float] = []
+    for round_number in range(args.rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            loads.append(load_average())
+            rate, detail = await clients[name]()
+            rates[name].append(rate)
+            details[name].append(detail)
+            print(f"round {round_number + 1}: {name:<28}{rate:>10,.0f} msg/s  {json.dumps(detail)}", flush=True)
+    return {"rates": rates, "details": details, "loads": loads}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--env-file", type=Path, help="a file of export NAME=value lines (the server's URL and token)")
+    parser.add_argument("--gowk", default=os.environ.get("IMBRIDGE_GOWK_BENCH"), help="the gowk bench program")
+    parser.add_argument("--messages", type=int, default=2000, help="messages per client per round")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    args = parser.parse_args()
+    settings = dict(os.environ)
+    if args.env_file is not None:
+        settings.update(read_env_file(args.env_file))
+    base_url = settings.get("IMBRIDGE_WUKONG_BASE_URL", "").rstrip("/")
+    token = settings.get("IMBRIDGE_WUKONG_MANAGER_TOKEN", "")
+    version = asyncio.run(reachable(base_url, token)) if base_url else None
+    if version is None:
+        print(f"skipped: no WuKongIM answers at {base_url or '(IMBRIDGE_WUKONG_BASE_URL unset)'} with the token given")
+        return
+    gowk = args.gowk if args.gowk and shutil.which(args.gowk) else None
+    if gowk is None:
+        print(f"gowk rows skipped: no bench program ({args.gowk or 'set --gowk or IMBRIDGE_GOWK_BENCH'})")
+    print(f"WuKongIM {version} at {base_url}; {args.messages} one-to-one texts per client per round, "
+          f"concurrency {args.concurrency}, {args.rounds} rounds; {os.cpu_count()} CPUs")  # fmt: skip
+    figures = asyncio.run(bench(args, base_url, token, gowk))
+    rates = figures["rates"]
+    print(f"{'client':<30}{'msg/s (median)':>16}   per round")
+    for name, values in rates.items():
+        print(f"{name:<30}{statistics.median(values):>16,.0f}   {', '.join(f'{v:,.0f}' for v in values)}")
+    on, off = rates["imbridge-async confirm on"], rates["imbridge-async confirm off"]
+    ratios = {
+        "imbridge confirm-on / confirm-off": (_ratio(on, off), f">= {CONFIRM_GOAL}", _ratio(on, off) >= CONFIRM_GOAL),
+        "imbridge confirm-off / raw aiohttp": (_ratio(off, rates["raw aiohttp"]), "", None),
+        "imbridge confirm-on / raw aiohttp": (_ratio(on, rates["raw aiohttp"]), "", None),
+    }
+    if "gowk" in rates:
+        peer = _ratio(on, rates["gowk + lookups"])
+        ratios["imbridge confirm-on / gowk + lookups"] = (peer, f">= {PEER_GOAL}", peer >= PEER_GOAL)
+        ratios["imbridge confirm-off / gowk"] = (_ratio(off, rates["gowk"]), "", None)
+    for label, (value, goal, met) in ratios.items():
+        verdict = "" if met is None else f" (goal {goal}: {'met' if met else 'NOT met'})"
+        print(f"{label:<40}{value:.2f}x{verdict}")
+    loads = figures["loads"]
+    print(f"load average (1 min) over the run: {min(loads):.2f}-{max(loads):.2f}")
+    record = {
+        "benchmark": "peers",
+        "machine": machine(),
+        "server": f"WuKongIM {version}",
+        "messages": args.messages,
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
+        "msg_per_s": {name: [round(v) for v in values] for name, values in rates.items()},
+        "ratios": {label: round(value, 3) for label, (value, _, _) in ratios.items()},
+        "details": figures["details"],
+        "load_average_1min": [round(min(loads), 2), round(max(loads), 2)],
+    }
+    print(json.dumps(record))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
