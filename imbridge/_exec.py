@@ -390,12 +390,15 @@ class AsyncExecutor(_Core):
                     if self.transport is None:
                         raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
                     wire = self.encode(instruction, operation, 1)
-                    started = time.perf_counter()
-                    try:
-                        response = await self.transport.send(wire, self.timeout)
-                    except TransportError as error:
-                        raise self.failed(error, instruction, operation, 1) from None
-                    reply = self.decode(instruction, response, operation, 1, started)
+                    if self.provider.nodes is None:
+                        started = time.perf_counter()
+                        try:
+                            response = await self.transport.send(wire, self.timeout)
+                        except TransportError as error:
+                            raise self.failed(error, instruction, operation, 1) from None
+                        reply = self.decode(instruction, response, operation, 1, started)
+                    else:  # several nodes: routed like every attempt
+                        reply = await self._exchange(instruction, wire, operation, 1)
                 except IMBridgeError as error:
                     failure = error
                 if failure is not None:
@@ -477,7 +480,11 @@ class AsyncExecutor(_Core):
             await self.clock.asleep(delay)
         if self.transport is None:
             raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
-        wire = self.encode(request, operation, attempt)
+        return await self._exchange(request, self.encode(request, operation, attempt), operation, attempt)
+
+    async def _exchange(self, request: Request, wire: HTTPRequest, operation: str, attempt: int) -> Any:
+        """Send an encoded attempt to its node (moving on from a node that refused it) and decode the answer."""
+        assert self.transport is not None
         node = self.route(request, wire)
         started = time.perf_counter()
         while True:
