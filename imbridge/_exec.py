@@ -17,7 +17,8 @@ import pydantic
 from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
 
 from imbridge._clock import Clock
-from imbridge._flow import Flow, HTTPRequest, Instruction, Request, Response, Sleep
+from imbridge._coalesce import Coalescer
+from imbridge._flow import NOT_JOINED, Flow, HTTPRequest, Instruction, Join, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
 from imbridge._masking import mask_url
 from imbridge._pacing import Pacer, Rate
@@ -246,6 +247,8 @@ class SyncExecutor(_Core):
                     if isinstance(instruction, Sleep):
                         self.clock.sleep(instruction.seconds)
                         instruction = flow.send(None)
+                    elif isinstance(instruction, Join):  # nothing runs concurrently here to share with
+                        instruction = flow.send(NOT_JOINED)
                     else:
                         budget = budget or self.budget()
                         outcomes = [self._outcome(request, operation, budget) for request in instruction.requests]
@@ -350,6 +353,7 @@ class AsyncExecutor(_Core):
     def __init__(self, provider: Provider, transport: AsyncTransport | None, **options: Any) -> None:
         super().__init__(provider, **options)
         self.transport = transport
+        self._coalescer = Coalescer(self.request, self.clock)  # requests concurrent flows share (Join)
 
     async def run(self, operation: str, flow: Flow[T]) -> T:
         budget: _WaitBudget | None = None  # made when first needed: most calls never wait
@@ -360,6 +364,13 @@ class AsyncExecutor(_Core):
                     if isinstance(instruction, Sleep):
                         await self.clock.asleep(instruction.seconds)
                         instruction = flow.send(None)
+                    elif isinstance(instruction, Join):
+                        try:
+                            shared = await self._coalescer.join(instruction, operation)
+                        except IMBridgeError as error:
+                            instruction = flow.throw(error)
+                            continue
+                        instruction = flow.send(shared)
                     else:
                         budget = budget or self.budget()
                         outcomes = await self._gather(instruction.requests, operation, budget)

@@ -70,6 +70,51 @@ class Gather:
 
 
 @dataclass(slots=True)
+class Join:
+    """Ask to share one request with concurrent flows (coalescing; issue 19).
+
+    ``group`` names what can be combined (one WuKongIM channel's confirmations), ``item`` is this flow's part,
+    and ``combine(items)`` returns the one request for a list of items and a function that splits its decoded
+    reply into one answer per item, in order. The async driver keeps at most one such request in flight per
+    group: the Joins that arrive meanwhile wait and share the next one, so a burst of concurrent flows costs a
+    few requests instead of one each. The flow receives its answer, or has the request's error thrown into it.
+
+    The sync driver has no concurrent flows to share with: it answers :data:`NOT_JOINED` at once, and the flow
+    makes its own requests as it would without coalescing.
+    """
+
+    group: Any
+    item: Any
+    combine: Callable[[list[Any]], tuple[Request, Callable[[Any], list[Any]]]]
+    wait: float = 0.0
+    """Seconds the async driver may keep this item for the group's later requests while ``split`` answers
+    :data:`KEEP_WAITING` for it (a message not stored yet); past them, the flow receives None. The driver reads
+    again at once while new items join, else after a pause that doubles from 1 ms up to 50 ms."""
+
+
+class _NotJoined:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_JOINED"
+
+
+NOT_JOINED: Any = _NotJoined()
+"""What the sync driver answers to a :class:`Join`: do it alone."""
+
+
+class _KeepWaiting:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "KEEP_WAITING"
+
+
+KEEP_WAITING: Any = _KeepWaiting()
+"""What a :class:`Join`'s ``split`` answers for an item its request did not settle: ask again for it later."""
+
+
+@dataclass(slots=True)
 class HTTPRequest:
     """A request ready for the wire: absolute URL, auth applied, body encoded."""
 
@@ -120,7 +165,7 @@ class Response:
 MAX_RETRY_AFTER = timedelta(days=365)
 """The longest Retry-After read from a response; anything longer (or infinite) reads as this."""
 
-Instruction = Request | Sleep | Gather
+Instruction = Request | Sleep | Gather | Join
 Flow = Generator[Instruction, Any, T]
 """A provider operation: yields instructions, receives decoded replies, returns T."""
 

@@ -8,7 +8,7 @@ data) or any secret.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
@@ -18,6 +18,7 @@ __all__ = [
     "ConflictError",
     "IMBridgeError",
     "InvalidRequestError",
+    "MessageMayHaveLandedError",
     "NotFoundError",
     "PermissionDeniedError",
     "ProviderError",
@@ -111,6 +112,38 @@ class TransportError(IMBridgeError):
 
 class TimeoutError(TransportError):  # noqa: A001 - the name DESIGN.md gives; shadows the builtin on purpose
     """No response arrived within the configured timeout."""
+
+
+class MessageMayHaveLandedError(TransportError):
+    """A send whose outcome is unknown, and that imbridge will not repeat for you.
+
+    The request may have reached the server (a timeout or a reset after it was written, a 5xx, an
+    accepted message not stored in time) and a lookup of its idempotency key found nothing yet; but a
+    request held on the way can still land later, and a server that does not deduplicate (WuKongIM)
+    would then store a re-sent copy too. So the message is neither reported sent nor sent again.
+
+    Reconcile it later: ``im.messages.find_by_key(error.sender, error.conversation, error.idempotency_key)``
+    returns the stored message or None. Sending again with the same ``idempotency_key`` is safe once the
+    original can no longer arrive (the send looks the key up first). ``__cause__`` is the failure seen.
+    Not ``retryable``: a blind retry is exactly what this error exists to prevent.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        idempotency_key: str,
+        sender: str,
+        conversation: Any,
+        **context: Unpack[ErrorContext],
+    ) -> None:
+        super().__init__(message, may_have_landed=True, **context)
+        self.idempotency_key = idempotency_key
+        self.sender = sender
+        #: The :class:`~imbridge.models.Conversation` the message was sent to.
+        self.conversation = conversation
 
 
 class ProviderError(IMBridgeError):

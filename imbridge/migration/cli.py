@@ -66,6 +66,9 @@ def add_parser(commands: Any) -> None:
             command.add_argument("--id-prefix", help="prefix for every target user and group id")
             command.add_argument("--as-of", help="migrate history up to this time (ISO 8601 or Unix seconds)")
             command.add_argument("--no-discover", action="store_true", help="do not read recent contacts")
+            command.add_argument("--uncertain-wait", type=float,
+                                 help="seconds before a message whose send may have landed is looked up again "
+                                      "and sent only if absent (default 30)")  # fmt: skip
         if name == "run":
             command.add_argument("--phase", dest="phases", action="append", choices=PHASES,
                                  help="run only this phase (repeatable)")  # fmt: skip
@@ -119,7 +122,7 @@ def _fields(settings: pydantic.BaseModel) -> dict[str, Any]:
 
 def _options(args: argparse.Namespace, config: dict[str, Any]) -> MigrationOptions | None:
     values: dict[str, Any] = dict(config.get("options", {}))
-    for name in ("workers", "concurrency", "lease", "revoked", "id_prefix"):
+    for name in ("workers", "concurrency", "lease", "revoked", "id_prefix", "uncertain_wait"):
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
     if getattr(args, "as_of", None):

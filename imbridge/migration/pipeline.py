@@ -33,8 +33,8 @@ from imbridge.errors import (
     ConfigurationError,
     ConflictError,
     IMBridgeError,
+    MessageMayHaveLandedError,
     NotFoundError,
-    ServiceUnavailableError,
 )
 from imbridge.migration import ids
 from imbridge.migration.conversations import conversations_phase, requeue_users, verify_conversations
@@ -50,7 +50,7 @@ from imbridge.migration.workers import (
     start_processes,
     stop_processes,
 )
-from imbridge.models import Conversation, Custom, Element, Group, Member, Message, Role, SentMessage, Text
+from imbridge.models import Conversation, Custom, Element, Group, Member, Message, MessageRef, Role, Text
 from imbridge.providers.base import Direction
 
 T = TypeVar("T")
@@ -100,7 +100,8 @@ async def _carry_name_cards(
         await target.groups.set_name_card(group_id, uid(source_uid), card)
 
 
-#: Waits (seconds) before sending again a message WuKongIM accepted but had not stored yet (under load).
+#: Waits (seconds) between lookups of a message whose send may have landed (a loaded WuKongIM that accepted it
+#: but had not stored it yet, an answer lost on the way): found, it was sent; never sent again from here.
 STORE_LAG_WAITS = (1.0, 3.0, 5.0)
 REVOKED_PLACEHOLDER = "[this message was recalled before the migration]"
 ClientSpec = AsyncIMClient | IMClient | Mapping[str, Any]
@@ -154,6 +155,11 @@ class MigrationOptions:
     recheck: bool = True
     """Each run first looks for what earlier runs finished on the target (one read per group and channel)
     and copies again what the target lost (restored from an older backup, restarted empty)."""
+    uncertain_wait: float = 30.0
+    """Seconds after a send that may have landed (MessageMayHaveLandedError, still not found by its lookups)
+    before its channel is taken up again, at the end of the phase or by a later run: the message is then looked
+    up by its key once more and sent only if absent. Make it longer than any request can be held on its way
+    to the target (client timeout, proxies): WuKongIM stores a re-sent copy beside a late original."""
 
     def __post_init__(self) -> None:
         if self.revoked not in ("revoke", "skip"):
@@ -164,6 +170,8 @@ class MigrationOptions:
             raise ConfigurationError("concurrency must be at least 1")
         if self.lease < 2:
             raise ConfigurationError("lease must be at least 2 seconds")
+        if not 0 <= self.uncertain_wait <= 86_400:
+            raise ConfigurationError("uncertain_wait is 0 to 86400 seconds")
         problem = ids.unsafe_prefix(self.id_prefix)
         if problem:
             raise ConfigurationError(f"id_prefix {self.id_prefix!r} cannot start target ids: {problem}")
@@ -862,18 +870,30 @@ class Migration:
             if group is not None and group.status != DONE:
                 channels.advance()
                 return  # stays pending until its group exists on the target
-            try:
-                await self._channel(channel, messages)
-                with self.state.fenced("history", channel, claims.holder) as c:
-                    self.state.set_status("history", channel, DONE)
-                    self.state.worker_update(claims.name, c, channels=1)
-                done = self.state.checkpoint(channel)
-                before = expected.total()
-                expected.finished(channel, done.migrated + done.skipped if done else 0)
-                messages.add_total(expected.total() - before)
-            except IMBridgeError as error:
-                with contextlib.suppress(ClaimLost), self.state.fenced("history", channel, claims.holder):
-                    self.state.set_status("history", channel, FAILED, f"{type(error).__name__}: {error}"[:500])
+            # A channel stopped at a message whose send may have landed is taken up again once, under the same
+            # claim (its heartbeat keeps it): _channel first waits out options.uncertain_wait, so the message can
+            # no longer be on its way, then looks its key up and sends it only if absent. Still uncertain: left
+            # failed, with the key in its checkpoint, for a later run.
+            for again in (False, True):
+                try:
+                    await self._channel(channel, messages)
+                    with self.state.fenced("history", channel, claims.holder) as c:
+                        self.state.set_status("history", channel, DONE)
+                        self.state.worker_update(claims.name, c, channels=1)
+                    done = self.state.checkpoint(channel)
+                    before = expected.total()
+                    expected.finished(channel, done.migrated + done.skipped if done else 0)
+                    messages.add_total(expected.total() - before)
+                except MessageMayHaveLandedError as error:
+                    if not again:
+                        continue
+                    with contextlib.suppress(ClaimLost), self.state.fenced("history", channel, claims.holder):
+                        detail = f"uncertain: {type(error).__name__}: {error}"[:500]
+                        self.state.set_status("history", channel, FAILED, detail)
+                except IMBridgeError as error:
+                    with contextlib.suppress(ClaimLost), self.state.fenced("history", channel, claims.holder):
+                        self.state.set_status("history", channel, FAILED, f"{type(error).__name__}: {error}"[:500])
+                break
             channels.advance()
 
         handled = await self._claimed("history", migrate)
@@ -921,6 +941,12 @@ class Migration:
         done_keys = set(position.get("keys", []))
         since_save = 0
         lost = False
+        if isinstance(position.get("uncertain"), dict):
+            # The next message's send may have landed: its key is looked up (and the message sent only if
+            # absent) no sooner than options.uncertain_wait after that send failed.
+            wait = float(position["uncertain"].get("at", 0)) + self.options.uncertain_wait - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         try:
             async for message in stream:
                 stamp = _stamp(message.time)
@@ -931,7 +957,13 @@ class Migration:
                 ):
                     continue  # done before the interruption
                 check()  # never send once this worker cannot be sure the channel is still its own
-                if await self._copy(target, source.app_id, message):
+                try:
+                    copied = await self._copy(target, source.app_id, message)
+                except MessageMayHaveLandedError as error:
+                    position["uncertain"] = {"key": error.idempotency_key, "at": time.time()}
+                    raise
+                position.pop("uncertain", None)
+                if copied:
                     migrated += 1
                     source_id = message.seq if kind == "group" else message.ref.key
                     # what a later run looks for on the target to tell that it still holds this channel
@@ -1004,31 +1036,39 @@ class Migration:
             content = [Custom(data="", description="empty message at the source")]
         sender = self.uid(message.sender)
         try:
-            sent = await self._send(target, sender, to, content, key, metadata)
+            ref = await self._send(target, sender, to, content, key, metadata)
         except NotFoundError:
             # A sender (or peer) the plan did not know, e.g. a member who left: register, then send.
             users = [message.sender] + ([peer] if peer else [])
             self.state.add_items("accounts", ((u, {}) for u in users))
             await target.users.register([self.uid(u) for u in users])
             self.state.set_many("accounts", users, DONE, "registered during history")
-            sent = await self._send(target, sender, to, content, key, metadata)
+            ref = await self._send(target, sender, to, content, key, metadata)
         if message.revoked:
-            await target.messages.revoke(sent.ref)
+            await target.messages.revoke(ref)
         return True
 
     @staticmethod
     async def _send(
         target: AsyncIMClient, sender: str, to: Conversation, content: list[Element], key: str,
         metadata: dict[str, Any],
-    ) -> SentMessage:  # fmt: skip
-        """One send; when a loaded WuKongIM accepted it but had not stored it by the end of the confirmation
-        polls, wait and send again: the key is looked up first, so a late landing is found, not repeated."""
-        for wait in STORE_LAG_WAITS:
-            try:
-                return await target.messages.send(sender, to, content, idempotency_key=key, metadata=metadata)
-            except ServiceUnavailableError:
+    ) -> MessageRef:  # fmt: skip
+        """One send (the key is looked up first, so a message an earlier run stored is not sent again). When it
+        may have landed (a loaded WuKongIM accepted it but had not stored it, an answer lost on the way), it is
+        looked up again a few times, never sent again here: still absent, the error goes up and the channel
+        is taken up again after options.uncertain_wait."""
+        try:
+            return (await target.messages.send(sender, to, content, idempotency_key=key, metadata=metadata)).ref
+        except MessageMayHaveLandedError as error:
+            for wait in STORE_LAG_WAITS:
                 await asyncio.sleep(wait)
-        return await target.messages.send(sender, to, content, idempotency_key=key, metadata=metadata)
+                try:
+                    found = await target.messages.find_by_key(sender, to, key)
+                except IMBridgeError:
+                    continue  # a failed lookup says nothing: the message stays uncertain
+                if found is not None:
+                    return found.ref
+            raise error
 
     # -- mutes ------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imbridge.errors import IMBridgeError, InvalidRequestError
+from imbridge.errors import AuthenticationError, IMBridgeError, InvalidRequestError
 from imbridge.models.content import Element
 from imbridge.models.conversation import Conversation
 
@@ -128,7 +128,18 @@ class BatchResult(BaseModel):
         """Targets waiting for an approval the vendor asked for (neither done nor failed)."""
         return [item.target for item in self.items if item.pending]
 
+    def model_post_init(self, context: Any, /) -> None:
+        # A refused credential concerns the whole call, never one target (issue 13, point 9): a provider
+        # that caught one per item raises it here rather than hand back a result that looks partly done.
+        for item in self.items:
+            if isinstance(item.error, AuthenticationError):
+                raise item.error
+
     @property
     def ok(self) -> bool:
         """True when every target succeeded (an item pending approval has not)."""
         return all(item.ok for item in self.items)
+
+    def __bool__(self) -> bool:
+        """The same as :attr:`ok`: ``if result:`` means every target succeeded (an empty batch did)."""
+        return self.ok

@@ -286,6 +286,11 @@ class Provider:
     def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
         raise _unsupported(self, Operation.MESSAGES_SEND_BATCH)
 
+    def find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
+        """The message ``sender`` sent to ``to`` with this idempotency key, or None if it is not stored (yet):
+        how an app reconciles a send that failed with MessageMayHaveLandedError."""
+        raise _unsupported(self, Operation.MESSAGES_SEND)
+
     def history(self, query: HistoryQuery) -> Flow[Page[Message]]:
         raise _unsupported(self, Operation.MESSAGES_HISTORY)
 

@@ -28,6 +28,7 @@ _ELEMENT_TYPES = (Text, Image, File, Sound, Video, Location, Face, Custom)
 _CONTENT_TYPES = (str, *_ELEMENT_TYPES)
 ContentInput = str | Text | Image | File | Sound | Video | Location | Face | Custom
 MAX_HISTORY_PAGE = 200
+FIND_BY_KEY = "messages.find_by_key"
 MAX_LOOKUP = 100
 
 
@@ -183,6 +184,15 @@ class MessageOperations(Operations):
         )
         return operation, self.provider.send_batch(batch)
 
+    def find_by_key(self, sender: str, to: Conversation, idempotency_key: str) -> Call[Message | None]:
+        self._gate(Operation.MESSAGES_SEND)  # whoever can send can reconcile what it sent
+        if not isinstance(to, Conversation):
+            raise InvalidRequestError("to must be a Conversation (Conversation.user(...) or Conversation.group(...))")
+        check_id(to.id, "conversation id")
+        provider = self.provider
+        flow = provider.find_sent(check_id(sender, "sender"), to, check_id(idempotency_key, "idempotency_key"))
+        return FIND_BY_KEY, flow
+
     def history(
         self, conversation: Conversation, viewer: str, *, limit: int, cursor: str | None, direction: Direction | str
     ) -> Call[Page[Message]]:
@@ -287,6 +297,16 @@ class Messages(SyncResource[MessageOperations]):
             )
         )
 
+    def find_by_key(self, sender: str, to: Conversation, idempotency_key: str) -> Message | None:
+        """The message ``sender`` sent to ``to`` with ``idempotency_key``, or None if none is stored (yet).
+
+        How to reconcile a send that raised :class:`~imbridge.errors.MessageMayHaveLandedError` (its
+        ``sender``, ``conversation`` and ``idempotency_key``): found, it was sent; None, it is not stored now,
+        and sending again with the same key is safe once the first request can no longer arrive (well after
+        your timeout). Tencent has no lookup by key: its newest 200 messages are read.
+        """
+        return self._run(self._ops.find_by_key(sender, to, idempotency_key))
+
     def history(
         self, conversation: Conversation, viewer: str, *, limit: int = 50, cursor: str | None = None,
         direction: Direction | str = Direction.BACKWARD,
@@ -365,6 +385,11 @@ class AsyncMessages(AsyncResource[MessageOperations]):
                 delivery=delivery,
             )
         )
+
+    async def find_by_key(self, sender: str, to: Conversation, idempotency_key: str) -> Message | None:
+        """The message ``sender`` sent to ``to`` with ``idempotency_key``, or None; see
+        :meth:`Messages.find_by_key`."""
+        return await self._run(self._ops.find_by_key(sender, to, idempotency_key))
 
     async def history(
         self, conversation: Conversation, viewer: str, *, limit: int = 50, cursor: str | None = None,

@@ -59,6 +59,10 @@ class Fault(StrEnum):
     """Forwarded and processed; the body is replaced by one that is not what the API answers (status kept)."""
     SLOW = "slow"
     """Forwarded; the answer is delayed by ``plan.slow`` seconds (within the client's timeout)."""
+    HOLD_BEFORE = "hold_before"
+    """The request is held ``plan.hold_before`` seconds, then forwarded and processed whatever the client did
+    meanwhile (a congested link, a paused proxy): a client that gave up and sent again finds its first request
+    landing late. :meth:`FaultProxy.settle` waits until every held request was forwarded."""
 
 
 #: What Tencent IM answers when a command exceeds its frequency limit (HTTP 200, code in the body).
@@ -87,6 +91,7 @@ class FaultPlan:
     retry_after: str = "1"
     hold: float = 5.0
     slow: float = 0.05
+    hold_before: float = 2.0
     frequency_body: bytes = TENCENT_FREQUENCY_BODY
 
     def __post_init__(self) -> None:
@@ -104,6 +109,8 @@ class ProxyEvent:
     fault: Fault | None
     received: float
     waited: float | None = None
+    forwarded: float | None = None
+    """For a request held before forwarding: when it was forwarded (None while held, or if it never was)."""
 
 
 @dataclass
@@ -190,6 +197,8 @@ class FaultProxy:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
+        self._held = 0  # requests held before forwarding, not forwarded yet
+        self._released = threading.Condition(self._lock)
 
     @property
     def url(self) -> str:
@@ -215,6 +224,15 @@ class FaultProxy:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+
+    def settle(self, timeout: float = 60.0) -> int:
+        """Wait until every request held before forwarding (HOLD_BEFORE) has been forwarded and answered
+        upstream, so the server's state includes them; returns how many are still held (0 unless timed out)."""
+        deadline = time.monotonic() + timeout
+        with self._released:
+            while self._held and (left := deadline - time.monotonic()) > 0:
+                self._released.wait(left)
+            return self._held
 
     def __enter__(self) -> Self:
         self.start()
@@ -273,6 +291,14 @@ class FaultProxy:
                     writer.write(canned)
                     await writer.drain()
                     continue
+                if fault is Fault.HOLD_BEFORE:
+                    late = await self._hold_then_forward(request, method, event)
+                    if late is None:
+                        _reset(writer)
+                        return
+                    writer.write(late.encode())  # to a client still waiting; one that gave up is gone
+                    await writer.drain()
+                    continue
                 if upstream is None:
                     upstream = await asyncio.open_connection(*self.upstream)
                 upstream[1].write(request.encode())
@@ -293,6 +319,28 @@ class FaultProxy:
             if upstream is not None:
                 upstream[1].close()
             writer.close()
+
+    async def _hold_then_forward(self, request: _Message, method: str, event: ProxyEvent) -> _Message | None:
+        """Hold ``request``, then forward it on a connection of its own: the server processes it whatever the
+        client did meanwhile. The upstream's answer (None if there was none)."""
+        with self._lock:
+            self._held += 1
+        try:
+            await asyncio.sleep(self.plan.hold_before)
+            reader, writer = await asyncio.open_connection(*self.upstream)
+            try:
+                writer.write(request.encode())
+                await writer.drain()
+                event.forwarded = time.monotonic()
+                return await _read_message(reader, response_to=method)
+            finally:
+                writer.close()
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            return None  # the upstream went away (event.forwarded says whether the request was written)
+        finally:
+            with self._released:
+                self._held -= 1
+                self._released.notify_all()
 
     def _canned(self, fault: Fault | None) -> bytes | None:
         """The answer to a request that is not forwarded, or None to forward it."""

@@ -176,6 +176,20 @@ NEUTRAL_RULES: list[tuple[str, str, str, str]] = [
         "checks no reader, so imbridge asks get_role_in_group first.",
         "test_neutral_rules::test_reading_group_history_as_a_non_member_is_refused",
     ),
+    (
+        "A send whose outcome is unknown",
+        "Never sent again by imbridge unless the failure proves the request was not delivered (the connection "
+        "did not open): MessageMayHaveLandedError (a TransportError, not retryable) carries idempotency_key, "
+        "sender and conversation. messages.find_by_key(sender, conversation, key) returns the message stored "
+        "under the key or None, on every provider; a send with the same key looks it up first.",
+        "local: in-process, a send never has an unknown outcome; find_by_key reads its dedupe index. WuKongIM: "
+        "client_msg_no is never deduplicated, so after a timeout, reset or 5xx the key is looked up (0-0.5 s) "
+        "and, if absent, the error is raised, not a re-send (a held request lands later); find_by_key is GET "
+        "/message/byclientmsgno. Tencent: the executor's retries carry the same MsgRandom/Random and are "
+        "deduplicated; after the last one the error is raised; find_by_key reads the newest 200 messages for "
+        "the sender's MsgRandom.",
+        "test_neutral_rules::test_a_sent_message_is_found_by_its_idempotency_key",
+    ),
 ]
 
 

@@ -145,9 +145,9 @@ def test_wrong_token_surfaces_as_authentication_error(emulator: WukongEmulator, 
         "wukong", base_url="http://wk.emulator", manager_token="not-it", store=str(tmp_path / "x.db"),
         http_client=httpx.Client(transport=emulator.transport()), retry=RetryPolicy(initial_backoff=0),
     )  # fmt: skip
-    with client:
-        result = client.users.register(["alice"])
-    assert not result.ok and isinstance(result.failed[0].error, AuthenticationError)
+    with client, pytest.raises(AuthenticationError) as caught:  # the whole call, never a per-user item (issue 13.9)
+        client.users.register(["alice"])
+    assert caught.value.http_status == 401
 
 
 async def test_async_client_through_the_in_process_transport(emulator: WukongEmulator, tmp_path: Path) -> None:

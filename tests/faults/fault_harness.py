@@ -36,23 +36,27 @@ SLACK = 0.25
 RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, max_retry_after=1.0)
 RETRY_AFTER = "1"
 
-#: What a WuKongIM send may sleep by design: recovery lookups before each re-send, then confirmation polls.
-WUKONG_FLOW_SLEEPS = (wukong_messages.MAX_RESENDS + 1) * sum(wukong_messages.RECOVERY_DELAYS) + sum(
-    wukong_messages.CONFIRM_DELAYS
-)
+#: What a WuKongIM send may sleep by design: recovery lookups after an unknown outcome, then confirmation polls.
+WUKONG_FLOW_SLEEPS = sum(wukong_messages.RECOVERY_DELAYS) + sum(wukong_messages.CONFIRM_DELAYS)
+HOLD_BEFORE = TIMEOUT + sum(wukong_messages.RECOVERY_DELAYS) + 1.0
+"""How long a held request waits before it is forwarded: past the client's timeout and its recovery lookups,
+so a client that re-sent after finding nothing would store the message twice (issue 13, point 1)."""
 
 
 FULL_RUN = "IMBRIDGE_FAULT_SENDS" in os.environ
 #: Faults the HTTP library sees (resets, held and cut answers); the others are plain HTTP answers, the same
 #: to every driver, so CI runs them on the sync driver only (a full run does every kind on both).
-TRANSPORT_FAULTS = frozenset({Fault.RESET_BEFORE, Fault.RESET_AFTER, Fault.READ_TIMEOUT, Fault.TRUNCATED, Fault.SLOW})
+TRANSPORT_FAULTS = frozenset(
+    {Fault.RESET_BEFORE, Fault.RESET_AFTER, Fault.READ_TIMEOUT, Fault.TRUNCATED, Fault.SLOW, Fault.HOLD_BEFORE}
+)
 
 
 def plan_for(kind: Fault, *, seed: int = 8, rate: float = RATE) -> FaultPlan:
     if kind is Fault.RATE_LIMIT_RETRY_AFTER:
         rate /= 3  # each one really waits its Retry-After (1 s)
     # A held answer outlives the client's timeout by far, so a client that did not give up would show.
-    return FaultPlan({kind: rate}, seed=seed, hold=TIMEOUT + 3.0, slow=TIMEOUT / 3, retry_after=RETRY_AFTER)
+    return FaultPlan({kind: rate}, seed=seed, hold=TIMEOUT + 3.0, slow=TIMEOUT / 3, retry_after=RETRY_AFTER,
+                     hold_before=HOLD_BEFORE)
 
 
 def may_have_landed(error: BaseException) -> bool:

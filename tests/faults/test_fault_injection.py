@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from fault_harness import (
     FULL_RUN,
+    HOLD_BEFORE,
     RETRY,
     SENDS,
     TIMEOUT,
@@ -143,6 +144,7 @@ def test_sync_sends_under_fault(target_name: str, kind: Fault, request: pytest.F
         IMClient(target.name.split("-")[0], retry=RETRY, timeout=TIMEOUT, **target.settings(proxy.url)) as im,
     ):
         outcomes = send_all(im, proxy, f"{kind}-sync", sender, Conversation.user(recipient), SENDS)
+        assert proxy.settle() == 0  # every held request has landed before the state is read
     report = check(kind, outcomes, target.stored(sender, recipient), proxy, flow_sleeps=target.flow_sleeps)
     _record(target, "sync", report.summary())
     assert report.problems == []
@@ -162,6 +164,7 @@ async def test_async_sends_under_fault(target_name: str, kind: Fault, request: p
             target.name.split("-")[0], retry=RETRY, timeout=TIMEOUT, **target.settings(proxy.url)
         ) as im:
             outcomes = await asend_all(im, proxy, f"{kind}-async", sender, Conversation.user(recipient), SENDS)
+        assert await asyncio.to_thread(proxy.settle) == 0
     stored = await asyncio.to_thread(target.stored, sender, recipient)
     report = check(kind, outcomes, stored, proxy, flow_sleeps=target.flow_sleeps)
     _record(target, "async", report.summary())
@@ -176,7 +179,8 @@ async def test_concurrent_sends_under_every_fault(target_name: str, request: pyt
     target: Target = request.getfixturevalue(target_name)
     sender, recipient = _users()
     target.prepare([sender, recipient])
-    plan = FaultPlan(dict.fromkeys(target.kinds, 0.02), seed=10, hold=TIMEOUT + 3.0, slow=TIMEOUT / 3, retry_after="1")
+    plan = FaultPlan(dict.fromkeys(target.kinds, 0.02), seed=10, hold=TIMEOUT + 3.0, slow=TIMEOUT / 3, retry_after="1",
+                     hold_before=HOLD_BEFORE)
     with FaultProxy(target.upstream, plan) as proxy:
         async with AsyncIMClient(
             target.name.split("-")[0], retry=RETRY, timeout=TIMEOUT, **target.settings(proxy.url)
@@ -184,6 +188,7 @@ async def test_concurrent_sends_under_every_fault(target_name: str, request: pyt
             outcomes = await asend_all(
                 im, proxy, "mixed", sender, Conversation.user(recipient), SENDS * 2, concurrency=8
             )
+        assert await asyncio.to_thread(proxy.settle) == 0
     stored = await asyncio.to_thread(target.stored, sender, recipient)
     reports = [check(kind, outcomes, stored, proxy, flow_sleeps=target.flow_sleeps) for kind in target.kinds[:1]]
     assert reports[0].problems == []

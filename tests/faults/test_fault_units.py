@@ -12,7 +12,7 @@ import pytest
 
 from imbridge import Conversation, IMClient
 from imbridge.emulators import EmulatorReply, EmulatorRequest, serve
-from imbridge.errors import RateLimitError, TransportError
+from imbridge.errors import MessageMayHaveLandedError, RateLimitError, TransportError
 from imbridge.retry import RetryPolicy
 from imbridge.testing.faults import Fault, FaultPlan, FaultProxy
 
@@ -48,6 +48,7 @@ EXPECTED: dict[Fault, tuple[bool, str]] = {
     Fault.TRUNCATED: (True, "error"),
     Fault.MALFORMED: (True, "garbled"),
     Fault.SLOW: (True, "200 late"),
+    Fault.HOLD_BEFORE: (True, "timeout"),  # reaches it late: after the client gave up
 }
 
 
@@ -55,7 +56,7 @@ EXPECTED: dict[Fault, tuple[bool, str]] = {
 def test_each_fault_does_what_it_says(kind: Fault, upstream: tuple[Counter, str]) -> None:
     counter, url = upstream
     counter.seen = 0
-    plan = FaultPlan({kind: 1.0}, hold=2.0, slow=0.2, retry_after="7")
+    plan = FaultPlan({kind: 1.0}, hold=2.0, slow=0.2, retry_after="7", hold_before=1.0)
     with FaultProxy(url, plan) as proxy, httpx.Client(timeout=0.5) as client:
         reaches, effect = EXPECTED[kind]
         started = time.monotonic()
@@ -70,6 +71,11 @@ def test_each_fault_does_what_it_says(kind: Fault, upstream: tuple[Counter, str]
         deadline = time.monotonic() + 2
         while kind is Fault.READ_TIMEOUT and proxy.events[0].waited is None and time.monotonic() < deadline:
             time.sleep(0.01)
+        if kind is Fault.HOLD_BEFORE:
+            assert counter.seen == 0  # still held when the client gave up...
+            assert proxy.settle(5) == 0  # ...then forwarded all the same
+            assert proxy.events[0].forwarded is not None
+            assert proxy.events[0].forwarded - proxy.events[0].received >= 1.0
     assert counter.seen == (1 if reaches else 0)
     assert proxy.counts[kind] == 1 and proxy.events[0].fault is kind
     if reply is None:
@@ -128,9 +134,10 @@ def test_a_final_rate_limit_says_an_earlier_attempt_may_have_landed() -> None:
             raise httpx.ReadError("connection reset by peer", request=request)
         return httpx.Response(429)
 
-    with _tencent(handler) as im, pytest.raises(RateLimitError) as caught:
+    with _tencent(handler) as im, pytest.raises(MessageMayHaveLandedError) as caught:
         im.messages.send("alice", Conversation.user("bob"), "hi")
-    assert "MAY HAVE LANDED" in str(caught.value)
+    assert "MAY HAVE LANDED" in str(caught.value) and caught.value.idempotency_key
+    assert isinstance(caught.value.__cause__, RateLimitError)  # the last answer, kept as the cause
     assert caught.value.attempts == 3
 
 
@@ -154,3 +161,4 @@ def test_a_connect_failure_after_a_reset_keeps_may_have_landed() -> None:
     with _tencent(handler) as im, pytest.raises(TransportError) as caught:
         im.messages.send("alice", Conversation.user("bob"), "hi")
     assert caught.value.may_have_landed is True
+    assert isinstance(caught.value, MessageMayHaveLandedError)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,50 @@ def test_mirror_carries_member_administration_and_delivery(tmp_path: Path, sides
     assert {u: m.role for u, m in members.items()} == {"ann": Role.MEMBER, "ben": Role.OWNER, "cid": Role.MEMBER}
     assert members["cid"].name_card == "Cid" and members["cid"].muted and members["cid"].muted_until is None
     assert secondary.groups.get(gid).owner == "ben"
+
+
+class Holding(Switch):
+    """Message sends held on the way: the client times out at once, the request reaches the secondary
+    ``hold`` seconds later (issue 13, point 1)."""
+
+    def __init__(self, inner: EmulatorTransport, hold: float) -> None:
+        super().__init__(inner)
+        self.hold, self.holding = hold, True
+        self.timers: list[threading.Timer] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.holding and request.url.path == "/message/send":
+            request.read()
+            timer = threading.Timer(self.hold, self.inner.handle_request, [request])
+            timer.start()
+            self.timers.append(timer)
+            raise httpx.ReadTimeout("held on the way", request=request)
+        return super().handle_request(request)
+
+
+def test_a_secondary_send_that_may_have_landed_is_journaled_and_replayed_once(tmp_path: Path, sides: Any) -> None:
+    tencent, wukong, _, key = sides
+    holding = Holding(wukong.transport(), hold=1.5)
+    primary = IMClient("tencent", sdk_app_id=tencent.sdk_app_id, secret_key=key, base_url="http://tencent.test",
+                       http_client=httpx.Client(transport=tencent.transport()))  # fmt: skip
+    secondary = IMClient(
+        "wukong", base_url="http://wukong.test", store=str(tmp_path / "imbridge-wukong.db"), enforce_policy=False,
+        retry=RetryPolicy.none(), http_client=httpx.Client(transport=holding),
+    )  # fmt: skip
+    state = str(tmp_path / "state.db")
+    with MirrorClient(primary, secondary, state) as mirror:
+        mirror.users.register(["ann", "ben"])
+        sent = mirror.messages.send("ann", Conversation.user("ben"), "held")  # the caller sees no error
+    journal = StateDB(state)
+    [entry] = journal.journal()
+    assert (entry.resource, entry.method) == ("messages", "send") and "MessageMayHaveLandedError" in entry.error
+    journal.close()
+    for timer in holding.timers:
+        timer.join()  # the held request has landed by now
+    holding.holding = False
+    _, db = replay(tmp_path, state, holding)
+    assert db.journal() == []
+    assert origins(secondary, Conversation.user("ben"), "ann") == [sent.ref.key]  # once: found, not re-sent
+    db.close()
+    primary.close()
+    secondary.close()

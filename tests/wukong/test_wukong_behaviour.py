@@ -16,6 +16,7 @@ from imbridge.capabilities import Operation, Support
 from imbridge.errors import (
     AuthenticationError,
     InvalidRequestError,
+    MessageMayHaveLandedError,
     NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
@@ -121,20 +122,41 @@ def test_no_duplicate_after_a_timeout_when_the_send_landed(make_client: MakeClie
     assert paths == ["/message/byclientmsgno", "/message/send", "/message/byclientmsgno"]
 
 
-def test_resent_with_the_same_client_msg_no_when_the_lookup_finds_nothing(
-    make_client: MakeClient, server: FakeWukong
-) -> None:
+def test_not_resent_when_the_lookup_finds_nothing(make_client: MakeClient, server: FakeWukong) -> None:
+    """Issue 13 point 1: a lookup that finds nothing proves nothing (the request may still be on its way, and
+    WuKongIM does not deduplicate client_msg_no): the send is not repeated; the error carries the key."""
     im = make_client()
     _group(im, server)
     _timeout_on_first_send(server, landed=False)
-    sent = im.messages.send(sender="bob", to=GROUP, content="once", idempotency_key="k-lost")
-    sends = server.bodies("/message/send")
-    assert [body["client_msg_no"] for body in sends] == ["k-lost", "k-lost"]
-    assert len(server.messages["g1"]) == 1 and sent.seq == 1
-    # the caller's key first (absent), then between the two sends the recovery lookups said "absent"
+    with pytest.raises(MessageMayHaveLandedError, match="MAY HAVE LANDED") as caught:
+        im.messages.send(sender="bob", to=GROUP, content="once", idempotency_key="k-lost")
+    error = caught.value
+    assert (error.idempotency_key, error.sender, error.conversation) == ("k-lost", "bob", GROUP)
+    assert isinstance(error, TransportError) and error.may_have_landed and not error.retryable
+    assert isinstance(error.__cause__, TimeoutError)
+    assert [body["client_msg_no"] for body in server.bodies("/message/send")] == ["k-lost"]
+    # the caller's key first (absent), the send, then the recovery lookups (all absent): no second send
     paths = [p for p in server.paths() if p in ("/message/send", "/message/byclientmsgno")]
-    assert paths[:4] == ["/message/byclientmsgno", "/message/send", "/message/byclientmsgno", "/message/byclientmsgno"]
-    assert paths.index("/message/send", 2) > 3
+    assert paths == ["/message/byclientmsgno", "/message/send"] + ["/message/byclientmsgno"] * 4
+
+
+def test_a_connection_that_never_opened_is_sent_again(make_client: MakeClient, server: FakeWukong) -> None:
+    """The one failure that proves the request was not delivered: the executor re-sends it."""
+    im = make_client()
+    _group(im, server)
+    state = {"sends": 0}
+
+    def refuse_once(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/message/send":
+            state["sends"] += 1
+            if state["sends"] == 1:
+                raise httpx.ConnectError("refused", request=request)
+        return None
+
+    server.intercept = refuse_once
+    sent = im.messages.send(sender="bob", to=GROUP, content="once", idempotency_key="k-refused")
+    assert state["sends"] == 2 and sent.confirmed
+    assert [m["client_msg_no"] for m in server.messages["g1"]] == ["k-refused"]
 
 
 def test_unknown_outcome_says_it_may_have_landed(make_client: MakeClient, server: FakeWukong) -> None:
@@ -149,12 +171,14 @@ def test_unknown_outcome_says_it_may_have_landed(make_client: MakeClient, server
         return None
 
     server.intercept = intercept
-    with pytest.raises(TimeoutError, match="MAY HAVE LANDED"):
+    with pytest.raises(MessageMayHaveLandedError, match="MAY HAVE LANDED") as caught:
         im.messages.send(sender="bob", to=Conversation.user("alice"), content="x")  # imbridge's own key
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    assert "lookup failed too" in caught.value.message
     assert server.paths().count("/message/send") == 1
 
 
-def test_5xx_on_send_is_decided_by_the_lookup(make_client: MakeClient, server: FakeWukong) -> None:
+def test_5xx_on_send_is_looked_up_not_resent(make_client: MakeClient, server: FakeWukong) -> None:
     im = make_client()
     im.users.register(["a", "b"])
     calls = {"n": 0}
@@ -166,9 +190,10 @@ def test_5xx_on_send_is_decided_by_the_lookup(make_client: MakeClient, server: F
         return None
 
     server.intercept = intercept
-    with pytest.raises(ServiceUnavailableError, match="not stored after 3 attempts"):
+    with pytest.raises(MessageMayHaveLandedError, match="not found by 4 lookups") as caught:
         im.messages.send(sender="a", to=Conversation.user("b"), content="x", idempotency_key="k5")
-    assert calls["n"] == 3  # the first try and two re-sends, each after a lookup
+    assert isinstance(caught.value.__cause__, ServiceUnavailableError)
+    assert calls["n"] == 1  # a 5xx may come from a gateway whose upstream got the request: never re-sent
 
 
 def test_refused_send_from_a_muted_member_issues_no_send(make_client: MakeClient, server: FakeWukong) -> None:

@@ -86,6 +86,14 @@ class LocalMessages(LocalCore):
 
         return self._run(compute)
 
+    def find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
+        def compute() -> Message | None:
+            # The dedupe key a send stores (see _append): the same lookup that deduplicates a re-send.
+            row = self.store.message_by_dedupe(self._conversation_key(sender, to), f"{sender} {idempotency_key}")
+            return None if row is None else self._message(row, to, sender)
+
+        return self._run(compute)
+
     def _append(
         self, sender: str, to: Conversation, elements: Sequence[Element], metadata: Any, dedupe: str
     ) -> tuple[MessageRow, bool]:

@@ -694,6 +694,12 @@ class Store:
         with self.db.read() as db:
             return int(db.execute(select(func.count()).select_from(messages)).scalar_one())
 
+    def message_by_dedupe(self, conversation: str, dedupe: str) -> MessageRow | None:
+        """The message stored in ``conversation`` under this dedupe key, if any."""
+        with self.db.read() as db:
+            row = self._by_dedupe.first(db, {"conversation": conversation, "dedupe": dedupe})
+        return _message_row(row) if row is not None else None
+
     def message_by_key(self, key: str) -> MessageRow | None:
         with self.db.read() as db:
             row = self._by_key.first(db, {"key": key})

@@ -9,7 +9,13 @@ from typing import Any
 from imbridge._cursor import decode_cursor, encode_cursor
 from imbridge._flow import Flow
 from imbridge.capabilities import Operation
-from imbridge.errors import InvalidRequestError, NotFoundError, PermissionDeniedError, ProviderError
+from imbridge.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+)
 from imbridge.models import BatchItem, BatchResult, Group, JoinedGroup, Member, Page, Role
 from imbridge.providers.base import GroupSpec, GroupUpdate
 from imbridge.providers.tencent import mapping, paging, wire
@@ -133,6 +139,8 @@ class TencentGroups(TencentCore):
         body = wire.ModifyGroupMemberInfoRequest(GroupId=group_id, Member_Account=item.target, Role="Admin")
         try:
             yield self._req("group_open_http_svc", "modify_group_member_info", body.body())
+        except AuthenticationError:
+            raise  # about the whole call, never one member
         except ProviderError as error:
             return BatchItem(target=item.target, ok=False, error=error, native_code=error.native_code,
                              detail=f"added, but not made admin: {error.message}")  # fmt: skip
@@ -165,6 +173,8 @@ class TencentGroups(TencentCore):
             body = wire.DeleteGroupMemberRequest(GroupId=group_id, MemberToDel_Account=chunk)
             try:
                 yield self._req("group_open_http_svc", "delete_group_member", body.body())
+            except AuthenticationError:
+                raise  # about the whole call, never these members
             except ProviderError as failure:
                 outcome.update({uid: BatchItem(target=uid, ok=False, error=failure, native_code=failure.native_code,
                                                detail=failure.message) for uid in chunk})  # fmt: skip

@@ -14,11 +14,24 @@ from imbridge.errors import (
     AuthenticationError,
     IMBridgeError,
     InvalidRequestError,
+    MessageMayHaveLandedError,
     PermissionDeniedError,
     ProviderError,
+    ServiceUnavailableError,
+    TransportError,
     UnsupportedOperationError,
 )
-from imbridge.models import BatchItem, BatchResult, Custom, Delivery, Message, MessageRef, Page, SentMessage
+from imbridge.models import (
+    BatchItem,
+    BatchResult,
+    Conversation,
+    Custom,
+    Delivery,
+    Message,
+    MessageRef,
+    Page,
+    SentMessage,
+)
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.tencent import mapping, paging, wire
 from imbridge.providers.tencent._core import BULK_WINDOW, LIMITS, TencentCore, _check_user_ids, _chunks, _over
@@ -28,6 +41,8 @@ BATCH_CHUNK = LIMITS["batch recipients"].value
 GROUP_HISTORY_PAGE = paging.HISTORY_WINDOW
 
 _RESERVED_OPTIONS = {"MsgRandom", "MsgSeq", "MsgBody", "From_Account", "GroupId", "Random"}
+#: How many of a conversation's newest messages find_sent reads: Tencent has no lookup by MsgRandom.
+FIND_SCAN = 200
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,6 +53,25 @@ def _failed(chunk: Sequence[str], error: IMBridgeError) -> Iterator[BatchItem]:
         raise error
     for uid in chunk:
         yield BatchItem(target=uid, ok=False, error=error, native_code=error.native_code, detail=error.message)
+
+
+def _landed(message: OutgoingMessage, error: IMBridgeError) -> IMBridgeError:
+    """MessageMayHaveLandedError for a send whose last attempt (or an earlier one) may have been processed;
+    ``error`` itself otherwise. Tencent deduplicates the executor's retries (same MsgRandom/MsgSeq within its
+    window); after the last one the outcome is as unknown as on any provider, and said the same way."""
+    unknown = (
+        (isinstance(error, TransportError) and error.may_have_landed)
+        or isinstance(error, ServiceUnavailableError)
+        or "MAY HAVE LANDED" in error.message  # the executor's note: an earlier attempt may have been processed
+    )
+    if not unknown:
+        return error
+    key = message.idempotency_key
+    return MessageMayHaveLandedError(
+        f"{error.message}; the message MAY HAVE LANDED. Reconcile with messages.find_by_key(sender, conversation, "
+        f"{key!r}) before sending it again.", idempotency_key=key, sender=message.sender, conversation=message.to,
+        provider=NAME, operation=Operation.MESSAGES_SEND.value, attempts=error.attempts,
+    )  # fmt: skip
 
 
 def _delivery_fields(delivery: Delivery | None, *, group: bool, options: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +158,10 @@ class TencentMessages(TencentCore):
                 From_Account=message.sender, CloudCustomData=cloud, **self._options(options, allow_to=True),
                 **delivery,
             )  # fmt: skip
-            reply = yield self._req("group_open_http_svc", "send_group_msg", group_req.body())
+            try:
+                reply = yield self._req("group_open_http_svc", "send_group_msg", group_req.body())
+            except IMBridgeError as error:
+                raise _landed(message, error) from error
             sent = wire.SendGroupMsgResponse.model_validate(reply)
             return SentMessage(
                 ref=mapping.group_ref(message.to.id, message.sender, sent.MsgSeq),
@@ -136,12 +173,36 @@ class TencentMessages(TencentCore):
             wire.SendMsgRequest, From_Account=message.sender, To_Account=message.to.id, MsgSeq=msg_seq,
             MsgRandom=msg_random, MsgBody=body, CloudCustomData=cloud, **extra, **delivery,
         )  # fmt: skip
-        reply = yield self._req("openim", "sendmsg", c2c_req.body())
+        try:
+            reply = yield self._req("openim", "sendmsg", c2c_req.body())
+        except IMBridgeError as error:
+            raise _landed(message, error) from error
         c2c = wire.SendMsgResponse.model_validate(reply)
         return SentMessage(
             ref=mapping.c2c_ref(message.sender, message.to.id, c2c.MsgKey),
             time=mapping.timestamp(c2c.MsgTime), provider=NAME, raw=reply,
         )  # fmt: skip
+
+    def find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
+        _check_user_ids([sender] if to.is_group else [sender, to.id])
+        return self._find_sent(sender, to, idempotency_key)
+
+    def _find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
+        """Tencent has no lookup by MsgRandom: the newest FIND_SCAN messages are read (as ``sender`` sees the
+        conversation) for one from ``sender`` carrying the MsgRandom/Random the key derives."""
+        msg_random = mapping.dedupe_numbers(idempotency_key)[0]
+        cursor: str | None = None
+        read = 0
+        while read < FIND_SCAN:
+            page = yield from self.history(HistoryQuery(to, sender, min(100, FIND_SCAN - read), cursor))
+            for item in page.items:
+                if item.sender == sender and item.raw.get("MsgRandom") == msg_random:
+                    return item
+            read += len(page.items)
+            if page.next_cursor is None or not page.items:
+                return None
+            cursor = page.next_cursor
+        return None
 
     def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:
         _check_user_ids([batch.sender, *batch.recipients])

@@ -1,18 +1,20 @@
-"""WuKongIM messages: send (confirmed by lookup, re-sent only after one), batch, history, revoke."""
+"""WuKongIM messages: send (confirmed by lookup; never re-sent once it may have landed), batch, history, revoke."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from imbridge._cursor import check_position, decode_cursor, encode_cursor
-from imbridge._flow import Flow, Sleep
+from imbridge._flow import KEEP_WAITING, NOT_JOINED, Flow, Join, Request, Sleep
 from imbridge.capabilities import Operation
 from imbridge.errors import (
     InvalidRequestError,
+    MessageMayHaveLandedError,
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
@@ -31,10 +33,15 @@ from imbridge.providers.wukong.mapping import NAME
 #: Waits (seconds) between lookups that confirm a send. A message is stored 0.5-2 ms after the send
 #: returns on one node, not always by the first poll (FACTS §6); the tail covers a loaded server.
 CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
-#: Waits between lookups after a send failed with an unknown outcome, before deciding to re-send.
+#: The newest messages one shared confirmation reads (2 per waiting send + this, at most the cap): enough to hold
+#: the waiting sends and the messages stored beside them meanwhile; a send outside it is looked up by key.
+CONFIRM_WINDOW_SLACK = 32
+CONFIRM_WINDOW_MAX = 1000
+#: Channels whose last seen seq is remembered (the floors of shared confirmations); forgotten all at once beyond.
+SEEN_CHANNELS_MAX = 10_000
+#: Waits between lookups after a send failed with an unknown outcome (found: the send succeeded; not found:
+#: MessageMayHaveLandedError, never a re-send: see WukongMessages._deliver).
 RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
-#: How many times a send whose first attempt failed is re-sent (each only after a lookup).
-MAX_RESENDS = 2
 #: Revocation records under this scope prefix are intents: a revoke notice about to be sent (see _revoke).
 _INTENT_SCOPE = "intent:"
 
@@ -170,51 +177,70 @@ class WukongMessages(WukongCluster):
                 return found
         return None
 
+    @staticmethod
+    def _landed(body: Mapping[str, Any], sender: str, to: Conversation, why: str) -> MessageMayHaveLandedError:
+        """The error of a send that may have been stored and is not sent again (see :func:`_deliver`)."""
+        key = str(body["client_msg_no"])
+        return MessageMayHaveLandedError(
+            f"{why}; the message MAY HAVE LANDED and is not re-sent (WuKongIM does not deduplicate client_msg_no). "
+            f"Reconcile with messages.find_by_key(sender, conversation, {key!r}).",
+            idempotency_key=key, sender=sender, conversation=to, provider=NAME,
+            operation=Operation.MESSAGES_SEND.value,
+        )  # fmt: skip
+
     def _deliver(
         self, body: dict[str, Any], sender: str, to: Conversation, route: _Route = STORED
     ) -> Flow[tuple[wire.SendResult, wire.MessageResp | None]]:
-        """POST /message/send once, and again only after a lookup proves an attempt did not land.
+        """POST /message/send once; after a failure with an unknown outcome, look it up, never re-send it.
 
-        The request is not replay-safe, so the executor hands a failure with an unknown outcome back
-        here instead of re-sending it. A message that is not stored (``no_persist``) cannot be looked up:
-        such a failure is reported as possibly landed and never re-sent.
+        The request is not replay-safe: the executor re-sends it only after a failure that proves it never
+        reached the server (the connection did not open: ``may_have_landed=False``). Any other failure (a
+        timeout or reset after the request was written, a 5xx, an unreadable answer) is thrown back here; the
+        key is looked up (RECOVERY_DELAYS) and the stored message returned if found. Found nothing proves
+        nothing: a request held on the way (a proxy, a congested link, a paused server) can land after every
+        lookup, and WuKongIM would store a re-sent copy beside it. So that ends in MessageMayHaveLandedError,
+        carrying the key for a later reconciliation (messages.find_by_key). A message that is not stored
+        (``no_persist``) cannot be looked up at all: the error is raised at once.
         """
         client_msg_no = str(body["client_msg_no"])
-        for attempt in range(MAX_RESENDS + 1):
+        try:
+            reply = yield self._post("/message/send", body, replay_safe=False)
+            result = wire.SendResult.read(reply)
+            if result is None:
+                # An answer that cannot be read is an unknown outcome too: looked up below like a reset.
+                raise ServiceUnavailableError("WuKongIM answered POST /message/send with an unreadable body",
+                                              provider=NAME)  # fmt: skip
+            return result, None
+        except (TransportError, ServiceUnavailableError) as error:
+            if isinstance(error, TransportError) and not error.may_have_landed:
+                raise  # never reached the server; the executor already retried it as its policy allows
+            if not route.stored:
+                raise self._landed(body, sender, to, f"{error.message}; it is not stored (no_persist), so it "
+                                   "cannot be looked up") from error  # fmt: skip
             try:
-                reply = yield self._post("/message/send", body, replay_safe=False)
-                result = wire.SendResult.read(reply)
-                if result is None:
-                    # An answer that cannot be read is an unknown outcome too: looked up below like a reset.
-                    raise ServiceUnavailableError(
-                        "WuKongIM answered POST /message/send with an unreadable body", provider=NAME
-                    )
-                return result, None
-            except (TransportError, ServiceUnavailableError) as error:
-                if isinstance(error, TransportError) and not error.may_have_landed:
-                    raise  # never reached the server; the executor already retried it
-                if not route.stored:
-                    raise type(error)(
-                        f"{error.message}; the message MAY HAVE LANDED: it is not stored (no_persist), so it cannot "
-                        "be looked up, and it is not re-sent", provider=NAME, operation=Operation.MESSAGES_SEND.value,
-                    ) from error  # fmt: skip
-                try:
-                    found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS, route.command)
-                except (ProviderError, TransportError) as lookup_error:
-                    raise type(error)(
-                        f"{error.message}; the message MAY HAVE LANDED: its lookup failed too "
-                        f"({lookup_error.message}). Look client_msg_no {client_msg_no!r} up before re-sending.",
-                        provider=NAME, operation=Operation.MESSAGES_SEND.value,
-                    ) from lookup_error  # fmt: skip
-                if found is not None:
-                    return wire.SendResult(message_id=found.message_id, client_msg_no=found.client_msg_no), found
-                if attempt == MAX_RESENDS:
-                    raise type(error)(
-                        f"{error.message}; not stored after {attempt + 1} attempts (client_msg_no "
-                        f"{client_msg_no!r} looked up after each); a late landing cannot be ruled out",
-                        provider=NAME, operation=Operation.MESSAGES_SEND.value,
-                    ) from error  # fmt: skip
-        raise AssertionError("unreachable")  # pragma: no cover
+                found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS, route.command)
+            except (ProviderError, TransportError) as lookup_error:
+                raise self._landed(body, sender, to, f"{error.message}; its lookup failed too "
+                                   f"({lookup_error.message})") from error  # fmt: skip
+            if found is None:
+                raise self._landed(body, sender, to, f"{error.message}; client_msg_no {client_msg_no!r} not found "
+                                   f"by {len(RECOVERY_DELAYS)} lookups over {sum(RECOVERY_DELAYS):.2f} s") from error
+            return wire.SendResult(message_id=found.message_id, client_msg_no=found.client_msg_no), found
+
+    def find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
+        self._check_ids((sender, to.id, idempotency_key), Operation.MESSAGES_SEND)
+        return self._find_sent(sender, to, idempotency_key)
+
+    def _find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
+        # The lookup a send with a caller-chosen key makes first: the sender's own message with this key.
+        found = yield from self._lookup_own(sender, to, idempotency_key)
+        if found is None:
+            return None
+        payload = mapping.decode_payload(found.payload)
+        revoked = self.store is not None and bool(
+            self.store.revoked_keys(self._scope(sender, to), [str(found.message_id)])
+        )
+        return self._message(found, payload, HistoryQuery(to, sender, 1), revoked)
 
     def _check_may_send(self, group_id: str, sender: str) -> Flow[None]:
         op = Operation.MESSAGES_SEND.value
@@ -270,16 +296,17 @@ class WukongMessages(WukongCluster):
                 yield from self._check_may_send(to.id, sender)
         payload = mapping.encode_payload(message.elements, dict(message.metadata) if message.metadata else {})
         body["payload"] = mapping.to_base64(payload)
+        confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
+        # What a shared confirmation read saw last in this channel, before this send left: its message will have
+        # a higher seq (the server numbered everything it had shown before it received this send).
+        floor = self._seen_seqs.get(self._channel_key(sender, to)) if confirm and self._seen_seqs else None
         result, found = yield from self._deliver(body, sender, to, route)
         if not route.stored:
             # Not stored by design (no_persist): there is nothing to look up, so it is never "confirmed".
             return self._sent(to, sender, result, None, persisted=False)
-        confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         if found is None and confirm:
             try:
-                found = yield from self._poll(
-                    sender, to, result.client_msg_no, result.message_id, CONFIRM_DELAYS, route.command
-                )
+                found = yield from self._confirm(sender, to, result, route.command, floor)
             except (ProviderError, TransportError) as error:
                 # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
                 # Failing the send now would invite a re-send of a message that is most likely stored
@@ -287,11 +314,92 @@ class WukongMessages(WukongCluster):
                 self._unconfirmed_on_cluster(result, error)
                 return self._sent(to, sender, result, None)
             if found is None:
-                yield from self._explain_drop(to, result)
+                yield from self._explain_drop(sender, to, result)
         if found is not None and confirm and self.config.replicated_confirmation:
             channel_type, channel_id = self._target(sender, to, route.command)
             found = yield from self._confirm_replicated(channel_id, channel_type, found)
         return self._sent(to, sender, result, found)
+
+    def _channel_key(self, sender: str, to: Conversation) -> tuple[str, int, str]:
+        channel_type, lookup_id = self._target(sender, to)
+        return NAME, channel_type, lookup_id
+
+    def _confirm(
+        self, sender: str, to: Conversation, result: wire.SendResult, command: bool, floor: int | None = None
+    ) -> Flow[wire.MessageResp | None]:
+        """The stored message a send just accepted, polled until seen; None if it never shows.
+
+        On the async client, concurrent sends to one channel share their polls (issue 19): the send joins its
+        channel's group (:class:`Join`), whose reads, one in flight at a time, are each one ``POST
+        /channel/messagesync`` for every send waiting then (matched on client_msg_no AND message_id, so another
+        sender's message under the same key never confirms this one); a send not in a read waits for the next,
+        for at most the budget of CONFIRM_DELAYS, and is woken once, when seen. The read starts above ``floor``,
+        the highest seq an earlier shared read saw before this send left (the server numbers a message after
+        everything it has already shown), so it returns only what is new; without one it reads the channel's
+        newest messages. A send no read showed gets the exact per-key lookup before it is called dropped. The
+        sync client has nothing to share with (NOT_JOINED): it polls GET /message/byclientmsgno, CONFIRM_DELAYS
+        apart, as before. Command messages (in the channel's command twin) are always polled by key.
+        """
+        key, message_id = result.client_msg_no, result.message_id
+        if command or self.nodes is not None:
+            # On a cluster the lookups go node by node (cluster.py) and shared reads are not measured there yet:
+            # per key, as the sync client.
+            return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
+        channel = self._channel_key(sender, to)
+        seen = yield Join(channel, (key, message_id, floor), partial(self._confirmations, sender, to, channel),
+                          wait=sum(CONFIRM_DELAYS))  # fmt: skip
+        if seen is NOT_JOINED:
+            return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
+        if seen is not None:
+            return seen  # type: ignore[no-any-return]
+        return (yield from self._lookup(sender, to, key, message_id, command))
+
+    def _confirmations(
+        self, sender: str, to: Conversation, channel: tuple[str, int, str], items: list[tuple[str, int, int | None]]
+    ) -> tuple[Request, Callable[[Any], list[Any]]]:
+        """One read confirming every ``(client_msg_no, message_id, floor)`` waiting in a channel. When every
+        waiting send has a floor: the messages above the lowest one (``pull_mode`` 1, up to CONFIRM_WINDOW_MAX).
+        Otherwise the channel's newest messages (``/channel/messagesync`` with no seqs: LoadLastMsgs), enough to
+        hold the waiting sends and the others stored meanwhile. Each row that confirms nothing is left unread."""
+        body: dict[str, Any] = {"login_uid": sender, "channel_id": to.id,
+                                "channel_type": wire.GROUP if to.is_group else wire.PERSON}  # fmt: skip
+        floors = [floor for _, _, floor in items if floor is not None]
+        if len(floors) < len(items):
+            body |= {"start_message_seq": 0, "end_message_seq": 0, "pull_mode": 0,
+                     "limit": min(CONFIRM_WINDOW_MAX, 4 * len(items) + CONFIRM_WINDOW_SLACK)}  # fmt: skip
+        else:
+            body |= {"start_message_seq": min(floors) + 1, "end_message_seq": 0, "pull_mode": 1,
+                     "limit": CONFIRM_WINDOW_MAX}  # fmt: skip
+        wanted = {(key, message_id) for key, message_id, _ in items}
+
+        def split(reply: Any) -> list[Any]:
+            rows = (reply.get("messages") or []) if isinstance(reply, dict) else None  # null: nothing stored yet
+            if not isinstance(rows, list):
+                raise ServiceUnavailableError("WuKongIM answered POST /channel/messagesync with an unreadable body",
+                                              provider=NAME)  # fmt: skip
+            stored: dict[tuple[Any, Any], Any] = {}
+            highest = 0
+            for row in rows:
+                if isinstance(row, dict):
+                    seq = row.get("message_seq")
+                    if isinstance(seq, int) and seq > highest:
+                        highest = seq
+                    pair = (row.get("client_msg_no"), row.get("message_id"))
+                    if pair in wanted:
+                        stored[pair] = row
+            if highest:
+                seen = self._seen_seqs
+                if len(seen) >= SEEN_CHANNELS_MAX and channel not in seen:
+                    seen.clear()  # bounded: a floor is an optimisation, never needed for correctness
+                seen[channel] = max(highest, seen.get(channel, 0))
+            # Only the rows that confirm a waiting send are read as models; the others wait for the next read.
+            return [
+                _readable(wire.MessageResp, stored[(key, message_id)], "POST /channel/messagesync")
+                if (key, message_id) in stored else KEEP_WAITING
+                for key, message_id, _ in items
+            ]  # fmt: skip
+
+        return self._post("/channel/messagesync", body), split
 
     @staticmethod
     def _sent(
@@ -316,7 +424,7 @@ class WukongMessages(WukongCluster):
              "confirmed": found is not None, "provider": NAME, "raw": raw},
         )  # fmt: skip
 
-    def _explain_drop(self, to: Conversation, result: wire.SendResult) -> Flow[None]:
+    def _explain_drop(self, sender: str, to: Conversation, result: wire.SendResult) -> Flow[None]:
         """A send WuKongIM accepted but never stored: say why, as the hosted providers would have refused."""
         op = Operation.MESSAGES_SEND.value
         what = f"WuKongIM accepted message {result.message_id} ({result.client_msg_no!r}) but did not store it"
@@ -327,10 +435,10 @@ class WukongMessages(WukongCluster):
                 raise NotFoundError(f"{what}: group {to.id!r} is dismissed", provider=NAME, operation=op)
             if channel.ban:
                 raise PermissionDeniedError(f"{what}: group {to.id!r} is muted (ban)", provider=NAME, operation=op)
-        raise ServiceUnavailableError(
-            f"{what} within {sum(CONFIRM_DELAYS):.1f} s; it MAY HAVE LANDED and be stored later "
-            "(send with confirm=False to skip)",
-            provider=NAME, operation=op,
+        # Accepted, so it may still be stored (a loaded server): the same answer as any unknown outcome.
+        raise self._landed(
+            {"client_msg_no": result.client_msg_no}, sender, to,
+            f"{what} within {sum(CONFIRM_DELAYS):.1f} s (send with confirm=False to skip the check)",
         )  # fmt: skip
 
     def send_batch(self, batch: BatchDraft) -> Flow[BatchResult]:

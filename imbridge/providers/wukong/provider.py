@@ -3,8 +3,9 @@
 What WuKongIM does not do, and what imbridge does instead (each stated in the capability map):
 
 * ``/message/send`` answers before the message is checked or stored and never dedupes
-  ``client_msg_no``: sends are confirmed by looking ``client_msg_no`` up, and a send that failed with an
-  unknown outcome is re-sent only after the lookup shows it is absent.
+  ``client_msg_no``: sends are confirmed by looking ``client_msg_no`` up; a send that failed with an
+  unknown outcome is looked up and, if absent, never re-sent (MessageMayHaveLandedError, reconciled later with
+  ``messages.find_by_key``): only a connection that never opened is sent again.
 * REST sends bypass membership and denylist checks: imbridge refuses group sends from non-members and
   muted members itself (``enforce_policy``), from briefly cached reads.
 * No profiles, group names, owners, roles, timed mutes or revocations: those live in imbridge's store
@@ -64,8 +65,12 @@ class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGro
                 Support.EMULATED,
                 "POST /message/send answers before storing; imbridge confirms with GET /message/byclientmsgno "
                 "(returns message_seq; a silent drop by a banned or dismissed group becomes an error; "
-                "confirm=False skips it). client_msg_no = idempotency_key; a failed send is re-sent only after "
-                "a lookup shows it absent. Group sends from non-members or muted members are refused by "
+                "confirm=False skips it; on the async client, concurrent sends to a channel share one POST "
+                "/channel/messagesync of its newest messages per poll, a key looked up alone only if that misses "
+                "it). client_msg_no = idempotency_key; the server never deduplicates it, so "
+                "only a send whose connection never opened is re-sent: after any other failure it is looked up, "
+                "and if absent MessageMayHaveLandedError carries the key (messages.find_by_key reconciles). "
+                "Group sends from non-members or muted members are refused by "
                 "imbridge (WuKongIM's REST send checks neither) unless enforce_policy=False.",
             ),
             Operation.MESSAGES_SEND_BATCH: (

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from imbridge._flow import Flow, windows
 from imbridge.capabilities import Operation
-from imbridge.errors import ProviderError
+from imbridge.errors import AuthenticationError, ProviderError
 from imbridge.models import (
     BatchItem,
     BatchResult,
@@ -47,6 +47,8 @@ class WukongUsers(WukongCluster):
                     "device_level": 0}  # fmt: skip
             try:
                 yield self._post("/user/token", body)
+            except AuthenticationError:
+                raise  # the manager token was refused: the whole call failed, not this user
             except ProviderError as error:
                 items.append(BatchItem(target=uid, ok=False, error=error, native_code=error.native_code,
                                        detail=error.message))  # fmt: skip

@@ -67,3 +67,23 @@ def test_reading_group_history_as_a_non_member_is_refused(contract: Contract) ->
     contract.im.groups.remove_members(group.id, [bob])
     with pytest.raises(PermissionDeniedError):
         contract.im.messages.history(chat, viewer=bob, limit=5)
+
+
+def test_a_sent_message_is_found_by_its_idempotency_key(contract: Contract) -> None:
+    """Reconciling a send that may have landed: find_by_key gives the sender's message with the key, or None.
+
+    (What an app does after MessageMayHaveLandedError; another sender's message under the same key is not it.)"""
+    alice, bob, carol = contract.users("alice", "bob", "carol")
+    group = contract.im.groups.create("Keys", owner=alice, members=[bob], group_id=contract.gid("g"))
+    contract.track_group(group.id)
+    for to in (Conversation.user(bob), Conversation.group(group.id)):
+        key = contract.uid(f"key-{to.kind.value}")
+        sent = contract.im.messages.send(alice, to, "reconciled", idempotency_key=key)
+        found = contract.im.messages.find_by_key(alice, to, key)
+        assert found is not None and found.sender == alice and texts([found]) == ["reconciled"]
+        assert str(found.ref) == str(sent.ref)
+        assert contract.im.messages.find_by_key(alice, to, contract.uid(f"never-{to.kind.value}")) is None
+    shared = contract.uid("shared")
+    contract.im.messages.send(bob, Conversation.group(group.id), "bob's", idempotency_key=shared)
+    assert contract.im.messages.find_by_key(alice, Conversation.group(group.id), shared) is None
+    assert contract.im.messages.find_by_key(carol, Conversation.user(alice), shared) is None

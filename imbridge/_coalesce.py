@@ -1,0 +1,124 @@
+"""Shared requests for concurrent flows on the async driver: the executor side of :class:`~imbridge._flow.Join`.
+
+Group commit: per group, at most one combined request is in flight. The first Join of an idle group starts a
+drain task at once (no timer, so a lone flow waits no longer than it would alone); every Join arriving while a
+request of its group is in flight waits for the next one, which takes all of them. The busier the group, the
+more each request carries; the request rate per group is bounded by one per round trip.
+
+An item its request did not settle (``split`` answered KEEP_WAITING: a message not stored yet) stays in the
+group for the next request until its ``wait`` runs out, so a flow is woken once, with its answer, instead of
+polling. While only such items wait (nothing new joined), the next request comes after a pause that doubles
+from MIN_PAUSE up to MAX_PAUSE, and goes back to none once something is settled or joins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from imbridge._clock import Clock
+from imbridge._flow import KEEP_WAITING, Join, Request
+from imbridge.errors import IMBridgeError, ProviderError
+
+#: What an item's answer is when the combined reply could not be split (a reply of the wrong shape).
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError)
+MIN_PAUSE = 0.001
+MAX_PAUSE = 0.05
+
+Combine = Callable[[list[Any]], tuple[Request, Callable[[Any], list[Any]]]]
+
+
+class _Waiter:
+    __slots__ = ("deadline", "future", "item", "new")
+
+    def __init__(self, item: Any, future: asyncio.Future[Any], deadline: float) -> None:
+        self.item, self.future, self.deadline, self.new = item, future, deadline, True
+
+
+class _Group:
+    __slots__ = ("running", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: list[_Waiter] = []
+        self.running = False
+
+
+class Coalescer:
+    """The groups of one async executor. ``send(request, operation)`` performs one request (pacing, retries, error
+    mapping), labelled with the operation of the flow that opened the group; ``clock`` times waits and pauses."""
+
+    def __init__(self, send: Callable[[Request, str], Awaitable[Any]], clock: Clock) -> None:
+        self._send = send
+        self._clock = clock
+        self._groups: dict[Any, _Group] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones only)
+
+    async def join(self, instruction: Join, operation: str) -> Any:
+        """This flow's answer from its group's combined requests (an error raised as the request's)."""
+        group = self._groups.get(instruction.group)
+        if group is None:
+            group = self._groups[instruction.group] = _Group()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        group.waiting.append(_Waiter(instruction.item, future, self._clock.monotonic() + instruction.wait))
+        if not group.running:
+            group.running = True
+            task = asyncio.create_task(self._drain(instruction.group, group, instruction.combine, operation))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self, key: Any, group: _Group, combine: Combine, operation: str) -> None:
+        pause = 0.0
+        batch: list[_Waiter] = []
+        try:
+            while group.waiting:
+                batch = [waiter for waiter in group.waiting if not waiter.future.done()]  # a cancelled caller
+                group.waiting = []
+                if not batch:
+                    continue
+                settled = any(waiter.new for waiter in batch)
+                for waiter in batch:
+                    waiter.new = False
+                answers = await self._ask(combine, [waiter.item for waiter in batch], operation)
+                now = self._clock.monotonic()
+                for waiter, answer in zip(batch, answers, strict=True):
+                    if waiter.future.done():
+                        continue
+                    if answer is KEEP_WAITING:
+                        if now < waiter.deadline:
+                            group.waiting.append(waiter)
+                            continue
+                        answer = None
+                    settled = True
+                    if isinstance(answer, IMBridgeError):
+                        waiter.future.set_exception(answer)
+                    else:
+                        waiter.future.set_result(answer)
+                if group.waiting and not any(waiter.new for waiter in group.waiting):
+                    # Only items this request did not settle: ask again after a pause, longer each time in vain.
+                    pause = MIN_PAUSE if settled else min(max(pause * 2, MIN_PAUSE), MAX_PAUSE)
+                    await self._clock.asleep(pause)
+        except BaseException as exc:  # cancelled, or a defect: no waiting flow is left hanging
+            for waiter in batch + group.waiting:
+                if not waiter.future.done():
+                    waiter.future.set_exception(exc)
+            group.waiting = []
+            raise
+        finally:
+            group.running = False
+            if self._groups.get(key) is group and not group.waiting:
+                del self._groups[key]
+
+    async def _ask(self, combine: Combine, items: list[Any], operation: str) -> list[Any]:
+        """One answer per item from one combined request: its share of the reply, or the request's error."""
+        try:
+            request, split = combine(items)
+            answers = split(await self._send(request, operation))
+            if len(answers) != len(items):
+                raise ValueError(f"{len(answers)} answers for {len(items)} items")
+            return answers
+        except IMBridgeError as error:
+            return [error] * len(items)
+        except _SHAPE_ERRORS as exc:
+            return [ProviderError(f"unexpected response shape: {type(exc).__name__}: {exc}")] * len(items)
