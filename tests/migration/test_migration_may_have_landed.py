@@ -58,7 +58,7 @@ def _check_once(world: World, migration: Migration) -> None:
 def test_a_send_landing_late_is_found_not_sent_again(world: World, tmp_path: Path) -> None:
     """Held past the send's recovery lookups, delivered while the migration looks it up again."""
     holding = Holding(world.wukong.transport(), nth=5, hold=2.0)
-    m = Migration(world.source(), world.target(holding), str(tmp_path / "state.db"), MigrationOptions(workers=2))
+    m = Migration(world.source(), world.target(holding), str(tmp_path / "state.db"), MigrationOptions(concurrency=2))
     status = m.run(world.users())
     assert holding.delivered.is_set()
     assert status["complete"], m.failures()
@@ -69,10 +69,10 @@ def test_a_send_landing_late_is_found_not_sent_again(world: World, tmp_path: Pat
 def test_a_send_never_found_fails_its_channel_as_uncertain_then_is_taken_up_again(
     world: World, tmp_path: Path
 ) -> None:
-    """Lost on the way: the in-run lookups find nothing, the channel is recorded as uncertain, and taken up
-    again at the end of the phase, once uncertain_wait has passed: the key is looked up, then sent once."""
+    """Lost on the way: the in-run lookups find nothing, and the channel is taken up again under its claim
+    once uncertain_wait has passed: the key is looked up, then sent once."""
     holding = Holding(world.wukong.transport(), nth=5, hold=None)
-    options = MigrationOptions(workers=2, uncertain_wait=0.5)
+    options = MigrationOptions(concurrency=2, uncertain_wait=0.5)
     m = Migration(world.source(), world.target(holding), str(tmp_path / "state.db"), options)
     status = m.run(world.users())
     assert status["complete"], m.failures()
