@@ -574,6 +574,11 @@ def _catalogue() -> list[Operation]:
     add("messages.get", _args(_refs), lambda im, ref: im.messages.get(ref))
     add("messages.get_many", _args(_ref_lists), lambda im, refs: im.messages.get_many(refs))
     add(
+        "messages.find_by_key",
+        _args(_ids, _conversations, _const(hostile_or(st.text(max_size=8), HOSTILE_IDS))),
+        lambda im, sender, to, key: im.messages.find_by_key(sender, resolve(to), key),
+    )
+    add(
         "messages.send(delivery)",
         _args(_ids, _conversations, delivery=_const(st.sampled_from(DELIVERIES))),
         lambda im, sender, to, **kw: im.messages.send(sender, resolve(to), "hi", delivery=resolve(kw.get("delivery"))),
