@@ -86,6 +86,8 @@ def _claim_all(url: str, name: str, out: str, start: Any) -> None:
     got: list[str] = []
     start.wait()  # all four begin together
     while keys := state.claim("history", name, 1, lease=60.0, limit=3):
+        time.sleep(0.01)  # work while holding the claims: the others claim meanwhile (on 2 loaded cores, one
+        # process that never waited could take all 300 before the others ran, and share nothing)
         for key in keys:
             state.set_status("history", key, "done")
         got += keys
