@@ -9,7 +9,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,14 +170,26 @@ def _at_secret(request: InboundRequest) -> InboundRequest:
     return replace(request, path=f"/hook/{PATH_SECRET}")
 
 
-def test_wukong_emulator_webhooks_have_the_real_servers_shapes(tmp_path: Path) -> None:
-    real: dict[str, list[Any]] = {}
-    for item in RECORDING["requests"]:
-        real.setdefault(item["query"]["event"], []).append(json.loads(item["body"]))
+def _by_event(bodies: Iterable[tuple[str, str | bytes]]) -> dict[str, list[Any]]:
+    """Webhook bodies (parsed) by event name, in arrival order."""
+    grouped: dict[str, list[Any]] = {}
+    for event, body in bodies:
+        grouped.setdefault(event, []).append(json.loads(body))
+    return grouped
+
+
+def _emulated(tmp_path: Path) -> tuple[WukongEmulator, Recorder, IMClient]:
+    """A WuKongIM emulator whose webhooks a recorder takes, and a client on it."""
     recorder = Recorder(lambda request: Reply(200, b""))
     wukong = WukongEmulator(manager_token="t", webhook=recorder)
     client = IMClient("wukong", base_url="http://emulator", manager_token="t", store=str(tmp_path / "s.db"),
                       http_client=httpx.Client(transport=wukong.transport()))  # fmt: skip
+    return wukong, recorder, client
+
+
+def test_wukong_emulator_webhooks_have_the_real_servers_shapes(tmp_path: Path) -> None:
+    real = _by_event((item["query"]["event"], item["body"]) for item in RECORDING["requests"])
+    wukong, recorder, client = _emulated(tmp_path)
     client.users.register(["alice", "bob", "carol"])
     client.messages.send("alice", Conversation.user("bob"), "hello")
     client.groups.create("G", owner="alice", members=["bob", "carol"], group_id="g")
@@ -186,9 +198,7 @@ def test_wukong_emulator_webhooks_have_the_real_servers_shapes(tmp_path: Path) -
     connection = wukong.connect("carol", 1)
     wukong.disconnect(connection)
     wukong.drain_callbacks()
-    ours: dict[str, list[Any]] = {}
-    for request in recorder.requests:
-        ours.setdefault(request.query["event"], []).append(json.loads(request.body))
+    ours = _by_event((request.query["event"], request.body) for request in recorder.requests)
     assert set(ours) == set(real) == {"msg.notify", "msg.offline", "user.onlinestatus"}
     real_message, our_message = real["msg.notify"][0][0], ours["msg.notify"][0][0]
     assert list(our_message) == list(real_message)  # the same fields, in MessageResp's order
@@ -215,21 +225,14 @@ def test_wukong_emulator_reports_revoke_notices_as_the_real_server_did(tmp_path:
     # real server's: imbridge's revokes of a one-to-one and a group message, nobody connected.
     users = RECORDING["users"]
     alice, bob, carol, group = users["alice"], users["bob"], users["carol"], users["group"]
-    real: dict[str, list[Any]] = {}
-    for item in RECORDING["requests"]:
-        real.setdefault(item["query"]["event"], []).append(json.loads(item["body"]))
-    recorder = Recorder(lambda request: Reply(200, b""))
-    wukong = WukongEmulator(manager_token="t", webhook=recorder)
-    client = IMClient("wukong", base_url="http://emulator", manager_token="t", store=str(tmp_path / "s.db"),
-                      http_client=httpx.Client(transport=wukong.transport()))  # fmt: skip
+    real = _by_event((item["query"]["event"], item["body"]) for item in RECORDING["requests"])
+    wukong, recorder, client = _emulated(tmp_path)
     client.users.register([alice, bob, carol])
     client.messages.revoke(client.messages.send(alice, Conversation.user(bob), "hello").ref)
     client.groups.create("G", owner=alice, members=[bob, carol], group_id=group)
     client.messages.revoke(client.messages.send(bob, Conversation.group(group), "hi").ref)
     wukong.drain_callbacks()
-    ours: dict[str, list[Any]] = {}
-    for request in recorder.requests:
-        ours.setdefault(request.query["event"], []).append(json.loads(request.body))
+    ours = _by_event((request.query["event"], request.body) for request in recorder.requests)
 
     def shape(notices: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
         return sorted((event, m["channel_type"], m["channel_id"], m["from_uid"], json.dumps(m["header"]),
