@@ -26,7 +26,7 @@ _SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError)
 MIN_PAUSE = 0.001
 MAX_PAUSE = 0.05
 
-Combine = Callable[[list[Any]], tuple[Request, Callable[[Any], list[Any]]]]
+Combine = Callable[[list[Any]], tuple[Request | None, Callable[[Any], list[Any]]]]
 
 
 class _Waiter:
@@ -114,7 +114,8 @@ class Coalescer:
         """One answer per item from one combined request: its share of the reply, or the request's error."""
         try:
             request, split = combine(items)
-            answers = split(await self._send(request, operation))
+            # No request: what the group's earlier requests showed answers every item (split(None)).
+            answers = split(await self._send(request, operation) if request is not None else None)
             if len(answers) != len(items):
                 raise ValueError(f"{len(answers)} answers for {len(items)} items")
             return answers

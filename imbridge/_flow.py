@@ -78,6 +78,8 @@ class Join:
     reply into one answer per item, in order. The async driver keeps at most one such request in flight per
     group: the Joins that arrive meanwhile wait and share the next one, so a burst of concurrent flows costs a
     few requests instead of one each. The flow receives its answer, or has the request's error thrown into it.
+    ``combine`` may return no request when what the group's earlier requests showed answers every item: ``split``
+    is then called with None.
 
     The sync driver has no concurrent flows to share with: it answers :data:`NOT_JOINED` at once, and the flow
     makes its own requests as it would without coalescing.
@@ -85,7 +87,7 @@ class Join:
 
     group: Any
     item: Any
-    combine: Callable[[list[Any]], tuple[Request, Callable[[Any], list[Any]]]]
+    combine: Callable[[list[Any]], tuple[Request | None, Callable[[Any], list[Any]]]]
     wait: float = 0.0
     """Seconds the async driver may keep this item for the group's later requests while ``split`` answers
     :data:`KEEP_WAITING` for it (a message not stored yet); past them, the flow receives None. The driver reads

@@ -164,7 +164,8 @@ class WukongSettings(ProviderSettings):
     @property
     def replicated_confirmation(self) -> bool:
         """Whether sends are confirmed on a majority of replicas (``confirm_replicated``, else several nodes)."""
-        return self.confirm_replicated if self.confirm_replicated is not None else len(self.base_urls) > 1
+        # Asked on every confirmed send: a comma means several nodes (base_urls), without building the list.
+        return self.confirm_replicated if self.confirm_replicated is not None else "," in self.base_url
 
 
 SETTINGS_CLASSES: dict[str, type[ProviderSettings]] = {

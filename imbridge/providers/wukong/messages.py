@@ -37,8 +37,12 @@ CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
 #: the waiting sends and the messages stored beside them meanwhile; a send outside it is looked up by key.
 CONFIRM_WINDOW_SLACK = 32
 CONFIRM_WINDOW_MAX = 1000
+CONFIRM_WAIT = sum(CONFIRM_DELAYS)  # how long a send waits in a shared confirmation before its own lookup
 #: Channels whose last seen seq is remembered (the floors of shared confirmations); forgotten all at once beyond.
 SEEN_CHANNELS_MAX = 10_000
+#: Rows kept per channel from the latest confirmation reads (_Recent), and the channels kept (forgotten at once).
+RECENT_ROWS = 1024
+RECENT_CHANNELS_MAX = 256
 #: Waits between lookups after a send failed with an unknown outcome (found: the send succeeded; not found:
 #: MessageMayHaveLandedError, never a re-send: see WukongMessages._deliver).
 RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
@@ -56,6 +60,69 @@ def _readable(model: type[M], reply: Any, where: str) -> M:
         return model.__pydantic_validator__.validate_python(reply)  # type: ignore[no-any-return]
     except ValidationError:
         raise ServiceUnavailableError(f"WuKongIM answered {where} with an unreadable body", provider=NAME) from None
+
+
+@dataclass(slots=True)
+class _Stored:
+    """What a shared confirmation read needs of the row that confirms a send: its seq and time, plus the row
+    itself (read as a MessageResp only where more is needed). Validating the whole row per confirmed send cost a
+    tenth of imbridge's work per send; the two fields are checked here instead (see _stored)."""
+
+    message_seq: int
+    timestamp: int
+    row: dict[str, Any]
+
+
+def _stored(row: dict[str, Any]) -> _Stored:
+    """The confirming row's seq and time when both are plain integers (WuKongIM's own encoding); any other row
+    is read by the validating model, which raises ServiceUnavailableError where MessageResp would refuse it."""
+    seq, timestamp = row.get("message_seq", 0), row.get("timestamp", 0)
+    if type(seq) is not int or type(timestamp) is not int:
+        model = _readable(wire.MessageResp, row, "POST /channel/messagesync")
+        seq, timestamp = model.message_seq, model.timestamp
+    return _Stored(seq, timestamp, row)
+
+
+class _Recent:
+    """The rows the latest shared confirmation reads showed of one channel: seqs ``low..high`` without a gap,
+    each message's (client_msg_no, seq, timestamp) by message id, the newest RECENT_ROWS kept.
+
+    Concurrent sends leave with a floor (the seq seen before they left) and come back one round trip later; by
+    then a read has often shown their message. Such a send is confirmed from here without another read, and one
+    not here is not stored yet (it will be stored above ``high``), so its read starts above ``high``: without
+    this, every read returned the rows of the previous round trip again (2.6 rows read per send at 64 in flight
+    on a real WuKongIM)."""
+
+    __slots__ = ("high", "low", "rows")
+
+    def __init__(self) -> None:
+        self.low, self.high = 1, 0  # empty
+        self.rows: dict[int, tuple[str, int, int]] = {}
+
+    def add(self, first: int, last: int, rows: list[tuple[int, str, int, int]]) -> None:
+        """The rows of one read, seqs ``first..last`` without a gap, in ascending order."""
+        if first > self.high + 1 or last < self.low - 1:
+            self.rows.clear()  # not adjacent: start again from this read
+            self.low, self.high = first, last
+        else:
+            self.low, self.high = min(self.low, first), max(self.high, last)
+        known = self.rows
+        for message_id, key, seq, timestamp in rows:
+            known[message_id] = (key, seq, timestamp)
+        if len(known) > RECENT_ROWS:
+            for message_id in list(known)[: len(known) - RECENT_ROWS]:
+                del known[message_id]
+            self.low = max(self.low, self.high - RECENT_ROWS + 1)
+
+
+class _Waiting:
+    """One send in a shared confirmation: its key and id, and the seq above which its message will be stored
+    (None: unknown). A read that did not show it raises the floor to what it did show (see _confirmations)."""
+
+    __slots__ = ("floor", "key", "message_id")
+
+    def __init__(self, key: str, message_id: int, floor: int | None) -> None:
+        self.key, self.message_id, self.floor = key, message_id, floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,14 +366,16 @@ class WukongMessages(WukongCluster):
         confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
         # What a shared confirmation read saw last in this channel, before this send left: its message will have
         # a higher seq (the server numbered everything it had shown before it received this send).
-        floor = self._seen_seqs.get(self._channel_key(sender, to)) if confirm and self._seen_seqs else None
+        channel = self._channel_key(sender, to) if confirm else None
+        floor = self._seen_seqs.get(channel) if channel is not None and self._seen_seqs else None
+        found: wire.MessageResp | _Stored | None
         result, found = yield from self._deliver(body, sender, to, route)
         if not route.stored:
             # Not stored by design (no_persist): there is nothing to look up, so it is never "confirmed".
             return self._sent(to, sender, result, None, persisted=False)
         if found is None and confirm:
             try:
-                found = yield from self._confirm(sender, to, result, route.command, floor)
+                found = yield from self._confirm(sender, to, result, route.command, floor, channel)
             except (ProviderError, TransportError) as error:
                 # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
                 # Failing the send now would invite a re-send of a message that is most likely stored
@@ -316,17 +385,31 @@ class WukongMessages(WukongCluster):
             if found is None:
                 yield from self._explain_drop(sender, to, result)
         if found is not None and confirm and self.config.replicated_confirmation:
+            if isinstance(found, _Stored):
+                found = _readable(wire.MessageResp, found.row, "POST /channel/messagesync")
             channel_type, channel_id = self._target(sender, to, route.command)
             found = yield from self._confirm_replicated(channel_id, channel_type, found)
         return self._sent(to, sender, result, found)
 
+    #: (sender, conversation id, is group) -> the channel's key; bounded like check_id's memo (see _channel_key).
+    _channel_keys: dict[tuple[str, str, bool], tuple[str, int, str]] = {}
+
     def _channel_key(self, sender: str, to: Conversation) -> tuple[str, int, str]:
-        channel_type, lookup_id = self._target(sender, to)
-        return NAME, channel_type, lookup_id
+        # Remembered: a pure function of the ids (a CRC32 of each for a person chat), asked for on every send.
+        memo = WukongMessages._channel_keys
+        group = to.is_group
+        known = memo.get((sender, to.id, group))
+        if known is None:
+            if len(memo) >= SEEN_CHANNELS_MAX:
+                memo.clear()
+            channel_type, lookup_id = self._target(sender, to)
+            known = memo[(sender, to.id, group)] = (NAME, channel_type, lookup_id)
+        return known
 
     def _confirm(
-        self, sender: str, to: Conversation, result: wire.SendResult, command: bool, floor: int | None = None
-    ) -> Flow[wire.MessageResp | None]:
+        self, sender: str, to: Conversation, result: wire.SendResult, command: bool, floor: int | None = None,
+        channel: tuple[str, int, str] | None = None,
+    ) -> Flow[wire.MessageResp | _Stored | None]:
         """The stored message a send just accepted, polled until seen; None if it never shows.
 
         On the async client, concurrent sends to one channel share their polls (issue 19): the send joins its
@@ -345,65 +428,130 @@ class WukongMessages(WukongCluster):
             # On a cluster the lookups go node by node (cluster.py) and shared reads are not measured there yet:
             # per key, as the sync client.
             return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
-        channel = self._channel_key(sender, to)
-        seen = yield Join(channel, (key, message_id, floor), partial(self._confirmations, sender, to, channel),
-                          wait=sum(CONFIRM_DELAYS))  # fmt: skip
+        channel = channel or self._channel_key(sender, to)
+        waiting = _Waiting(key, message_id, floor)
+        recent = self._recent.get(channel)
+        if recent is not None:
+            hit = self._shown(recent, [waiting]).get(message_id)
+            if hit is not None:
+                return hit  # a read already showed it stored
+        seen = yield Join(channel, waiting, partial(self._confirmations, sender, to, channel), wait=CONFIRM_WAIT)
         if seen is NOT_JOINED:
             return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
         if seen is not None:
             return seen  # type: ignore[no-any-return]
         return (yield from self._lookup(sender, to, key, message_id, command))
 
+    def _shown(self, recent: _Recent, items: list[_Waiting]) -> dict[int, _Stored]:
+        """The waiting sends whose message the latest reads showed, by message id; the floor of each other send
+        that left before the highest seq shown is raised to it (its message was not among them, so it is not
+        stored yet and will be stored above). On replicated confirmation the full row is needed: no hits."""
+        hits: dict[int, _Stored] = {}
+        replicated = self.config.replicated_confirmation
+        for item in items:
+            shown = recent.rows.get(item.message_id)
+            if shown is not None and shown[0] == item.key and not replicated:
+                hits[item.message_id] = _Stored(shown[1], shown[2], {})
+            elif item.floor is not None and recent.low <= item.floor + 1 <= recent.high:
+                item.floor = recent.high
+        return hits
+
     def _confirmations(
-        self, sender: str, to: Conversation, channel: tuple[str, int, str], items: list[tuple[str, int, int | None]]
-    ) -> tuple[Request, Callable[[Any], list[Any]]]:
-        """One read confirming every ``(client_msg_no, message_id, floor)`` waiting in a channel. When every
+        self, sender: str, to: Conversation, channel: tuple[str, int, str], items: list[_Waiting]
+    ) -> tuple[Request | None, Callable[[Any], list[Any]]]:
+        """One read confirming every send waiting in a channel (matched on client_msg_no AND message_id). When every
         waiting send has a floor: the messages above the lowest one (``pull_mode`` 1, up to CONFIRM_WINDOW_MAX).
         Otherwise the channel's newest messages (``/channel/messagesync`` with no seqs: LoadLastMsgs), enough to
-        hold the waiting sends and the others stored meanwhile. Each row that confirms nothing is left unread."""
+        hold the waiting sends and the others stored meanwhile. Each row that confirms nothing is left unread.
+
+        A read shows a run of consecutive seqs; a waiting message it did not show is not stored yet, so it will
+        be stored above the highest seq shown: that becomes its floor, and the next read returns only what is new
+        instead of the same rows again (unless the read was a full window of the newest messages, which may have
+        left the message below it)."""
+        hits: dict[int, _Stored] = {}
+        recent = self._recent.get(channel)
+        if recent is not None:
+            # Sends that joined while the previous read was in flight: what it showed answers them, or moves their
+            # floor up to it (they joined too late to have their floors raised by its split).
+            hits = self._shown(recent, items)
+            if len(hits) == len(items):
+                return None, lambda _reply: [hits[item.message_id] for item in items]
         body: dict[str, Any] = {"login_uid": sender, "channel_id": to.id,
                                 "channel_type": wire.GROUP if to.is_group else wire.PERSON}  # fmt: skip
-        floors = [floor for _, _, floor in items if floor is not None]
-        if len(floors) < len(items):
-            body |= {"start_message_seq": 0, "end_message_seq": 0, "pull_mode": 0,
-                     "limit": min(CONFIRM_WINDOW_MAX, 4 * len(items) + CONFIRM_WINDOW_SLACK)}  # fmt: skip
+        lowest: int | None = None
+        for item in items:
+            if item.message_id in hits:
+                continue
+            if item.floor is None:
+                lowest = None
+                break
+            if lowest is None or item.floor < lowest:
+                lowest = item.floor
+        if lowest is None:
+            limit = min(CONFIRM_WINDOW_MAX, 4 * len(items) + CONFIRM_WINDOW_SLACK)
+            body |= {"start_message_seq": 0, "end_message_seq": 0, "pull_mode": 0, "limit": limit}
         else:
-            body |= {"start_message_seq": min(floors) + 1, "end_message_seq": 0, "pull_mode": 1,
-                     "limit": CONFIRM_WINDOW_MAX}  # fmt: skip
-        wanted = {(key, message_id) for key, message_id, _ in items}
+            limit = CONFIRM_WINDOW_MAX
+            body |= {"start_message_seq": lowest + 1, "end_message_seq": 0, "pull_mode": 1, "limit": limit}
+        wanted = {item.message_id: item for item in items}  # ids are unique; keys need not be
 
         def split(reply: Any) -> list[Any]:
             rows = (reply.get("messages") or []) if isinstance(reply, dict) else None  # null: nothing stored yet
             if not isinstance(rows, list):
                 raise ServiceUnavailableError("WuKongIM answered POST /channel/messagesync with an unreadable body",
                                               provider=NAME)  # fmt: skip
-            stored: dict[tuple[Any, Any], Any] = {}
-            highest = 0
+            stored: dict[int, Any] = {}
+            shown: list[tuple[int, str, int, int]] = []
+            highest, first = 0, None
             for row in rows:
-                if isinstance(row, dict):
-                    seq = row.get("message_seq")
-                    if isinstance(seq, int) and seq > highest:
+                if type(row) is not dict:
+                    continue
+                seq, message_id, key = row.get("message_seq"), row.get("message_id"), row.get("client_msg_no")
+                if type(seq) is int:
+                    if seq > highest:
                         highest = seq
-                    pair = (row.get("client_msg_no"), row.get("message_id"))
-                    if pair in wanted:
-                        stored[pair] = row
+                    if first is None or seq < first:
+                        first = seq
+                    timestamp = row.get("timestamp", 0)
+                    if type(message_id) is int and type(key) is str and type(timestamp) is int:
+                        shown.append((message_id, key, seq, timestamp))
+                item = wanted.get(message_id)  # type: ignore[arg-type]
+                if item is not None and key == item.key:
+                    stored[item.message_id] = row
             if highest:
                 seen = self._seen_seqs
                 if len(seen) >= SEEN_CHANNELS_MAX and channel not in seen:
                     seen.clear()  # bounded: a floor is an optimisation, never needed for correctness
-                seen[channel] = max(highest, seen.get(channel, 0))
-            # Only the rows that confirm a waiting send are read as models; the others wait for the next read.
+                if highest > seen.get(channel, 0):
+                    seen[channel] = highest
+                # Only a read whose rows are every seq from where it started to its highest proves that a message
+                # it did not show is not stored yet (a full window of the newest may have left it below).
+                assert first is not None
+                gapless = len(shown) == len(rows) == highest - first + 1 and (
+                    first == lowest + 1 if lowest is not None else len(rows) < limit)
+                if gapless:
+                    for item in items:
+                        if item.message_id not in stored and (item.floor is None or item.floor < highest):
+                            item.floor = highest  # (a hit's floor too: it is not read again either way)
+                    recents = self._recent
+                    recent = recents.get(channel)
+                    if recent is None:
+                        if len(recents) >= RECENT_CHANNELS_MAX:
+                            recents.clear()
+                        recent = recents[channel] = _Recent()
+                    recent.add(first, highest, shown)
+            # Only the rows that confirm a waiting send are read; the others wait for the next read.
             return [
-                _readable(wire.MessageResp, stored[(key, message_id)], "POST /channel/messagesync")
-                if (key, message_id) in stored else KEEP_WAITING
-                for key, message_id, _ in items
+                _stored(stored[item.message_id]) if item.message_id in stored
+                else hits.get(item.message_id, KEEP_WAITING)
+                for item in items
             ]  # fmt: skip
 
         return self._post("/channel/messagesync", body), split
 
     @staticmethod
     def _sent(
-        to: Conversation, sender: str, result: wire.SendResult, found: wire.MessageResp | None, *,
+        to: Conversation, sender: str, result: wire.SendResult, found: wire.MessageResp | _Stored | None, *,
         persisted: bool = True,
     ) -> SentMessage:  # fmt: skip
         seq = found.message_seq if found else None
