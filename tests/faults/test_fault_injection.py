@@ -173,6 +173,31 @@ async def test_async_sends_under_fault(target_name: str, kind: Fault, request: p
     assert report.ok > 0
 
 
+# Coalesced confirmation (issue 19) shares reads only between sends in flight together: each kind again with 8
+# sends at once, so that every fault also meets shared reads (in CI the transport-level kinds, as above).
+@pytest.mark.parametrize(("target_name", "kind"), _cases(None if FULL_RUN else TRANSPORT_FAULTS))
+async def test_concurrent_async_sends_under_fault(
+    target_name: str, kind: Fault, request: pytest.FixtureRequest
+) -> None:
+    target: Target = request.getfixturevalue(target_name)
+    sender, recipient = _users()
+    target.prepare([sender, recipient])
+    with FaultProxy(target.upstream, plan_for(kind, seed=11)) as proxy:
+        async with AsyncIMClient(
+            target.name.split("-")[0], retry=RETRY, timeout=TIMEOUT, **target.settings(proxy.url)
+        ) as im:
+            outcomes = await asend_all(
+                im, proxy, f"{kind}-c8", sender, Conversation.user(recipient), SENDS, concurrency=8
+            )
+        assert await asyncio.to_thread(proxy.settle) == 0
+    stored = await asyncio.to_thread(target.stored, sender, recipient)
+    report = check(kind, outcomes, stored, proxy, flow_sleeps=target.flow_sleeps)
+    _record(target, "async-c8", report.summary())
+    assert report.problems == []
+    assert report.faults_injected > 0
+    assert report.ok > 0
+
+
 @pytest.mark.parametrize("target_name", TARGETS)
 async def test_concurrent_sends_under_every_fault(target_name: str, request: pytest.FixtureRequest) -> None:
     """Every kind at once, 8 sends in flight: the state invariants hold under concurrency too."""
