@@ -54,8 +54,9 @@ class Coalescer:
         self._groups: dict[Any, _Group] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones only)
 
-    async def join(self, instruction: Join, operation: str) -> Any:
-        """This flow's answer from its group's combined requests (an error raised as the request's)."""
+    def join(self, instruction: Join, operation: str) -> asyncio.Future[Any]:
+        """The future of this flow's answer from its group's combined requests (an error set as the request's).
+        A future rather than a coroutine: one object less alive per waiting flow."""
         group = self._groups.get(instruction.group)
         if group is None:
             group = self._groups[instruction.group] = _Group()
@@ -66,7 +67,7 @@ class Coalescer:
             task = asyncio.create_task(self._drain(instruction.group, group, instruction.combine, operation))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await future
+        return future
 
     async def _drain(self, key: Any, group: _Group, combine: Combine, operation: str) -> None:
         pause = 0.0

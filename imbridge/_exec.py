@@ -274,6 +274,7 @@ class SyncExecutor(_Core):
                     instruction = flow.send(reply)
                 except _SHAPE_ERRORS as exc:
                     raise self.shape_error(exc, operation, self.provider.name) from exc
+                reply = None  # the flow has it
         except StopIteration as done:
             result: T = done.value
             return result
@@ -365,8 +366,10 @@ class AsyncExecutor(_Core):
                         await self.clock.asleep(instruction.seconds)
                         instruction = flow.send(None)
                     elif isinstance(instruction, Join):
+                        answer = self._coalescer.join(instruction, operation)
+                        del instruction  # the coalescer keeps what it needs; a waiting flow holds less
                         try:
-                            shared = await self._coalescer.join(instruction, operation)
+                            shared = await answer
                         except IMBridgeError as error:
                             instruction = flow.throw(error)
                             continue
@@ -389,16 +392,18 @@ class AsyncExecutor(_Core):
                         await self.clock.asleep(delay)
                     if self.transport is None:
                         raise RuntimeError(f"{self.provider.name} yielded an HTTP request but has no transport")
-                    wire = self.encode(instruction, operation, 1)
                     if self.provider.nodes is None:
                         started = time.perf_counter()
                         try:
-                            response = await self.transport.send(wire, self.timeout)
+                            # The encoded request and the raw answer are not kept in this frame: what stays alive
+                            # while the flow waits on later steps is what the garbage collector keeps scanning.
+                            response = await self.transport.send(self.encode(instruction, operation, 1), self.timeout)
                         except TransportError as error:
                             raise self.failed(error, instruction, operation, 1) from None
                         reply = self.decode(instruction, response, operation, 1, started)
+                        del response
                     else:  # several nodes: routed like every attempt
-                        reply = await self._exchange(instruction, wire, operation, 1)
+                        reply = await self._exchange(instruction, self.encode(instruction, operation, 1), operation, 1)
                 except IMBridgeError as error:
                     failure = error
                 if failure is not None:
@@ -412,6 +417,7 @@ class AsyncExecutor(_Core):
                     instruction = flow.send(reply)
                 except _SHAPE_ERRORS as exc:
                     raise self.shape_error(exc, operation, self.provider.name) from exc
+                reply = None  # the flow has it
         except StopIteration as done:
             result: T = done.value
             return result

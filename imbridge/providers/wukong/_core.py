@@ -72,6 +72,8 @@ class WukongCore(Provider):
         self._seen_seqs: dict[tuple[str, int, str], int] = {}
         #: What the latest of those reads showed, per channel (messages.py: _Recent).
         self._recent: dict[tuple[str, int, str], Any] = {}
+        #: The builders of those reads, per (sender, channel) (messages.py: _combine).
+        self._combines: dict[tuple[str, tuple[str, int, str]], Any] = {}
         #: Makes the random token that ``register`` stores for a new user (a test seam for recordings).
         self.registration_token: Callable[[str], str] = lambda _uid: secrets.token_urlsafe(24)
         #: Makes the client_msg_no of a group system notification.

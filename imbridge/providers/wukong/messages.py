@@ -369,6 +369,7 @@ class WukongMessages(WukongCluster):
         channel = self._channel_key(sender, to) if confirm else None
         floor = self._seen_seqs.get(channel) if channel is not None and self._seen_seqs else None
         found: wire.MessageResp | _Stored | None
+        del message  # not needed past here: one object (with its elements) less alive across the round trip
         result, found = yield from self._deliver(body, sender, to, route)
         if not route.stored:
             # Not stored by design (no_persist): there is nothing to look up, so it is never "confirmed".
@@ -435,12 +436,25 @@ class WukongMessages(WukongCluster):
             hit = self._shown(recent, [waiting]).get(message_id)
             if hit is not None:
                 return hit  # a read already showed it stored
-        seen = yield Join(channel, waiting, partial(self._confirmations, sender, to, channel), wait=CONFIRM_WAIT)
+        seen = yield Join(channel, waiting, self._combine(sender, to, channel), wait=CONFIRM_WAIT)
         if seen is NOT_JOINED:
             return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
         if seen is not None:
             return seen  # type: ignore[no-any-return]
         return (yield from self._lookup(sender, to, key, message_id, command))
+
+    def _combine(
+        self, sender: str, to: Conversation, channel: tuple[str, int, str]
+    ) -> Callable[[list[_Waiting]], tuple[Request | None, Callable[[Any], list[Any]]]]:
+        """The reads' builder for this sender's sends to ``to``: made once per conversation, not per send (only the
+        group's first waiting send uses it; the others would only keep three more objects alive meanwhile)."""
+        combines = self._combines
+        combine = combines.get((sender, channel))
+        if combine is None:
+            if len(combines) >= SEEN_CHANNELS_MAX:
+                combines.clear()
+            combine = combines[(sender, channel)] = partial(self._confirmations, sender, to, channel)
+        return combine
 
     def _shown(self, recent: _Recent, items: list[_Waiting]) -> dict[int, _Stored]:
         """The waiting sends whose message the latest reads showed, by message id; the floor of each other send
