@@ -191,7 +191,7 @@ async def test_concurrent_async_sends_under_fault(
             )
         assert await asyncio.to_thread(proxy.settle) == 0
     stored = await asyncio.to_thread(target.stored, sender, recipient)
-    report = check(kind, outcomes, stored, proxy, flow_sleeps=target.flow_sleeps)
+    report = check(kind, outcomes, stored, proxy, flow_sleeps=target.flow_sleeps, concurrent=True)
     _record(target, "async-c8", report.summary())
     assert report.problems == []
     assert report.faults_injected > 0

@@ -49,9 +49,9 @@ def emulator() -> Any:
 
 
 def _async(transport: Counting, tmp_path: Path, **settings: Any) -> AsyncIMClient:
+    settings.setdefault("retry", RetryPolicy(initial_backoff=0))
     return AsyncIMClient("wukong", base_url="http://wk.emulator", manager_token=TOKEN, store=str(tmp_path / "s.db"),
-                         http_client=httpx.AsyncClient(transport=transport), retry=RetryPolicy(initial_backoff=0),
-                         **settings)  # fmt: skip
+                         http_client=httpx.AsyncClient(transport=transport), **settings)  # fmt: skip
 
 
 def _stored(emulator: WukongEmulator, tmp_path: Path, to: Conversation, viewer: str) -> Counter[str]:
@@ -123,29 +123,85 @@ async def test_a_silently_dropped_send_is_still_an_error(emulator: WukongEmulato
     assert all(isinstance(outcome, PermissionDeniedError) for outcome in outcomes), outcomes
 
 
-class FailingSync(Counting):
-    """Every shared confirmation read fails (HTTP 500); everything else reaches the emulator."""
+class FailingReads(Counting):
+    """Every request to ``failing`` paths fails (HTTP 500; the first ``times`` of them when given); everything else
+    reaches the emulator."""
+
+    def __init__(self, inner: EmulatorTransport, failing: set[str], lag: float = 0.0, times: int | None = None) -> None:
+        super().__init__(inner, lag)
+        self.failing, self.times = failing, times
+
+    def _fails(self, request: httpx.Request) -> bool:
+        if request.url.path not in self.failing or self.times == 0:
+            return False
+        if self.times is not None:
+            self.times -= 1
+        self.paths[request.url.path] += 1
+        return True
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/channel/messagesync":
-            self.paths[request.url.path] += 1
-            return httpx.Response(500)
-        return await super().handle_async_request(request)
+        return httpx.Response(500) if self._fails(request) else await super().handle_async_request(request)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500) if self._fails(request) else super().handle_request(request)
 
 
-async def test_a_failed_shared_read_leaves_each_send_accepted_but_unconfirmed(
+async def test_when_the_shared_reads_fail_each_send_is_confirmed_by_its_own_lookups(
     emulator: WukongEmulator, tmp_path: Path
 ) -> None:
-    """As with a failed per-send lookup: WuKongIM accepted the sends, so none fails (a failure would invite a
-    re-send of a message most likely stored); each says it is not confirmed, and none is sent twice."""
-    transport = FailingSync(emulator.transport(), lag=0.001)
+    transport = FailingReads(emulator.transport(), {"/channel/messagesync"}, lag=0.001)
+    to = Conversation.user("bob")
+    async with _async(transport, tmp_path) as im:
+        await im.users.register(["alice", "bob"])
+        sent = await asyncio.gather(*(im.messages.send("alice", to, f"u{n}") for n in range(20)))
+    assert all(s.confirmed and s.seq is not None for s in sent)
+    assert sorted(s.seq for s in sent) == list(range(1, 21))
+    assert transport.paths["/message/send"] == 20 and transport.paths["/message/byclientmsgno"] >= 20
+
+
+async def test_when_every_read_fails_each_send_is_accepted_but_unconfirmed(
+    emulator: WukongEmulator, tmp_path: Path
+) -> None:
+    """As with a failed per-send lookup: WuKongIM accepted the sends and no read answered, so none fails (a failure
+    would invite a re-send of a message most likely stored); each says it is not confirmed, none is sent twice."""
+    transport = FailingReads(emulator.transport(), {"/channel/messagesync", "/message/byclientmsgno"}, lag=0.001)
     to = Conversation.user("bob")
     async with _async(transport, tmp_path) as im:
         await im.users.register(["alice", "bob"])
         sent = await asyncio.gather(*(im.messages.send("alice", to, f"u{n}") for n in range(20)))
     assert all(not s.confirmed and s.seq is None for s in sent)
-    assert transport.paths["/message/send"] == 20 and transport.paths["/channel/messagesync"] < 20 * 3
+    assert transport.paths["/message/send"] == 20
     assert _stored(emulator, tmp_path, to, "alice") == Counter(f"u{n}" for n in range(20))
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+async def test_one_failed_lookup_does_not_report_a_dropped_send_as_sent(
+    emulator: WukongEmulator, tmp_path: Path, asynchronous: bool
+) -> None:
+    """A real WuKongIM whose store timed out ("store message failed: context deadline exceeded") accepted sends it
+    never stored; one confirming lookup that failed on the way used to end the confirmation, and the send came
+    back as sent, unconfirmed: lost (found by the 1,000-send fault run, 2026-12-02). The next lookups answer."""
+    failing = {"/message/byclientmsgno", "/channel/messagesync"}
+    transport = FailingReads(emulator.transport(), failing, lag=0.001, times=1)
+    settings = {"enforce_policy": False}
+    with IMClient("wukong", base_url="http://wk.emulator", manager_token=TOKEN, store=str(tmp_path / "s.db"),
+                  http_client=httpx.Client(transport=emulator.transport())) as setup:  # fmt: skip
+        setup.users.register(["alice", "bob"])
+        setup.groups.create(name="Quiet", owner="alice", members=["bob"], group_id="quiet")
+        setup.groups.mute_all("quiet", True)  # WuKongIM's ban: accepted, never stored
+    retry = RetryPolicy(initial_backoff=0, max_attempts=1)
+    if asynchronous:
+        async with _async(transport, tmp_path, retry=retry, **settings) as im:
+            with pytest.raises(PermissionDeniedError):
+                await im.messages.send("bob", Conversation.group("quiet"), "dropped")
+    else:
+        with (
+            IMClient("wukong", base_url="http://wk.emulator", manager_token=TOKEN, store=str(tmp_path / "s.db"),
+                     http_client=httpx.Client(transport=transport), retry=retry, **settings) as sync_im,
+            pytest.raises(PermissionDeniedError),
+        ):  # fmt: skip
+            sync_im.messages.send("bob", Conversation.group("quiet"), "dropped")
+    assert transport.times == 0  # the failure was met
 
 
 class RowCounting(Counting):

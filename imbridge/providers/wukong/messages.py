@@ -236,12 +236,26 @@ class WukongMessages(WukongCluster):
         delays: Sequence[float],
         command: bool = False,
     ) -> Flow[wire.MessageResp | None]:
+        """Look the key up after each delay until found. A lookup that fails for a passing reason (after the
+        executor's own retries) tells nothing either way: the next one may answer. None when the lookups that
+        answered did not find it; the last failure when none answered (the caller decides what that means)."""
+        failure: ProviderError | TransportError | None = None
+        answered = False
         for delay in delays:
             if delay:
                 yield Sleep(delay)
-            found = yield from self._lookup(sender, to, client_msg_no, message_id, command)
+            try:
+                found = yield from self._lookup(sender, to, client_msg_no, message_id, command)
+            except (ProviderError, TransportError) as error:
+                if not error.retryable:
+                    raise
+                failure = error
+                continue
             if found is not None:
                 return found
+            answered = True
+        if failure is not None and not answered:
+            raise failure
         return None
 
     @staticmethod
@@ -436,7 +450,14 @@ class WukongMessages(WukongCluster):
             hit = self._shown(recent, [waiting]).get(message_id)
             if hit is not None:
                 return hit  # a read already showed it stored
-        seen = yield Join(channel, waiting, self._combine(sender, to, channel), wait=CONFIRM_WAIT)
+        try:
+            seen = yield Join(channel, waiting, self._combine(sender, to, channel), wait=CONFIRM_WAIT)
+        except (ProviderError, TransportError) as error:
+            if not error.retryable:
+                raise
+            # The shared read failed: this send's own lookups, as the sync client makes them. Ending here would
+            # report a send the server may have dropped as sent (unconfirmed), on one failed read.
+            seen = NOT_JOINED
         if seen is NOT_JOINED:
             return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
         if seen is not None:
