@@ -176,6 +176,11 @@ def _ratio(over: list[float], under: list[float]) -> float:
     return statistics.median(over) / statistics.median(under)
 
 
+def _per_round(over: list[float], under: list[float]) -> list[float]:
+    """The ratio within each round (the clients of one round met the same moment of the machine)."""
+    return [a / b for a, b in zip(over, under, strict=True)]
+
+
 async def bench(args: argparse.Namespace, base_url: str, token: str, gowk: str | None) -> dict[str, Any]:
     stamp = f"pb{int(time.time()) & 0xFFFFFF:x}"
     total, concurrency = args.messages, args.concurrency
@@ -244,13 +249,19 @@ def main() -> None:
         "imbridge confirm-off / raw aiohttp": (_ratio(off, rates["raw aiohttp"]), "", None),
         "imbridge confirm-on / raw aiohttp": (_ratio(on, rates["raw aiohttp"]), "", None),
     }
+    per_round = {"imbridge confirm-on / confirm-off": _per_round(on, off)}
     if "gowk" in rates:
         peer = _ratio(on, rates["gowk + lookups"])
         ratios["imbridge confirm-on / gowk + lookups"] = (peer, f">= {PEER_GOAL}", peer >= PEER_GOAL)
         ratios["imbridge confirm-off / gowk"] = (_ratio(off, rates["gowk"]), "", None)
+        # The ceiling of any client on the same aiohttp driver: no check at all, against gowk checking each send.
+        ratios["raw aiohttp (no check) / gowk + lookups"] = (_ratio(rates["raw aiohttp"], rates["gowk + lookups"]),
+                                                             "", None)  # fmt: skip
+        per_round["imbridge confirm-on / gowk + lookups"] = _per_round(on, rates["gowk + lookups"])
     for label, (value, goal, met) in ratios.items():
         verdict = "" if met is None else f" (goal {goal}: {'met' if met else 'NOT met'})"
-        print(f"{label:<40}{value:.2f}x{verdict}")
+        spread = f"; per round {min(per_round[label]):.2f}-{max(per_round[label]):.2f}" if label in per_round else ""
+        print(f"{label:<40}{value:.2f}x{verdict}{spread}")
     loads = figures["loads"]
     print(f"load average (1 min) over the run: {min(loads):.2f}-{max(loads):.2f}")
     record = {
@@ -262,6 +273,7 @@ def main() -> None:
         "rounds": args.rounds,
         "msg_per_s": {name: [round(v) for v in values] for name, values in rates.items()},
         "ratios": {label: round(value, 3) for label, (value, _, _) in ratios.items()},
+        "ratios_per_round": {label: [round(v, 3) for v in values] for label, values in per_round.items()},
         "details": figures["details"],
         "load_average_1min": [round(min(loads), 2), round(max(loads), 2)],
     }
