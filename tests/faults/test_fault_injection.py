@@ -154,45 +154,28 @@ def test_sync_sends_under_fault(target_name: str, kind: Fault, request: pytest.F
 
 # In CI the async driver meets the transport-level faults (where drivers differ); an HTTP-level fault is
 # the same answer to every driver and runs on the sync one. IMBRIDGE_FAULT_SENDS runs every kind on both.
+# Each kind runs with one send at a time and with 8 in flight: coalesced confirmation (issue 19) shares reads
+# only between sends in flight together, so every fault also meets shared reads.
+@pytest.mark.parametrize("in_flight", [1, 8], ids=["one-at-a-time", "8-in-flight"])
 @pytest.mark.parametrize(("target_name", "kind"), _cases(None if FULL_RUN else TRANSPORT_FAULTS))
-async def test_async_sends_under_fault(target_name: str, kind: Fault, request: pytest.FixtureRequest) -> None:
-    target: Target = request.getfixturevalue(target_name)
-    sender, recipient = _users()
-    target.prepare([sender, recipient])
-    with FaultProxy(target.upstream, plan_for(kind, seed=9)) as proxy:
-        async with AsyncIMClient(
-            target.name.split("-")[0], retry=RETRY, timeout=TIMEOUT, **target.settings(proxy.url)
-        ) as im:
-            outcomes = await asend_all(im, proxy, f"{kind}-async", sender, Conversation.user(recipient), SENDS)
-        assert await asyncio.to_thread(proxy.settle) == 0
-    stored = await asyncio.to_thread(target.stored, sender, recipient)
-    report = check(kind, outcomes, stored, proxy, flow_sleeps=target.flow_sleeps)
-    _record(target, "async", report.summary())
-    assert report.problems == []
-    assert report.faults_injected > 0
-    assert report.ok > 0
-
-
-# Coalesced confirmation (issue 19) shares reads only between sends in flight together: each kind again with 8
-# sends at once, so that every fault also meets shared reads (in CI the transport-level kinds, as above).
-@pytest.mark.parametrize(("target_name", "kind"), _cases(None if FULL_RUN else TRANSPORT_FAULTS))
-async def test_concurrent_async_sends_under_fault(
-    target_name: str, kind: Fault, request: pytest.FixtureRequest
+async def test_async_sends_under_fault(
+    target_name: str, kind: Fault, in_flight: int, request: pytest.FixtureRequest
 ) -> None:
     target: Target = request.getfixturevalue(target_name)
     sender, recipient = _users()
     target.prepare([sender, recipient])
-    with FaultProxy(target.upstream, plan_for(kind, seed=11)) as proxy:
+    driver = "async" if in_flight == 1 else f"async-c{in_flight}"
+    with FaultProxy(target.upstream, plan_for(kind, seed=9 if in_flight == 1 else 11)) as proxy:
         async with AsyncIMClient(
             target.name.split("-")[0], retry=RETRY, timeout=TIMEOUT, **target.settings(proxy.url)
         ) as im:
             outcomes = await asend_all(
-                im, proxy, f"{kind}-c8", sender, Conversation.user(recipient), SENDS, concurrency=8
+                im, proxy, f"{kind}-{driver}", sender, Conversation.user(recipient), SENDS, concurrency=in_flight
             )
         assert await asyncio.to_thread(proxy.settle) == 0
     stored = await asyncio.to_thread(target.stored, sender, recipient)
-    report = check(kind, outcomes, stored, proxy, flow_sleeps=target.flow_sleeps, concurrent=True)
-    _record(target, "async-c8", report.summary())
+    report = check(kind, outcomes, stored, proxy, flow_sleeps=target.flow_sleeps, concurrent=in_flight > 1)
+    _record(target, driver, report.summary())
     assert report.problems == []
     assert report.faults_injected > 0
     assert report.ok > 0

@@ -54,6 +54,17 @@ def _async(transport: Counting, tmp_path: Path, **settings: Any) -> AsyncIMClien
                          http_client=httpx.AsyncClient(transport=transport), **settings)  # fmt: skip
 
 
+async def _send_in_flight(im: AsyncIMClient, to: Conversation, texts: list[str], in_flight: int = 32) -> list[Any]:
+    """alice sends each text to ``to``, ``in_flight`` at a time."""
+    limit = asyncio.Semaphore(in_flight)
+
+    async def send(text: str) -> Any:
+        async with limit:
+            return await im.messages.send("alice", to, text)
+
+    return list(await asyncio.gather(*(send(text) for text in texts)))
+
+
 def _stored(emulator: WukongEmulator, tmp_path: Path, to: Conversation, viewer: str) -> Counter[str]:
     with IMClient("wukong", base_url="http://wk.emulator", manager_token=TOKEN, store="", enforce_policy=False,
                   http_client=httpx.Client(transport=emulator.transport())) as reader:  # fmt: skip
@@ -65,13 +76,7 @@ async def test_concurrent_sends_share_their_confirmations(emulator: WukongEmulat
     to = Conversation.user("bob")
     async with _async(transport, tmp_path) as im:
         await im.users.register(["alice", "bob"])
-        limit = asyncio.Semaphore(32)
-
-        async def send(number: int) -> Any:
-            async with limit:
-                return await im.messages.send("alice", to, f"m{number}")
-
-        sent = await asyncio.gather(*(send(n) for n in range(200)))
+        sent = await _send_in_flight(im, to, [f"m{n}" for n in range(200)])
     assert all(s.confirmed and s.seq is not None for s in sent)
     assert sorted(s.seq for s in sent) == list(range(1, 201))  # each confirmed as its own stored message
     assert _stored(emulator, tmp_path, to, "alice") == Counter(f"m{n}" for n in range(200))
@@ -226,13 +231,7 @@ async def test_each_stored_message_is_read_about_once(emulator: WukongEmulator, 
     to = Conversation.user("bob")
     async with _async(transport, tmp_path) as im:
         await im.users.register(["alice", "bob"])
-        limit = asyncio.Semaphore(32)
-
-        async def send(number: int) -> Any:
-            async with limit:
-                return await im.messages.send("alice", to, f"r{number}")
-
-        sent = await asyncio.gather(*(send(n) for n in range(300)))
+        sent = await _send_in_flight(im, to, [f"r{n}" for n in range(300)])
     assert all(s.confirmed for s in sent)
     assert sorted(s.seq for s in sent) == list(range(1, 301))
     assert transport.rows_read <= 300 * 1.25, (transport.rows_read, transport.paths)
