@@ -46,6 +46,7 @@ import aiohttp
 
 from benchmarks._server import load_average, machine
 from imbridge import AsyncIMClient, Conversation, IMBridgeError
+from imbridge.providers.wukong.wire import fake_channel_id
 
 CONFIRM_GOAL = 0.9  # imbridge confirm-on / imbridge confirm-off
 PEER_GOAL = 1.2  # imbridge confirm-on / gowk with the same lookups
@@ -85,6 +86,7 @@ class Pair:
         Pair.counter += 1
         self.sender = f"{stamp}s{Pair.counter}"
         self.recipient = f"{stamp}r{Pair.counter}"
+        self.channel = fake_channel_id(self.sender, self.recipient)  # where WuKongIM stores their messages
 
 
 async def _drive(send: Callable[[int], Awaitable[None]], total: int, concurrency: int) -> float:
@@ -130,7 +132,7 @@ async def run_imbridge(
                 outcome["confirmed" if sent.confirmed else "unconfirmed"] += 1
 
         rate = await _drive(send, total, concurrency)
-        return rate, {"outcome": dict(outcome), "requests": dict(requests)}
+        return rate, {"outcome": dict(outcome), "requests": dict(requests), "channel": pair.channel}
 
 
 async def run_aiohttp(
@@ -156,20 +158,23 @@ async def run_aiohttp(
             outcome["accepted" if ok else f"HTTP {reply.status}"] += 1
 
         rate = await _drive(send, total, concurrency)
-        return rate, {"outcome": dict(outcome)}
+        return rate, {"outcome": dict(outcome), "channel": pair.channel}
 
 
 def run_gowk(
     program: str, base_url: str, token: str, total: int, concurrency: int, *, lookup: bool
 ) -> tuple[float, dict[str, Any]]:
     """The gowk bench program's msg/s and counts (it registers a fresh pair of its own)."""
-    command = [program, "-url", base_url, "-token", token, "-n", str(total), "-c", str(concurrency)]
+    command = [program, "-url", base_url, "-token", token, "-n", str(total), "-c", str(concurrency), "-v"]
     done = subprocess.run(command + (["-lookup"] if lookup else []), capture_output=True, text=True, check=False)
     fields = dict(re.findall(r"(\S+?)=(\S+)", done.stdout))
     if "msg/s" not in fields:
         raise SystemExit(f"the gowk program printed no msg/s (exit {done.returncode}): {done.stderr.strip()[:300]}")
-    counts = {key: int(fields[key]) for key in ("failed", "lookups", "lookup_misses") if key in fields}
-    return float(fields["msg/s"]), counts
+    details: dict[str, Any] = {key: int(fields[key]) for key in ("failed", "lookups", "lookup_misses") if key in fields}
+    channel = re.search(r"fake_channel=(\S+)", done.stderr)  # -v: the pair it registered, on stderr
+    if channel:
+        details["channel"] = channel.group(1)
+    return float(fields["msg/s"]), details
 
 
 def _ratio(over: list[float], under: list[float]) -> float:
@@ -213,7 +218,26 @@ async def bench(args: argparse.Namespace, base_url: str, token: str, gowk: str |
             rates[name].append(rate)
             details[name].append(detail)
             print(f"round {round_number + 1}: {name:<28}{rate:>10,.0f} msg/s  {json.dumps(detail)}", flush=True)
+    await count_stored(base_url, token, details, total)
     return {"rates": rates, "details": details, "loads": loads}
+
+
+async def count_stored(base_url: str, token: str, details: dict[str, list[dict[str, Any]]], sent: int) -> None:
+    """Untimed, after the rounds: how many messages each turn's channel holds (its max seq: a fresh channel numbers
+    its messages 1, 2, ...), and so how many sends a client reported done that WuKongIM never stored."""
+    await asyncio.sleep(3)  # what is still being stored
+    async with aiohttp.ClientSession(headers={"token": token}) as session:
+        for turns in details.values():
+            for turn in turns:
+                if "channel" not in turn:
+                    continue
+                params = {"channel_id": turn["channel"], "channel_type": "1"}
+                async with session.get(f"{base_url}/channel/max_message_seq", params=params) as reply:
+                    answer = await reply.json(content_type=None)
+                stored = int(answer.get("message_seq", 0)) if isinstance(answer, dict) else 0
+                failed = sum(v for k, v in turn.get("outcome", {}).items() if k.startswith(("error", "HTTP")))
+                turn["stored"] = stored
+                turn["reported_sent_not_stored"] = max(0, sent - failed - turn.get("failed", 0) - stored)
 
 
 def main() -> None:
@@ -262,6 +286,10 @@ def main() -> None:
         verdict = "" if met is None else f" (goal {goal}: {'met' if met else 'NOT met'})"
         spread = f"; per round {min(per_round[label]):.2f}-{max(per_round[label]):.2f}" if label in per_round else ""
         print(f"{label:<40}{value:.2f}x{verdict}{spread}")
+    print("reported sent but not stored (summed over the rounds; an imbridge send that was not stored raises instead):")
+    for name, turns in figures["details"].items():
+        lost = [turn["reported_sent_not_stored"] for turn in turns if "reported_sent_not_stored" in turn]
+        print(f"  {name:<30}{sum(lost):>8}" + ("" if lost else "   (not counted)"))
     loads = figures["loads"]
     print(f"load average (1 min) over the run: {min(loads):.2f}-{max(loads):.2f}")
     record = {
