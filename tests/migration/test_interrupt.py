@@ -62,8 +62,12 @@ def test_a_signal_stops_a_run_cleanly_and_says_how_to_resume(tmp_path: Path, sto
                                   env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
             assert plan.returncode == 0, plan.stderr
             env = cli_env(world, tencent.url, wukong.url, SLOW_HISTORY)
+            # SIGINT as a terminal's Ctrl-C: a suite started in the background by a non-interactive shell has it
+            # ignored (POSIX), the child would inherit that, and Python would never turn it into KeyboardInterrupt
+            # (a fresh-clone CI run started that way failed here; tests/cli does the same for its worker).
             run = subprocess.Popen([*CLI, "run", "--state", state, "--progress", "plain"], env=env,
-                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
             copied = wait_for_state(state, "SELECT SUM(migrated) FROM checkpoints", 20)
             run.send_signal(stop)
             _, err = run.communicate(timeout=60)
