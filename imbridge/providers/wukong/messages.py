@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -450,14 +451,19 @@ class WukongMessages(WukongCluster):
             hit = self._shown(recent, [waiting]).get(message_id)
             if hit is not None:
                 return hit  # a read already showed it stored
+        joined = self.clock.monotonic()
         try:
             seen = yield Join(channel, waiting, self._combine(sender, to, channel), wait=CONFIRM_WAIT)
         except (ProviderError, TransportError) as error:
             if not error.retryable:
                 raise
-            # The shared read failed: this send's own lookups, as the sync client makes them. Ending here would
-            # report a send the server may have dropped as sent (unconfirmed), on one failed read.
-            seen = NOT_JOINED
+            # The shared read failed: this send's own lookups, as the sync client makes them, for what is left of
+            # the confirmation's time (its waits stay those of CONFIRM_DELAYS in all). Ending here would report a
+            # send the server may have dropped as sent (unconfirmed), on one failed read.
+            spent = self.clock.monotonic() - joined
+            schedule = zip(CONFIRM_DELAYS, accumulate(CONFIRM_DELAYS), strict=True)
+            left = [delay for delay, until in schedule if until > spent]
+            return (yield from self._poll(sender, to, key, message_id, (0.0, *left[1:]), command))
         if seen is NOT_JOINED:
             return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
         if seen is not None:
