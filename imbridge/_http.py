@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from collections.abc import Mapping
+from typing import Protocol
 
 import aiohttp
 import httpx
 
 from imbridge._flow import HTTPRequest, Response
+from imbridge._kept import Kept
 from imbridge.errors import TimeoutError, TransportError
 
 DEFAULT_TIMEOUT = 10.0
@@ -65,27 +66,6 @@ def _httpx_error(exc: httpx.TransportError) -> TransportError:
     return TransportError(f"transport failure: {type(exc).__name__}: {exc}", may_have_landed=not never_sent)
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-A = TypeVar("A")
-
-
-class _Kept(dict[K, V]):
-    """Values built once and reused; everything is forgotten at ``limit`` entries, so it stays small."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def kept(self, key: K, build: Callable[[A], V], argument: A) -> V:
-        value = self.get(key)
-        if value is None:
-            if len(self) >= self.limit:
-                self.clear()
-            value = self[key] = build(argument)
-        return value
-
-
 class _HttpxParts:
     """Parsed URLs and headers, kept for reuse. httpx parses a URL string on every request (about 7 us, a
     third of building a request) and normalises a header dict (2 us more), while a client sends to a few
@@ -94,8 +74,8 @@ class _HttpxParts:
     LIMIT = 512
 
     def __init__(self) -> None:
-        self._urls: _Kept[str, httpx.URL] = _Kept(self.LIMIT)
-        self._headers: _Kept[tuple[tuple[str, str], ...], httpx.Headers] = _Kept(self.LIMIT)
+        self._urls: Kept[str, httpx.URL] = Kept(self.LIMIT)
+        self._headers: Kept[tuple[tuple[str, str], ...], httpx.Headers] = Kept(self.LIMIT)
 
     def url(self, text: str) -> httpx.URL:
         return self._urls.kept(text, httpx.URL, text)

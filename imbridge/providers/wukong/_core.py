@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imbridge._clock import Clock
+from imbridge._coalesce import Combine
 from imbridge._flow import Flow, HTTPRequest, Request, Response, encode_json
+from imbridge._kept import Kept
 from imbridge._masking import mask_url
 from imbridge._nodes import NodePool
 from imbridge.capabilities import Operation
@@ -32,6 +34,8 @@ STORE_HINT = (
 
 _FORBIDDEN = re.compile(f"[{re.escape(wire.FORBIDDEN_ID_CHARS)}]")
 _METHODS = ("GET", "POST", "PUT", "DELETE")
+#: Channels whose confirmation state is remembered (floors, channel keys, read builders); forgotten all at once beyond.
+SEEN_CHANNELS_MAX = 10_000
 #: A route of the v2 API: segments of URL-unreserved characters and ``@`` (no dot segment, query or fragment).
 _ROUTE = re.compile(r"(?!\.\.?(?:/|$))[A-Za-z0-9._~@-]+(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~@-]+)*")
 
@@ -72,8 +76,9 @@ class WukongCore(Provider):
         self._seen_seqs: dict[tuple[str, int, str], int] = {}
         #: What the latest of those reads showed, per channel (messages.py: _Recent).
         self._recent: dict[tuple[str, int, str], Any] = {}
-        #: The builders of those reads, per (sender, channel) (messages.py: _combine).
-        self._combines: dict[tuple[str, tuple[str, int, str]], Any] = {}
+        #: Each conversation's channel key, and the builders of those reads (messages.py: _channel_key, _combine).
+        self._channel_keys: Kept[tuple[str, str, bool], tuple[str, int, str]] = Kept(SEEN_CHANNELS_MAX)
+        self._combines: Kept[tuple[str, tuple[str, int, str]], Combine] = Kept(SEEN_CHANNELS_MAX)
         #: Makes the random token that ``register`` stores for a new user (a test seam for recordings).
         self.registration_token: Callable[[str], str] = lambda _uid: secrets.token_urlsafe(24)
         #: Makes the client_msg_no of a group system notification.

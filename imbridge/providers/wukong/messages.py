@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from imbridge._coalesce import Combine
 from imbridge._cursor import check_position, decode_cursor, encode_cursor
 from imbridge._flow import KEEP_WAITING, NOT_JOINED, Flow, Join, Request, Sleep
 from imbridge.capabilities import Operation
@@ -28,6 +29,7 @@ from imbridge.models._build import prevalidated
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.local.store import Store
 from imbridge.providers.wukong import mapping, wire
+from imbridge.providers.wukong._core import SEEN_CHANNELS_MAX
 from imbridge.providers.wukong.cluster import WukongCluster
 from imbridge.providers.wukong.mapping import NAME
 
@@ -39,8 +41,6 @@ CONFIRM_DELAYS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
 CONFIRM_WINDOW_SLACK = 32
 CONFIRM_WINDOW_MAX = 1000
 CONFIRM_WAIT = sum(CONFIRM_DELAYS)  # how long a send waits in a shared confirmation before its own lookup
-#: Channels whose last seen seq is remembered (the floors of shared confirmations); forgotten all at once beyond.
-SEEN_CHANNELS_MAX = 10_000
 #: Rows kept per channel from the latest confirmation reads (_Recent), and the channels kept (forgotten at once).
 RECENT_ROWS = 1024
 RECENT_CHANNELS_MAX = 256
@@ -407,20 +407,13 @@ class WukongMessages(WukongCluster):
             found = yield from self._confirm_replicated(channel_id, channel_type, found)
         return self._sent(to, sender, result, found)
 
-    #: (sender, conversation id, is group) -> the channel's key; bounded like check_id's memo (see _channel_key).
-    _channel_keys: dict[tuple[str, str, bool], tuple[str, int, str]] = {}
-
     def _channel_key(self, sender: str, to: Conversation) -> tuple[str, int, str]:
         # Remembered: a pure function of the ids (a CRC32 of each for a person chat), asked for on every send.
-        memo = WukongMessages._channel_keys
-        group = to.is_group
-        known = memo.get((sender, to.id, group))
-        if known is None:
-            if len(memo) >= SEEN_CHANNELS_MAX:
-                memo.clear()
-            channel_type, lookup_id = self._target(sender, to)
-            known = memo[(sender, to.id, group)] = (NAME, channel_type, lookup_id)
-        return known
+        return self._channel_keys.kept((sender, to.id, to.is_group), self._new_channel_key, (sender, to))
+
+    def _new_channel_key(self, ids: tuple[str, Conversation]) -> tuple[str, int, str]:
+        channel_type, lookup_id = self._target(*ids)
+        return NAME, channel_type, lookup_id
 
     def _confirm(
         self, sender: str, to: Conversation, result: wire.SendResult, command: bool, floor: int | None = None,
@@ -470,18 +463,13 @@ class WukongMessages(WukongCluster):
             return seen  # type: ignore[no-any-return]
         return (yield from self._lookup(sender, to, key, message_id, command))
 
-    def _combine(
-        self, sender: str, to: Conversation, channel: tuple[str, int, str]
-    ) -> Callable[[list[_Waiting]], tuple[Request | None, Callable[[Any], list[Any]]]]:
+    def _combine(self, sender: str, to: Conversation, channel: tuple[str, int, str]) -> Combine:
         """The reads' builder for this sender's sends to ``to``: made once per conversation, not per send (only the
         group's first waiting send uses it; the others would only keep three more objects alive meanwhile)."""
-        combines = self._combines
-        combine = combines.get((sender, channel))
-        if combine is None:
-            if len(combines) >= SEEN_CHANNELS_MAX:
-                combines.clear()
-            combine = combines[(sender, channel)] = partial(self._confirmations, sender, to, channel)
-        return combine
+        return self._combines.kept((sender, channel), self._new_combine, (sender, to, channel))
+
+    def _new_combine(self, conversation: tuple[str, Conversation, tuple[str, int, str]]) -> Combine:
+        return partial(self._confirmations, *conversation)
 
     def _shown(self, recent: _Recent, items: list[_Waiting]) -> dict[int, _Stored]:
         """The waiting sends whose message the latest reads showed, by message id; the floor of each other send
