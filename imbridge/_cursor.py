@@ -7,6 +7,8 @@ import binascii
 import json
 from typing import Any
 
+import orjson
+
 from imbridge.errors import InvalidRequestError
 
 
@@ -19,8 +21,10 @@ def decode_cursor(provider: str, cursor: str) -> dict[str, Any]:
     """The position inside ``cursor``; InvalidRequestError for a corrupt or foreign cursor."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError, RecursionError) as exc:  # RecursionError: nested JSON
+        # orjson refuses nesting past 1,024 levels without recursing in Python: json.loads recursed to the
+        # interpreter's limit on a hostile cursor, where any finalizer the collector ran at that depth failed.
+        position = orjson.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidRequestError(f"corrupt history cursor {cursor!r:.60}", provider=provider) from exc
     if not isinstance(position, dict) or position.pop("p", None) != provider:
         raise InvalidRequestError(f"history cursor {cursor!r:.60} was not made by {provider}", provider=provider)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imbridge.errors import AuthenticationError, IMBridgeError, InvalidRequestError
@@ -47,8 +47,8 @@ class MessageRef(BaseModel):
         body = text[len(_REF_PREFIX) :]
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            return cls.model_validate(json.loads(raw))
-        except (binascii.Error, ValueError, ValidationError, RecursionError) as exc:  # RecursionError: nested JSON
+            return cls.model_validate(orjson.loads(raw))  # orjson: nesting is bounded without Python recursion
+        except (binascii.Error, ValueError, ValidationError) as exc:
             raise InvalidRequestError(f"corrupt message reference: {text!r:.80}") from exc
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import math
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,9 +31,11 @@ from imbridge import (
     Sound,
     Text,
 )
-from imbridge._cursor import encode_cursor
+from imbridge._cursor import decode_cursor, encode_cursor
 from imbridge.emulators.tencent import TencentEmulator
 from imbridge.emulators.wukong import WukongEmulator
+from imbridge.errors import AuthenticationError, IMBridgeError
+from imbridge.providers.tencent.usersig import decode_usersig
 from imbridge.testing import FakeClock
 
 TENCENT = {"sdk_app_id": 1400000000, "secret_key": "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e",
@@ -124,6 +128,47 @@ def test_nested_cursors_and_references_are_invalid_requests(counted: Counted) ->
         MessageRef.parse("imref1." + deep)
     nested = encode_cursor(counted.im.provider_name, {"d": "backward", "s": [[[[1]]]], "t": {"a": 1}, "k": [1]})
     counted.refused(lambda: counted.im.messages.history(Conversation.group("team"), "alice", cursor=nested))
+
+
+NESTED = ("[" * 100_000 + "]" * 100_000).encode()
+NESTED_PARSERS: dict[str, Callable[[], object]] = {
+    "cursor": lambda: decode_cursor("local", base64.urlsafe_b64encode(NESTED).decode()),
+    "reference": lambda: MessageRef.parse("imref1." + base64.urlsafe_b64encode(NESTED).decode()),
+    "usersig": lambda: decode_usersig(base64.b64encode(zlib.compress(NESTED)).decode()),
+}
+
+
+@pytest.mark.parametrize("parser", NESTED_PARSERS)
+def test_nested_input_leaves_the_interpreter_room_to_run_finalizers(parser: str) -> None:
+    """A caller's cursor, reference or UserSig nested 100,000 deep is refused without recursing to the
+    interpreter's limit. json.loads did recurse there: the collector runs finalizers wherever it is triggered,
+    and one run at that depth (a pooled SQLAlchemy connection being let go) failed as an unraisable exception,
+    which made a test of this file fail at random. Here the collector runs at every allocation and checks each
+    time that Python code can still call 60 frames deep."""
+
+    def reach(depth: int) -> int:
+        return 0 if depth == 0 else reach(depth - 1) + 1
+
+    cornered: list[int] = []
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            try:
+                reach(60)
+            except RecursionError:
+                cornered.append(info["generation"])
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(on_collection)
+    gc.set_threshold(1)
+    try:
+        with pytest.raises(IMBridgeError) as refused:
+            NESTED_PARSERS[parser]()
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(on_collection)
+    assert isinstance(refused.value, AuthenticationError if parser == "usersig" else InvalidRequestError)
+    assert cornered == [], f"{len(cornered)} collections ran with no room for a finalizer"
 
 
 @pytest.mark.parametrize("text", ["", " ", "\t\n", "\u3000"])
