@@ -445,6 +445,7 @@ class WukongMessages(WukongCluster):
             if hit is not None:
                 return hit  # a read already showed it stored
         joined = self.clock.monotonic()
+        delays: Sequence[float] = CONFIRM_DELAYS
         try:
             seen = yield Join(channel, waiting, self._combine(sender, to, channel), wait=CONFIRM_WAIT)
         except (ProviderError, TransportError) as error:
@@ -452,13 +453,13 @@ class WukongMessages(WukongCluster):
                 raise
             # The shared read failed: this send's own lookups, as the sync client makes them, for what is left of
             # the confirmation's time (its waits stay those of CONFIRM_DELAYS in all). Ending here would report a
-            # send the server may have dropped as sent (unconfirmed), on one failed read.
+            # send the server may have dropped as sent (unconfirmed), on one failed read. They are made after this
+            # handler: the read's error is shared by every send in it and must not stay the context of each.
             spent = self.clock.monotonic() - joined
             schedule = zip(CONFIRM_DELAYS, accumulate(CONFIRM_DELAYS), strict=True)
-            left = [delay for delay, until in schedule if until > spent]
-            return (yield from self._poll(sender, to, key, message_id, (0.0, *left[1:]), command))
+            delays, seen = (0.0, *[delay for delay, until in schedule if until > spent][1:]), NOT_JOINED
         if seen is NOT_JOINED:
-            return (yield from self._poll(sender, to, key, message_id, CONFIRM_DELAYS, command))
+            return (yield from self._poll(sender, to, key, message_id, delays, command))
         if seen is not None:
             return seen  # type: ignore[no-any-return]
         return (yield from self._lookup(sender, to, key, message_id, command))
