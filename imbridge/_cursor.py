@@ -7,8 +7,7 @@ import binascii
 import json
 from typing import Any
 
-import orjson
-
+from imbridge._shallow_json import loads_shallow
 from imbridge.errors import InvalidRequestError
 
 
@@ -21,9 +20,7 @@ def decode_cursor(provider: str, cursor: str) -> dict[str, Any]:
     """The position inside ``cursor``; InvalidRequestError for a corrupt or foreign cursor."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        # orjson refuses nesting past 1,024 levels without recursing in Python: json.loads recursed to the
-        # interpreter's limit on a hostile cursor, where any finalizer the collector ran at that depth failed.
-        position = orjson.loads(raw)
+        position = loads_shallow(raw)  # not json.loads: a hostile cursor would recurse to the interpreter's limit
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidRequestError(f"corrupt history cursor {cursor!r:.60}", provider=provider) from exc
     if not isinstance(position, dict) or position.pop("p", None) != provider:

@@ -7,9 +7,9 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from imbridge._shallow_json import loads_shallow
 from imbridge.errors import AuthenticationError, IMBridgeError, InvalidRequestError
 from imbridge.models.content import Element
 from imbridge.models.conversation import Conversation
@@ -47,7 +47,7 @@ class MessageRef(BaseModel):
         body = text[len(_REF_PREFIX) :]
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            return cls.model_validate(orjson.loads(raw))  # orjson: nesting is bounded without Python recursion
+            return cls.model_validate(loads_shallow(raw))  # not json.loads: nesting bounded before parsing
         except (binascii.Error, ValueError, ValidationError) as exc:
             raise InvalidRequestError(f"corrupt message reference: {text!r:.80}") from exc
 

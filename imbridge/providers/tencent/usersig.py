@@ -19,8 +19,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
+from imbridge._shallow_json import loads_shallow
 from imbridge.errors import AuthenticationError
 
 __all__ = ["DEFAULT_EXPIRE", "UserSigCache", "decode_usersig", "generate_usersig", "verify_usersig"]
@@ -62,7 +61,7 @@ def decode_usersig(usersig: str) -> dict[str, Any]:
     """The JSON document inside a UserSig (not verified). AuthenticationError if it is not one."""
     try:
         raw = zlib.decompress(base64.b64decode(usersig.translate(_FROM_URL), validate=True))
-        document = orjson.loads(raw)  # nesting bounded without Python recursion (json.loads: RecursionError)
+        document = loads_shallow(raw)  # nesting bounded before parsing (json.loads: RecursionError)
     except (binascii.Error, zlib.error, ValueError, TypeError, AttributeError):
         raise AuthenticationError("not a UserSig (cannot be decoded)", provider="tencent") from None
     if not isinstance(document, dict):
