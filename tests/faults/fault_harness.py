@@ -36,8 +36,11 @@ SLACK = 0.25
 RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, max_retry_after=1.0)
 RETRY_AFTER = "1"
 
-#: What a WuKongIM send may sleep by design: recovery lookups after an unknown outcome, then confirmation polls.
-WUKONG_FLOW_SLEEPS = sum(wukong_messages.RECOVERY_DELAYS) + sum(wukong_messages.CONFIRM_DELAYS)
+#: What a WuKongIM send may sleep by design: recovery lookups after an unknown outcome, then confirmation polls,
+#: then the waits for the history to list what a lookup found by key (once per flow: a listed message ends it).
+WUKONG_FLOW_SLEEPS = (
+    sum(wukong_messages.RECOVERY_DELAYS) + sum(wukong_messages.CONFIRM_DELAYS) + sum(wukong_messages.LISTING_DELAYS)
+)
 HOLD_BEFORE = TIMEOUT + sum(wukong_messages.RECOVERY_DELAYS) + 1.0
 """How long a held request waits before it is forwarded: past the client's timeout and its recovery lookups,
 so a client that re-sent after finding nothing would store the message twice (issue 13, point 1)."""

@@ -16,7 +16,8 @@ from imbridge import AsyncIMClient, Conversation, IMClient
 from imbridge._flow import KEEP_WAITING
 from imbridge.emulators._base import EmulatorTransport
 from imbridge.emulators.wukong import WukongEmulator
-from imbridge.errors import PermissionDeniedError
+from imbridge.errors import MessageMayHaveLandedError, PermissionDeniedError
+from imbridge.providers.wukong.wire import fake_channel_id
 from imbridge.retry import RetryPolicy
 
 TOKEN = "coalesce-test-token"  # made up for these tests
@@ -92,8 +93,8 @@ def test_the_sync_client_confirms_each_send_by_its_key(emulator: WukongEmulator,
         im.users.register(["alice", "bob"])
         sent = [im.messages.send("alice", Conversation.user("bob"), f"m{n}") for n in range(5)]
     assert all(s.confirmed for s in sent)
-    assert transport.paths["/channel/messagesync"] == 0
     assert transport.paths["/message/byclientmsgno"] >= 5
+    assert transport.paths["/channel/messagesync"] == 5  # each found message, checked once in the history
 
 
 async def test_another_senders_message_under_the_same_key_confirms_nothing(
@@ -154,14 +155,32 @@ class FailingReads(Counting):
 async def test_when_the_shared_reads_fail_each_send_is_confirmed_by_its_own_lookups(
     emulator: WukongEmulator, tmp_path: Path
 ) -> None:
-    transport = FailingReads(emulator.transport(), {"/channel/messagesync"}, lag=0.001)
+    """The first three history reads fail: the sends waiting on them fall back to their own lookups by key, and
+    are confirmed once the history lists what those found; every send is confirmed."""
+    transport = FailingReads(emulator.transport(), {"/channel/messagesync"}, lag=0.001, times=3)
     to = Conversation.user("bob")
     async with _async(transport, tmp_path) as im:
         await im.users.register(["alice", "bob"])
         sent = await asyncio.gather(*(im.messages.send("alice", to, f"u{n}") for n in range(20)))
+    assert transport.times == 0
     assert all(s.confirmed and s.seq is not None for s in sent)
     assert sorted(s.seq for s in sent) == list(range(1, 21))
-    assert transport.paths["/message/send"] == 20 and transport.paths["/message/byclientmsgno"] >= 20
+    assert transport.paths["/message/send"] == 20 and transport.paths["/message/byclientmsgno"] >= 1
+
+
+async def test_when_the_history_cannot_be_read_a_send_found_by_key_is_sent_unconfirmed(
+    emulator: WukongEmulator, tmp_path: Path
+) -> None:
+    """Found by key, but no history read answers: accepted, never failed (it is most likely stored) and never
+    called confirmed (no reader has been shown to see it)."""
+    transport = FailingReads(emulator.transport(), {"/channel/messagesync"}, lag=0.001)
+    to = Conversation.user("bob")
+    async with _async(transport, tmp_path) as im:
+        await im.users.register(["alice", "bob"])
+        sent = await asyncio.gather(*(im.messages.send("alice", to, f"u{n}") for n in range(5)))
+    assert all(not s.confirmed and s.seq is None for s in sent)
+    assert transport.paths["/message/send"] == 5 and transport.paths["/message/byclientmsgno"] >= 5
+    assert _stored(emulator, tmp_path, to, "alice") == Counter(f"u{n}" for n in range(5))
 
 
 async def test_when_every_read_fails_each_send_is_accepted_but_unconfirmed(
@@ -313,3 +332,71 @@ def test_the_window_of_shown_rows_is_bounded_and_stays_gapless() -> None:
     assert set(recent.rows) == set(range(recent.low, recent.high + 1))
     recent.add(2000, 2001, [(2000, "k2000", 2000, 0), (2001, "k2001", 2001, 0)])  # not adjacent: starts again
     assert (recent.low, recent.high) == (2000, 2001) and set(recent.rows) == {2000, 2001}
+
+
+# -- found by key, listed by the history -------------------------------------------------------------------------
+
+
+def _sync(transport: httpx.BaseTransport, tmp_path: Path, **settings: Any) -> IMClient:
+    return IMClient("wukong", base_url="http://wk.emulator", manager_token=TOKEN, store=str(tmp_path / "s.db"),
+                    http_client=httpx.Client(transport=transport), **settings)  # fmt: skip
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+async def test_a_message_found_by_key_that_the_history_never_lists_is_not_reported_sent(
+    emulator: WukongEmulator, tmp_path: Path, asynchronous: bool
+) -> None:
+    """A real v2.2.5 whose channel store stalled answered GET /message/byclientmsgno for the message at the stuck
+    index (seq N+1) while its history stayed at N for good (the 1,000-send fault runs, 2026-12-02: one such send
+    in each of four runs was reported sent, and no reader ever saw it). Each send after the stall is an error."""
+    to = Conversation.user("bob")
+    with _sync(emulator.transport(), tmp_path) as setup:
+        setup.users.register(["alice", "bob"])
+        before = [setup.messages.send("alice", to, f"b{n}") for n in range(3)]
+    assert [s.seq for s in before] == [1, 2, 3]
+    emulator.stall_channel(1, fake_channel_id("alice", "bob"))
+    texts = ["stuck", "lost"]
+    if asynchronous:
+        async with _async(Counting(emulator.transport(), lag=0.001), tmp_path) as im:
+            outcomes = await asyncio.gather(*(im.messages.send("alice", to, t) for t in texts), return_exceptions=True)
+    else:
+        with _sync(emulator.transport(), tmp_path) as sync_im:
+            outcomes = []
+            for text in texts:
+                try:
+                    outcomes.append(sync_im.messages.send("alice", to, text))
+                except MessageMayHaveLandedError as error:
+                    outcomes.append(error)
+    assert all(isinstance(outcome, MessageMayHaveLandedError) for outcome in outcomes), outcomes
+    assert sum("did not list it" in str(outcome) for outcome in outcomes) == 1, outcomes  # the stuck one
+    assert _stored(emulator, tmp_path, to, "alice") == Counter(f"b{n}" for n in range(3))
+
+
+class LateListing(Counting):
+    """The first ``times`` one-row history reads (``limit`` 1: the listing check) answer as a real v2.2.5 did for 2
+    of 300 sends, 2026-12-02: found by key, not listed yet. Then the emulator answers."""
+
+    def __init__(self, inner: EmulatorTransport, times: int) -> None:
+        super().__init__(inner)
+        self.times = times
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/channel/messagesync" and self.times and json.loads(request.content)["limit"] == 1:
+            self.times -= 1
+            self.paths["unlisted"] += 1
+            body = json.loads(request.content)
+            return httpx.Response(200, json={"start_message_seq": body["start_message_seq"], "end_message_seq": 0,
+                                             "more": 0, "messages": []})  # fmt: skip
+        return super().handle_request(request)
+
+
+def test_a_message_found_by_key_before_the_history_lists_it_is_confirmed_once_listed(
+    emulator: WukongEmulator, tmp_path: Path
+) -> None:
+    transport = LateListing(emulator.transport(), times=2)
+    with _sync(transport, tmp_path) as im:
+        im.users.register(["alice", "bob"])
+        sent = im.messages.send("alice", Conversation.user("bob"), "late")
+    assert sent.confirmed and sent.seq == 1
+    assert transport.paths["unlisted"] == 2 and transport.times == 0
+    assert transport.paths["/channel/messagesync"] == 1  # the third listing check, the first the emulator answered

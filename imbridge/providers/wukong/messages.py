@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, chain
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -44,6 +44,11 @@ CONFIRM_WAIT = sum(CONFIRM_DELAYS)  # how long a send waits in a shared confirma
 #: Rows kept per channel from the latest confirmation reads (_Recent), and the channels kept (forgotten at once).
 RECENT_ROWS = 1024
 RECENT_CHANNELS_MAX = 256
+#: Further waits for the channel's history to list a message its key lookup found. The two are not written
+#: together: on a real v2.2.5, 2 of 300 sends were found by GET /message/byclientmsgno before POST
+#: /channel/messagesync listed them (2026-12-02), and a channel whose store stalls answers the lookup for the
+#: message at the stuck raft index while its history never lists it (docs/providers/wukong.md, "Stalls").
+LISTING_DELAYS = (0.005, 0.02, 0.05, 0.1, 0.25, 0.5)
 #: Waits between lookups after a send failed with an unknown outcome (found: the send succeeded; not found:
 #: MessageMayHaveLandedError, never a re-send: see WukongMessages._deliver).
 RECOVERY_DELAYS = (0.0, 0.05, 0.2, 0.5)
@@ -237,27 +242,64 @@ class WukongMessages(WukongCluster):
         delays: Sequence[float],
         command: bool = False,
     ) -> Flow[wire.MessageResp | None]:
-        """Look the key up after each delay until found. A lookup that fails for a passing reason (after the
-        executor's own retries) tells nothing either way: the next one may answer. None when the lookups that
-        answered did not find it; the last failure when none answered (the caller decides what that means)."""
+        """Look the key up after each delay until found, then until the channel's history lists what was found
+        (LISTING_DELAYS more, if ``delays`` run out first): a message reported sent must be readable, and v2.2.5
+        can answer a key its history never lists. Found by key and never listed: MessageMayHaveLandedError.
+        Command messages (in the channel's command twin) and sends confirmed on a majority of replicas (whose
+        replicas' seqs are checked instead, cluster.py) are not checked against the history.
+
+        A lookup that fails for a passing reason (after the executor's own retries) tells nothing either way:
+        the next one may answer. None when the lookups that answered did not find it; the last failure when none
+        answered (the caller decides what that means)."""
         failure: ProviderError | TransportError | None = None
         answered = False
-        for delay in delays:
+        by_key: wire.MessageResp | None = None  # found by its key, not yet listed by the history
+        listing = not command and not self.config.replicated_confirmation
+        for step, delay in enumerate(chain(delays, LISTING_DELAYS)):
+            if step >= len(delays) and by_key is None:
+                break  # the extra waits are only for a message found by key
             if delay:
                 yield Sleep(delay)
             try:
-                found = yield from self._lookup(sender, to, client_msg_no, message_id, command)
+                if by_key is None:
+                    found = yield from self._lookup(sender, to, client_msg_no, message_id, command)
+                    if found is None or not listing:
+                        answered = True
+                        if found is not None:
+                            return found
+                        continue
+                    by_key, answered, failure = found, False, None  # from here on, what counts is the history
+                if (yield from self._listed(sender, to, by_key)):
+                    return by_key
+                answered = True
             except (ProviderError, TransportError) as error:
                 if not error.retryable:
                     raise
                 failure = error
-                continue
-            if found is not None:
-                return found
-            answered = True
         if failure is not None and not answered:
             raise failure
+        if by_key is not None:
+            waited = sum(delays) + sum(LISTING_DELAYS)
+            raise self._landed(
+                {"client_msg_no": client_msg_no}, sender, to,
+                f"WuKongIM answers message {by_key.message_id} ({client_msg_no!r}) by its client_msg_no at seq "
+                f"{by_key.message_seq}, but the channel's history did not list it within {waited:.1f} s (a stalled "
+                "channel store does this on v2.2.5, and may never list it)",
+            )  # fmt: skip
         return None
+
+    def _listed(self, sender: str, to: Conversation, found: wire.MessageResp) -> Flow[bool]:
+        """Whether the channel's history (``POST /channel/messagesync``, one row from ``found``'s seq up) holds
+        ``found`` at its seq: what a reader of the conversation will see."""
+        body = {"login_uid": sender, "channel_id": to.id, "channel_type": wire.GROUP if to.is_group else wire.PERSON,
+                "start_message_seq": found.message_seq, "end_message_seq": 0, "pull_mode": 1, "limit": 1}  # fmt: skip
+        reply = yield self._post("/channel/messagesync", body)
+        rows = (reply.get("messages") or []) if isinstance(reply, dict) else None  # null: nothing stored yet
+        if not isinstance(rows, list):
+            raise ServiceUnavailableError("WuKongIM answered POST /channel/messagesync with an unreadable body",
+                                          provider=NAME)  # fmt: skip
+        return any(type(row) is dict and row.get("message_id") == found.message_id
+                   and row.get("message_seq") == found.message_seq for row in rows)  # fmt: skip
 
     @staticmethod
     def _landed(body: Mapping[str, Any], sender: str, to: Conversation, why: str) -> MessageMayHaveLandedError:
@@ -392,6 +434,8 @@ class WukongMessages(WukongCluster):
         if found is None and confirm:
             try:
                 found = yield from self._confirm(sender, to, result, route.command, floor, channel)
+            except MessageMayHaveLandedError:
+                raise  # found by its key, never listed by the history: not reported sent
             except (ProviderError, TransportError) as error:
                 # WuKongIM accepted the send (it gave a message id); only the confirming lookups failed.
                 # Failing the send now would invite a re-send of a message that is most likely stored
@@ -462,7 +506,7 @@ class WukongMessages(WukongCluster):
             return (yield from self._poll(sender, to, key, message_id, delays, command))
         if seen is not None:
             return seen  # type: ignore[no-any-return]
-        return (yield from self._lookup(sender, to, key, message_id, command))
+        return (yield from self._poll(sender, to, key, message_id, (0.0,), command))  # by key, and listed
 
     def _combine(self, sender: str, to: Conversation, channel: tuple[str, int, str]) -> Combine:
         """The reads' builder for this sender's sends to ``to``: made once per conversation, not per send (only the

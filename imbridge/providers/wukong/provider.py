@@ -64,6 +64,8 @@ class WukongProvider(WukongConversations, WukongUsers, WukongMessages, WukongGro
             Operation.MESSAGES_SEND: (
                 Support.EMULATED,
                 "POST /message/send answers before storing; imbridge confirms with GET /message/byclientmsgno "
+                "and a POST /channel/messagesync row at the found seq (a stalled v2.2.5 channel answers the key "
+                "of a message its history never lists: MessageMayHaveLandedError) "
                 "(returns message_seq; a silent drop by a banned or dismissed group becomes an error; "
                 "confirm=False skips it; on the async client, concurrent sends to a channel share one POST "
                 "/channel/messagesync of its newest messages per poll, a key looked up alone only if that misses "
