@@ -45,10 +45,14 @@ def settled_sync() -> list[Any]:
 
 
 def test_list_orders_by_message_id_not_by_the_servers_order() -> None:
-    """The server answered the group first (its update order), all three in one second: the message ids
-    (snowflakes) put carol's newest message first."""
+    """The server answers in its own update order, all three in one second: the message ids (snowflakes) put
+    carol's newest message first. (In the recording of 2026-12-02 21:33 UTC the server's order was g, carol,
+    alice; in the one before it, g, alice, carol: neither is the order of the messages.)"""
     answer = settled_sync()
-    assert [row["channel_id"].split("-")[-1] for row in answer] == ["g", "alice", "carol"]
+    by_message_id = [row["channel_id"].split("-")[-1]
+                     for row in sorted(answer, key=lambda row: -row["recents"][0]["message_id"])]  # fmt: skip
+    assert by_message_id == ["carol", "g", "alice"]  # newest first
+    assert [row["channel_id"].split("-")[-1] for row in answer] != by_message_id  # not the server's order
     assert len({row["timestamp"] for row in answer}) == 1
     sent: list[httpx.Request] = []
     im = client(lambda _: answer, sent)
