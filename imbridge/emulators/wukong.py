@@ -556,9 +556,9 @@ class WukongEmulator:
         self.version = version
         self._started = self.clock.monotonic()
         self._pending: list[_Pending] = []
-        # Channels whose store stalled (stall_channel): conversation -> the message stuck at the next seq, which
-        # only byclientmsgno answers (None until a message reaches the stalled store).
-        self._stalled: dict[str, MessageRow | None] = {}
+        # Channels whose store stalled (stall_channel): conversation -> (how many messages the stuck batch takes,
+        # the messages in it), which only byclientmsgno answers.
+        self._stalled: dict[str, tuple[int, list[MessageRow]]] = {}
         self._last_id = 0
         self._lock = threading.RLock()
         with self.store.sqlite_write() as db:
@@ -793,16 +793,21 @@ class WukongEmulator:
             self._pending.append(message)
         return message_id
 
-    def stall_channel(self, channel_type: int, stored_id: str) -> None:
+    def stall_channel(self, channel_type: int, stored_id: str, batch: int = 1) -> None:
         """Make the channel's store stall as a real v2.2.5 single node's did under load (2026-12-02: the server
         logged ``propose batch until applied timeout``, then ``store message failed: context deadline exceeded``
-        every 5 s, until it was restarted). Sends keep being answered with a message id. The first message to
-        reach the stalled store is answered by ``GET /message/byclientmsgno`` at the next seq (N+1) while
-        ``/channel/messagesync`` and ``/channel/max_message_seq`` stay at N; every later message is lost, found
-        by no route. Seen by curl on four stalled channels (N = 518, 736, 670 and 34), an hour later too.
-        ``stored_id`` is the id the channel is stored under (the fake ``a@b`` id of a person chat)."""
+        every 5 s, until it was restarted). Sends keep being answered with a message id. The ``batch`` messages
+        that next reach the stalled store (the raft proposal that never applied) are answered by ``GET
+        /message/byclientmsgno`` at seqs N+1, N+2, ... while ``/channel/messagesync`` and
+        ``/channel/max_message_seq`` stay at N; every later message is lost, found by no route. Seen with sends
+        made one at a time: one such message per stall, on four channels (N = 518, 736, 670 and 34), an hour
+        later too; with 64 in flight: 19 (the history listed 605 messages, the lookups found 624; the log's
+        first timed-out proposal was raft index 606). ``stored_id`` is the id the channel is stored under (the
+        fake ``a@b`` id of a person chat)."""
+        if batch < 0:
+            raise ValueError("batch must be >= 0")
         with self._lock:
-            self._stalled.setdefault(_conversation(channel_type, stored_id), None)
+            self._stalled.setdefault(_conversation(channel_type, stored_id), (batch, []))
 
     def _persist(self, message: _Pending) -> None:
         """The pipeline's end: a banned or disbanded channel drops the message silently."""
@@ -811,14 +816,16 @@ class WukongEmulator:
             return
         conversation = _conversation(message.channel_type, message.stored_id)
         if conversation in self._stalled:
-            if self._stalled[conversation] is None:  # the one message stuck at the next raft index
-                self._stalled[conversation] = MessageRow(
-                    conversation, self._last_seq(conversation) + 1, str(message.message_id), message.from_uid, [],
+            batch, stuck = self._stalled[conversation]
+            if len(stuck) < batch:  # in the proposal that never applied: found by key at the next seq
+                stuck.append(MessageRow(
+                    conversation, self._last_seq(conversation) + 1 + len(stuck), str(message.message_id),
+                    message.from_uid, [],
                     {"client_msg_no": message.client_msg_no, "channel_id": message.stored_id,
                      "channel_type": message.channel_type, "payload": base64.b64encode(message.payload).decode(),
                      "expire": message.expire, "setting": message.setting, "red_dot": message.red_dot},
                     self.clock.now().timestamp(), None, False,
-                )  # fmt: skip
+                ))  # fmt: skip
             return
         stored, _ = self.store.append_message(
             conversation, key=str(message.message_id), sender=message.from_uid, elements=[],
@@ -1496,9 +1503,9 @@ class WukongEmulator:
         conversation = _conversation(channel_type, channel_id)  # a person chat needs the fake id verbatim
         seq = self._client_msg_no_seq(conversation, client_msg_no, last=False)
         row = self._by_seq(conversation, seq) if seq is not None else None
-        stuck = self._stalled.get(conversation)
-        if row is None and stuck is not None and stuck.metadata["client_msg_no"] == client_msg_no:
-            row = stuck  # a stalled store's one message: found here, listed nowhere (stall_channel)
+        if row is None and conversation in self._stalled:  # a stalled store's stuck batch: found here, listed nowhere
+            stuck = self._stalled[conversation][1]
+            row = next((m for m in stuck if m.metadata["client_msg_no"] == client_msg_no), None)
         return _reply(self._render(row) if row is not None else {"status": 404})
 
     @staticmethod

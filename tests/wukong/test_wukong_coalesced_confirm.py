@@ -342,20 +342,24 @@ def _sync(transport: httpx.BaseTransport, tmp_path: Path, **settings: Any) -> IM
                     http_client=httpx.Client(transport=transport), **settings)  # fmt: skip
 
 
-@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("asynchronous", "batch", "sends"), [(False, 1, 2), (True, 1, 2), (True, 19, 24)],
+    ids=["sync", "async", "async-batch-of-19"],
+)
 async def test_a_message_found_by_key_that_the_history_never_lists_is_not_reported_sent(
-    emulator: WukongEmulator, tmp_path: Path, asynchronous: bool
+    emulator: WukongEmulator, tmp_path: Path, asynchronous: bool, batch: int, sends: int
 ) -> None:
-    """A real v2.2.5 whose channel store stalled answered GET /message/byclientmsgno for the message at the stuck
-    index (seq N+1) while its history stayed at N for good (the 1,000-send fault runs, 2026-12-02: one such send
-    in each of four runs was reported sent, and no reader ever saw it). Each send after the stall is an error."""
+    """A real v2.2.5 whose channel store stalled answered GET /message/byclientmsgno for the messages of the stuck
+    proposal (seqs N+1...) while its history stayed at N for good (the 1,000-send fault runs, 2026-12-02: one such
+    send in each of four runs was reported sent, and no reader ever saw it; 19 at once with 64 in flight). Each
+    send after the stall is an error."""
     to = Conversation.user("bob")
     with _sync(emulator.transport(), tmp_path) as setup:
         setup.users.register(["alice", "bob"])
         before = [setup.messages.send("alice", to, f"b{n}") for n in range(3)]
     assert [s.seq for s in before] == [1, 2, 3]
-    emulator.stall_channel(1, fake_channel_id("alice", "bob"))
-    texts = ["stuck", "lost"]
+    emulator.stall_channel(1, fake_channel_id("alice", "bob"), batch=batch)
+    texts = [f"after{n}" for n in range(sends)]
     if asynchronous:
         async with _async(Counting(emulator.transport(), lag=0.001), tmp_path) as im:
             outcomes = await asyncio.gather(*(im.messages.send("alice", to, t) for t in texts), return_exceptions=True)
@@ -368,7 +372,7 @@ async def test_a_message_found_by_key_that_the_history_never_lists_is_not_report
                 except MessageMayHaveLandedError as error:
                     outcomes.append(error)
     assert all(isinstance(outcome, MessageMayHaveLandedError) for outcome in outcomes), outcomes
-    assert sum("did not list it" in str(outcome) for outcome in outcomes) == 1, outcomes  # the stuck one
+    assert sum("did not list it" in str(outcome) for outcome in outcomes) == batch, outcomes  # the stuck ones
     assert _stored(emulator, tmp_path, to, "alice") == Counter(f"b{n}" for n in range(3))
 
 
