@@ -404,3 +404,56 @@ def test_a_message_found_by_key_before_the_history_lists_it_is_confirmed_once_li
     assert sent.confirmed and sent.seq == 1
     assert transport.paths["unlisted"] == 2 and transport.times == 0
     assert transport.paths["/channel/messagesync"] == 1  # the third listing check, the first the emulator answered
+
+
+# -- the real server's answers for a stalled channel (tests/fixtures/wukong/stall) --------------------------------
+
+STALL = json.loads((Path(__file__).parents[1] / "fixtures/wukong/stall/stalled_channel.json").read_text())
+
+
+class StalledChannel(httpx.BaseTransport):
+    """Answers as the real v2.2.5 did for the stalled channel (the recorded exchanges, matched on the key looked up or
+    the seq read from). ``/message/send`` answers with the stuck message's id in the envelope every recorded send
+    answer has; before it, the key is not found (nothing was stored under it yet) unless ``stuck_before``: the stuck
+    message is already there, as for an app sending again after the error."""
+
+    def __init__(self, stuck_before: bool) -> None:
+        self.paths: list[str] = []
+        self.sent, self.stuck_before = False, stuck_before
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        if request.url.path == "/message/send":
+            self.sent = True
+            stuck = next(json.loads(e["answer"]) for e in STALL["exchanges"] if e["path"] == "/message/byclientmsgno")
+            data = {"message_id": stuck["message_id"], "client_msg_no": stuck["client_msg_no"]}
+            return httpx.Response(200, json={"status": 200, "data": data})
+        for exchange in STALL["exchanges"]:
+            if exchange["path"] != request.url.path:
+                continue
+            if request.url.path == "/message/byclientmsgno":
+                if exchange["query"]["client_msg_no"] != request.url.params["client_msg_no"]:
+                    continue
+                if not self.sent and not self.stuck_before:
+                    return httpx.Response(200, json={"status": 404})
+            elif json.loads(request.content)["start_message_seq"] != exchange["body"]["start_message_seq"]:
+                continue
+            return httpx.Response(exchange["status"], content=exchange["answer"].encode())
+        raise AssertionError(f"no recorded answer for {request.method} {request.url}")
+
+
+@pytest.mark.parametrize("resend", [False, True], ids=["send", "send-again-with-the-key"])
+def test_the_real_stalled_channels_answers_make_a_send_may_have_landed(resend: bool) -> None:
+    """send: the key is looked up first (a caller's key), not found, sent, found by key at seq 620, and the history
+    does not list it: MessageMayHaveLandedError. send again with the key (what an app does after that error): the
+    lookup before sending finds the stuck message, the history still does not list it, and nothing is sent."""
+    transport = StalledChannel(stuck_before=resend)
+    with (
+        IMClient("wukong", base_url="http://wk.replay", manager_token=TOKEN, store="", enforce_policy=False,
+                 http_client=httpx.Client(transport=transport), retry=RetryPolicy(max_attempts=1)) as im,
+        pytest.raises(MessageMayHaveLandedError, match="at seq 620, but the channel's history did not list it"),
+    ):  # fmt: skip
+        im.messages.send(STALL["sender"], Conversation.user(STALL["recipient"]), "x",
+                         idempotency_key=STALL["stuck_key"])  # fmt: skip
+    assert transport.paths.count("/message/send") == (0 if resend else 1)
+    assert transport.paths.count("/channel/messagesync") >= 2  # the listing check, repeated before giving up

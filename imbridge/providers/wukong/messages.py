@@ -241,10 +241,12 @@ class WukongMessages(WukongCluster):
         message_id: int | None,
         delays: Sequence[float],
         command: bool = False,
+        by_key: wire.MessageResp | None = None,
     ) -> Flow[wire.MessageResp | None]:
-        """Look the key up after each delay until found, then until the channel's history lists what was found
-        (LISTING_DELAYS more, if ``delays`` run out first): a message reported sent must be readable, and v2.2.5
-        can answer a key its history never lists. Found by key and never listed: MessageMayHaveLandedError.
+        """Look the key up after each delay until found (``by_key``: found already), then until the channel's
+        history lists what was found (LISTING_DELAYS more, if ``delays`` run out first): a message reported sent
+        must be readable, and v2.2.5 can answer a key its history never lists. Found by key and never listed:
+        MessageMayHaveLandedError.
         Command messages (in the channel's command twin) and sends confirmed on a majority of replicas (whose
         replicas' seqs are checked instead, cluster.py) are not checked against the history.
 
@@ -253,8 +255,9 @@ class WukongMessages(WukongCluster):
         answered (the caller decides what that means)."""
         failure: ProviderError | TransportError | None = None
         answered = False
-        by_key: wire.MessageResp | None = None  # found by its key, not yet listed by the history
         listing = not command and not self.config.replicated_confirmation
+        if by_key is not None and not listing:
+            return by_key
         for step, delay in enumerate(chain(delays, LISTING_DELAYS)):
             if step >= len(delays) and by_key is None:
                 break  # the extra waits are only for a message found by key
@@ -408,6 +411,11 @@ class WukongMessages(WukongCluster):
             # sending it again returns the stored message instead of storing a second one.
             earlier = yield from self._lookup_own(sender, to, message.idempotency_key, route.command)
             if earlier is not None:
+                # Stored only if the history lists it: a stalled channel answers the key of a message it never
+                # stores, and sending again would store a second copy if it ever did.
+                earlier = yield from self._poll(sender, to, message.idempotency_key, earlier.message_id, (0.0,),
+                                                route.command, by_key=earlier)  # fmt: skip
+                assert earlier is not None  # found by key: listed, or an error
                 return self._sent(
                     to,
                     sender,
