@@ -457,3 +457,26 @@ def test_the_real_stalled_channels_answers_make_a_send_may_have_landed(resend: b
                          idempotency_key=STALL["stuck_key"])  # fmt: skip
     assert transport.paths.count("/message/send") == (0 if resend else 1)
     assert transport.paths.count("/channel/messagesync") >= 2  # the listing check, repeated before giving up
+
+
+class AnswerLost(Counting):
+    """Every /message/send reaches the emulator, and its answer is replaced by a 502: an unknown outcome."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = super().handle_request(request)
+        return httpx.Response(502) if request.url.path == "/message/send" else answer
+
+
+def test_a_send_whose_answer_was_lost_and_that_stuck_in_a_stalled_channel_says_so(
+    emulator: WukongEmulator, tmp_path: Path
+) -> None:
+    """The recovery lookups after an unknown outcome find the stuck message by key; the history never lists it.
+    The error is the listing's (not "its lookup failed too"), and the send is not made again."""
+    emulator.stall_channel(1, fake_channel_id("alice", "bob"))
+    transport = AnswerLost(emulator.transport())
+    with _sync(transport, tmp_path, retry=RetryPolicy(initial_backoff=0, max_attempts=1)) as im:
+        im.users.register(["alice", "bob"])
+        with pytest.raises(MessageMayHaveLandedError, match="at seq 1, but the channel's history did not") as raised:
+            im.messages.send("alice", Conversation.user("bob"), "lost answer")
+    assert "lookup failed" not in str(raised.value)  # a lookup that answered is not a failed one
+    assert transport.paths["/message/send"] == 1

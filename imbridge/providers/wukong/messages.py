@@ -346,6 +346,8 @@ class WukongMessages(WukongCluster):
                                    "cannot be looked up") from error  # fmt: skip
             try:
                 found = yield from self._poll(sender, to, client_msg_no, None, RECOVERY_DELAYS, route.command)
+            except MessageMayHaveLandedError as unlisted:
+                raise unlisted from error  # found by key, never listed by the history: it says so itself
             except (ProviderError, TransportError) as lookup_error:
                 raise self._landed(body, sender, to, f"{error.message}; its lookup failed too "
                                    f"({lookup_error.message})") from error  # fmt: skip
