@@ -272,6 +272,9 @@ class SyncExecutor(_Core):
                         continue
                 try:
                     instruction = flow.send(reply)
+                except StopIteration as ended:  # caught here first: most flows end after their one request
+                    finished: T = ended.value
+                    return finished
                 except _SHAPE_ERRORS as exc:
                     raise self.shape_error(exc, operation, self.provider.name) from exc
                 reply = None  # the flow has it
@@ -387,7 +390,9 @@ class AsyncExecutor(_Core):
                 # object alive across the I/O (under load, the garbage collector's work grows with those).
                 failure: IMBridgeError | None = None
                 try:
-                    delay = self.pacing_delay(instruction)
+                    # pacing_delay() only for an API that is paced (or not asked yet): WuKongIM's never are.
+                    paced = self._rates.get(instruction.api or instruction.path, _NO_RATE) is not None
+                    delay = self.pacing_delay(instruction) if paced else 0.0
                     if delay > 0:
                         await self.clock.asleep(delay)
                     if self.transport is None:
@@ -415,6 +420,9 @@ class AsyncExecutor(_Core):
                         continue
                 try:
                     instruction = flow.send(reply)
+                except StopIteration as ended:  # caught here first: most flows end after their one request
+                    finished: T = ended.value
+                    return finished
                 except _SHAPE_ERRORS as exc:
                     raise self.shape_error(exc, operation, self.provider.name) from exc
                 reply = None  # the flow has it

@@ -36,5 +36,9 @@ def prevalidated(model: type[M], fields: dict[str, Any], fields_set: set[str] | 
     ``fields`` by default). Tests build every such model both ways and compare them.
     """
     instance = _new(model)
-    fill(instance, fields, set(fields) if fields_set is None else fields_set)
+    # fill(), inlined: a send builds three such models, and a call less each shows at 64 sends in flight.
+    _set_attribute(instance, "__dict__", fields)
+    _set_fields_set(instance, set(fields) if fields_set is None else fields_set)
+    _set_extra(instance, None)
+    _set_private(instance, None)
     return instance

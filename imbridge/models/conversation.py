@@ -16,6 +16,9 @@ class ConversationKind(StrEnum):
     GROUP = "group"
 
 
+_GROUP = ConversationKind.GROUP  # a member read through its Enum class costs a lookup; is_group runs per send
+
+
 class Conversation(BaseModel):
     """A conversation target. Build it with :meth:`user` or :meth:`group`."""
 
@@ -44,7 +47,7 @@ class Conversation(BaseModel):
 
     @property
     def is_group(self) -> bool:
-        return self.kind is ConversationKind.GROUP
+        return self.kind is _GROUP
 
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.id}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from imbridge._clock import Clock
 from imbridge._coalesce import Combine
-from imbridge._flow import Flow, HTTPRequest, Request, Response, encode_json
+from imbridge._flow import EMPTY, Flow, HTTPRequest, Request, Response, encode_json
 from imbridge._kept import Kept
 from imbridge._masking import mask_url
 from imbridge._nodes import NodePool
@@ -129,7 +129,8 @@ class WukongCore(Provider):
 
     @staticmethod
     def _post(path: str, body: Any, *, replay_safe: bool = True) -> Request:
-        return Request("POST", path, json=body, api=path, replay_safe=replay_safe)
+        # params and headers given: Request's default factories are a Python call each, on every send.
+        return Request("POST", path, json=body, params=EMPTY, headers=EMPTY, api=path, replay_safe=replay_safe)
 
     @staticmethod
     def _check_ids(ids: Sequence[str], operation: Operation) -> None:
