@@ -433,4 +433,16 @@ def revoked_target(payload: dict[str, Any] | None) -> str | None:
 
 
 def timestamp(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+    """WuKongIM's Unix seconds as an aware UTC datetime."""
+    # The last one is remembered: the sends a shared read confirms were mostly stored within the same second,
+    # and building an aware datetime costs more than everything else a confirmed send's result needs.
+    global _last_timestamp
+    last = _last_timestamp
+    if last[0] == seconds and type(seconds) is int:
+        return last[1]
+    moment = datetime.fromtimestamp(seconds, UTC)
+    _last_timestamp = (seconds, moment)
+    return moment
+
+
+_last_timestamp: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
