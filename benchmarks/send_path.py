@@ -10,8 +10,10 @@ payload encoded per the provider's convention), encode it, and parse the reply. 
 (``f"m{n}"``) and, in the README's idiom, a fresh element (``[Text(f"m{n}")]``). Sends run one after
 another on one core; the median over interleaved rounds is reported.
 
-This is the figure the async-speed work (issue 9) drove down; under load the same code costs about twice
-as much (see benchmarks/RESULTS.md). Prints a table, then one JSON line.
+This is the figure the async-speed work (issue 9) drove down. It is a floor, not what a send costs in a real
+loop: there, between two sends, the event loop, the HTTP client and the kernel run, and imbridge's calls meet
+their code and data cold again; measured against nginx they cost two to three times this (issue 19, see
+benchmarks/RESULTS.md), so fewer calls count for more than faster ones. Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
