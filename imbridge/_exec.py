@@ -390,9 +390,7 @@ class AsyncExecutor(_Core):
                 # object alive across the I/O (under load, the garbage collector's work grows with those).
                 failure: IMBridgeError | None = None
                 try:
-                    # pacing_delay() only for an API that is paced (or not asked yet): WuKongIM's never are.
-                    paced = self._rates.get(instruction.api or instruction.path, _NO_RATE) is not None
-                    delay = self.pacing_delay(instruction) if paced else 0.0
+                    delay = self.pacing_delay(instruction)
                     if delay > 0:
                         await self.clock.asleep(delay)
                     if self.transport is None:

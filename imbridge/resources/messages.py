@@ -90,7 +90,7 @@ def _content(content: ContentInput | Sequence[ContentInput]) -> tuple[Any, ...]:
     if type(content) is str:  # most sends: one piece of text, without building a list for it
         if _checked_text(content) > MAX_TEXT_BYTES:
             raise InvalidRequestError(_TOO_LONG)
-        return (prevalidated(Text, {"type": "text", "text": content}, {"text"}),)  # _text_element of an exact str
+        return (_text_element(content),)
     if type(content) is list:  # the README's idiom, [Text(...)]: no isinstance through pydantic's ABCMeta
         items = content
     elif isinstance(content, _CONTENT_TYPES):
@@ -359,8 +359,8 @@ class AsyncMessages(AsyncResource[MessageOperations]):
         delivery: Delivery | Mapping[str, Any] | None = None,
     ) -> SentMessage:  # fmt: skip
         """Send ``content`` from ``sender`` to a user or a group; see :meth:`Messages.send`."""
-        sending = self._executor.run(  # what self._run does, a call less on the hottest path
-            *self._ops.send(
+        sending = self._run(
+            self._ops.send(
                 sender,
                 to,
                 content,

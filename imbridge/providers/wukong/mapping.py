@@ -215,10 +215,7 @@ def unwrap(status_code: int, content: bytes, *, where: str | Request) -> Any:
 
     ``where`` names the request in errors: a string, or the request itself (its method and path, only
     put together when there is an error to name it in)."""
-    try:  # _json(), inlined: this runs for every answer
-        body = decode_json(content)
-    except (ValueError, UnicodeDecodeError):
-        body = None if not content.strip() else _NOT_JSON
+    body = _json(content)  # parsed once: this runs for every answer
     if status_code == 200 and type(body) is dict:  # a success in one of the two common shapes, checked first
         if "status" not in body:
             return body
