@@ -22,6 +22,13 @@ a fresh recipient (a new pair per client and round, so no client writes to a cha
 Each round runs every client once, the order rotating from round to round, so that the machine's swings
 (the server shares the cores with the client) fall on every client alike; the medians over ``--rounds``
 are reported, with the ratios the async-speed issue asks for and the machine's load average.
+
+It also prints what each client's sends cost in CPU: per send, the share of one core the client was busy, and
+(Python clients) the part spent collecting garbage. A Python client is one thread: where it is busy near 100%,
+its own CPU per send sets its rate, and confirmation's extra CPU shows one for one in the ratio. Before each
+Python turn the garbage of the turns before it is collected, untimed. A turn of 2,000 sends lasts about 0.4 s,
+and one full collection takes 50-60 ms of it, so whether a turn meets one moves its rate by 15%; longer turns
+(``--messages 10000``) average that out.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -89,17 +98,45 @@ class Pair:
         self.channel = fake_channel_id(self.sender, self.recipient)  # where WuKongIM stores their messages
 
 
-async def _drive(send: Callable[[int], Awaitable[None]], total: int, concurrency: int) -> float:
-    """``total`` sends, one task each, at most ``concurrency`` in flight; return messages per second."""
+class _GCClock:
+    """Seconds this process spent collecting garbage while installed (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.spent, self._started = 0.0, 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.spent += time.perf_counter() - self._started
+
+
+async def _drive(
+    send: Callable[[int], Awaitable[None]], total: int, concurrency: int
+) -> tuple[float, dict[str, float]]:
+    """``total`` sends, one task each, at most ``concurrency`` in flight; return messages per second and what the
+    sends cost this process: CPU per send, the share of one core it was busy (near 1: the client's own CPU is what
+    bounds the rate, not the server), and the part of that CPU spent collecting garbage."""
     limit = asyncio.Semaphore(concurrency)
 
     async def one(number: int) -> None:
         async with limit:
             await send(number)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(one(number) for number in range(total)))
-    return total / (time.perf_counter() - started)
+    gc.collect()  # untimed: no turn pays for the garbage of the turns before it (as in http_clients.py)
+    collector = _GCClock()
+    gc.callbacks.append(collector)
+    try:
+        cpu, started = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one(number) for number in range(total)))
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        gc.callbacks.remove(collector)
+    return total / wall, {
+        "cpu_us_per_send": round(cpu / total * 1e6, 1),
+        "cpu_share": round(cpu / wall, 3),
+        "gc_us_per_send": round(collector.spent / total * 1e6, 1),
+    }
 
 
 async def run_imbridge(
@@ -131,8 +168,8 @@ async def run_imbridge(
             else:
                 outcome["confirmed" if sent.confirmed else "unconfirmed"] += 1
 
-        rate = await _drive(send, total, concurrency)
-        return rate, {"outcome": dict(outcome), "requests": dict(requests), "channel": pair.channel}
+        rate, cost = await _drive(send, total, concurrency)
+        return rate, {"outcome": dict(outcome), "requests": dict(requests), "channel": pair.channel, **cost}
 
 
 async def run_aiohttp(
@@ -157,8 +194,8 @@ async def run_aiohttp(
             ok = reply.status == 200 and isinstance(answer, dict) and answer.get("status", 200) == 200
             outcome["accepted" if ok else f"HTTP {reply.status}"] += 1
 
-        rate = await _drive(send, total, concurrency)
-        return rate, {"outcome": dict(outcome), "channel": pair.channel}
+        rate, cost = await _drive(send, total, concurrency)
+        return rate, {"outcome": dict(outcome), "channel": pair.channel, **cost}
 
 
 def run_gowk(
@@ -166,15 +203,31 @@ def run_gowk(
 ) -> tuple[float, dict[str, Any]]:
     """The gowk bench program's msg/s and counts (it registers a fresh pair of its own)."""
     command = [program, "-url", base_url, "-token", token, "-n", str(total), "-c", str(concurrency), "-v"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command + (["-lookup"] if lookup else []), capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     fields = dict(re.findall(r"(\S+?)=(\S+)", done.stdout))
     if "msg/s" not in fields:
         raise SystemExit(f"the gowk program printed no msg/s (exit {done.returncode}): {done.stderr.strip()[:300]}")
     details: dict[str, Any] = {key: int(fields[key]) for key in ("failed", "lookups", "lookup_misses") if key in fields}
+    # The whole program's CPU (its registration too, all its threads), so a little above what its sends cost.
+    spent = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    details["cpu_us_per_send"] = round(spent / total * 1e6, 1)
     channel = re.search(r"fake_channel=(\S+)", done.stderr)  # -v: the pair it registered, on stderr
     if channel:
         details["channel"] = channel.group(1)
     return float(fields["msg/s"]), details
+
+
+def client_cost(details: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per client, the medians over its turns of what its sends cost in CPU (see _drive; gowk: the whole program)."""
+    found: dict[str, dict[str, float]] = {}
+    for name, turns in details.items():
+        keys = [key for key in ("cpu_us_per_send", "cpu_share", "gc_us_per_send") if all(key in turn for turn in turns)]
+        figures = {key: statistics.median(turn[key] for turn in turns) for key in keys} if turns else {}
+        if figures:
+            found[name] = figures
+    return found
 
 
 def _ratio(over: list[float], under: list[float]) -> float:
@@ -267,6 +320,17 @@ def main() -> None:
     print(f"{'client':<30}{'msg/s (median)':>16}   per round")
     for name, values in rates.items():
         print(f"{name:<30}{statistics.median(values):>16,.0f}   {', '.join(f'{v:,.0f}' for v in values)}")
+    cost = client_cost(figures["details"])
+    print(f"{'client CPU (medians)':<30}{'us/send':>16}{'busy':>8}{'of it GC':>10}")
+    for name, figure in cost.items():
+        busy = f"{figure['cpu_share']:.0%}" if "cpu_share" in figure else "-"
+        collected = f"{figure['gc_us_per_send'] / figure['cpu_us_per_send']:.0%}" if "gc_us_per_send" in figure else "-"
+        print(f"{name:<30}{figure['cpu_us_per_send']:>16,.0f}{busy:>8}{collected:>10}")
+    if {"imbridge-async confirm on", "imbridge-async confirm off"} <= cost.keys():
+        on_cost, off_cost = cost["imbridge-async confirm on"], cost["imbridge-async confirm off"]
+        extra = on_cost["cpu_us_per_send"] - off_cost["cpu_us_per_send"]
+        print(f"confirmation's own CPU: {extra:+.0f} us per send (imbridge is one thread: where it is busy near 100%, "
+              f"every microsecond of it is throughput)")  # fmt: skip
     on, off = rates["imbridge-async confirm on"], rates["imbridge-async confirm off"]
     ratios = {
         "imbridge confirm-on / confirm-off": (_ratio(on, off), f">= {CONFIRM_GOAL}", _ratio(on, off) >= CONFIRM_GOAL),
@@ -302,6 +366,7 @@ def main() -> None:
         "msg_per_s": {name: [round(v) for v in values] for name, values in rates.items()},
         "ratios": {label: round(value, 3) for label, (value, _, _) in ratios.items()},
         "ratios_per_round": {label: [round(v, 3) for v in values] for label, values in per_round.items()},
+        "client_cpu": cost,
         "details": figures["details"],
         "load_average_1min": [round(min(loads), 2), round(max(loads), 2)],
     }
