@@ -27,7 +27,7 @@ It also prints what each client's sends cost in CPU: per send, the share of one 
 (Python clients) the part spent collecting garbage. A Python client is one thread: where it is busy near 100%,
 its own CPU per send sets its rate, and confirmation's extra CPU shows one for one in the ratio. Before each
 Python turn the garbage of the turns before it is collected, untimed. A turn of 2,000 sends lasts about 0.4 s,
-and one full collection takes 50-60 ms of it, so whether a turn meets one moves its rate by 15%; longer turns
+and one full collection takes 45-50 ms of it, so whether a turn meets one moves its rate by 10-15%; longer turns
 (``--messages 10000``) average that out.
 """
 
@@ -54,6 +54,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks._server import load_average, machine
+from benchmarks.http_clients import _drive
 from imbridge import AsyncIMClient, Conversation, IMBridgeError
 from imbridge.providers.wukong.wire import fake_channel_id
 
@@ -111,25 +112,18 @@ class _GCClock:
             self.spent += time.perf_counter() - self._started
 
 
-async def _drive(
+async def _timed_turn(
     send: Callable[[int], Awaitable[None]], total: int, concurrency: int
 ) -> tuple[float, dict[str, float]]:
-    """``total`` sends, one task each, at most ``concurrency`` in flight; return messages per second and what the
-    sends cost this process: CPU per send, the share of one core it was busy (near 1: the client's own CPU is what
-    bounds the rate, not the server), and the part of that CPU spent collecting garbage."""
-    limit = asyncio.Semaphore(concurrency)
-
-    async def one(number: int) -> None:
-        async with limit:
-            await send(number)
-
+    """One client's turn (http_clients' driver: ``total`` sends, one task each, at most ``concurrency`` in flight);
+    return messages per second and what the sends cost this process: CPU per send, the share of one core it was
+    busy (near 1: the client's own CPU is what bounds the rate, not the server), and the part of that CPU spent
+    collecting garbage."""
     gc.collect()  # untimed: no turn pays for the garbage of the turns before it (as in http_clients.py)
     collector = _GCClock()
     gc.callbacks.append(collector)
     try:
-        cpu, started = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(one(number) for number in range(total)))
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        wall, cpu = await _drive(send, total, concurrency)
     finally:
         gc.callbacks.remove(collector)
     return total / wall, {
@@ -168,7 +162,7 @@ async def run_imbridge(
             else:
                 outcome["confirmed" if sent.confirmed else "unconfirmed"] += 1
 
-        rate, cost = await _drive(send, total, concurrency)
+        rate, cost = await _timed_turn(send, total, concurrency)
         return rate, {"outcome": dict(outcome), "requests": dict(requests), "channel": pair.channel, **cost}
 
 
@@ -194,7 +188,7 @@ async def run_aiohttp(
             ok = reply.status == 200 and isinstance(answer, dict) and answer.get("status", 200) == 200
             outcome["accepted" if ok else f"HTTP {reply.status}"] += 1
 
-        rate, cost = await _drive(send, total, concurrency)
+        rate, cost = await _timed_turn(send, total, concurrency)
         return rate, {"outcome": dict(outcome), "channel": pair.channel, **cost}
 
 
@@ -220,7 +214,8 @@ def run_gowk(
 
 
 def client_cost(details: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """Per client, the medians over its turns of what its sends cost in CPU (see _drive; gowk: the whole program)."""
+    """Per client, the medians over its turns of what its sends cost in CPU (see _timed_turn; gowk: the whole
+    program)."""
     found: dict[str, dict[str, float]] = {}
     for name, turns in details.items():
         keys = [key for key in ("cpu_us_per_send", "cpu_share", "gc_us_per_send") if all(key in turn for turn in turns)]
