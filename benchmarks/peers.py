@@ -1,6 +1,7 @@
 """imbridge against a peer SDK (gowk, Go) and raw aiohttp, on a live WuKongIM, in one run.
 
     .venv/bin/python -m benchmarks.peers [--env-file FILE] [--gowk PATH] [--messages 2000] [--rounds 3]
+                                         [--concurrency 64] [--pause-collector]
 
 Optional: it needs a WuKongIM v2 server (``IMBRIDGE_WUKONG_BASE_URL`` and ``IMBRIDGE_WUKONG_MANAGER_TOKEN``,
 from the environment or ``--env-file``, a file of ``export NAME=value`` lines) and, for the gowk rows, a
@@ -28,7 +29,13 @@ It also prints what each client's sends cost in CPU: per send, the share of one 
 its own CPU per send sets its rate, and confirmation's extra CPU shows one for one in the ratio. Before each
 Python turn the garbage of the turns before it is collected, untimed. A turn of 2,000 sends lasts about 0.4 s,
 and one full collection takes 45-50 ms of it, so whether a turn meets one moves its rate by 10-15%; longer turns
-(``--messages 10000``) average that out.
+(``--messages 10000``) average that out. The collections of each generation are counted too. Confirmed sends on
+one channel move in step: one shared read confirms, and wakes, most of the sends in flight at once, which then
+leave together. The process then allocates in bursts and frees in bursts, and the collector, which counts
+allocations net of frees, runs more often.
+
+``--pause-collector`` is a diagnostic: no automatic collection during the Python turns, so the ratios show what
+confirmation costs in CPU and waits alone. It prints no verdict: applications run with the collector on.
 """
 
 from __future__ import annotations
@@ -100,41 +107,49 @@ class Pair:
 
 
 class _GCClock:
-    """Seconds this process spent collecting garbage while installed (gc.callbacks)."""
+    """Seconds this process spent collecting garbage while installed (gc.callbacks), and how many collections of
+    each generation ran (2: a full collection, which walks every object the process holds)."""
 
     def __init__(self) -> None:
         self.spent, self._started = 0.0, 0.0
+        self.collections = [0, 0, 0]
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
+            self.collections[info["generation"]] += 1
         else:
             self.spent += time.perf_counter() - self._started
 
 
 async def _timed_turn(
-    send: Callable[[int], Awaitable[None]], total: int, concurrency: int
-) -> tuple[float, dict[str, float]]:
+    send: Callable[[int], Awaitable[None]], total: int, concurrency: int, *, pause_collector: bool = False
+) -> tuple[float, dict[str, Any]]:
     """One client's turn (http_clients' driver: ``total`` sends, one task each, at most ``concurrency`` in flight);
     return messages per second and what the sends cost this process: CPU per send, the share of one core it was
-    busy (near 1: the client's own CPU is what bounds the rate, not the server), and the part of that CPU spent
-    collecting garbage."""
+    busy (near 1: the client's own CPU is what bounds the rate, not the server), the part of that CPU spent
+    collecting garbage, and the collections by generation. ``pause_collector``: no automatic collection during
+    the turn (a diagnostic: what the sends cost without the collector's work)."""
     gc.collect()  # untimed: no turn pays for the garbage of the turns before it (as in http_clients.py)
     collector = _GCClock()
     gc.callbacks.append(collector)
+    if pause_collector:
+        gc.disable()
     try:
         wall, cpu = await _drive(send, total, concurrency)
     finally:
+        gc.enable()
         gc.callbacks.remove(collector)
     return total / wall, {
         "cpu_us_per_send": round(cpu / total * 1e6, 1),
         "cpu_share": round(cpu / wall, 3),
         "gc_us_per_send": round(collector.spent / total * 1e6, 1),
+        "gc_collections": collector.collections,
     }
 
 
 async def run_imbridge(
-    base_url: str, token: str, pair: Pair, total: int, concurrency: int, *, confirm: bool
+    base_url: str, token: str, pair: Pair, total: int, concurrency: int, *, confirm: bool, pause_collector: bool = False
 ) -> tuple[float, dict[str, Any]]:
     """imbridge sends; returns msg/s and what happened (results confirmed, errors by type, requests by path)."""
     async with AsyncIMClient(
@@ -162,12 +177,12 @@ async def run_imbridge(
             else:
                 outcome["confirmed" if sent.confirmed else "unconfirmed"] += 1
 
-        rate, cost = await _timed_turn(send, total, concurrency)
+        rate, cost = await _timed_turn(send, total, concurrency, pause_collector=pause_collector)
         return rate, {"outcome": dict(outcome), "requests": dict(requests), "channel": pair.channel, **cost}
 
 
 async def run_aiohttp(
-    base_url: str, token: str, pair: Pair, total: int, concurrency: int
+    base_url: str, token: str, pair: Pair, total: int, concurrency: int, *, pause_collector: bool = False
 ) -> tuple[float, dict[str, Any]]:
     """The ordinary raw client: one POST per message, its answer parsed."""
     outcome: Counter[str] = Counter()
@@ -188,7 +203,7 @@ async def run_aiohttp(
             ok = reply.status == 200 and isinstance(answer, dict) and answer.get("status", 200) == 200
             outcome["accepted" if ok else f"HTTP {reply.status}"] += 1
 
-        rate, cost = await _timed_turn(send, total, concurrency)
+        rate, cost = await _timed_turn(send, total, concurrency, pause_collector=pause_collector)
         return rate, {"outcome": dict(outcome), "channel": pair.channel, **cost}
 
 
@@ -220,6 +235,9 @@ def client_cost(details: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str,
     for name, turns in details.items():
         keys = [key for key in ("cpu_us_per_send", "cpu_share", "gc_us_per_send") if all(key in turn for turn in turns)]
         figures = {key: statistics.median(turn[key] for turn in turns) for key in keys} if turns else {}
+        if turns and all("gc_collections" in turn for turn in turns):
+            figures["youngest_collections"] = statistics.median(turn["gc_collections"][0] for turn in turns)
+            figures["full_collections"] = statistics.median(turn["gc_collections"][2] for turn in turns)
         if figures:
             found[name] = figures
     return found
@@ -236,15 +254,15 @@ def _per_round(over: list[float], under: list[float]) -> list[float]:
 
 async def bench(args: argparse.Namespace, base_url: str, token: str, gowk: str | None) -> dict[str, Any]:
     stamp = f"pb{int(time.time()) & 0xFFFFFF:x}"
-    total, concurrency = args.messages, args.concurrency
+    total, concurrency, paused = args.messages, args.concurrency, args.pause_collector
     clients: dict[str, Callable[[], Awaitable[tuple[float, dict[str, Any]]]]] = {
         "imbridge-async confirm on": lambda: run_imbridge(
-            base_url, token, Pair(stamp), total, concurrency, confirm=True
+            base_url, token, Pair(stamp), total, concurrency, confirm=True, pause_collector=paused
         ),
         "imbridge-async confirm off": lambda: run_imbridge(
-            base_url, token, Pair(stamp), total, concurrency, confirm=False
+            base_url, token, Pair(stamp), total, concurrency, confirm=False, pause_collector=paused
         ),
-        "raw aiohttp": lambda: run_aiohttp(base_url, token, Pair(stamp), total, concurrency),
+        "raw aiohttp": lambda: run_aiohttp(base_url, token, Pair(stamp), total, concurrency, pause_collector=paused),
     }
     if gowk is not None:
         program = gowk
@@ -295,6 +313,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000, help="messages per client per round")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument(
+        "--pause-collector", action="store_true",
+        help="diagnostic: no automatic garbage collection during the Python turns (what the sends cost without the "
+        "collector's work); no verdict is printed for such a run",
+    )  # fmt: skip
     args = parser.parse_args()
     settings = dict(os.environ)
     if args.env_file is not None:
@@ -308,19 +331,22 @@ def main() -> None:
     gowk = args.gowk if args.gowk and shutil.which(args.gowk) else None
     if gowk is None:
         print(f"gowk rows skipped: no bench program ({args.gowk or 'set --gowk or IMBRIDGE_GOWK_BENCH'})")
+    paused = "; DIAGNOSTIC: garbage collector paused during the Python turns" if args.pause_collector else ""
     print(f"WuKongIM {version} at {base_url}; {args.messages} one-to-one texts per client per round, "
-          f"concurrency {args.concurrency}, {args.rounds} rounds; {os.cpu_count()} CPUs")  # fmt: skip
+          f"concurrency {args.concurrency}, {args.rounds} rounds; {os.cpu_count()} CPUs{paused}")  # fmt: skip
     figures = asyncio.run(bench(args, base_url, token, gowk))
     rates = figures["rates"]
     print(f"{'client':<30}{'msg/s (median)':>16}   per round")
     for name, values in rates.items():
         print(f"{name:<30}{statistics.median(values):>16,.0f}   {', '.join(f'{v:,.0f}' for v in values)}")
     cost = client_cost(figures["details"])
-    print(f"{'client CPU (medians)':<30}{'us/send':>16}{'busy':>8}{'of it GC':>10}")
+    print(f"{'client CPU (medians)':<30}{'us/send':>16}{'busy':>8}{'of it GC':>10}{'collections: youngest, full':>30}")
     for name, figure in cost.items():
         busy = f"{figure['cpu_share']:.0%}" if "cpu_share" in figure else "-"
         collected = f"{figure['gc_us_per_send'] / figure['cpu_us_per_send']:.0%}" if "gc_us_per_send" in figure else "-"
-        print(f"{name:<30}{figure['cpu_us_per_send']:>16,.0f}{busy:>8}{collected:>10}")
+        counts = (f"{figure['youngest_collections']:.0f}, {figure['full_collections']:.0f}"
+                  if "full_collections" in figure else "-")  # fmt: skip
+        print(f"{name:<30}{figure['cpu_us_per_send']:>16,.0f}{busy:>8}{collected:>10}{counts:>30}")
     if {"imbridge-async confirm on", "imbridge-async confirm off"} <= cost.keys():
         on_cost, off_cost = cost["imbridge-async confirm on"], cost["imbridge-async confirm off"]
         extra = on_cost["cpu_us_per_send"] - off_cost["cpu_us_per_send"]
@@ -343,6 +369,8 @@ def main() -> None:
         per_round["imbridge confirm-on / gowk + lookups"] = _per_round(on, rates["gowk + lookups"])
     for label, (value, goal, met) in ratios.items():
         verdict = "" if met is None else f" (goal {goal}: {'met' if met else 'NOT met'})"
+        if met is not None and args.pause_collector:
+            verdict = " (diagnostic run, collector paused: no verdict)"
         spread = f"; per round {min(per_round[label]):.2f}-{max(per_round[label]):.2f}" if label in per_round else ""
         print(f"{label:<40}{value:.2f}x{verdict}{spread}")
     print("reported sent but not stored (summed over the rounds; an imbridge send that was not stored raises instead):")
@@ -358,6 +386,7 @@ def main() -> None:
         "messages": args.messages,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
+        "collector_paused": args.pause_collector,
         "msg_per_s": {name: [round(v) for v in values] for name, values in rates.items()},
         "ratios": {label: round(value, 3) for label, (value, _, _) in ratios.items()},
         "ratios_per_round": {label: [round(v, 3) for v in values] for label, values in per_round.items()},
