@@ -138,7 +138,8 @@ async def _timed_turn(
     try:
         wall, cpu = await _drive(send, total, concurrency)
     finally:
-        gc.enable()
+        if pause_collector:
+            gc.enable()
         gc.callbacks.remove(collector)
     return total / wall, {
         "cpu_us_per_send": round(cpu / total * 1e6, 1),
