@@ -9,6 +9,12 @@ An item its request did not settle (``split`` answered KEEP_WAITING: a message n
 group for the next request until its ``wait`` runs out, so a flow is woken once, with its answer, instead of
 polling. While only such items wait (nothing new joined), the next request comes after a pause that doubles
 from MIN_PAUSE up to MAX_PAUSE, and goes back to none once something is settled or joins.
+
+The flows one reply answers are woken WAKE_AT_ONCE at a time, WAKE_SPACING apart, not all at once. Woken together,
+64 confirmed sends left together, were answered together and waited together for the next read: the sends on a
+channel moved as one convoy, the client idled while its read was out, and the bursts of objects made and freed
+cost an extra full garbage collection every ~2,000 sends. Spread, they keep the client busy (benchmarks/RESULTS.md,
+"Issue 19, seventh round"). An error is delivered at once: nothing follows it that could leave in a burst.
 """
 
 from __future__ import annotations
@@ -25,8 +31,28 @@ from imbridge.errors import IMBridgeError, ProviderError
 _SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError)
 MIN_PAUSE = 0.001
 MAX_PAUSE = 0.05
+#: How many flows one reply wakes per step, and the time between steps: 8 every 0.125 ms (about one send's CPU)
+#: is 64,000 a second, far above what one client process sends, so the spreading adds at most 0.875 ms to the
+#: 64th flow of a reply and never limits the rate (measured: 4 or 16 at a time did worse; see the module doc).
+WAKE_AT_ONCE = 8
+WAKE_SPACING = 0.000125
 
 Combine = Callable[[list[Any]], tuple[Request | None, Callable[[Any], list[Any]]]]
+
+
+def _wake(answered: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, answer in answered:
+        if not future.done():  # its caller gave up meanwhile
+            future.set_result(answer)
+
+
+def _wake_spread(answered: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    """Answer the first WAKE_AT_ONCE flows now and the others WAKE_AT_ONCE at a time, WAKE_SPACING apart."""
+    _wake(answered[:WAKE_AT_ONCE])
+    if len(answered) > WAKE_AT_ONCE:
+        loop = asyncio.get_running_loop()
+        for step, start in enumerate(range(WAKE_AT_ONCE, len(answered), WAKE_AT_ONCE), start=1):
+            loop.call_later(WAKE_SPACING * step, _wake, answered[start : start + WAKE_AT_ONCE])
 
 
 class _Waiter:
@@ -83,6 +109,7 @@ class Coalescer:
                     waiter.new = False
                 answers = await self._ask(combine, [waiter.item for waiter in batch], operation)
                 now = self._clock.monotonic()
+                answered: list[tuple[asyncio.Future[Any], Any]] = []
                 for waiter, answer in zip(batch, answers, strict=True):
                     if waiter.future.done():
                         continue
@@ -95,7 +122,9 @@ class Coalescer:
                     if isinstance(answer, IMBridgeError):
                         waiter.future.set_exception(answer)
                     else:
-                        waiter.future.set_result(answer)
+                        answered.append((waiter.future, answer))
+                batch = []  # each is answered, scheduled to be, or waiting again: nothing is left to fail on cancel
+                _wake_spread(answered)
                 if group.waiting and not any(waiter.new for waiter in group.waiting):
                     # Only items this request did not settle: ask again after a pause, longer each time in vain.
                     pause = MIN_PAUSE if settled else min(max(pause * 2, MIN_PAUSE), MAX_PAUSE)
