@@ -29,10 +29,11 @@ It also prints what each client's sends cost in CPU: per send, the share of one 
 its own CPU per send sets its rate, and confirmation's extra CPU shows one for one in the ratio. Before each
 Python turn the garbage of the turns before it is collected, untimed. A turn of 2,000 sends lasts about 0.4 s,
 and one full collection takes 45-50 ms of it, so whether a turn meets one moves its rate by 10-15%; longer turns
-(``--messages 10000``) average that out. The collections of each generation are counted too. Confirmed sends on
-one channel move in step: one shared read confirms, and wakes, most of the sends in flight at once, which then
-leave together. The process then allocates in bursts and frees in bursts, and the collector, which counts
-allocations net of frees, runs more often.
+(``--messages 10000``) average that out. The collections of each generation are counted too. When one shared read
+woke all the sends it confirmed at once, the confirmed sends on a channel moved in step. The process then
+allocated in bursts and freed in bursts, and the collector, which counts allocations net of frees, ran more
+often. Reads now wake their sends a few at a time (imbridge/_coalesce.py), and the counts show whether they still
+move in step.
 
 ``--pause-collector`` is a diagnostic: no automatic collection during the Python turns, so the ratios show what
 confirmation costs in CPU and waits alone. It prints no verdict: applications run with the collector on.
