@@ -45,7 +45,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks._server import load_average, machine
-from benchmarks.peers import reachable, read_env_file
+from benchmarks.peers import live_server
 
 PAYLOAD = base64.b64encode(json.dumps({"type": 1, "content": "listing probe"}).encode()).decode()
 #: How long a message may stay unlisted before the probe gives up on it (and says so).
@@ -183,15 +183,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.lone < 1 or args.convoys < 1 or args.concurrency < 1:
         parser.error("--lone, --convoys and --concurrency must be at least 1")
-    settings = dict(os.environ)
-    if args.env_file is not None:
-        settings.update(read_env_file(args.env_file))
-    base_url = settings.get("IMBRIDGE_WUKONG_BASE_URL", "").rstrip("/")
-    token = settings.get("IMBRIDGE_WUKONG_MANAGER_TOKEN", "")
-    version = asyncio.run(reachable(base_url, token)) if base_url else None
-    if version is None:
-        print(f"skipped: no WuKongIM answers at {base_url or '(IMBRIDGE_WUKONG_BASE_URL unset)'} with the token given")
+    server = live_server(args.env_file)
+    if server is None:
         return
+    base_url, token, version = server
     print(f"WuKongIM {version} at {base_url}; {args.lone} lone sends, {args.convoys} convoys of {args.concurrency}; "
           f"{os.cpu_count()} CPUs")  # fmt: skip
     load_before = load_average()

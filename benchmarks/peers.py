@@ -95,6 +95,21 @@ async def reachable(base_url: str, token: str) -> str | None:
         return None
 
 
+def live_server(env_file: Path | None) -> tuple[str, str, str] | None:
+    """(base URL, manager token, version) of the WuKongIM the environment (and ``env_file``) names; None, after
+    printing why, when nothing usable answers there (the live benchmarks then skip, exit 0)."""
+    settings = dict(os.environ)
+    if env_file is not None:
+        settings.update(read_env_file(env_file))
+    base_url = settings.get("IMBRIDGE_WUKONG_BASE_URL", "").rstrip("/")
+    token = settings.get("IMBRIDGE_WUKONG_MANAGER_TOKEN", "")
+    version = asyncio.run(reachable(base_url, token)) if base_url else None
+    if version is None:
+        print(f"skipped: no WuKongIM answers at {base_url or '(IMBRIDGE_WUKONG_BASE_URL unset)'} with the token given")
+        return None
+    return base_url, token, version
+
+
 class Pair:
     """A fresh sender and recipient for one client's turn."""
 
@@ -321,15 +336,10 @@ def main() -> None:
         "collector's work); no verdict is printed for such a run",
     )  # fmt: skip
     args = parser.parse_args()
-    settings = dict(os.environ)
-    if args.env_file is not None:
-        settings.update(read_env_file(args.env_file))
-    base_url = settings.get("IMBRIDGE_WUKONG_BASE_URL", "").rstrip("/")
-    token = settings.get("IMBRIDGE_WUKONG_MANAGER_TOKEN", "")
-    version = asyncio.run(reachable(base_url, token)) if base_url else None
-    if version is None:
-        print(f"skipped: no WuKongIM answers at {base_url or '(IMBRIDGE_WUKONG_BASE_URL unset)'} with the token given")
+    server = live_server(args.env_file)
+    if server is None:
         return
+    base_url, token, version = server
     gowk = args.gowk if args.gowk and shutil.which(args.gowk) else None
     if gowk is None:
         print(f"gowk rows skipped: no bench program ({args.gowk or 'set --gowk or IMBRIDGE_GOWK_BENCH'})")
