@@ -40,23 +40,28 @@ def _combine(items: list[Any]) -> tuple[Request, Any]:
     return Request("POST", "/read", json=list(items)), lambda reply: [f"stored {item}" for item in reply]
 
 
-async def _answered_in_one_reply(count: int, answer: Any = None) -> tuple[list[Any], list[int]]:
-    """Join ``count`` flows to one group at once (its drain task starts only when this yields, so its one request
-    carries them all); return each flow's answer and the loop iteration it was woken in."""
+def _joined(count: int, failure: Exception | None = None) -> tuple[asyncio.Event, list[asyncio.Future[Any]]]:
+    """``count`` flows joined to one group at once (its drain task starts only when the caller yields, so its one
+    request carries them all), and the event that lets that request be answered: each item stored, or ``failure``."""
     release = asyncio.Event()
 
     async def send(request: Request, operation: str) -> Any:
         await release.wait()
-        return answer if answer is not None else request.json
+        if failure is not None:
+            raise failure
+        return request.json
 
     coalescer = Coalescer(send, SystemClock())
+    return release, [coalescer.join(Join("channel", number, _combine), "messages.send") for number in range(count)]
+
+
+async def _answered_in_one_reply(count: int) -> tuple[list[Any], list[int]]:
+    """Each flow's answer and the loop iteration it was woken in, for ``count`` flows answered by one reply."""
+    release, futures = _joined(count)
     ticker = _Ticker()
     woken_at: list[int] = [-1] * count
-    futures = []
-    for number in range(count):
-        future = coalescer.join(Join("channel", number, _combine), "messages.send")
+    for number, future in enumerate(futures):
         future.add_done_callback(lambda _f, number=number: woken_at.__setitem__(number, ticker.iterations))
-        futures.append(future)
     await asyncio.sleep(0)  # the drain task takes every waiting flow into its request
     ticker.start()
     release.set()
@@ -82,35 +87,22 @@ async def test_a_reply_for_a_few_flows_wakes_them_together() -> None:
 
 
 async def test_an_error_reaches_every_flow_of_the_request_at_once() -> None:
-    release = asyncio.Event()
     error = ProviderError("the read failed")
-
-    async def send(request: Request, operation: str) -> Any:
-        await release.wait()
-        raise error
-
-    coalescer = Coalescer(send, SystemClock())
-    futures = [coalescer.join(Join("channel", number, _combine), "messages.send") for number in range(30)]
+    release, futures = _joined(30, error)
     await asyncio.sleep(0)
     release.set()
     outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout=5)
     assert all(outcome is error for outcome in outcomes)
 
 
-async def test_a_flow_whose_caller_gave_up_is_skipped_and_the_others_are_answered() -> None:
-    release = asyncio.Event()
-
-    async def send(request: Request, operation: str) -> Any:
-        await release.wait()
-        return request.json
-
-    coalescer = Coalescer(send, SystemClock())
-    futures = [coalescer.join(Join("channel", number, _combine), "messages.send") for number in range(20)]
+async def test_a_flow_whose_caller_gives_up_between_steps_is_skipped_and_the_others_are_answered() -> None:
+    release, futures = _joined(20)
+    # Given up once the reply has come and the first step is woken: its answer is still scheduled (third step).
+    futures[0].add_done_callback(lambda _f: futures[17].cancel())
     await asyncio.sleep(0)
-    futures[15].cancel()  # in the reply's last step
     release.set()
     outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout=5)
-    assert isinstance(outcomes[15], asyncio.CancelledError)
-    assert [outcome for number, outcome in enumerate(outcomes) if number != 15] == [
-        f"stored {number}" for number in range(20) if number != 15
+    assert isinstance(outcomes[17], asyncio.CancelledError)
+    assert [outcome for number, outcome in enumerate(outcomes) if number != 17] == [
+        f"stored {number}" for number in range(20) if number != 17
     ]
