@@ -94,7 +94,10 @@ class Probe:
             answer = await reply.json(content_type=None)
         if reply.status != 200 or not isinstance(answer, dict):
             raise ProbeError(f"/channel/messagesync answered HTTP {reply.status}: {str(answer)[:200]}")
-        return {row["message_id"]: row["message_seq"] for row in answer.get("messages") or []}
+        try:
+            return {int(row["message_id"]): int(row["message_seq"]) for row in answer.get("messages") or []}
+        except (KeyError, TypeError, ValueError):
+            raise ProbeError(f"/channel/messagesync answered rows without ids or seqs: {str(answer)[:200]}") from None
 
     async def warmed(self, channel: Channel) -> Channel:
         """``channel`` after one untimed send that is listed (WuKongIM sets the channel up on its first message)."""
@@ -121,6 +124,9 @@ class Probe:
 
 
 def _summary(values: list[float]) -> dict[str, float]:
+    """p50, p95, min and max; empty when nothing was measured (every message given up on)."""
+    if not values:
+        return {}
     ordered = sorted(values)
     return {"p50": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
             "max": ordered[-1], "min": ordered[0]}  # fmt: skip

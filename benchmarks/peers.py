@@ -149,12 +149,13 @@ async def _timed_turn(
     gc.collect()  # untimed: no turn pays for the garbage of the turns before it (as in http_clients.py)
     collector = _GCClock()
     gc.callbacks.append(collector)
-    if pause_collector:
+    paused_here = pause_collector and gc.isenabled()  # a caller running with collection off keeps it off
+    if paused_here:
         gc.disable()
     try:
         wall, cpu = await _drive(send, total, concurrency)
     finally:
-        if pause_collector:
+        if paused_here:
             gc.enable()
         gc.callbacks.remove(collector)
     return total / wall, {
