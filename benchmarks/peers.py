@@ -1,7 +1,7 @@
 """imbridge against a peer SDK (gowk, Go) and raw aiohttp, on a live WuKongIM, in one run.
 
     .venv/bin/python -m benchmarks.peers [--env-file FILE] [--gowk PATH] [--messages 2000] [--rounds 3]
-                                         [--concurrency 64] [--pause-collector]
+                                         [--concurrency 64] [--server-pid PID] [--pause-collector]
 
 Optional: it needs a WuKongIM v2 server (``IMBRIDGE_WUKONG_BASE_URL`` and ``IMBRIDGE_WUKONG_MANAGER_TOKEN``,
 from the environment or ``--env-file``, a file of ``export NAME=value`` lines) and, for the gowk rows, a
@@ -34,6 +34,12 @@ woke all the sends it confirmed at once, the confirmed sends on a channel moved 
 allocated in bursts and freed in bursts, and the collector, which counts allocations net of frees, ran more
 often. Reads now wake their sends a few at a time (imbridge/_coalesce.py), and the counts show whether they still
 move in step.
+
+``--server-pid PID`` (Linux; the server on this machine) adds what each turn cost the server in CPU, per send,
+read from ``/proc/PID/stat`` before and after the turn (so the turn's two registrations and any work the server
+finishes meanwhile are in it). Where the client and the server share the machine's cores, the client's and
+the server's CPU per send together bound the rate; the run prints that bound for both imbridge modes and
+their ratio, the most confirm on could reach against confirm off on this machine.
 
 ``--pause-collector`` is a diagnostic: no automatic collection during the Python turns, so the ratios show what
 confirmation costs in CPU and waits alone. It prints no verdict: applications run with the collector on.
@@ -120,6 +126,21 @@ class Pair:
         self.sender = f"{stamp}s{Pair.counter}"
         self.recipient = f"{stamp}r{Pair.counter}"
         self.channel = fake_channel_id(self.sender, self.recipient)  # where WuKongIM stores their messages
+
+
+class ServerClock:
+    """CPU seconds (user + system, every thread) a process on this machine has used: the server's, from
+    ``/proc/PID/stat`` (Linux)."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = Path(f"/proc/{pid}/stat")
+        self.ticks_per_second = os.sysconf("SC_CLK_TCK")
+        self.seconds()  # fails now, not in the middle of a run, when there is no such process
+
+    def seconds(self) -> float:
+        # Fields 14 and 15 (utime, stime), counted after the ")" that ends the command name, which may hold spaces.
+        fields = self.path.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.ticks_per_second
 
 
 class _GCClock:
@@ -251,7 +272,8 @@ def client_cost(details: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str,
     program)."""
     found: dict[str, dict[str, float]] = {}
     for name, turns in details.items():
-        keys = [key for key in ("cpu_us_per_send", "cpu_share", "gc_us_per_send") if all(key in turn for turn in turns)]
+        keys = [key for key in ("cpu_us_per_send", "cpu_share", "gc_us_per_send", "server_cpu_us_per_send")
+                if all(key in turn for turn in turns)]  # fmt: skip
         figures = {key: statistics.median(turn[key] for turn in turns) for key in keys} if turns else {}
         if turns and all("gc_collections" in turn for turn in turns):
             figures["youngest_collections"] = statistics.median(turn["gc_collections"][0] for turn in turns)
@@ -259,6 +281,19 @@ def client_cost(details: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str,
         if figures:
             found[name] = figures
     return found
+
+
+def print_machine_bound(on_cost: dict[str, float], off_cost: dict[str, float]) -> None:
+    """Client + server CPU per send for both imbridge modes, and the rate the machine's cores allow each when the
+    two share them: the ratio of those bounds is the most confirm on can reach against confirm off here."""
+    cores = os.cpu_count() or 1
+    bounds: dict[str, float] = {}
+    for label, figure in (("confirm on", on_cost), ("confirm off", off_cost)):
+        both = figure["cpu_us_per_send"] + figure["server_cpu_us_per_send"]
+        bounds[label] = cores * 1e6 / both
+        print(f"  {label:<12} client {figure['cpu_us_per_send']:,.0f} + server {figure['server_cpu_us_per_send']:,.0f}"
+              f" = {both:,.0f} us per send: at most {bounds[label]:,.0f} msg/s on {cores} shared cores")  # fmt: skip
+    print(f"  bound of confirm on / confirm off on this machine: {bounds['confirm on'] / bounds['confirm off']:.2f}")
 
 
 def _ratio(over: list[float], under: list[float]) -> float:
@@ -270,7 +305,9 @@ def _per_round(over: list[float], under: list[float]) -> list[float]:
     return [a / b for a, b in zip(over, under, strict=True)]
 
 
-async def bench(args: argparse.Namespace, base_url: str, token: str, gowk: str | None) -> dict[str, Any]:
+async def bench(
+    args: argparse.Namespace, base_url: str, token: str, gowk: str | None, server: ServerClock | None
+) -> dict[str, Any]:
     stamp = f"pb{int(time.time()) & 0xFFFFFF:x}"
     total, concurrency, paused = args.messages, args.concurrency, args.pause_collector
     clients: dict[str, Callable[[], Awaitable[tuple[float, dict[str, Any]]]]] = {
@@ -298,7 +335,10 @@ async def bench(args: argparse.Namespace, base_url: str, token: str, gowk: str |
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             loads.append(load_average())
+            server_before = server.seconds() if server else 0.0
             rate, detail = await clients[name]()
+            if server:
+                detail["server_cpu_us_per_send"] = round((server.seconds() - server_before) / total * 1e6, 1)
             rates[name].append(rate)
             details[name].append(detail)
             print(f"round {round_number + 1}: {name:<28}{rate:>10,.0f} msg/s  {json.dumps(detail)}", flush=True)
@@ -336,7 +376,15 @@ def main() -> None:
         help="diagnostic: no automatic garbage collection during the Python turns (what the sends cost without the "
         "collector's work); no verdict is printed for such a run",
     )  # fmt: skip
+    parser.add_argument(
+        "--server-pid", type=int,
+        help="the WuKongIM process, when it runs on this machine (Linux): its CPU per send is reported too",
+    )  # fmt: skip
     args = parser.parse_args()
+    try:
+        server_clock = ServerClock(args.server_pid) if args.server_pid is not None else None
+    except OSError as error:
+        parser.error(f"--server-pid {args.server_pid}: no readable /proc entry ({error.strerror})")
     server = live_server(args.env_file)
     if server is None:
         return
@@ -347,24 +395,29 @@ def main() -> None:
     paused = "; DIAGNOSTIC: garbage collector paused during the Python turns" if args.pause_collector else ""
     print(f"WuKongIM {version} at {base_url}; {args.messages} one-to-one texts per client per round, "
           f"concurrency {args.concurrency}, {args.rounds} rounds; {os.cpu_count()} CPUs{paused}")  # fmt: skip
-    figures = asyncio.run(bench(args, base_url, token, gowk))
+    figures = asyncio.run(bench(args, base_url, token, gowk, server_clock))
     rates = figures["rates"]
     print(f"{'client':<30}{'msg/s (median)':>16}   per round")
     for name, values in rates.items():
         print(f"{name:<30}{statistics.median(values):>16,.0f}   {', '.join(f'{v:,.0f}' for v in values)}")
     cost = client_cost(figures["details"])
-    print(f"{'client CPU (medians)':<30}{'us/send':>16}{'busy':>8}{'of it GC':>10}{'collections: youngest, full':>30}")
+    serving = any("server_cpu_us_per_send" in figure for figure in cost.values())
+    print(f"{'client CPU (medians)':<30}{'us/send':>16}{'busy':>8}{'of it GC':>10}{'collections: youngest, full':>30}"
+          + (f"{'server us/send':>16}" if serving else ""))  # fmt: skip
     for name, figure in cost.items():
         busy = f"{figure['cpu_share']:.0%}" if "cpu_share" in figure else "-"
         collected = f"{figure['gc_us_per_send'] / figure['cpu_us_per_send']:.0%}" if "gc_us_per_send" in figure else "-"
         counts = (f"{figure['youngest_collections']:.0f}, {figure['full_collections']:.0f}"
                   if "full_collections" in figure else "-")  # fmt: skip
-        print(f"{name:<30}{figure['cpu_us_per_send']:>16,.0f}{busy:>8}{collected:>10}{counts:>30}")
+        served = f"{figure['server_cpu_us_per_send']:>16,.0f}" if "server_cpu_us_per_send" in figure else ""
+        print(f"{name:<30}{figure['cpu_us_per_send']:>16,.0f}{busy:>8}{collected:>10}{counts:>30}{served}")
     if {"imbridge-async confirm on", "imbridge-async confirm off"} <= cost.keys():
         on_cost, off_cost = cost["imbridge-async confirm on"], cost["imbridge-async confirm off"]
         extra = on_cost["cpu_us_per_send"] - off_cost["cpu_us_per_send"]
         print(f"confirmation's own CPU: {extra:+.0f} us per send (imbridge is one thread: where it is busy near 100%, "
               f"every microsecond of it is throughput)")  # fmt: skip
+        if "server_cpu_us_per_send" in on_cost and "server_cpu_us_per_send" in off_cost:
+            print_machine_bound(on_cost, off_cost)
     on, off = rates["imbridge-async confirm on"], rates["imbridge-async confirm off"]
     ratios = {
         "imbridge confirm-on / confirm-off": (_ratio(on, off), f">= {CONFIRM_GOAL}", _ratio(on, off) >= CONFIRM_GOAL),
