@@ -36,10 +36,11 @@ often. Reads now wake their sends a few at a time (imbridge/_coalesce.py), and t
 move in step.
 
 ``--server-pid PID`` (Linux; the server on this machine) adds what each turn cost the server in CPU, per send,
-read from ``/proc/PID/stat`` before and after the turn (so the turn's two registrations and any work the server
-finishes meanwhile are in it). Where the client and the server share the machine's cores, the client's and
-the server's CPU per send together bound the rate; the run prints that bound for both imbridge modes and
-their ratio, the most confirm on could reach against confirm off on this machine.
+read from ``/proc/PID/stat`` before and after the turn. The turn's two registrations and any work the server
+finishes meanwhile are in it, and the kernel counts in ticks of 10 ms: about 5 us per send over 2,000 sends.
+Where the client and the server share the machine's cores, the client's and the server's CPU per send together
+bound the rate; the run prints that bound for both imbridge modes and their ratio, the most confirm on could
+reach against confirm off on this machine.
 
 ``--pause-collector`` is a diagnostic: no automatic collection during the Python turns, so the ratios show what
 confirmation costs in CPU and waits alone. It prints no verdict: applications run with the collector on.
