@@ -1,7 +1,8 @@
 """imbridge against a peer SDK (gowk, Go) and raw aiohttp, on a live WuKongIM, in one run.
 
     .venv/bin/python -m benchmarks.peers [--env-file FILE] [--gowk PATH] [--messages 2000] [--rounds 3]
-                                         [--concurrency 64] [--server-pid PID] [--pause-collector]
+                                         [--concurrency 64] [--server-pid PID] [--jsonrpc-url WS_URL]
+                                         [--pause-collector]
 
 Optional: it needs a WuKongIM v2 server (``IMBRIDGE_WUKONG_BASE_URL`` and ``IMBRIDGE_WUKONG_MANAGER_TOKEN``,
 from the environment or ``--env-file``, a file of ``export NAME=value`` lines) and, for the gowk rows, a
@@ -18,7 +19,12 @@ a fresh recipient (a new pair per client and round, so no client writes to a cha
 * gowk with the per-message lookups imbridge makes to confirm a send (``GET /message/byclientmsgno`` until
   the message is found; the program must treat WuKongIM's HTTP 200 ``{"status":404}`` as not found);
 * imbridge ``AsyncIMClient`` with confirmation on (the default) and off;
-* raw aiohttp written the ordinary way (``session.post(url, json=body)``, ``await reply.json()``).
+* raw aiohttp written the ordinary way (``session.post(url, json=body)``, ``await reply.json()``);
+* with ``--jsonrpc-url`` (the node's WebSocket listener, e.g. ``ws://127.0.0.1:5200``): raw aiohttp over
+  WuKongIM's JSON-RPC, one connection for the sender on the ``SYSTEM`` device flag (99). The node answers each
+  ``send`` there only after storing it, with its seq (the binary protocol's SENDACK), so every send this client
+  counts is confirmed by the node itself, with no reads. imbridge does not send this way yet: the row measures
+  what a transport confirming by the node's own answer could reach.
 
 Each round runs every client once, the order rotating from round to round, so that the machine's swings
 (the server shares the cores with the client) fall on every client alike; the medians over ``--rounds``
@@ -74,6 +80,7 @@ from imbridge import AsyncIMClient, Conversation, IMBridgeError
 from imbridge.providers.wukong.wire import fake_channel_id
 
 CONFIRM_GOAL = 0.9  # imbridge confirm-on / imbridge confirm-off
+JSONRPC = "raw JSON-RPC, node-confirmed"
 PEER_GOAL = 1.2  # imbridge confirm-on / gowk with the same lookups
 
 
@@ -247,6 +254,68 @@ async def run_aiohttp(
         return rate, {"outcome": dict(outcome), "channel": pair.channel, **cost}
 
 
+async def run_jsonrpc(
+    base_url: str, token: str, ws_url: str, pair: Pair, total: int, concurrency: int, *, pause_collector: bool = False
+) -> tuple[float, dict[str, Any]]:
+    """Raw aiohttp over WuKongIM's JSON-RPC WebSocket: one connection for the sender, every send answered once
+    stored. A send counts as ``stored`` only when its answer has reason code 1 (success, as in the binary protocol)
+    and a seq; any other answer is counted by its reason code."""
+    outcome: Counter[str] = Counter()
+    async with aiohttp.ClientSession(headers={"token": token}) as session:
+        # Its own token on the SYSTEM flag: a node that checks tokens lets the connection in, and the tokens the
+        # user's apps hold on the other flags stay as they are.
+        body = {"uid": pair.sender, "token": pair.sender + "t", "device_flag": 99}
+        async with session.post(f"{base_url}/user/token", json=body) as reply:
+            reply.raise_for_status()
+        try:
+            socket = await session.ws_connect(ws_url)
+        except (aiohttp.ClientError, OSError) as error:
+            raise SystemExit(f"--jsonrpc-url {ws_url}: no WebSocket there ({error})") from None
+        async with socket:
+            connect = {"uid": pair.sender, "token": pair.sender + "t", "deviceFlag": 99,
+                       "deviceId": f"{pair.sender}-bench"}  # fmt: skip
+            await socket.send_str(json.dumps({"method": "connect", "params": connect, "id": "connect"}))
+            try:
+                frame = await asyncio.wait_for(socket.receive(), 5)  # the node closes a connection not in within 2 s
+            except TimeoutError:
+                raise SystemExit(f"{ws_url}: no answer to the JSON-RPC connect within 5 s") from None
+            answer = json.loads(frame.data) if frame.type is aiohttp.WSMsgType.TEXT else {}
+            if (answer.get("result") or {}).get("reasonCode") != 1:
+                raise SystemExit(f"{ws_url}: the JSON-RPC connect was refused: {str(frame.data)[:200]}")
+            loop = asyncio.get_running_loop()
+            waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+            async def read_answers() -> None:
+                async for frame in socket:
+                    if frame.type is not aiohttp.WSMsgType.TEXT:
+                        continue
+                    message = json.loads(frame.data)  # a "recv" notification has no id, and is skipped
+                    future = waiting.pop(message.get("id"), None)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                for future in waiting.values():  # the connection closed with sends unanswered
+                    if not future.done():
+                        future.set_exception(ConnectionError(f"{ws_url} closed the connection"))
+
+            async def send(number: int) -> None:
+                payload = base64.b64encode(json.dumps({"type": 1, "content": f"bench {number}"}).encode()).decode()
+                params = {"clientMsgNo": f"{pair.sender}-{number}", "channelId": pair.recipient, "channelType": 1,
+                          "payload": payload, "header": {"redDot": True}}  # fmt: skip
+                request_id = f"send-{number}"
+                waiting[request_id] = future = loop.create_future()
+                await socket.send_str(json.dumps({"method": "send", "params": params, "id": request_id}))
+                result = (await future).get("result") or {}
+                stored = result.get("reasonCode") == 1 and result.get("messageSeq", 0) > 0
+                outcome["stored" if stored else f"error reason {result.get('reasonCode')}"] += 1
+
+            reader = asyncio.create_task(read_answers())
+            try:
+                rate, cost = await _timed_turn(send, total, concurrency, pause_collector=pause_collector)
+            finally:
+                reader.cancel()
+    return rate, {"outcome": dict(outcome), "channel": pair.channel, **cost}
+
+
 def run_gowk(
     program: str, base_url: str, token: str, total: int, concurrency: int, *, lookup: bool
 ) -> tuple[float, dict[str, Any]]:
@@ -320,6 +389,11 @@ async def bench(
         ),
         "raw aiohttp": lambda: run_aiohttp(base_url, token, Pair(stamp), total, concurrency, pause_collector=paused),
     }
+    if args.jsonrpc_url:
+        ws_url = args.jsonrpc_url
+        clients[JSONRPC] = lambda: run_jsonrpc(
+            base_url, token, ws_url, Pair(stamp), total, concurrency, pause_collector=paused
+        )
     if gowk is not None:
         program = gowk
         clients["gowk"] = lambda: asyncio.to_thread(
@@ -378,6 +452,10 @@ def main() -> None:
         "collector's work); no verdict is printed for such a run",
     )  # fmt: skip
     parser.add_argument(
+        "--jsonrpc-url", default=os.environ.get("IMBRIDGE_WUKONG_JSONRPC_URL"),
+        help="the node's WebSocket listener (ws://...): adds raw sends over its JSON-RPC, each answered once stored",
+    )  # fmt: skip
+    parser.add_argument(
         "--server-pid", type=int,
         help="the WuKongIM process, when it runs on this machine (Linux): its CPU per send is reported too",
     )  # fmt: skip
@@ -426,6 +504,11 @@ def main() -> None:
         "imbridge confirm-on / raw aiohttp": (_ratio(on, rates["raw aiohttp"]), "", None),
     }
     per_round = {"imbridge confirm-on / confirm-off": _per_round(on, off)}
+    if JSONRPC in rates:
+        # What confirming by the node's own answer could reach, against what imbridge reaches without confirming.
+        label = f"{JSONRPC} / imbridge confirm-off"
+        ratios[label] = (_ratio(rates[JSONRPC], off), "", None)
+        per_round[label] = _per_round(rates[JSONRPC], off)
     if "gowk" in rates:
         peer = _ratio(on, rates["gowk + lookups"])
         ratios["imbridge confirm-on / gowk + lookups"] = (peer, f">= {PEER_GOAL}", peer >= PEER_GOAL)
@@ -434,12 +517,13 @@ def main() -> None:
         ratios["raw aiohttp (no check) / gowk + lookups"] = (_ratio(rates["raw aiohttp"], rates["gowk + lookups"]),
                                                              "", None)  # fmt: skip
         per_round["imbridge confirm-on / gowk + lookups"] = _per_round(on, rates["gowk + lookups"])
+    width = max(40, *(len(label) + 2 for label in ratios))
     for label, (value, goal, met) in ratios.items():
         verdict = "" if met is None else f" (goal {goal}: {'met' if met else 'NOT met'})"
         if met is not None and args.pause_collector:
             verdict = " (diagnostic run, collector paused: no verdict)"
         spread = f"; per round {min(per_round[label]):.2f}-{max(per_round[label]):.2f}" if label in per_round else ""
-        print(f"{label:<40}{value:.2f}x{verdict}{spread}")
+        print(f"{label:<{width}}{value:.2f}x{verdict}{spread}")
     print("reported sent but not stored (summed over the rounds; an imbridge send that was not stored raises instead):")
     for name, turns in figures["details"].items():
         lost = [turn["reported_sent_not_stored"] for turn in turns if "reported_sent_not_stored" in turn]
