@@ -18,10 +18,11 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
 
 from imbridge._clock import Clock
 from imbridge._coalesce import Coalescer
-from imbridge._flow import NOT_JOINED, Flow, HTTPRequest, Instruction, Join, Request, Response, Sleep
+from imbridge._flow import NOT_JOINED, Call, Flow, HTTPRequest, Instruction, Join, Request, Response, Sleep
 from imbridge._http import AsyncTransport, SyncTransport
 from imbridge._masking import mask_url
 from imbridge._pacing import Pacer, Rate
+from imbridge._sockets import AsyncSockets, SyncSockets
 from imbridge.errors import (
     AuthenticationError,
     IMBridgeError,
@@ -73,9 +74,10 @@ class _Core:
 
     def __init__(
         self, provider: Provider, *, retry: RetryPolicy, timeout: float, clock: Clock, pacer: Pacer,
-        bulk_concurrency: int = 8,
+        bulk_concurrency: int = 8, sockets: Any = None,
     ) -> None:  # fmt: skip
         self.bulk_concurrency = bulk_concurrency
+        self.sockets = sockets  # the client's JSON-RPC connections (Call), made by the client on first use
         self._rates: dict[str, Rate | None] = {}
         self.provider = provider
         self.retry = retry
@@ -132,6 +134,18 @@ class _Core:
 
     def budget(self) -> _WaitBudget:
         return _WaitBudget(self.retry.max_total_wait)
+
+    def call_retry_wait(self, error: IMBridgeError, attempt: int, budget: _WaitBudget) -> float | None:
+        """After attempt ``attempt`` of a :class:`Call` failed: the wait before the next, or None to give up. Only a
+        request that was never written is made again (``may_have_landed=False``): the flow looks up any other."""
+        if not isinstance(error, TransportError) or error.may_have_landed or attempt >= self.retry.max_attempts:
+            return None
+        return budget.take(self.retry_wait(attempt, error))
+
+    def call_failed(self, error: IMBridgeError, call: Call, operation: str, attempt: int) -> IMBridgeError:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s over %s failed (attempt %d): %s", operation, call.method, call.url, attempt, error)
+        return self.annotate(error, operation, attempt)
 
     # -- one attempt, before and after the wire -------------------------------------------------
 
@@ -234,6 +248,8 @@ class _Core:
 class SyncExecutor(_Core):
     """Runs flows with a blocking transport."""
 
+    sockets: SyncSockets | None
+
     def __init__(self, provider: Provider, transport: SyncTransport | None, **options: Any) -> None:
         super().__init__(provider, **options)
         self.transport = transport
@@ -244,7 +260,17 @@ class SyncExecutor(_Core):
             instruction: Instruction = next(flow)
             while True:
                 if not isinstance(instruction, Request):  # the rare instructions; a request is the hot path
-                    if isinstance(instruction, Sleep):
+                    if isinstance(instruction, Call):
+                        try:
+                            answer = self._call(instruction, operation)
+                        except IMBridgeError as error:
+                            instruction = flow.throw(error)
+                            continue
+                        try:
+                            instruction = flow.send(answer)
+                        except _SHAPE_ERRORS as exc:
+                            raise self.shape_error(exc, operation, self.provider.name) from exc
+                    elif isinstance(instruction, Sleep):
                         self.clock.sleep(instruction.seconds)
                         instruction = flow.send(None)
                     elif isinstance(instruction, Join):  # nothing runs concurrently here to share with
@@ -283,6 +309,23 @@ class SyncExecutor(_Core):
             return result
         finally:
             flow.close()
+
+    def _call(self, call: Call, operation: str) -> Any:
+        """One :class:`Call`, made again only while it was never written (as the RetryPolicy allows)."""
+        if self.sockets is None:
+            raise RuntimeError(f"{self.provider.name} yielded a JSON-RPC call but the client has no sockets")
+        budget: _WaitBudget | None = None
+        attempt = 1
+        while True:
+            try:
+                return self.sockets.call(call, self.timeout)
+            except IMBridgeError as error:
+                budget = budget or self.budget()
+                wait = self.call_retry_wait(error, attempt, budget)
+                if wait is None:
+                    raise self.call_failed(error, call, operation, attempt) from None
+            self.clock.sleep(wait)
+            attempt += 1
 
     def _outcome(self, request: Request, operation: str, budget: _WaitBudget) -> Any:
         try:
@@ -354,6 +397,8 @@ class SyncExecutor(_Core):
 class AsyncExecutor(_Core):
     """Runs flows on asyncio with an async transport (aiohttp by default)."""
 
+    sockets: AsyncSockets | None
+
     def __init__(self, provider: Provider, transport: AsyncTransport | None, **options: Any) -> None:
         super().__init__(provider, **options)
         self.transport = transport
@@ -365,7 +410,17 @@ class AsyncExecutor(_Core):
             instruction: Instruction = next(flow)
             while True:
                 if not isinstance(instruction, Request):  # the rare instructions; a request is the hot path
-                    if isinstance(instruction, Sleep):
+                    if isinstance(instruction, Call):  # a send on a JSON-RPC transport: its answer confirms it
+                        try:
+                            answer = await self._call(instruction, operation)
+                        except IMBridgeError as error:
+                            instruction = flow.throw(error)
+                            continue
+                        try:
+                            instruction = flow.send(answer)
+                        except _SHAPE_ERRORS as exc:
+                            raise self.shape_error(exc, operation, self.provider.name) from exc
+                    elif isinstance(instruction, Sleep):
                         await self.clock.asleep(instruction.seconds)
                         instruction = flow.send(None)
                     elif isinstance(instruction, Join):
@@ -429,6 +484,23 @@ class AsyncExecutor(_Core):
             return result
         finally:
             flow.close()
+
+    async def _call(self, call: Call, operation: str) -> Any:
+        """One :class:`Call`, made again only while it was never written (as the RetryPolicy allows)."""
+        if self.sockets is None:
+            raise RuntimeError(f"{self.provider.name} yielded a JSON-RPC call but the client has no sockets")
+        budget: _WaitBudget | None = None
+        attempt = 1
+        while True:
+            try:
+                return await self.sockets.call(call, self.timeout)
+            except IMBridgeError as error:
+                budget = budget or self.budget()
+                wait = self.call_retry_wait(error, attempt, budget)
+                if wait is None:
+                    raise self.call_failed(error, call, operation, attempt) from None
+            await self.clock.asleep(wait)
+            attempt += 1
 
     async def _gather(self, requests: list[Request], operation: str, budget: _WaitBudget) -> list[Any]:
         limit = asyncio.Semaphore(self.bulk_concurrency)

@@ -1,6 +1,6 @@
 """The sans-IO vocabulary between providers and the executor.
 
-A provider operation is a generator (a *flow*): it yields :class:`Request` (or :class:`Sleep`) and
+A provider operation is a generator (a *flow*): it yields :class:`Request` (or :class:`Sleep`, :class:`Call`…) and
 receives the decoded reply, or has the typed error thrown into it, and finally returns its result. The
 executor (``_exec.py``) drives the same flow with a sync or an async HTTP client, so multi-step
 operations (paging, lookup-before-retry, emulated features) are written once.
@@ -117,6 +117,32 @@ KEEP_WAITING: Any = _KeepWaiting()
 
 
 @dataclass(slots=True)
+class Call:
+    """One JSON-RPC 2.0 request over a WebSocket the driver keeps open (WuKongIM's ``send``, which its node answers
+    only once the message is stored: the answer is the confirmation).
+
+    Connections are kept per ``(url, identity)``. Each is opened with what ``login()`` returns for it (a JSON-RPC
+    request object without its id), whose answer ``check_login`` reads: it raises the typed error of a refused
+    login, and is given None when the server closed the connection without answering. Notifications the server
+    pushes meanwhile go to ``on_notice``, which returns the frame to answer with (an acknowledgement), or None.
+
+    The flow receives the answer object (with ``result`` or ``error``), or has thrown into it a TransportError:
+    ``may_have_landed=False`` when the request was never written (no connection, a failed login; the driver
+    retries those as its RetryPolicy allows), True when it was written and the connection was lost or no answer
+    came within the client's timeout.
+    """
+
+    url: str
+    identity: str
+    login: Callable[[], Mapping[str, Any]]
+    check_login: Callable[[Any], None]
+    on_notice: Callable[[Any], Mapping[str, Any] | None]
+    method: str
+    params: Mapping[str, Any]
+    api: str = ""
+
+
+@dataclass(slots=True)
 class HTTPRequest:
     """A request ready for the wire: absolute URL, auth applied, body encoded."""
 
@@ -167,7 +193,7 @@ class Response:
 MAX_RETRY_AFTER = timedelta(days=365)
 """The longest Retry-After read from a response; anything longer (or infinite) reads as this."""
 
-Instruction = Request | Sleep | Gather | Join
+Instruction = Request | Sleep | Gather | Join | Call
 Flow = Generator[Instruction, Any, T]
 """A provider operation: yields instructions, receives decoded replies, returns T."""
 

@@ -28,6 +28,7 @@ from imbridge._http import (
     SyncTransport,
 )
 from imbridge._pacing import Pacer
+from imbridge._sockets import AsyncSockets, SyncSockets
 from imbridge.capabilities import CapabilityMap
 from imbridge.config import Selection
 from imbridge.errors import ConfigurationError
@@ -130,6 +131,7 @@ class _ResourceSlot(Generic[S, A]):
 
 class _ClientBase(Generic[E]):
     _executor: E
+    _sockets: SyncSockets | AsyncSockets | None  # the JSON-RPC connections of a provider that sends over them
 
     # The resources: a new one is its module in imbridge/resources/ and one line here.
     users = _ResourceSlot(Users, AsyncUsers)
@@ -176,7 +178,7 @@ class _ClientBase(Generic[E]):
     def _executor_options(self) -> dict[str, Any]:
         return {
             "retry": self._retry, "timeout": self._timeout, "clock": self._clock, "pacer": self._pacer,
-            "bulk_concurrency": self._bulk_concurrency,
+            "bulk_concurrency": self._bulk_concurrency, "sockets": self._sockets,
         }  # fmt: skip
 
     def _health_options(self, timeout: float | None) -> dict[str, Any]:
@@ -249,9 +251,12 @@ class IMClient(_ClientBase[SyncExecutor]):
                          before_send=before_send)  # fmt: skip
         self._transport: SyncTransport | None = None
         self._owns_transport = False
+        self._sockets: SyncSockets | None = None  # JSON-RPC connections: nothing is opened until a flow asks
+        self._owns_sockets = True
         if self._provider.uses_http:
             self._transport = HttpxSyncTransport(http_client)
             self._owns_transport = True
+            self._sockets = SyncSockets()
         self._executor = SyncExecutor(self._provider, self._transport, **self._executor_options())
 
     @classmethod
@@ -280,13 +285,15 @@ class IMClient(_ClientBase[SyncExecutor]):
         self._share(clone)
         clone._retry = _retry_policy(retry) if retry is not None else self._retry
         clone._timeout = _timeout(timeout) if timeout is not None else self._timeout
-        clone._owns_provider = clone._owns_transport = False
+        clone._owns_provider = clone._owns_transport = clone._owns_sockets = False
         clone._executor = SyncExecutor(self._provider, self._transport, **clone._executor_options())
         return clone
 
     def close(self) -> None:
         if self._transport is not None and self._owns_transport:
             self._transport.close()
+        if self._sockets is not None and self._owns_sockets:
+            self._sockets.close()
         if self._owns_provider:
             self._provider.close()
 
@@ -348,7 +355,10 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         self._background_maintenance = background_maintenance
         self._transport: AsyncTransport | None = None
         self._owns_transport = False
+        self._sockets: AsyncSockets | None = None  # JSON-RPC connections: nothing is opened until a flow asks
+        self._owns_sockets = True
         if self._provider.uses_http:
+            self._sockets = AsyncSockets()
             if http_client is not None:
                 self._transport = HttpxAsyncTransport(http_client)
             else:
@@ -397,7 +407,7 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
         clone._background_maintenance = None  # the background runs stay this client's
         clone._retry = _retry_policy(retry) if retry is not None else self._retry
         clone._timeout = _timeout(timeout) if timeout is not None else self._timeout
-        clone._owns_provider = clone._owns_transport = False
+        clone._owns_provider = clone._owns_transport = clone._owns_sockets = False
         clone._executor = AsyncExecutor(self._provider, self._transport, **clone._executor_options())
         return clone
 
@@ -407,6 +417,8 @@ class AsyncIMClient(_ClientBase[AsyncExecutor]):
             await background.stop()  # before the transport it uses goes
         if self._transport is not None and self._owns_transport:
             await self._transport.aclose()
+        if self._sockets is not None and self._owns_sockets:
+            await self._sockets.aclose()
         if self._owns_provider:
             self._provider.close()
 

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
@@ -300,3 +300,104 @@ class CallbackDispatcher:
             self._thread.join(timeout=5)
         if self._client is not None:
             self._client.close()
+
+
+# -- a JSON-RPC WebSocket an emulator serves (WuKongIM's wsAddr) --------------------------------------------------
+
+
+class JsonRpcEndpoint(Protocol):
+    """One connection's state on an emulated JSON-RPC WebSocket (:class:`imbridge.emulators.wukong.JsonRpcSession`)."""
+
+    def receive(self, text: str | bytes) -> tuple[list[dict[str, Any]], bool]: ...
+
+    def close(self) -> None: ...
+
+
+class JsonRpcServer:
+    """An emulator's JSON-RPC WebSocket on 127.0.0.1 (the ``websockets`` library's threaded server).
+
+    ``fault``, when set, is asked about every frame a client sends and may answer how the network fails it:
+    ``"drop"`` (the connection dies before the frame reaches the emulator: never processed), ``"lose answer"``
+    (processed, then the connection dies before the answer leaves) or ``"hold"`` (processed, answered after
+    ``hold_seconds``: a congested link). A connection dies as a network failure does: its socket shut, with no
+    WebSocket close frame (as the real node drops a connection, recording.json scenarios 09 and 14)."""
+
+    def __init__(self, open_session: Callable[[Callable[[dict[str, Any]], None]], JsonRpcEndpoint],
+                 port: int = 0) -> None:  # fmt: skip
+        from websockets.sync.server import serve as serve_websocket
+
+        self._open_session = open_session
+        self._server = serve_websocket(self._handle, "127.0.0.1", port, compression=None, max_size=2**24)
+        self.fault: Callable[[dict[str, Any]], str | None] | None = None
+        self.hold_seconds = 0.0
+        self.connections_opened = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
+
+    def start(self) -> JsonRpcServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="imbridge-jsonrpc", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _handle(self, connection: Any) -> None:
+        import socket
+
+        from websockets.exceptions import ConnectionClosed
+
+        writing = threading.Lock()  # pushes come from the threads of other connections
+
+        def send(frame: dict[str, Any]) -> None:
+            with writing, suppress(ConnectionClosed):
+                connection.send(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+
+        def die() -> None:
+            with suppress(OSError):
+                connection.socket.shutdown(socket.SHUT_RDWR)
+
+        self.connections_opened += 1
+        session = self._open_session(send)
+        try:
+            for text in connection:
+                fault = None
+                if self.fault is not None:
+                    try:
+                        parsed = json.loads(text)
+                    except ValueError:
+                        parsed = None
+                    fault = self.fault(parsed) if isinstance(parsed, dict) else None
+                if fault == "drop":
+                    die()
+                    break
+                answers, close = session.receive(text)
+                if close or fault == "lose answer":
+                    die()
+                    break
+                if fault == "hold":
+                    time.sleep(self.hold_seconds)
+                for answer in answers:
+                    send(answer)
+        except ConnectionClosed:
+            pass
+        finally:
+            session.close()
+
+
+@contextmanager
+def serve_jsonrpc(
+    open_session: Callable[[Callable[[dict[str, Any]], None]], JsonRpcEndpoint], port: int = 0
+) -> Iterator[JsonRpcServer]:
+    """Serve an emulator's JSON-RPC WebSocket on 127.0.0.1 for the duration of the block:
+    ``serve_jsonrpc(emulator.jsonrpc)`` for a :class:`~imbridge.emulators.wukong.WukongEmulator`."""
+    server = JsonRpcServer(open_session, port).start()
+    try:
+        yield server
+    finally:
+        server.stop()

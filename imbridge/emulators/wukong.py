@@ -59,7 +59,7 @@ from imbridge.providers.local.store import MessageRow, Store
 from imbridge.providers.wukong import mapping, wire
 from imbridge.storage import SQLiteWriter
 
-__all__ = ["VERSION", "WukongEmulator"]
+__all__ = ["VERSION", "JsonRpcSession", "WukongEmulator"]
 
 VERSION = "v2.2.5-20260422"
 """The server version this emulator reproduces."""
@@ -507,6 +507,154 @@ class _Pending:
     """The channel id as the send named it (the recipient of a person message; no command-twin suffix)."""
 
 
+_RPC_PAYLOAD_OBJECT = ("jsonrpc: failed to unmarshal field: send params: json: cannot unmarshal object into Go "
+                       "struct field SendParams.payload of type []uint8")  # fmt: skip
+_RPC_PAYLOAD_BASE64 = "jsonrpc: failed to unmarshal field: send params: illegal base64 data at input byte 0"
+
+
+class JsonRpcSession:
+    """One connection to the emulated node's JSON-RPC WebSocket, as the real v2.2.5 node answered one
+    (tests/fixtures/wukong/jsonrpc/recording.json; its PROVENANCE.md cites the server source for each):
+
+    * the first frame must be ``connect``, else the connection is closed (internal/server/proto.go:210-213); a
+      refused token gets no answer at all (the node then drops the connection about 6 s later; here at once);
+    * a ``send`` is answered once stored, with its seq (``reasonCode`` 1), or refused by the permission steps with
+      their reason code and seq 0, a message id assigned either way; ``noPersist`` is answered with seq 0; a
+      channel whose store stalled answers ``ReasonSystemError`` (15: event_persist.go:31-36, where the real node
+      answers after its store's timeout);
+    * a frame it cannot decode (a payload that is not base64, a send without an id) is answered with an ``error``
+      object (code 0), and every later frame on the connection with that same answer: the connection is stuck;
+    * ``recvack`` is not answered, ``ping`` with ``{"jsonrpc":"2.0","id":…}``;
+    * a stored message is pushed as a ``recv`` notification to the recipients' other JSON-RPC connections.
+    """
+
+    def __init__(self, emulator: WukongEmulator, push: Callable[[dict[str, Any]], None]) -> None:
+        self._emulator = emulator
+        self.push = push
+        self.uid: str | None = None
+        self._conn_id = 0
+        self._stuck: dict[str, Any] | None = None
+
+    def receive(self, text: str | bytes) -> tuple[list[dict[str, Any]], bool]:
+        """The frames that answer ``text``, and whether the node closes the connection (without answering)."""
+        emulator = self._emulator
+        with emulator._lock:
+            if self._stuck is not None:
+                return [self._stuck], False
+            try:
+                frame = json.loads(text)
+            except ValueError:
+                return self._stick(None, "jsonrpc decode: invalid character")
+            if not isinstance(frame, dict):
+                return self._stick(None, "jsonrpc decode: not an object")
+            method, request_id = frame.get("method"), frame.get("id")
+            if self.uid is None:
+                return self._connect(frame) if method == "connect" else ([], True)
+            if method == "send":
+                if request_id is None:
+                    return self._stick(None, "jsonrpc decode: unknown notification method 'send'")
+                return self._send(frame, str(request_id))
+            if method == "ping":
+                return [{"jsonrpc": "2.0", "id": request_id}], False
+            return [], False  # recvack, and anything else it reads: no answer
+
+    def _stick(self, request_id: str | None, message: str) -> tuple[list[dict[str, Any]], bool]:
+        answer: dict[str, Any] = {"jsonrpc": "2.0", "error": {"code": 0, "message": message}}
+        if request_id is not None:
+            answer = {"jsonrpc": "2.0", "id": request_id, "error": {"code": 0, "message": message}}
+        self._stuck = answer
+        return [answer], False
+
+    def _connect(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        emulator = self._emulator
+        params = frame.get("params") if isinstance(frame.get("params"), dict) else {}
+        assert isinstance(params, dict)
+        uid, token, flag = str(params.get("uid") or ""), params.get("token"), params.get("deviceFlag") or 0
+        with emulator.store.sqlite_write() as db:
+            row = db.execute("SELECT token, device_level FROM wukong_emu_devices WHERE uid = ? AND device_flag = ?",
+                             (uid, flag)).fetchone()  # fmt: skip
+        if emulator.token_auth and (not token or row is None or row["token"] != token):
+            return [], True  # event_connect.go:23-26: logged, never answered
+        self.uid = uid
+        emulator._last_conn_id += 1
+        self._conn_id = emulator._last_conn_id
+        level = row["device_level"] if emulator.token_auth and row is not None else 0
+        emulator._connections[self._conn_id] = (uid, int(flag), level)
+        emulator._status(uid, int(flag), True, self._conn_id)
+        emulator._rpc_sessions.setdefault(uid, []).append(self)
+        now_ms = int(emulator.clock.now().timestamp() * 1000)
+        result = {"serverVersion": 5, "timeDiff": now_ms - int(params.get("clientTimestamp") or 0), "reasonCode": 1,
+                  "nodeId": emulator.node_id}  # fmt: skip
+        return [{"jsonrpc": "2.0", "id": frame.get("id"), "result": result}], False
+
+    def _send(self, frame: dict[str, Any], request_id: str) -> tuple[list[dict[str, Any]], bool]:
+        emulator, uid = self._emulator, self.uid
+        assert uid is not None
+        params = frame.get("params") if isinstance(frame.get("params"), dict) else {}
+        assert isinstance(params, dict)
+        payload_text = params.get("payload")
+        if payload_text is not None and not isinstance(payload_text, str):
+            return self._stick(request_id, _RPC_PAYLOAD_OBJECT)
+        try:
+            payload = base64.b64decode(payload_text or "", validate=True)
+        except ValueError:
+            return self._stick(request_id, _RPC_PAYLOAD_BASE64)
+        header = params.get("header") if isinstance(params.get("header"), dict) else {}
+        assert isinstance(header, dict)
+        channel_id, channel_type = str(params.get("channelId") or ""), int(params.get("channelType") or 0)
+        client_msg_no = str(params.get("clientMsgNo") or "")
+        message_id = emulator._next_message_id()
+        reason, seq = emulator._rpc_permission(uid, channel_id, channel_type), 0
+        if reason == 1 and not header.get("noPersist"):
+            stored_id = wire.fake_channel_id(uid, channel_id) if channel_type == PERSON else channel_id
+            if header.get("syncOnce"):
+                stored_id += _CMD_SUFFIX
+            emulator._configure(channel_type, stored_id)
+            seq = emulator._persist(_Pending(
+                0, message_id, channel_type, stored_id, uid, client_msg_no, payload, int(params.get("expire") or 0),
+                0, 1 if header.get("redDot") else 0, 1 if header.get("syncOnce") else 0, channel_id,
+            ))  # fmt: skip
+            if seq == 0:
+                reason = wire.REASON_SYSTEM_ERROR
+        if reason == 1:
+            self._deliver(header, message_id, seq, client_msg_no, channel_id, channel_type, params.get("payload"))
+        result = {"header": header, "messageId": str(message_id), "messageSeq": seq, "reasonCode": reason}
+        return [{"jsonrpc": "2.0", "id": request_id, "result": result}], False
+
+    def _deliver(
+        self, header: dict[str, Any], message_id: int, seq: int, client_msg_no: str, channel_id: str,
+        channel_type: int, payload: Any,
+    ) -> None:  # fmt: skip
+        """Push the message to its recipients' JSON-RPC connections (recording.json scenario 08: a person message
+        arrives with the sender's uid as ``channelId``)."""
+        emulator, uid = self._emulator, self.uid
+        assert uid is not None
+        shown_channel = uid if channel_type == PERSON else channel_id
+        notice = {"jsonrpc": "2.0", "method": "recv", "params": {
+            "header": header, "messageId": str(message_id), "messageSeq": seq, "clientMsgNo": client_msg_no,
+            "timestamp": int(emulator.clock.now().timestamp()), "channelId": shown_channel,
+            "channelType": channel_type, "fromUid": uid, "payload": payload,
+        }}  # fmt: skip
+        for recipient in emulator._rpc_recipients(uid, channel_id, channel_type):
+            for session in emulator._rpc_sessions.get(recipient, []):
+                if session is not self:
+                    session.push(notice)
+
+    def close(self) -> None:
+        """The connection ended (either side): the user's device goes offline."""
+        emulator = self._emulator
+        with emulator._lock:
+            if self.uid is None:
+                return
+            sessions = emulator._rpc_sessions.get(self.uid, [])
+            if self in sessions:
+                sessions.remove(self)
+            connection = emulator._connections.pop(self._conn_id, None)
+            if connection is not None:
+                emulator._status(self.uid, connection[1], False, self._conn_id)
+            self.uid = None
+
+
 class WukongEmulator:
     """A stateful WuKongIM v2.2.5 REST server: in process (:meth:`transport`) or on 127.0.0.1
     (:func:`imbridge.emulators.serve`)."""
@@ -545,6 +693,10 @@ class WukongEmulator:
         # Simulated client connections (the emulator has no TCP/WebSocket side): id -> (uid, device_flag,
         # device_level), what /user/onlinestatus reports and /user/device_quit ends.
         self._connections: dict[int, tuple[str, int, int]] = {}
+        #: The node's ``tokenAuthOn`` (off by default, as in the server's own default configuration): checked by the
+        #: JSON-RPC login only (the REST API is guarded by the manager token).
+        self.token_auth = False
+        self._rpc_sessions: dict[str, list[JsonRpcSession]] = {}  # logged-in JSON-RPC connections by uid
         self._last_conn_id = 0
         #: Connections ended by /user/device_quit: id -> the DISCONNECT reason code sent (12, ConnectKick).
         self.kicked: dict[int, int] = {}
@@ -670,6 +822,39 @@ class WukongEmulator:
         """The ids of ``uid``'s live simulated connections."""
         with self._lock:
             return [conn for conn, (u, _flag, _level) in self._connections.items() if u == uid]
+
+    def jsonrpc(self, push: Callable[[dict[str, Any]], None]) -> JsonRpcSession:
+        """A new connection to the node's JSON-RPC WebSocket (its ``wsAddr``); ``push`` writes a frame to it unasked
+        (a ``recv`` notification). :func:`imbridge.emulators.serve_jsonrpc` serves these over a real WebSocket."""
+        return JsonRpcSession(self, push)
+
+    def _rpc_permission(self, uid: str, channel_id: str, channel_type: int) -> int:
+        """The reason code the node's permission steps give a client's send, in their order
+        (internal/service/permission.go): the channel's ban (19) and disband (24), then the sender on its denylist
+        (4), not a subscriber (3; a group that does not exist has none: recording.json scenario 06), not on a
+        non-empty allowlist (13). A person chat checks the recipient's denylist only (scenario 07; its allowlist
+        is off by default, whitelistOffOfPerson)."""
+        if channel_type == GROUP:
+            row = self._channel_row(GROUP, channel_id)
+            if row is not None and row["ban"]:
+                return wire.REASON_BAN
+            if row is not None and row["disband"]:
+                return wire.REASON_DISBAND
+            if uid in self._list(GROUP, channel_id, "denylist"):
+                return wire.REASON_IN_BLACKLIST
+            if uid not in self._list(GROUP, channel_id, "subscribers"):
+                return wire.REASON_SUBSCRIBER_NOT_EXIST
+            allowed = self._list(GROUP, channel_id, "allowlist")
+            if allowed and uid not in allowed:
+                return wire.REASON_NOT_IN_WHITELIST
+        elif uid in self._list(PERSON, channel_id, "denylist"):
+            return wire.REASON_IN_BLACKLIST
+        return 1
+
+    def _rpc_recipients(self, uid: str, channel_id: str, channel_type: int) -> list[str]:
+        if channel_type == PERSON:
+            return [channel_id]
+        return [member for member in self._list(GROUP, channel_id, "subscribers") if member != uid]
 
     def _tick(self) -> None:
         """Each request brings every accepted message one step closer to being stored."""
@@ -809,11 +994,12 @@ class WukongEmulator:
         with self._lock:
             self._stalled.setdefault(_conversation(channel_type, stored_id), (batch, []))
 
-    def _persist(self, message: _Pending) -> None:
-        """The pipeline's end: a banned or disbanded channel drops the message silently."""
+    def _persist(self, message: _Pending) -> int:
+        """The pipeline's end: the stored message's seq; 0 when a banned or disbanded channel drops it silently, or
+        its channel's store stalled (stall_channel)."""
         row = self._channel_row(message.channel_type, message.stored_id)
         if row is not None and (row["ban"] or row["disband"]):
-            return
+            return 0
         conversation = _conversation(message.channel_type, message.stored_id)
         if conversation in self._stalled:
             batch, stuck = self._stalled[conversation]
@@ -826,7 +1012,7 @@ class WukongEmulator:
                      "expire": message.expire, "setting": message.setting, "red_dot": message.red_dot},
                     self.clock.now().timestamp(), None, False,
                 ))  # fmt: skip
-            return
+            return 0
         stored, _ = self.store.append_message(
             conversation, key=str(message.message_id), sender=message.from_uid, elements=[],
             metadata={"client_msg_no": message.client_msg_no, "channel_id": message.stored_id,
@@ -842,6 +1028,7 @@ class WukongEmulator:
         self._push_conversation(message, stored.seq)
         if self.webhooks is not None:
             self._message_webhooks(message, stored)
+        return stored.seq
 
     # -- webhooks ----------------------------------------------------------------------------------
 

@@ -202,12 +202,10 @@ def _check_json(value: object, where: str, depth: int) -> None:
 
 # -- where the client connects -------------------------------------------------------------------------------
 
-_URL_SCHEMES = frozenset({"http", "https"})
 
-
-def check_base_url(value: object, what: str = "base_url") -> str:
-    """An absolute ``http(s)://host[:port][/path]`` URL without query, fragment, whitespace or control
-    characters; ConfigurationError otherwise (at construction, not on the first request)."""
+def check_base_url(value: object, what: str = "base_url", schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """An absolute ``http(s)://host[:port][/path]`` URL (or of another of ``schemes``) without query, fragment,
+    whitespace or control characters; ConfigurationError otherwise (at construction, not on the first request)."""
     if not isinstance(value, str):
         raise ConfigurationError(f"{what} must be a string, got {type(value).__name__}")
     if not value.isprintable() or _WHITESPACE.search(value):
@@ -217,8 +215,9 @@ def check_base_url(value: object, what: str = "base_url") -> str:
         port = parts.port  # ValueError when out of range or not a number
     except ValueError as exc:
         raise ConfigurationError(f"{what} is not a valid URL ({exc}): {mask_url(value)!r}") from None
-    if parts.scheme.lower() not in _URL_SCHEMES:
-        raise ConfigurationError(f"{what} must start with http:// or https://, got {mask_url(value)!r}")
+    if parts.scheme.lower() not in schemes:
+        allowed = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ConfigurationError(f"{what} must start with {allowed}, got {mask_url(value)!r}")
     if not parts.hostname:
         raise ConfigurationError(f"{what} has no host: {mask_url(value)!r}")
     if parts.query or parts.fragment or value.rstrip().endswith(("?", "#")):

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ValidationError
 
 from imbridge._coalesce import Combine
 from imbridge._cursor import check_position, decode_cursor, encode_cursor
-from imbridge._flow import KEEP_WAITING, NOT_JOINED, Flow, Join, Request, Sleep
+from imbridge._flow import KEEP_WAITING, NOT_JOINED, Call, Flow, Join, Request, Sleep
 from imbridge.capabilities import Operation
 from imbridge.errors import (
+    AuthenticationError,
     InvalidRequestError,
     MessageMayHaveLandedError,
     NotFoundError,
@@ -28,7 +29,7 @@ from imbridge.models import BatchItem, BatchResult, Conversation, Delivery, Mess
 from imbridge.models._build import prevalidated
 from imbridge.providers.base import BatchDraft, Direction, HistoryQuery, OutgoingMessage
 from imbridge.providers.local.store import Store
-from imbridge.providers.wukong import mapping, wire
+from imbridge.providers.wukong import jsonrpc, mapping, wire
 from imbridge.providers.wukong._core import SEEN_CHANNELS_MAX
 from imbridge.providers.wukong.cluster import WukongCluster
 from imbridge.providers.wukong.mapping import NAME
@@ -317,9 +318,10 @@ class WukongMessages(WukongCluster):
         )  # fmt: skip
 
     def _deliver(
-        self, body: dict[str, Any], sender: str, to: Conversation, route: _Route = STORED
-    ) -> Flow[tuple[wire.SendResult, wire.MessageResp | None]]:
-        """POST /message/send once; after a failure with an unknown outcome, look it up, never re-send it.
+        self, body: dict[str, Any], sender: str, to: Conversation, route: _Route = STORED, over_jsonrpc: bool = False
+    ) -> Flow[tuple[wire.SendResult, wire.MessageResp | _Stored | None]]:
+        """POST /message/send once (``over_jsonrpc``: the JSON-RPC ``send``, whose answer carries the stored seq);
+        after a failure with an unknown outcome, look it up, never re-send it.
 
         The request is not replay-safe: the executor re-sends it only after a failure that proves it never
         reached the server (the connection did not open: ``may_have_landed=False``). Any other failure (a
@@ -332,6 +334,17 @@ class WukongMessages(WukongCluster):
         """
         client_msg_no = str(body["client_msg_no"])
         try:
+            if over_jsonrpc:
+                # Answered once stored (jsonrpc.py): the answer is the confirmation, and its seq the message's.
+                try:
+                    answer = yield self._rpc_send(body)
+                except AuthenticationError:
+                    # The login was refused, so nothing was sent. Another process with another key may have set
+                    # the sender's token since: set this one's again, once.
+                    yield self._post("/user/token", jsonrpc.token_request(self._rpc_key, sender))
+                    answer = yield self._rpc_send(body)
+                message_id, seq = jsonrpc.read_answer(answer, _SEND.value)
+                return wire.SendResult(message_id=message_id, client_msg_no=client_msg_no), _Stored(seq, 0, {})
             reply = yield self._post("/message/send", body, replay_safe=False)
             result = wire.SendResult.read(reply)
             if result is None:
@@ -356,6 +369,26 @@ class WukongMessages(WukongCluster):
                 raise self._landed(body, sender, to, f"{error.message}; client_msg_no {client_msg_no!r} not found "
                                    f"by {len(RECOVERY_DELAYS)} lookups over {sum(RECOVERY_DELAYS):.2f} s") from error
             return wire.SendResult(message_id=found.message_id, client_msg_no=found.client_msg_no), found
+
+    def _rpc_send(self, body: Mapping[str, Any]) -> Call:
+        """The JSON-RPC send of ``body`` on its sender's connection (which logs in with its own token: _rpc_ready)."""
+        sender = str(body["from_uid"])
+        url = self.config.jsonrpc_url
+        assert url is not None
+        return Call(url, sender, self._rpc_logins.kept(sender, self._new_rpc_login, sender), jsonrpc.check_login,
+                    jsonrpc.acknowledge, "send", jsonrpc.send_params(body), "jsonrpc send")  # fmt: skip
+
+    def _new_rpc_login(self, sender: str) -> Callable[[], dict[str, Any]]:
+        return partial(jsonrpc.login, self._rpc_key, sender)
+
+    def _rpc_ready(self, sender: str) -> Flow[None]:
+        """Set the token ``sender``'s JSON-RPC connections log in with, once per sender and provider."""
+        if sender in self._rpc_senders:
+            return
+        yield self._post("/user/token", jsonrpc.token_request(self._rpc_key, sender))
+        if len(self._rpc_senders) >= SEEN_CHANNELS_MAX:
+            self._rpc_senders.clear()  # bounded: setting a token again is harmless
+        self._rpc_senders.add(sender)
 
     def find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
         self._check_ids((sender, to.id, idempotency_key), Operation.MESSAGES_SEND)
@@ -434,13 +467,19 @@ class WukongMessages(WukongCluster):
         payload = mapping.encode_payload(message.elements, dict(message.metadata) if message.metadata else {})
         body["payload"] = mapping.to_base64(payload)
         confirm = message.confirm if message.confirm is not None else self.config.confirm_sends
+        # Over JSON-RPC (answered once stored, so confirmed without reads): an ordinary stored message with no
+        # provider fields (those are HTTP's), from a user.
+        over_jsonrpc = (self.config.jsonrpc_url is not None and route is STORED and not message.options
+                        and sender != wire.SYSTEM_UID)  # fmt: skip
         # What a shared confirmation read saw last in this channel, before this send left: its message will have
         # a higher seq (the server numbered everything it had shown before it received this send).
-        channel = self._channel_key(sender, to) if confirm else None
+        channel = self._channel_key(sender, to) if confirm and not over_jsonrpc else None
         floor = self._seen_seqs.get(channel) if channel is not None and self._seen_seqs else None
         found: wire.MessageResp | _Stored | None
         del message  # not needed past here: one object (with its elements) less alive across the round trip
-        result, found = yield from self._deliver(body, sender, to, route)
+        if over_jsonrpc:
+            yield from self._rpc_ready(sender)
+        result, found = yield from self._deliver(body, sender, to, route, over_jsonrpc)
         if not route.stored:
             # Not stored by design (no_persist): there is nothing to look up, so it is never "confirmed".
             return self._sent(to, sender, result, None, persisted=False)
@@ -646,7 +685,9 @@ class WukongMessages(WukongCluster):
         if not persisted:
             raw["persisted"] = False
         if found:
-            raw |= {"message_seq": found.message_seq, "timestamp": found.timestamp}
+            raw["message_seq"] = found.message_seq
+            if found.timestamp:  # 0: a JSON-RPC answer, which carries no time
+                raw["timestamp"] = found.timestamp
         # Every value comes from validated parts: the send's checked input and the reply read above.
         ref = prevalidated(
             MessageRef,
@@ -655,7 +696,7 @@ class WukongMessages(WukongCluster):
         )  # fmt: skip
         return prevalidated(
             SentMessage,
-            {"ref": ref, "time": mapping.timestamp(found.timestamp) if found else None, "seq": seq,
+            {"ref": ref, "time": mapping.timestamp(found.timestamp) if found and found.timestamp else None, "seq": seq,
              "confirmed": found is not None, "provider": NAME, "raw": raw},
         )  # fmt: skip
 
