@@ -20,11 +20,12 @@ a fresh recipient (a new pair per client and round, so no client writes to a cha
   the message is found; the program must treat WuKongIM's HTTP 200 ``{"status":404}`` as not found);
 * imbridge ``AsyncIMClient`` with confirmation on (the default) and off;
 * raw aiohttp written the ordinary way (``session.post(url, json=body)``, ``await reply.json()``);
-* with ``--jsonrpc-url`` (the node's WebSocket listener, e.g. ``ws://127.0.0.1:5200``): raw aiohttp over
-  WuKongIM's JSON-RPC, one connection for the sender on the ``SYSTEM`` device flag (99). The node answers each
-  ``send`` there only after storing it, with its seq (the binary protocol's SENDACK), so every send this client
-  counts is confirmed by the node itself, with no reads. imbridge does not send this way yet: the row measures
-  what a transport confirming by the node's own answer could reach.
+* with ``--jsonrpc-url`` (the node's WebSocket listener, e.g. ``ws://127.0.0.1:5200``), two more:
+  imbridge ``AsyncIMClient`` with ``jsonrpc_url`` set, and raw aiohttp over WuKongIM's JSON-RPC, one connection for
+  the sender on the ``SYSTEM`` device flag (99). The node answers each ``send`` there only after storing it, with
+  its seq (the binary protocol's SENDACK), so every send these two count is confirmed by the node itself, with no
+  reads. The run prints imbridge's confirmed rate there against its unconfirmed rate over HTTP (the async-speed
+  issue's first goal) and against the raw client.
 
 Each round runs every client once, the order rotating from round to round, so that the machine's swings
 (the server shares the cores with the client) fall on every client alike; the medians over ``--rounds``
@@ -81,6 +82,7 @@ from imbridge.providers.wukong.wire import fake_channel_id
 
 CONFIRM_GOAL = 0.9  # imbridge confirm-on / imbridge confirm-off
 JSONRPC = "raw JSON-RPC, node-confirmed"
+IMBRIDGE_JSONRPC = "imbridge-async over JSON-RPC"  # jsonrpc_url set: every send confirmed by the node's answer
 JSONRPC_TURN_SECONDS = 60  # plus 10 ms per send: far above any turn measured (2,000 sends took under 0.4 s)
 PEER_GOAL = 1.2  # imbridge confirm-on / gowk with the same lookups
 
@@ -197,12 +199,15 @@ async def _timed_turn(
 
 
 async def run_imbridge(
-    base_url: str, token: str, pair: Pair, total: int, concurrency: int, *, confirm: bool, pause_collector: bool = False
-) -> tuple[float, dict[str, Any]]:
-    """imbridge sends; returns msg/s and what happened (results confirmed, errors by type, requests by path)."""
+    base_url: str, token: str, pair: Pair, total: int, concurrency: int, *, confirm: bool,
+    pause_collector: bool = False, jsonrpc_url: str | None = None,
+) -> tuple[float, dict[str, Any]]:  # fmt: skip
+    """imbridge sends (``jsonrpc_url``: over the node's JSON-RPC WebSocket, each confirmed by its answer); returns
+    msg/s and what happened (results confirmed, errors by type, requests by path, JSON-RPC calls)."""
     async with AsyncIMClient(
-        "wukong", base_url=base_url, manager_token=token, store="", confirm_sends=confirm, enforce_policy=False
-    ) as im:
+        "wukong", base_url=base_url, manager_token=token, store="", confirm_sends=confirm, enforce_policy=False,
+        jsonrpc_url=jsonrpc_url,
+    ) as im:  # fmt: skip
         await im.users.register([pair.sender, pair.recipient])
         requests: Counter[str] = Counter()
         transport = im._executor.transport  # counted, to report the requests each send took
@@ -214,6 +219,15 @@ async def run_imbridge(
             return await original(request, timeout)
 
         transport.send = counted  # type: ignore[method-assign]
+        sockets = im._sockets
+        if jsonrpc_url is not None and sockets is not None:
+            call_original = sockets.call
+
+            async def counted_call(call: Any, timeout: float) -> Any:
+                requests[f"jsonrpc {call.method}"] += 1
+                return await call_original(call, timeout)
+
+            sockets.call = counted_call  # type: ignore[method-assign]
         to = Conversation.user(pair.recipient)
         outcome: Counter[str] = Counter()
 
@@ -403,6 +417,9 @@ async def bench(
     }
     if args.jsonrpc_url:
         ws_url = args.jsonrpc_url
+        clients[IMBRIDGE_JSONRPC] = lambda: run_imbridge(
+            base_url, token, Pair(stamp), total, concurrency, confirm=True, pause_collector=paused, jsonrpc_url=ws_url
+        )
         clients[JSONRPC] = lambda: run_jsonrpc(
             base_url, token, ws_url, Pair(stamp), total, concurrency, pause_collector=paused
         )
@@ -516,8 +533,18 @@ def main() -> None:
         "imbridge confirm-on / raw aiohttp": (_ratio(on, rates["raw aiohttp"]), "", None),
     }
     per_round = {"imbridge confirm-on / confirm-off": _per_round(on, off)}
+    if IMBRIDGE_JSONRPC in rates:
+        # Confirmed sends (by the node's own answer) against unconfirmed ones over HTTP: the async-speed issue's
+        # first goal, reached by the transport that confirms without reads.
+        rpc = rates[IMBRIDGE_JSONRPC]
+        label = "imbridge over JSON-RPC (confirmed) / HTTP confirm-off"
+        ratios[label] = (_ratio(rpc, off), f">= {CONFIRM_GOAL}", _ratio(rpc, off) >= CONFIRM_GOAL)
+        per_round[label] = _per_round(rpc, off)
+        label = f"imbridge over JSON-RPC / {JSONRPC}"
+        ratios[label] = (_ratio(rpc, rates[JSONRPC]), "", None)
+        per_round[label] = _per_round(rpc, rates[JSONRPC])
     if JSONRPC in rates:
-        # What confirming by the node's own answer could reach, against what imbridge reaches without confirming.
+        # What confirming by the node's own answer can reach, against what imbridge reaches without confirming.
         label = f"{JSONRPC} / imbridge confirm-off"
         ratios[label] = (_ratio(rates[JSONRPC], off), "", None)
         per_round[label] = _per_round(rates[JSONRPC], off)
@@ -529,6 +556,11 @@ def main() -> None:
         ratios["raw aiohttp (no check) / gowk + lookups"] = (_ratio(rates["raw aiohttp"], rates["gowk + lookups"]),
                                                              "", None)  # fmt: skip
         per_round["imbridge confirm-on / gowk + lookups"] = _per_round(on, rates["gowk + lookups"])
+        if IMBRIDGE_JSONRPC in rates:
+            rpc_peer = _ratio(rates[IMBRIDGE_JSONRPC], rates["gowk + lookups"])
+            label = "imbridge over JSON-RPC / gowk + lookups"
+            ratios[label] = (rpc_peer, f">= {PEER_GOAL}", rpc_peer >= PEER_GOAL)
+            per_round[label] = _per_round(rates[IMBRIDGE_JSONRPC], rates["gowk + lookups"])
     width = max(40, *(len(label) + 2 for label in ratios))
     for label, (value, goal, met) in ratios.items():
         verdict = "" if met is None else f" (goal {goal}: {'met' if met else 'NOT met'})"

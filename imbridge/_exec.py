@@ -316,9 +316,10 @@ class SyncExecutor(_Core):
             raise RuntimeError(f"{self.provider.name} yielded a JSON-RPC call but the client has no sockets")
         budget: _WaitBudget | None = None
         attempt = 1
+        setup = None if call.setup is None else lambda: self.request(call.setup, operation)  # type: ignore[arg-type]
         while True:
             try:
-                return self.sockets.call(call, self.timeout)
+                return self.sockets.call(call, self.timeout, setup)
             except IMBridgeError as error:
                 budget = budget or self.budget()
                 wait = self.call_retry_wait(error, attempt, budget)
@@ -491,9 +492,10 @@ class AsyncExecutor(_Core):
             raise RuntimeError(f"{self.provider.name} yielded a JSON-RPC call but the client has no sockets")
         budget: _WaitBudget | None = None
         attempt = 1
+        setup = None if call.setup is None else lambda: self.request(call.setup, operation)  # type: ignore[arg-type]
         while True:
             try:
-                return await self.sockets.call(call, self.timeout)
+                return await self.sockets.call(call, self.timeout, setup)
             except IMBridgeError as error:
                 budget = budget or self.budget()
                 wait = self.call_retry_wait(error, attempt, budget)

@@ -140,6 +140,9 @@ class Call:
     method: str
     params: Mapping[str, Any]
     api: str = ""
+    #: A request the driver makes (as any other, with its retries) before opening each new connection: what the
+    #: login needs (WuKongIM: the token it logs in with). Its failure fails the call as never written.
+    setup: Request | None = None
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -61,6 +61,12 @@ def _never_sent(call: Call, why: str) -> errors.TransportError:
     return errors.TransportError(f"{call.api or call.method} over {call.url}: {why}", may_have_landed=False)
 
 
+def _set_up_failed(call: Call, error: errors.IMBridgeError) -> errors.TransportError:
+    """The call fails as never written when what its connection needs could not be made (the error is its cause)."""
+    what = call.setup.label() if call.setup is not None else "its setup"
+    return _never_sent(call, f"{what}, which a new connection needs first, failed: {type(error).__name__}: {error}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Async
 # ---------------------------------------------------------------------------------------------
@@ -97,12 +103,13 @@ class AsyncSockets:
         self._opening: dict[tuple[str, str], asyncio.Future[_AsyncLink]] = {}
         self._closing: set[asyncio.Task[Any]] = set()  # closes of idle connections, kept until done
 
-    async def call(self, call: Call, timeout: float) -> Any:
-        """The answer to one request (the whole JSON-RPC answer object)."""
+    async def call(self, call: Call, timeout: float, setup: Callable[[], Awaitable[Any]] | None = None) -> Any:
+        """The answer to one request (the whole JSON-RPC answer object). ``setup`` makes ``call.setup`` before a new
+        connection is opened."""
         key = (call.url, call.identity)
         link = self._links.get(key)
         if link is None or link.closed:
-            link = await self._link(call, key, timeout)
+            link = await self._link(call, key, timeout, setup)
         loop = asyncio.get_running_loop()
         link.count += 1
         request_id = str(link.count)
@@ -122,11 +129,13 @@ class AsyncSockets:
             timer.cancel()
             link.waiting.pop(request_id, None)
 
-    async def _link(self, call: Call, key: tuple[str, str], timeout: float) -> _AsyncLink:
+    async def _link(
+        self, call: Call, key: tuple[str, str], timeout: float, setup: Callable[[], Awaitable[Any]] | None
+    ) -> _AsyncLink:
         """The identity's connection, opened once however many requests ask for it meanwhile."""
         opening = self._opening.get(key)
         if opening is None:
-            opening = self._opening[key] = asyncio.ensure_future(self._open(call, key, timeout))
+            opening = self._opening[key] = asyncio.ensure_future(self._open(call, key, timeout, setup))
             opening.add_done_callback(lambda done: self._opened(key, done))
         return await asyncio.shield(opening)
 
@@ -136,7 +145,14 @@ class AsyncSockets:
         if not done.cancelled():
             done.exception()  # retrieved here: every waiter may have gone (cancelled) before it ended
 
-    async def _open(self, call: Call, key: tuple[str, str], timeout: float) -> _AsyncLink:
+    async def _open(
+        self, call: Call, key: tuple[str, str], timeout: float, setup: Callable[[], Awaitable[Any]] | None
+    ) -> _AsyncLink:
+        if setup is not None:
+            try:
+                await setup()
+            except errors.IMBridgeError as error:
+                raise _set_up_failed(call, error) from error
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         try:
@@ -259,8 +275,9 @@ class SyncSockets:
         self._idle: dict[tuple[str, str], list[_SyncLink]] = {}
         self._lock = threading.Lock()
 
-    def call(self, call: Call, timeout: float) -> Any:
-        """The answer to one request (the whole JSON-RPC answer object)."""
+    def call(self, call: Call, timeout: float, setup: Callable[[], Any] | None = None) -> Any:
+        """The answer to one request (the whole JSON-RPC answer object). ``setup`` makes ``call.setup`` before a new
+        connection is opened."""
         from websockets.exceptions import ConnectionClosed
         from websockets.protocol import State
 
@@ -270,7 +287,7 @@ class SyncSockets:
             link.socket.close()  # closed by the server meanwhile: nothing was written to it
             link = self._take(key)
         if link is None:
-            link = self._open(call, timeout)
+            link = self._open(call, timeout, setup)
         link.count += 1
         request_id = str(link.count)
         kept = False
@@ -334,10 +351,15 @@ class SyncSockets:
             return None
         return link
 
-    def _open(self, call: Call, timeout: float) -> _SyncLink:
+    def _open(self, call: Call, timeout: float, setup: Callable[[], Any] | None) -> _SyncLink:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
         from websockets.sync.client import connect
 
+        if setup is not None:
+            try:
+                setup()
+            except errors.IMBridgeError as error:
+                raise _set_up_failed(call, error) from error
         try:
             # No keepalive pings (requests come often or the connection is closed as idle), no compression.
             socket = connect(call.url, open_timeout=timeout, close_timeout=1, ping_interval=None, compression=None,

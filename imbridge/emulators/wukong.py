@@ -606,13 +606,13 @@ class JsonRpcSession:
         message_id = emulator._next_message_id()
         reason, seq = emulator._rpc_permission(uid, channel_id, channel_type), 0
         if reason == 1 and not header.get("noPersist"):
+            # syncOnce does not move a message to the command twin here, as POST /message/send does
+            # (api/message.go:256-258): the node stored it in the chat itself, listed with sync_once 0 (scenario 10).
             stored_id = wire.fake_channel_id(uid, channel_id) if channel_type == PERSON else channel_id
-            if header.get("syncOnce"):
-                stored_id += _CMD_SUFFIX
             emulator._configure(channel_type, stored_id)
             seq = emulator._persist(_Pending(
                 0, message_id, channel_type, stored_id, uid, client_msg_no, payload, int(params.get("expire") or 0),
-                0, 1 if header.get("redDot") else 0, 1 if header.get("syncOnce") else 0, channel_id,
+                0, 1 if header.get("redDot") else 0, 0, channel_id,
             ))  # fmt: skip
             if seq == 0:
                 reason = wire.REASON_SYSTEM_ERROR

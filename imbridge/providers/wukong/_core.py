@@ -79,12 +79,11 @@ class WukongCore(Provider):
         #: Each conversation's channel key, and the builders of those reads (messages.py: _channel_key, _combine).
         self._channel_keys: Kept[tuple[str, str, bool], tuple[str, int, str]] = Kept(SEEN_CHANNELS_MAX)
         self._combines: Kept[tuple[str, tuple[str, int, str]], Combine] = Kept(SEEN_CHANNELS_MAX)
-        #: Senders whose JSON-RPC token is set, and their connections' login builders (messages.py: _rpc_ready).
-        self._rpc_senders: set[str] = set()
-        #: What their tokens derive from: the manager token when there is one, so that every process configured alike
-        #: sets the same token (none refuses another's logins); else the signing key.
+        #: What the tokens of JSON-RPC connections derive from: the manager token when there is one, so that every
+        #: process configured alike sets the same token; else the signing key (messages.py: _rpc_send).
         self._rpc_key = self._manager_token or self._token_key
-        self._rpc_logins: Kept[str, Callable[[], dict[str, Any]]] = Kept(SEEN_CHANNELS_MAX)
+        #: Per sender: the login of its new connections, and the request that sets their token first.
+        self._rpc_logins: Kept[str, tuple[Callable[[], dict[str, Any]], Request]] = Kept(SEEN_CHANNELS_MAX)
         #: Makes the random token that ``register`` stores for a new user (a test seam for recordings).
         self.registration_token: Callable[[str], str] = lambda _uid: secrets.token_urlsafe(24)
         #: Makes the client_msg_no of a group system notification.

@@ -15,7 +15,6 @@ from imbridge._cursor import check_position, decode_cursor, encode_cursor
 from imbridge._flow import KEEP_WAITING, NOT_JOINED, Call, Flow, Join, Request, Sleep
 from imbridge.capabilities import Operation
 from imbridge.errors import (
-    AuthenticationError,
     InvalidRequestError,
     MessageMayHaveLandedError,
     NotFoundError,
@@ -336,14 +335,7 @@ class WukongMessages(WukongCluster):
         try:
             if over_jsonrpc:
                 # Answered once stored (jsonrpc.py): the answer is the confirmation, and its seq the message's.
-                try:
-                    answer = yield self._rpc_send(body)
-                except AuthenticationError:
-                    # The login was refused, so nothing was sent. Another process with another key may have set
-                    # the sender's token since: set this one's again, once.
-                    yield self._post("/user/token", jsonrpc.token_request(self._rpc_key, sender))
-                    answer = yield self._rpc_send(body)
-                message_id, seq = jsonrpc.read_answer(answer, _SEND.value)
+                message_id, seq = jsonrpc.read_answer((yield self._rpc_send(body)), _SEND.value)
                 return wire.SendResult(message_id=message_id, client_msg_no=client_msg_no), _Stored(seq, 0, {})
             reply = yield self._post("/message/send", body, replay_safe=False)
             result = wire.SendResult.read(reply)
@@ -371,24 +363,20 @@ class WukongMessages(WukongCluster):
             return wire.SendResult(message_id=found.message_id, client_msg_no=found.client_msg_no), found
 
     def _rpc_send(self, body: Mapping[str, Any]) -> Call:
-        """The JSON-RPC send of ``body`` on its sender's connection (which logs in with its own token: _rpc_ready)."""
+        """The JSON-RPC send of ``body`` on its sender's connection. A new connection first sets the token it logs in
+        with (``POST /user/token``): once per connection, so a token another process set meanwhile never keeps it
+        out."""
         sender = str(body["from_uid"])
         url = self.config.jsonrpc_url
         assert url is not None
-        return Call(url, sender, self._rpc_logins.kept(sender, self._new_rpc_login, sender), jsonrpc.check_login,
-                    jsonrpc.acknowledge, "send", jsonrpc.send_params(body), "jsonrpc send")  # fmt: skip
+        login, setup = self._rpc_logins.kept(sender, self._new_rpc_login, sender)
+        return Call(url, sender, login, jsonrpc.check_login, jsonrpc.acknowledge, "send", jsonrpc.send_params(body),
+                    "jsonrpc send", setup)  # fmt: skip
 
-    def _new_rpc_login(self, sender: str) -> Callable[[], dict[str, Any]]:
-        return partial(jsonrpc.login, self._rpc_key, sender)
-
-    def _rpc_ready(self, sender: str) -> Flow[None]:
-        """Set the token ``sender``'s JSON-RPC connections log in with, once per sender and provider."""
-        if sender in self._rpc_senders:
-            return
-        yield self._post("/user/token", jsonrpc.token_request(self._rpc_key, sender))
-        if len(self._rpc_senders) >= SEEN_CHANNELS_MAX:
-            self._rpc_senders.clear()  # bounded: setting a token again is harmless
-        self._rpc_senders.add(sender)
+    def _new_rpc_login(self, sender: str) -> tuple[Callable[[], dict[str, Any]], Request]:
+        return partial(jsonrpc.login, self._rpc_key, sender), self._post(
+            "/user/token", jsonrpc.token_request(self._rpc_key, sender)
+        )
 
     def find_sent(self, sender: str, to: Conversation, idempotency_key: str) -> Flow[Message | None]:
         self._check_ids((sender, to.id, idempotency_key), Operation.MESSAGES_SEND)
@@ -477,8 +465,6 @@ class WukongMessages(WukongCluster):
         floor = self._seen_seqs.get(channel) if channel is not None and self._seen_seqs else None
         found: wire.MessageResp | _Stored | None
         del message  # not needed past here: one object (with its elements) less alive across the round trip
-        if over_jsonrpc:
-            yield from self._rpc_ready(sender)
         result, found = yield from self._deliver(body, sender, to, route, over_jsonrpc)
         if not route.stored:
             # Not stored by design (no_persist): there is nothing to look up, so it is never "confirmed".
