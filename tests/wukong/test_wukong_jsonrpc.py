@@ -18,6 +18,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,10 @@ from imbridge.errors import (
     ServiceUnavailableError,
     TransportError,
 )
-from imbridge.models import Conversation, Text
+from imbridge.models import Conversation, PresenceState, Text
 from imbridge.providers.wukong import jsonrpc
+from imbridge.providers.wukong.events import to_events
+from imbridge.providers.wukong.webhooks import parse_webhook
 from imbridge.retry import RetryPolicy
 
 RECORDING = json.loads((Path(__file__).parents[1] / "fixtures/wukong/jsonrpc/recording.json").read_text())
@@ -522,3 +525,18 @@ def test_concurrent_async_sends_share_one_connection_per_sender(node: Node) -> N
     sent = asyncio.run(scenario())
     assert sorted(s.seq for s in sent) == list(range(1, 41))
     assert node.rpc.connections_opened == 1 and node.routes == ["/user/token"]
+
+
+def test_the_sending_connection_does_not_make_its_user_look_online(node: Node) -> None:
+    with IMClient("wukong", **node.settings()) as im:
+        im.messages.send("alice", Conversation.user("bob"), [Text("hi")])
+        assert node.emulator.connections("alice")  # the node sees alice's SYSTEM connection
+        presence = im.users.presence(["alice"])
+    assert presence[0].state is PresenceState.OFFLINE and presence[0].devices == []
+
+
+def test_online_events_of_sending_connections_are_not_the_user_coming_online() -> None:
+    body = json.dumps(["alice-99-1-7-1-1", "alice-1-1-8-1-2"]).encode()
+    events = to_events(parse_webhook("user.onlinestatus", body), body, datetime.now(UTC))
+    seen = [(type(event).__name__, getattr(event, "platform", None)) for event in events]
+    assert seen == [("UserOnline", "1")]

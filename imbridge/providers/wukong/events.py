@@ -256,6 +256,8 @@ def notify_events(event: webhooks.MessageNotifyEvent, received_at: datetime) -> 
 def _online_events(event: webhooks.OnlineStatusEvent, received_at: datetime) -> list[Event]:
     events: list[Event] = []
     for change in event.changes:
+        if change.device_flag == wire.SYSTEM_DEVICE_FLAG:
+            continue  # imbridge's own JSON-RPC sending connections (jsonrpc.py), never the user coming online
         entry = (f"{change.uid}-{change.device_flag}-{int(change.online)}-{change.conn_id}-"
                  f"{change.device_online_count}-{change.total_online_count}")  # fmt: skip
         common: dict[str, Any] = {

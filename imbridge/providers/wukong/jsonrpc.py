@@ -35,7 +35,7 @@ from imbridge.errors import (
 from imbridge.providers.wukong import wire
 from imbridge.providers.wukong.mapping import NAME, REASON_ERRORS
 
-SYSTEM_DEVICE_FLAG = 99
+SYSTEM_DEVICE_FLAG = wire.SYSTEM_DEVICE_FLAG
 """WuKongIM's ``SYSTEM`` device flag (WuKongIMGoProto common.go): never one of the user's own apps."""
 SLAVE = 0
 REASON_SUCCESS = 1

@@ -123,7 +123,9 @@ class WukongUsers(WukongCluster):
                 reply = yield from self._presence_per_node(chunk, error)  # a cluster's defect: cluster.py
             for row in reply if isinstance(reply, list) else []:
                 connection = wire.OnlineConnection.model_validate(row)
-                if connection.uid in connections and connection.online:
+                # SYSTEM connections are imbridge's own (JSON-RPC sends), not the user's: the user is not online.
+                if connection.uid in connections and connection.online and \
+                        connection.device_flag != wire.SYSTEM_DEVICE_FLAG:
                     connections[connection.uid].append(connection)
         result = []
         for uid in user_ids:

@@ -42,6 +42,9 @@ REASON_SEND_BAN = 25
 #: ``PC`` 2; ``SYSTEM`` 99 is the server's), the module v2.2.5 builds with (go.mod:7).
 DEVICE_FLAGS: dict[DeviceKind, int] = {DeviceKind.APP: 0, DeviceKind.WEB: 1, DeviceKind.DESKTOP: 2}
 DEVICE_KINDS: dict[int, DeviceKind] = {flag: kind for kind, flag in DEVICE_FLAGS.items()}
+#: ``SYSTEM``: the flag imbridge's own JSON-RPC sending connections log in with (jsonrpc.py), never a user's app; its
+#: connections are left out of presence and of online/offline events.
+SYSTEM_DEVICE_FLAG = 99
 #: ``device_flag`` -1 in ``POST /user/device_quit``: every device (api/user.go:80-84 quits APP, WEB and PC).
 ALL_DEVICES = -1
 
