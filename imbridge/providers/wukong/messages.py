@@ -1,4 +1,5 @@
-"""WuKongIM messages: send (confirmed by lookup; never re-sent once it may have landed), batch, history, revoke."""
+"""WuKongIM messages: send (confirmed by lookup, or over JSON-RPC by the node's own answer; never re-sent once it may
+have landed), batch, history, revoke."""
 
 from __future__ import annotations
 
