@@ -14,9 +14,13 @@ with plain aiohttp; its PROVENANCE.md):
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,11 +236,11 @@ class Node:
         return {"base_url": self.http.url, "manager_token": TOKEN, "jsonrpc_url": self.rpc.url,
                 "retry": RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.01), **overrides}  # fmt: skip
 
-    def rows(self, channel_id: str, channel_type: int) -> list[Any]:
+    def rows(self, channel_id: str, channel_type: int, *, login_uid: str = "reader", limit: int = 100) -> list[Any]:
         """The channel's stored messages, as POST /channel/messagesync gives them (no membership check)."""
         self.emulator.flush()
-        body = {"login_uid": "reader", "channel_id": channel_id, "channel_type": channel_type,
-                "start_message_seq": 0, "end_message_seq": 0, "pull_mode": 0, "limit": 100}  # fmt: skip
+        body = {"login_uid": login_uid, "channel_id": channel_id, "channel_type": channel_type,
+                "start_message_seq": 0, "end_message_seq": 0, "pull_mode": 0, "limit": limit}  # fmt: skip
         reply = self.emulator.handle(EmulatorRequest("POST", "/channel/messagesync", {}, {"token": TOKEN},
                                                      json.dumps(body).encode()))  # fmt: skip
         return list(json.loads(reply.body)["messages"] or [])
@@ -540,3 +544,72 @@ def test_online_events_of_sending_connections_are_not_the_user_coming_online() -
     events = to_events(parse_webhook("user.onlinestatus", body), body, datetime.now(UTC))
     seen = [(type(event).__name__, getattr(event, "platform", None)) for event in events]
     assert seen == [("UserOnline", "1")]
+
+
+# -- many sends with the network failing at random -------------------------------------------------------------
+
+FAULT_SENDS = int(os.environ.get("IMBRIDGE_FAULT_SENDS", "80"))  # 1000 for the full run, as tests/faults
+NETWORK_FAULTS = ("drop", "lose answer", "hold")
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_under_network_faults_no_send_reported_sent_is_lost_or_stored_twice(node: Node, driver: str) -> None:
+    """Every send frame meets one of the faults with probability 1/8 each (seeded): the connection dying before the
+    node reads it, dying after the node stored it, or its answer held past the client's timeout. Afterwards the
+    node's history must hold each send reported sent exactly once at the seq reported, no send twice, and every
+    failure must be MessageMayHaveLandedError (the only failure these faults can cause), its message stored at most
+    once."""
+    rng = random.Random(f"jsonrpc-{driver}")
+    faults: Counter[str] = Counter()
+
+    def fault(frame: dict[str, Any]) -> str | None:
+        if frame.get("method") != "send":
+            return None
+        draw = rng.random()
+        kind = NETWORK_FAULTS[int(draw * 8)] if draw < 3 / 8 else None
+        if kind is not None:
+            faults[kind] += 1
+        return kind
+
+    node.rpc.fault, node.rpc.hold_seconds = fault, 0.25
+    settings = node.settings(timeout=0.15)
+    to = Conversation.user("bob")
+    outcomes: dict[str, Any] = {}
+    if driver == "sync":
+        with IMClient("wukong", **settings) as im:
+            for number in range(FAULT_SENDS):
+                try:
+                    outcomes[f"f{number}"] = im.messages.send("alice", to, [Text(f"f{number}")])
+                except MessageMayHaveLandedError as error:
+                    outcomes[f"f{number}"] = error
+    else:
+
+        async def run() -> None:
+            async with AsyncIMClient("wukong", **settings) as im:
+                limit = asyncio.Semaphore(16)
+
+                async def one(number: int) -> None:
+                    async with limit:
+                        try:
+                            outcomes[f"f{number}"] = await im.messages.send("alice", to, [Text(f"f{number}")])
+                        except MessageMayHaveLandedError as error:
+                            outcomes[f"f{number}"] = error
+
+                await asyncio.gather(*(one(number) for number in range(FAULT_SENDS)))
+
+        asyncio.run(run())
+    node.rpc.fault = None
+    time.sleep(0.3)  # answers still held reach connections nobody waits on
+    rows = node.rows("bob", 1, login_uid="alice", limit=10 * FAULT_SENDS)  # the person chat as alice reads it
+    stored: dict[str, list[int]] = {}
+    for row in rows:
+        text = json.loads(base64.b64decode(row["payload"]))["content"]
+        stored.setdefault(text, []).append(row["message_seq"])
+    assert all(len(seqs) == 1 for seqs in stored.values()), "a message stored twice"
+    sent = {text: outcome for text, outcome in outcomes.items() if not isinstance(outcome, Exception)}
+    assert all(outcome.confirmed and stored.get(text) == [outcome.seq] for text, outcome in sent.items())
+    assert len(outcomes) == FAULT_SENDS and sum(faults.values()) > 0
+    landed = [text for text, outcome in outcomes.items() if isinstance(outcome, Exception)]
+    assert set(stored) <= set(outcomes)
+    print(f"{driver}: {len(sent)} sent, {len(landed)} may have landed ({sum(text in stored for text in landed)} of "
+          f"them stored), faults {dict(faults)}")  # fmt: skip
