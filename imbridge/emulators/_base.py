@@ -318,9 +318,11 @@ class JsonRpcServer:
 
     ``fault``, when set, is asked about every frame a client sends and may answer how the network fails it:
     ``"drop"`` (the connection dies before the frame reaches the emulator: never processed), ``"lose answer"``
-    (processed, then the connection dies before the answer leaves) or ``"hold"`` (processed, answered after
-    ``hold_seconds``: a congested link). A connection dies as a network failure does: its socket shut, with no
-    WebSocket close frame (as the real node drops a connection, recording.json scenarios 09 and 14)."""
+    (processed, then the connection dies before the answer leaves), ``"hold"`` (processed, answered after
+    ``hold_seconds``: a congested link on the way back) or ``"hold before"`` (reaches the emulator after
+    ``hold_seconds``: a congested link on the way there, the frames behind it waiting too). A connection dies as a
+    network failure does: its socket shut, with no WebSocket close frame (as the real node drops a connection,
+    recording.json scenarios 09 and 14)."""
 
     def __init__(self, open_session: Callable[[Callable[[dict[str, Any]], None]], JsonRpcEndpoint],
                  port: int = 0) -> None:  # fmt: skip
@@ -376,6 +378,8 @@ class JsonRpcServer:
                 if fault == "drop":
                     die()
                     break
+                if fault == "hold before":
+                    time.sleep(self.hold_seconds)
                 answers, close = session.receive(text)
                 if close or fault == "lose answer":
                     die()
