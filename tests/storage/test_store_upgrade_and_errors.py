@@ -167,7 +167,14 @@ def test_a_lost_postgres_connection_is_service_unavailable_then_recovers(imbridg
         with psycopg.connect(imbridge_postgres.admin_url.replace("postgresql+psycopg", "postgresql"),
                              autocommit=True) as admin:  # fmt: skip
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
-        assert store.existing_users(["a"]) == {"a"}  # the pool replaced the killed connection (pre-ping)
+        # The pool's pre-ping nearly always replaces the killed connection unseen. When the kill lands during the
+        # ping itself (seen once on a loaded machine: psycopg "can't change 'autocommit' now"), that one read is
+        # ServiceUnavailableError, retryable; the next one gets a new connection.
+        try:
+            found = store.existing_users(["a"])
+        except ServiceUnavailableError:
+            found = store.existing_users(["a"])
+        assert found == {"a"}
     finally:
         store.close()
 
