@@ -223,9 +223,9 @@ async def run_imbridge(
         if jsonrpc_url is not None and sockets is not None:
             call_original = sockets.call
 
-            async def counted_call(call: Any, timeout: float) -> Any:
+            async def counted_call(call: Any, timeout: float, setup: Any = None) -> Any:
                 requests[f"jsonrpc {call.method}"] += 1
-                return await call_original(call, timeout)
+                return await call_original(call, timeout, setup)
 
             sockets.call = counted_call  # type: ignore[method-assign]
         to = Conversation.user(pair.recipient)
