@@ -316,7 +316,8 @@ class SyncExecutor(_Core):
             raise RuntimeError(f"{self.provider.name} yielded a JSON-RPC call but the client has no sockets")
         budget: _WaitBudget | None = None
         attempt = 1
-        setup = None if call.setup is None else lambda: self.request(call.setup, operation)  # type: ignore[arg-type]
+        needed = call.setup  # what a new connection needs first: made as any request
+        setup = None if needed is None else lambda: self.request(needed, operation)
         while True:
             try:
                 return self.sockets.call(call, self.timeout, setup)
@@ -492,7 +493,8 @@ class AsyncExecutor(_Core):
             raise RuntimeError(f"{self.provider.name} yielded a JSON-RPC call but the client has no sockets")
         budget: _WaitBudget | None = None
         attempt = 1
-        setup = None if call.setup is None else lambda: self.request(call.setup, operation)  # type: ignore[arg-type]
+        needed = call.setup  # what a new connection needs first: made as any request
+        setup = None if needed is None else lambda: self.request(needed, operation)
         while True:
             try:
                 return await self.sockets.call(call, self.timeout, setup)
