@@ -57,8 +57,14 @@ def _read_frame(text: str | bytes) -> dict[str, Any] | None:
     return frame if type(frame) is dict else None
 
 
+def _failure(call: Call, why: str, *, landed: bool, timed_out: bool = False) -> errors.TransportError:
+    """The error of a call that failed: ``landed`` once its request was written (the server may have it)."""
+    kind = errors.TimeoutError if timed_out else errors.TransportError
+    return kind(f"{call.api or call.method} over {call.url}: {why}", may_have_landed=landed)
+
+
 def _never_sent(call: Call, why: str) -> errors.TransportError:
-    return errors.TransportError(f"{call.api or call.method} over {call.url}: {why}", may_have_landed=False)
+    return _failure(call, why, landed=False)
 
 
 def _set_up_failed(call: Call, error: errors.IMBridgeError) -> errors.TransportError:
@@ -89,8 +95,7 @@ class _AsyncLink:
 
 def _expire(answer: asyncio.Future[Any], call: Call, timeout: float) -> None:
     if not answer.done():
-        what = f"{call.api or call.method} over {call.url}: no answer within {timeout:g} s"
-        answer.set_exception(errors.TimeoutError(what, may_have_landed=True))
+        answer.set_exception(_failure(call, f"no answer within {timeout:g} s", landed=True, timed_out=True))
 
 
 class AsyncSockets:
@@ -211,9 +216,8 @@ class AsyncSockets:
             self._forget(link, key)
             for request_id, answer in list(waiting.items()):
                 if not answer.done():
-                    answer.set_exception(errors.TransportError(
-                        f"{call.api or call.method} over {call.url}: the connection was lost before request "
-                        f"{request_id} was answered", may_have_landed=True))  # fmt: skip
+                    answer.set_exception(_failure(
+                        call, f"the connection was lost before request {request_id} was answered", landed=True))
             if not socket.closed:
                 await socket.close()
 
@@ -295,8 +299,8 @@ class SyncSockets:
             try:
                 link.socket.send(_frame({"method": call.method, "params": call.params}, request_id))
             except (ConnectionClosed, OSError) as exc:  # part of it may have gone: the server may have it
-                raise errors.TransportError(f"{call.api or call.method} over {call.url}: the connection failed "
-                                            f"while the request was written ({exc})", may_have_landed=True) from None
+                raise _failure(call, f"the connection failed while the request was written ({exc})",
+                               landed=True) from None
             deadline = time.monotonic() + timeout
             while True:
                 left = deadline - time.monotonic()
@@ -305,11 +309,10 @@ class SyncSockets:
                         raise TimeoutError
                     text = link.socket.recv(timeout=left)
                 except TimeoutError:
-                    raise errors.TimeoutError(f"{call.api or call.method} over {call.url}: no answer within "
-                                              f"{timeout:g} s", may_have_landed=True) from None  # fmt: skip
+                    raise _failure(call, f"no answer within {timeout:g} s", landed=True, timed_out=True) from None
                 except (ConnectionClosed, OSError):
-                    raise errors.TransportError(f"{call.api or call.method} over {call.url}: the connection was "
-                                                "lost before the request was answered", may_have_landed=True) from None
+                    raise _failure(call, "the connection was lost before the request was answered",
+                                   landed=True) from None
                 frame = _read_frame(text)
                 if frame is None:
                     continue
@@ -317,9 +320,8 @@ class SyncSockets:
                     kept = "error" not in frame  # an error leaves the connection stuck (see the module's notes)
                     return frame
                 if "error" in frame:
-                    raise errors.TransportError(f"{call.api or call.method} over {call.url}: the connection failed "
-                                                f"before the request was answered ({str(frame)[:200]})",
-                                                may_have_landed=True)  # fmt: skip
+                    raise _failure(call, f"the connection failed before the request was answered "
+                                         f"({str(frame)[:200]})", landed=True)  # fmt: skip
                 if "id" not in frame:
                     reply = call.on_notice(frame)
                     if reply is not None:

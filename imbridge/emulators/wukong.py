@@ -512,6 +512,11 @@ _RPC_PAYLOAD_OBJECT = ("jsonrpc: failed to unmarshal field: send params: json: c
 _RPC_PAYLOAD_BASE64 = "jsonrpc: failed to unmarshal field: send params: illegal base64 data at input byte 0"
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object field of a frame; anything else reads as empty (as Go decodes an absent struct)."""
+    return value if isinstance(value, dict) else {}
+
+
 class JsonRpcSession:
     """One connection to the emulated node's JSON-RPC WebSocket, as the real v2.2.5 node answered one
     (tests/fixtures/wukong/jsonrpc/recording.json; its PROVENANCE.md cites the server source for each):
@@ -567,8 +572,7 @@ class JsonRpcSession:
 
     def _connect(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         emulator = self._emulator
-        params = frame.get("params") if isinstance(frame.get("params"), dict) else {}
-        assert isinstance(params, dict)
+        params = _object(frame.get("params"))
         uid, token, flag = str(params.get("uid") or ""), params.get("token"), params.get("deviceFlag") or 0
         with emulator.store.sqlite_write() as db:
             row = db.execute("SELECT token, device_level FROM wukong_emu_devices WHERE uid = ? AND device_flag = ?",
@@ -590,8 +594,7 @@ class JsonRpcSession:
     def _send(self, frame: dict[str, Any], request_id: str) -> tuple[list[dict[str, Any]], bool]:
         emulator, uid = self._emulator, self.uid
         assert uid is not None
-        params = frame.get("params") if isinstance(frame.get("params"), dict) else {}
-        assert isinstance(params, dict)
+        params = _object(frame.get("params"))
         payload_text = params.get("payload")
         if payload_text is not None and not isinstance(payload_text, str):
             return self._stick(request_id, _RPC_PAYLOAD_OBJECT)
@@ -599,8 +602,7 @@ class JsonRpcSession:
             payload = base64.b64decode(payload_text or "", validate=True)
         except ValueError:
             return self._stick(request_id, _RPC_PAYLOAD_BASE64)
-        header = params.get("header") if isinstance(params.get("header"), dict) else {}
-        assert isinstance(header, dict)
+        header = _object(params.get("header"))
         channel_id, channel_type = str(params.get("channelId") or ""), int(params.get("channelType") or 0)
         client_msg_no = str(params.get("clientMsgNo") or "")
         message_id = emulator._next_message_id()

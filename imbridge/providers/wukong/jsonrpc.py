@@ -29,7 +29,6 @@ from typing import Any
 from imbridge.errors import (
     AuthenticationError,
     InvalidRequestError,
-    ProviderError,
     ServiceUnavailableError,
 )
 from imbridge.providers.wukong import wire
@@ -119,8 +118,8 @@ def read_answer(answer: Any, operation: str) -> tuple[int, int]:
     if type(error) is dict:
         # A request the node could not read (pkg/jsonrpc codec): refused before it became a send.
         code = error.get("code")
-        problem: type[ProviderError] = InvalidRequestError
-        raise problem(f"WuKongIM refused the JSON-RPC send: {str(error.get('message'))[:200]}", provider=NAME,
-                      operation=operation, native_code=code if isinstance(code, int) else None)  # fmt: skip
+        raise InvalidRequestError(f"WuKongIM refused the JSON-RPC send: {str(error.get('message'))[:200]}",
+                                  provider=NAME, operation=operation,
+                                  native_code=code if isinstance(code, int) else None)  # fmt: skip
     raise ServiceUnavailableError(f"WuKongIM answered the JSON-RPC send with {str(answer)[:200]}", provider=NAME,
                                   operation=operation)  # fmt: skip
