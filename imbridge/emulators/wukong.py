@@ -564,9 +564,10 @@ class JsonRpcSession:
             return [], False  # recvack, and anything else it reads: no answer
 
     def _stick(self, request_id: str | None, message: str) -> tuple[list[dict[str, Any]], bool]:
-        answer: dict[str, Any] = {"jsonrpc": "2.0", "error": {"code": 0, "message": message}}
+        answer: dict[str, Any] = {"jsonrpc": "2.0"}
         if request_id is not None:
-            answer = {"jsonrpc": "2.0", "id": request_id, "error": {"code": 0, "message": message}}
+            answer["id"] = request_id
+        answer["error"] = {"code": 0, "message": message}
         self._stuck = answer
         return [answer], False
 
@@ -580,11 +581,8 @@ class JsonRpcSession:
         if emulator.token_auth and (not token or row is None or row["token"] != token):
             return [], True  # event_connect.go:23-26: logged, never answered
         self.uid = uid
-        emulator._last_conn_id += 1
-        self._conn_id = emulator._last_conn_id
         level = row["device_level"] if emulator.token_auth and row is not None else 0
-        emulator._connections[self._conn_id] = (uid, int(flag), level)
-        emulator._status(uid, int(flag), True, self._conn_id)
+        self._conn_id = emulator._add_connection(uid, int(flag), level)
         emulator._rpc_sessions.setdefault(uid, []).append(self)
         now_ms = int(emulator.clock.now().timestamp() * 1000)
         result = {"serverVersion": 5, "timeDiff": now_ms - int(params.get("clientTimestamp") or 0), "reasonCode": 1,
@@ -809,10 +807,14 @@ class WukongEmulator:
                 ).fetchone()
             if row is None or not row["token"]:
                 raise ValueError(f"{uid!r} has no token for device_flag {device_flag}: the server would not answer")
-            self._last_conn_id += 1
-            self._connections[self._last_conn_id] = (uid, device_flag, 1 if master else 0)
-            self._status(uid, device_flag, True, self._last_conn_id)
-            return self._last_conn_id
+            return self._add_connection(uid, device_flag, 1 if master else 0)
+
+    def _add_connection(self, uid: str, device_flag: int, level: int) -> int:
+        """A new live connection (simulated, or a JSON-RPC one): its id, with user.onlinestatus sent."""
+        self._last_conn_id += 1
+        self._connections[self._last_conn_id] = (uid, device_flag, level)
+        self._status(uid, device_flag, True, self._last_conn_id)
+        return self._last_conn_id
 
     def disconnect(self, conn_id: int) -> None:
         """End a simulated connection as its client would (user.onlinestatus with online 0)."""
